@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// placeholder CLI: replaced by the real one
+console.log("alpaca");

@@ -1,0 +1,3 @@
+#include "napi_common.h"
+
+void registerTokenizer(Napi::Env env, Napi::Object exports) {}

@@ -242,3 +242,83 @@ async function removeStaleSocket(p: string): Promise<void> {
   if (alive) throw new UserError(`another daemon is listening on ${p}`);
   fs.unlinkSync(p);
 }
+
+// ─── Client (alpaca ask / status, tests, benchmarks) ─────────────────────────────────────────
+
+export type FinalMessage = Extract<ReplyMessage, { status: string }>;
+export type Chunk = Extract<ReplyMessage, { delta: string }>;
+
+/** A connection to the daemon with any number of requests in flight, matched by transaction. */
+export class SocketClient {
+  private readonly pending = new Map<string, { onChunk?: (c: Chunk) => void; resolve: (m: FinalMessage) => void }>();
+  private readonly unmatched: FinalMessage[] = [];
+  private next = 0;
+  private closedError?: Error;
+
+  private constructor(readonly socket: net.Socket) {
+    const reader = new LineReader(64 * 1024 * 1024, {
+      line: (line) => this.receive(JSON.parse(line.toString("utf8")) as ReplyMessage),
+      tooLong: () => socket.destroy(new Error("reply line too long")),
+    });
+    socket.on("data", (chunk: Buffer) => reader.push(chunk));
+    socket.on("error", (e) => (this.closedError = e));
+    socket.on("close", () => {
+      const e = this.closedError ?? new Error("the daemon closed the connection");
+      for (const [t, p] of this.pending) p.resolve(errorMessage(t, "internal", e.message));
+      this.pending.clear();
+    });
+  }
+
+  static connect(socketPath: string): Promise<SocketClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(socketPath);
+      socket.once("connect", () => {
+        socket.off("error", reject);
+        resolve(new SocketClient(socket));
+      });
+      socket.once("error", reject);
+    });
+  }
+
+  /** Sends one request; resolves with its final message (ok or error). Chunks go to onChunk. */
+  request(body: Record<string, unknown>, onChunk?: (c: Chunk) => void): Promise<FinalMessage> {
+    const transaction = typeof body.transaction === "string" ? body.transaction : `c${++this.next}`;
+    return new Promise((resolve) => {
+      this.pending.set(transaction, { onChunk, resolve });
+      this.socket.write(JSON.stringify({ ...body, transaction }) + "\n");
+    });
+  }
+
+  /** Sends raw bytes (tests of framing); replies without a known transaction land in unmatched. */
+  writeRaw(bytes: string | Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  /** Waits for the next reply that matched no request in flight (transaction null or unknown). */
+  async nextUnmatched(timeoutMs = 5000): Promise<FinalMessage> {
+    const until = Date.now() + timeoutMs;
+    while (this.unmatched.length === 0) {
+      if (Date.now() > until || this.socket.destroyed) throw new Error("no unmatched reply arrived");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return this.unmatched.shift()!;
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+
+  private receive(m: ReplyMessage): void {
+    const p = m.transaction === null ? undefined : this.pending.get(m.transaction);
+    if ("delta" in m) {
+      p?.onChunk?.(m);
+      return;
+    }
+    if (!p) {
+      this.unmatched.push(m);
+      return;
+    }
+    this.pending.delete(m.transaction!);
+    p.resolve(m);
+  }
+}

@@ -38,45 +38,16 @@ export class ChatTemplate {
 
   render(messages: ChatMessage[]): string {
     try {
+      // raise_exception and strftime_now come with the Jinja runtime.
       return this.template.render({
         messages,
         add_generation_prompt: true,
         bos_token: this.special.bos,
         eos_token: this.special.eos,
-        raise_exception: (message: unknown) => {
-          throw new TemplateError(String(message));
-        },
-        // Llama 3.1+ templates print today's date in the system prompt.
-        strftime_now: (format: unknown) => strftime(new Date(), String(format)),
       });
     } catch (e) {
-      if (e instanceof TemplateError) throw new ProtocolError("bad_request", `chat template: ${e.message}`);
-      throw new ProtocolError("bad_request", `chat template failed: ${e instanceof Error ? e.message : String(e)}`);
+      // The template refused the conversation ("roles must alternate") or could not run on it.
+      throw new ProtocolError("bad_request", `chat template: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
-}
-
-class TemplateError extends Error {}
-
-const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
-const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
-
-/** The few strftime fields chat templates use (%d %b %Y and friends). */
-export function strftime(d: Date, format: string): string {
-  const pad = (n: number) => String(n).padStart(2, "0");
-  const fields: Record<string, string> = {
-    d: pad(d.getDate()),
-    m: pad(d.getMonth() + 1),
-    Y: String(d.getFullYear()),
-    y: pad(d.getFullYear() % 100),
-    b: MONTHS[d.getMonth()].slice(0, 3),
-    B: MONTHS[d.getMonth()],
-    a: DAYS[d.getDay()].slice(0, 3),
-    A: DAYS[d.getDay()],
-    H: pad(d.getHours()),
-    M: pad(d.getMinutes()),
-    S: pad(d.getSeconds()),
-    "%": "%",
-  };
-  return format.replace(/%([a-zA-Z%])/g, (m, c: string) => fields[c] ?? m);
 }

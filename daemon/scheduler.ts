@@ -110,7 +110,6 @@ export class Scheduler {
   private stopping = false;
   private wake?: () => void;
   private loopDone?: Promise<void>;
-  private engineCells = 0; // the engine's own count, read between steps (never during a decode)
   private recentSteps: { end: number; ms: number; tokens: number }[] = [];
   private totals = { requests: 0, completed: 0, rejected: 0, promptTokens: 0, cachedTokens: 0, generatedTokens: 0 };
 
@@ -186,7 +185,9 @@ export class Scheduler {
       maxQueue: this.maxQueue,
       accepting: this.accepting,
       slots: this.slots.map((s, slot) => ({ slot, busy: !!s.running, cachedTokens: s.cached.length })),
-      kvUsedCells: this.engineCells,
+      // The mirror of the engine's lengths, kept in step with every kvTruncate/kvCopyPrefix/decode
+      // (the engine cannot be asked while a decode runs).
+      kvUsedCells: this.slots.reduce((a, s) => a + s.cached.length, 0),
       tokensPerSecond: busyMs > 0 ? (tokens * 1000) / busyMs : 0,
       totals: { ...this.totals },
     };
@@ -257,7 +258,6 @@ export class Scheduler {
     while (!this.stopping) {
       this.finishEnded();
       this.admit();
-      this.engineCells = this.model.kvUsedCells();
       const active = this.slots.filter((s) => s.running).map((s) => s.running!);
       if (active.length === 0) {
         await new Promise<void>((resolve) => (this.wake = resolve));
@@ -265,7 +265,6 @@ export class Scheduler {
         continue;
       }
       await this.step(active);
-      this.engineCells = this.model.kvUsedCells();
     }
   }
 

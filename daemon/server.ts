@@ -22,6 +22,8 @@ export interface ServerOptions {
   maxQueue?: number;
   maxBatchTokens?: number;
   maxLineBytes?: number;
+  /** Bytes queued to a slow client before its chunks are merged (the socket's default if unset). */
+  highWaterBytes?: number;
   /** Facts from the memory plan, shown by status and info. */
   describePlan?: () => Record<string, unknown>;
   log?: Logger;
@@ -77,7 +79,12 @@ export class Server {
       }
       const scheduler = new Scheduler(model, { maxQueue: o.maxQueue, maxBatchTokens: o.maxBatchTokens });
       const router = new Router({ model, scheduler, chatTemplate, version: packageVersion(), describePlan: o.describePlan, log });
-      const socket = new SocketTransport(router, { path: o.socketPath, maxLineBytes: o.maxLineBytes, log });
+      const socket = new SocketTransport(router, {
+        path: o.socketPath,
+        maxLineBytes: o.maxLineBytes,
+        highWaterBytes: o.highWaterBytes,
+        log,
+      });
       scheduler.start();
       await socket.start();
       return new Server(model, scheduler, router, socket, log);

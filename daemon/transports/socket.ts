@@ -64,6 +64,7 @@ export class SocketTransport {
   private readonly highWaterBytes: number;
   private readonly log: Logger;
   private nextId = 0;
+  private closed?: Promise<void>;
 
   constructor(
     private readonly router: Router,
@@ -82,7 +83,9 @@ export class SocketTransport {
     const p = this.options.path;
     fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o750 });
     await removeStaleSocket(p);
-    const server = net.createServer((socket) => this.accept(socket));
+    // The write high-water mark is the congestion threshold: 'drain' fires exactly when a
+    // congested client has read its backlog.
+    const server = net.createServer({ highWaterMark: this.highWaterBytes }, (socket) => this.accept(socket));
     // 0660 from the first moment: no window in which another user could connect.
     const oldMask = process.umask(0o117);
     try {
@@ -107,7 +110,8 @@ export class SocketTransport {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    // close() stops accepting at once; its callback only comes when the last client has gone.
+    this.closed = new Promise<void>((resolve) => server.close(() => resolve()));
     try {
       fs.unlinkSync(this.options.path);
     } catch {
@@ -132,13 +136,14 @@ export class SocketTransport {
           }),
       ),
     );
+    await this.closed;
   }
 
   private accept(socket: net.Socket): void {
     const label = `socket#${++this.nextId}`;
     this.connections.add(socket);
     const drainWaiters: (() => void)[] = [];
-    const congested = () => socket.writableLength > this.highWaterBytes;
+    const congested = () => socket.writableNeedDrain;
     const session: Session = this.router.openSession(
       {
         send: (message: ReplyMessage) => {
@@ -153,7 +158,6 @@ export class SocketTransport {
       label,
     );
     socket.on("drain", () => {
-      if (congested()) return;
       for (const cb of drainWaiters.splice(0)) cb();
       if (socket.isPaused() && !socket.destroyed) socket.resume();
     });

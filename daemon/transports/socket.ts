@@ -64,7 +64,7 @@ export class SocketTransport {
   private readonly highWaterBytes: number;
   private readonly log: Logger;
   private nextId = 0;
-  private closed?: Promise<void>;
+  private unlinked = false;
 
   constructor(
     private readonly router: Router,
@@ -105,13 +105,15 @@ export class SocketTransport {
     this.log.info(`listening on ${p}`);
   }
 
-  /** No new connections; the open ones keep being served. */
+  /**
+   * No new connections: the path is removed, so no client can find the socket any more. The
+   * listener itself stays open until close(): a client that connected a moment ago is still in
+   * the kernel's accept queue, and closing the listener would reset it without a word; accepted,
+   * it gets its shutting_down answer like everyone else.
+   */
   async stopListening(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    // close() stops accepting at once; its callback only comes when the last client has gone.
-    this.closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    if (!this.server || this.unlinked) return;
+    this.unlinked = true;
     try {
       fs.unlinkSync(this.options.path);
     } catch {
@@ -122,6 +124,11 @@ export class SocketTransport {
   /** Ends every connection after its queued replies are written (destroyed after waitMs). */
   async close(waitMs = 2000): Promise<void> {
     await this.stopListening();
+    const server = this.server;
+    this.server = undefined;
+    // One more turn of the event loop: connections and lines already received are answered.
+    await new Promise((r) => setImmediate(r));
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     await Promise.all(
       [...this.connections].map(
         (socket) =>
@@ -136,7 +143,7 @@ export class SocketTransport {
           }),
       ),
     );
-    await this.closed;
+    await closed; // calls back once the last connection is gone
   }
 
   private accept(socket: net.Socket): void {

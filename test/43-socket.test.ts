@@ -236,7 +236,8 @@ testNeeding(test, needShared, "a client that does not read gets merged chunks, i
     const n = 8;
     for (let i = 0; i < n; i++)
       s.write(JSON.stringify({ op: "generate", transaction: `s${i}`, prompt: PROMPT, max_tokens: 500, temperature: 0 }) + "\n");
-    await new Promise((r) => setTimeout(r, 3000));
+    // ~300 tokens per running request: far more small writes than the kernel queues
+    await waitFor(() => d.server.scheduler.stats().totals.generatedTokens >= 1200, 30000, "tokens while the client does not read");
     let buf = "";
     s.on("data", (b) => (buf += b.toString()));
     s.resume();

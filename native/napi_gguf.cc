@@ -17,6 +17,16 @@ constexpr uint64_t kSummarizeAbove = 1024;
 // claim a billion-element array in a few bytes of header plus the data section it overlaps.
 constexpr uint64_t kMaxFullArray = uint64_t(1) << 24;
 constexpr uint64_t kMaxSafeInteger = (uint64_t(1) << 53) - 1;
+// The reader accepts strings up to 1 GiB (they are views into the mapping), but V8 cannot
+// make a string over ~512 MiB and would fail with a message that names no file. A chat
+// template, the longest real value, is a few kilobytes.
+constexpr size_t kMaxJsStringBytes = size_t(1) << 24;
+
+Napi::String stringValue(Napi::Env env, const GgufFile& file, const std::string& key, std::string_view s) {
+  if (s.size() > kMaxJsStringBytes)
+    throw GgufError(file.path() + ": " + key + " holds a string of " + std::to_string(s.size()) + " bytes, too long to return");
+  return Napi::String::New(env, s.data(), s.size());
+}
 
 Napi::Value unsignedValue(Napi::Env env, uint64_t u) {
   if (u <= kMaxSafeInteger) return Napi::Number::New(env, static_cast<double>(u));
@@ -58,7 +68,7 @@ size_t elementSize(GgufValueType type) {
 
 Napi::Value metadataValue(Napi::Env env, const GgufFile& file, const std::string& key, const GgufValue& v, bool full) {
   switch (v.type) {
-    case GgufValueType::STRING: return Napi::String::New(env, v.str.data(), v.str.size());
+    case GgufValueType::STRING: return stringValue(env, file, key, v.str);
     case GgufValueType::BOOL: return Napi::Boolean::New(env, v.u != 0);
     case GgufValueType::FLOAT32: case GgufValueType::FLOAT64: return Napi::Number::New(env, v.f);
     case GgufValueType::UINT64: return unsignedValue(env, v.u);
@@ -75,7 +85,7 @@ Napi::Value metadataValue(Napi::Env env, const GgufFile& file, const std::string
     throw GgufError(file.path() + ": " + key + " has " + std::to_string(v.count) + " elements, too many to list");
   Napi::Array out = Napi::Array::New(env, static_cast<size_t>(v.count));
   if (v.elemType == GgufValueType::STRING) {
-    for (uint32_t i = 0; i < v.count; i++) out.Set(i, Napi::String::New(env, v.strings[i].data(), v.strings[i].size()));
+    for (uint32_t i = 0; i < v.count; i++) out.Set(i, stringValue(env, file, key, v.strings[i]));
   } else {
     size_t es = elementSize(v.elemType);
     for (uint32_t i = 0; i < v.count; i++) out.Set(i, elementValue(env, v.elemType, v.elems + i * es));

@@ -240,9 +240,14 @@ test("huge claims in huge sparse files fail fast, naming the file, in bounded me
   const { header: tokHeader, layout: tokLayout } = encodeGgufHeader({ metadata: tokens, tensors: [] });
   const countAt = tokLayout.metadata[0]!.valueAt + 4;
   tokHeader.writeBigUInt64LE(2n ** 28n, countAt);
+  // A string value of 768 MiB: valid for the reader (a view), but over what V8 can hold.
+  const { header: nameHeader, layout: nameLayout } = encodeGgufHeader({ metadata: [["general.name", meta.string("")]], tensors: [] });
+  const lengthAt = nameLayout.metadata[0]!.valueAt;
+  nameHeader.writeBigUInt64LE(768n * 2n ** 20n, lengthAt);
   const files = [
+    sparseFile(path.join(dir, "768MiB-string-in-1GiB.gguf"), nameHeader.subarray(0, lengthAt + 8), GiB),
     sparseFile(path.join(dir, "kv-count-2^32-in-64GiB.gguf"), headerWithCounts(0n, 2n ** 32n), 64 * GiB),
-    sparseFile(path.join(dir, "tensor-count-2^31-in-64GiB.gguf"), headerWithCounts(2n ** 31n, 0n), 64 * GiB),
+    sparseFile(path.join(dir, "tensor-count-2^30-in-64GiB.gguf"), headerWithCounts(2n ** 30n, 0n), 64 * GiB),
     sparseFile(path.join(dir, "2^28-empty-strings-in-2GiB.gguf"), tokHeader.subarray(0, countAt + 8), 2 * GiB),
   ];
   const started = Date.now();

@@ -18,7 +18,9 @@
         "native/vocab.cc",
         "native/tokenizer_spm.cc",
         "native/tokenizer_bpe.cc",
-        "native/sampler.cc"
+        "native/unicode_tables.cc",
+        "native/sampler.cc",
+        "native/matmul.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

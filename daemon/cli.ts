@@ -1,3 +1,40 @@
 #!/usr/bin/env node
-// placeholder CLI: replaced by the real one
-console.log("alpaca");
+// The alpaca command line: one table of commands; user mistakes are one line and exit code 2.
+import yargs, { type CommandModule } from "yargs";
+import { hideBin } from "yargs/helpers";
+import { evalCommand } from "./commands/eval.js";
+import { infoCommand } from "./commands/info.js";
+import { runCommand } from "./commands/run.js";
+import { tokenizeCommand } from "./commands/tokenize.js";
+import { isUserFacing } from "./errors.js";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const commands: CommandModule<object, any>[] = [runCommand, tokenizeCommand, evalCommand, infoCommand];
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`alpaca: ${message}\n`);
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  const cli = yargs(hideBin(process.argv))
+    .scriptName("alpaca")
+    .strict()
+    .demandCommand(1, "say which command to run (alpaca --help lists them)")
+    .recommendCommands()
+    .help()
+    .version()
+    .fail((msg, err) => {
+      if (err && !isUserFacing(err)) throw err;
+      fail(msg || err?.message || "invalid arguments", 2);
+    });
+  for (const c of commands) cli.command(c);
+  try {
+    await cli.parseAsync();
+  } catch (e) {
+    if (isUserFacing(e)) fail(e.message, 2);
+    fail(`internal error: ${e instanceof Error ? e.message : String(e)}`, 1);
+  }
+}
+
+void main();

@@ -21,8 +21,8 @@ SimdKernelSets compiledSimdKernelSets() {
   static const SimdKernelSet* const sets[] = {&kAvx2Kernels};
   return {sets, 1};
 #elif defined(__aarch64__)
-  static const SimdKernelSet* const sets[] = {&kNeonDotprodKernels, &kNeonKernels};
-  return {sets, 2};
+  static const SimdKernelSet* const sets[] = {&kNeonDotprodKernels, &kNeonKernels, &kNeonSdotEmulatedKernels};
+  return {sets, 3};
 #else
   return {nullptr, 0};
 #endif

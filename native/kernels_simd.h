@@ -48,4 +48,5 @@ extern const SimdKernelSet kAvx2Kernels;
 #if defined(__aarch64__)
 extern const SimdKernelSet kNeonKernels;
 extern const SimdKernelSet kNeonDotprodKernels;
+extern const SimdKernelSet kNeonSdotEmulatedKernels;  // Q4_0 only; checked, never the fastest
 #endif

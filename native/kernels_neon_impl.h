@@ -23,8 +23,7 @@ namespace neon {
 template <typename Block>
 inline float32x4_t loadHalves4(const Block* b, size_t fieldOffset) {
   const auto* p = reinterpret_cast<const uint8_t*>(b) + fieldOffset;
-  uint16x4_t h = vdup_n_u16(0);
-  h = vld1_lane_u16(reinterpret_cast<const uint16_t*>(p), h, 0);
+  uint16x4_t h = vld1_dup_u16(reinterpret_cast<const uint16_t*>(p));  // no zeroing needed
   h = vld1_lane_u16(reinterpret_cast<const uint16_t*>(p + sizeof(Block)), h, 1);
   h = vld1_lane_u16(reinterpret_cast<const uint16_t*>(p + 2 * sizeof(Block)), h, 2);
   h = vld1_lane_u16(reinterpret_cast<const uint16_t*>(p + 3 * sizeof(Block)), h, 3);

@@ -31,7 +31,8 @@ class ThreadPool {
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Runs body over [0, n) and returns when every index is done. Chunks are at least minChunk
-  // long (except the last). Calls from several threads at once are serialised.
+  // long (except the last). Calls from several threads at once are serialised; a body must not
+  // call parallelFor on the same pool (it would wait for itself).
   void parallelFor(int64_t n, const RangeFn& body, int64_t minChunk = 1);
 
  private:

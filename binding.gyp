@@ -18,6 +18,7 @@
         "native/vocab.cc",
         "native/tokenizer_spm.cc",
         "native/tokenizer_bpe.cc",
+        "native/unicode_tables.cc",
         "native/sampler.cc",
         "native/matmul.cc",
         "native/sd_notify.cc"

@@ -15,6 +15,7 @@ LlamaModel::LlamaModel(const std::string& path) : file_(std::make_unique<GgufFil
   if (hp_.architecture.empty()) throw GgufError(p + ": general.architecture is missing (a vocabulary-only file has no model)");
   if (hp_.architecture != "llama")
     throw GgufError(p + ": unsupported architecture '" + hp_.architecture + "' (supported: llama)");
+  if (f.tensors().empty()) throw GgufError(p + ": the file has no tensors (a vocabulary-only file has no model)");
   hp_.name = f.getString("general.name", "");
   const std::string a = hp_.architecture + ".";
 

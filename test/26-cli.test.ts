@@ -1,0 +1,69 @@
+// The command line: the story from the reference prompt, and one-line errors with exit code 2.
+import test from "ava";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { CLI, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
+
+function alpaca(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: "utf8" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+testNeeding(test, needShared, "run prints the Lily story greedily", (t) => {
+  const r = alpaca(["run", "--model", sharedModel("stories260K-f32.gguf"), "--prompt", "Once upon a time", "-n", "40", "--temp", "0"]);
+  t.is(r.code, 0, r.stderr);
+  t.true(r.stdout.startsWith(", there was a little girl named Lily."), r.stdout);
+});
+
+testNeeding(test, needShared, "run --json reports tokens, text and timings", (t) => {
+  const r = alpaca(["run", "-m", sharedModel("stories260K-q4_0.gguf"), "-p", "Hello", "-n", "8", "--temp", "0", "--json"]);
+  t.is(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  t.deepEqual(j.prompt_tokens.slice(0, 1), [1]);
+  t.is(j.tokens.length, 8);
+  t.is(typeof j.text, "string");
+  t.true(j.timings.decodeTokensPerSecond > 0);
+});
+
+testNeeding(test, needShared, "the same seed gives the same sampled tokens", (t) => {
+  const args = ["run", "-m", sharedModel("stories260K-f32.gguf"), "-p", "The little dog", "-n", "24", "--temp", "0.9", "--json"];
+  const a = JSON.parse(alpaca([...args, "--seed", "42"]).stdout);
+  const b = JSON.parse(alpaca([...args, "--seed", "42"]).stdout);
+  const c = JSON.parse(alpaca([...args, "--seed", "43"]).stdout);
+  t.deepEqual(a.tokens, b.tokens);
+  t.notDeepEqual(a.tokens, c.tokens);
+});
+
+testNeeding(test, needShared, "info describes the model", (t) => {
+  const r = alpaca(["info", "-m", sharedModel("stories260K-q4_0.gguf"), "--json"]);
+  t.is(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  t.like(j, { architecture: "llama", nLayer: 5, nEmbd: 64, nHead: 8, nHeadKv: 4, nVocab: 512, nFf: 172 });
+  t.is(j.tensorTypes.f16, 5); // ffn_down of every layer
+  t.true(j.memory.total > j.weightBytes);
+});
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-cli-"));
+const notGguf = path.join(tmp, "not.gguf");
+fs.writeFileSync(notGguf, "this is not a model\n");
+
+const badCases: [string, string[], RegExp][] = [
+  ["missing file", ["run", "-m", path.join(tmp, "nope.gguf"), "-p", "x"], /model file not found/],
+  ["not a GGUF file", ["run", "-m", notGguf, "-p", "x"], /not a GGUF file/],
+  ["-n -1", ["run", "-m", notGguf, "-p", "x", "-n", "-1"], /-n must be an integer/],
+  ["negative temperature", ["run", "-m", notGguf, "-p", "x", "--temp", "-1"], /--temp/],
+  ["unknown command", ["frobnicate"], /Unknown|frobnicate/i],
+  ["bad token list", ["eval", "-m", notGguf, "--tokens", "1,x"], /not a token id|not a GGUF/],
+  ["vocabulary-only file has no model", ["run", "-m", path.join("..", "shared", "vocab", "ggml-vocab-llama-spm.gguf"), "-p", "x"], /no model|not found|architecture/],
+];
+for (const [title, args, message] of badCases) {
+  test(`bad input gives one line and exit code 2: ${title}`, (t) => {
+    const r = alpaca(args);
+    t.is(r.code, 2, r.stderr);
+    t.regex(r.stderr, message);
+    t.is(r.stderr.trim().split("\n").length, 1, r.stderr);
+    t.notRegex(r.stderr, /\n\s+at /);
+  });
+}

@@ -8,7 +8,7 @@ import path from "node:path";
 import yargs from "yargs";
 import { CONFIG_KEYS, configOptions, loadConfig, optionNames, parseSeconds, parseSize, withConfigOptions } from "../daemon/config.js";
 import { UserError } from "../daemon/errors.js";
-import { CLI } from "./helpers/shared.js";
+import { CLI, ROOT } from "./helpers/shared.js";
 
 const GiB = 2 ** 30;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-config-"));
@@ -126,4 +126,21 @@ test("through the CLI a bad option is one line and exit code 2", (t) => {
   const noModel = run(["plan", "--config", configFile({}, "empty.json")], { ALPACA_MODEL: "" });
   t.is(noModel.status, 2);
   t.regex(noModel.stderr, /say which model/);
+});
+
+test("the documented example file loads and names every option", (t) => {
+  const example = path.join(ROOT, "systemd", "alpaca.example.json");
+  const keys = Object.keys(JSON.parse(fs.readFileSync(example, "utf8"))).filter((k) => !k.startsWith("//"));
+  t.deepEqual(keys.sort(), [...CONFIG_KEYS].sort());
+  const c = load(["--config", example]);
+  t.like(c, { configFile: example, kvType: "auto", queueSize: 32, grace: 10, memoryLimit: null, threads: os.availableParallelism() });
+  t.regex(c.model!, /\.gguf$/);
+});
+
+test("docs/configuration.md documents every flag and variable", (t) => {
+  const doc = fs.readFileSync(path.join(ROOT, "docs", "configuration.md"), "utf8");
+  for (const key of CONFIG_KEYS) {
+    const { flag, env } = optionNames(key);
+    t.true(doc.includes(`\`${key}\``) && doc.includes(`\`${flag}\``) && doc.includes(`\`${env}\``), key);
+  }
 });

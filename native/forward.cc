@@ -51,7 +51,12 @@ InferenceContext::InferenceContext(const LlamaModel& model, const ContextParams&
       params_(params),
       kv_(static_cast<int>(model.hparams().nLayer), static_cast<int>(model.hparams().kvDim()), params.nCtx, params.nSeq,
           params.kvType),
-      pool_(params.threads) {}
+      pool_(params.threads) {
+  const int64_t block = traitsOf(params.kvType).blockSize;
+  if (model.hparams().headDim % block != 0)
+    throw std::invalid_argument(std::string("a ") + traitsOf(params.kvType).name + " KV cache needs a head size that is a multiple of " +
+                                std::to_string(block) + " (this model's is " + std::to_string(model.hparams().headDim) + ")");
+}
 
 void InferenceContext::validate(const std::vector<BatchToken>& batch) const {
   if (batch.empty()) throw std::invalid_argument("empty batch");
@@ -151,7 +156,7 @@ void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch
   const TensorType qType = traitsOf(kvType).dotWith;
   const size_t qRowBytes = rowBytes(qType, D);
   VecDotFn dot = vecDotFor(kvType);
-  const int nThreads = pool_.size();
+  const int nThreads = pool_.threads();
   scores_.resize(static_cast<size_t>(nThreads) * C);                    // [threads][C]
   qHalf_.resize((static_cast<size_t>(nThreads) * qRowBytes + 1) / 2);   // [threads][one query head in the dot format]
   std::vector<float> valueRow(static_cast<size_t>(nThreads) * D);      // [threads][D]

@@ -5,8 +5,8 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
-import { CLI, ROOT, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
+import { writeSyntheticLlama } from "../models/synthetic.js";
+import { CLI, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 
 const EXIT_DOES_NOT_FIT = 3;
 
@@ -15,22 +15,12 @@ function alpaca(args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-// The synthetic writer (models/synthetic.ts) comes with the GGUF tools; it is imported by path
-// so that this file compiles before they are merged.
-const WRITER = path.join(ROOT, "dist", "models", "synthetic.js");
-const needWriter = () => (fs.existsSync(WRITER) ? null : `the synthetic model writer is not built (${WRITER})`);
-
-interface SyntheticWriter {
-  writeSyntheticLlama(file: string, options: { shape: string; type: string; fill: "sparse" }): Promise<{ weightBytes: number }>;
-}
-
 let sparse7b: Promise<string> | undefined;
 test.after.always(async () => {
   if (sparse7b) fs.rmSync(path.dirname(await sparse7b), { recursive: true, force: true });
 });
 function sparse7bFile(): Promise<string> {
   sparse7b ??= (async () => {
-    const { writeSyntheticLlama } = (await import(pathToFileURL(WRITER).href)) as SyntheticWriter;
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-plan-")), "7b-q4_0.gguf");
     await writeSyntheticLlama(file, { shape: "7b", type: "q4_0", fill: "sparse" });
     return file;
@@ -44,7 +34,7 @@ function planJson(args: string[]) {
   return { code: r.code, plan: JSON.parse(r.stdout) };
 }
 
-testNeeding(test, needWriter, "7B Q4_0 at 4G: fits with one sequence, a 1024-token context and q8_0 KV, and says so", async (t) => {
+test("7B Q4_0 at 4G: fits with one sequence, a 1024-token context and q8_0 KV, and says so", async (t) => {
   const model = await sparse7bFile();
   const r = alpaca(["plan", "--model", model, "--memory", "4G", "--threads", "4"]);
   t.is(r.code, 0, r.stderr);
@@ -59,7 +49,7 @@ testNeeding(test, needWriter, "7B Q4_0 at 4G: fits with one sequence, a 1024-tok
   t.is(plan.model.weightBytes, plan.costs.weights);
 });
 
-testNeeding(test, needWriter, "7B Q4_0 at 3G: the weights cannot stay resident, and what would fit", async (t) => {
+test("7B Q4_0 at 3G: the weights cannot stay resident, and what would fit", async (t) => {
   const model = await sparse7bFile();
   const r = alpaca(["plan", "--model", model, "--memory", "3G"]);
   t.is(r.code, EXIT_DOES_NOT_FIT, r.stderr);
@@ -70,7 +60,7 @@ testNeeding(test, needWriter, "7B Q4_0 at 3G: the weights cannot stay resident, 
   t.false(plan.fits);
 });
 
-testNeeding(test, needWriter, "7B Q4_0 at 16G: several parallel sequences at 2048 tokens, f16", async (t) => {
+test("7B Q4_0 at 16G: several parallel sequences at 2048 tokens, f16", async (t) => {
   const model = await sparse7bFile();
   const { code, plan } = planJson(["--model", model, "--memory", "16G"]);
   t.is(code, 0);

@@ -11,8 +11,12 @@ import {
 const GiB = 2 ** 30;
 
 /** A temp dir holding the given files (paths relative to the fake root). */
+const roots: string[] = [];
+test.after.always(() => roots.forEach((r) => fs.rmSync(r, { recursive: true, force: true })));
+
 function fakeRoot(files: Record<string, string>): string {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-root-"));
+  roots.push(root);
   for (const [rel, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
     fs.writeFileSync(path.join(root, rel), text);

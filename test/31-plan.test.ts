@@ -20,8 +20,12 @@ const TINYLLAMA: PlanModel = { ...SHAPE_TINY, nCtxTrain: 2048, weightBytes: Math
 const request = { threads: 4 };
 const onMachine = (bytes: number) => ({ machine: bytes });
 
+const roots: string[] = [];
+test.after.always(() => roots.forEach((r) => fs.rmSync(r, { recursive: true, force: true })));
+
 function fakeRoot(files: Record<string, string>): string {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-root-"));
+  roots.push(root);
   for (const [rel, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
     fs.writeFileSync(path.join(root, rel), text);

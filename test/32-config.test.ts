@@ -12,6 +12,7 @@ import { CLI, ROOT } from "./helpers/shared.js";
 
 const GiB = 2 ** 30;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-config-"));
+test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const NO_DEFAULT_FILE = path.join(tmp, "absent.json");
 
 function configFile(content: unknown, name = "config.json"): string {

@@ -9,8 +9,12 @@ import { PressureWatcher, type PressureChange } from "../daemon/pressure.js";
 
 const MiB = 2 ** 20, GiB = 2 ** 30;
 
+const roots: string[] = [];
+test.after.always(() => roots.forEach((r) => fs.rmSync(r, { recursive: true, force: true })));
+
 function fakeProc() {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-pressure-"));
+  roots.push(root);
   fs.mkdirSync(path.join(root, "proc", "pressure"), { recursive: true });
   const set = (availableBytes: number, someAvg10: number | null) => {
     fs.writeFileSync(path.join(root, "proc", "meminfo"),
@@ -91,7 +95,9 @@ test("without PSI, MemAvailable alone decides", (t) => {
 });
 
 test("without /proc at all it keeps admitting (no signal is not pressure)", (t) => {
-  const { w } = watched(fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-empty-")));
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-empty-"));
+  roots.push(empty);
+  const { w } = watched(empty);
   t.like(w.poll(), { memAvailable: null, headroom: null, someAvg10: null });
   t.true(w.admitting());
 });

@@ -23,7 +23,8 @@
         "native/tokenizer_spm.cc",
         "native/tokenizer_bpe.cc",
         "native/unicode_tables.cc",
-        "native/sampler.cc"
+        "native/sampler.cc",
+        "native/sd_notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -4,12 +4,15 @@ import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { evalCommand } from "./commands/eval.js";
 import { infoCommand } from "./commands/info.js";
+import { quantizeCommand } from "./commands/quantize.js";
 import { runCommand } from "./commands/run.js";
 import { tokenizeCommand } from "./commands/tokenize.js";
 import { isUserFacing } from "./errors.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const commands: CommandModule<object, any>[] = [runCommand, tokenizeCommand, evalCommand, infoCommand];
+const commands: CommandModule<object, any>[] = [
+  runCommand, tokenizeCommand, evalCommand, infoCommand, quantizeCommand,
+];
 
 function fail(message: string, code: number): never {
   process.stderr.write(`alpaca: ${message}\n`);

@@ -4,6 +4,8 @@ import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { evalCommand } from "./commands/eval.js";
 import { infoCommand } from "./commands/info.js";
+import { modelsCommand } from "./commands/models.js";
+import { pullCommand } from "./commands/pull.js";
 import { quantizeCommand } from "./commands/quantize.js";
 import { runCommand } from "./commands/run.js";
 import { tokenizeCommand } from "./commands/tokenize.js";
@@ -11,7 +13,7 @@ import { isUserFacing } from "./errors.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const commands: CommandModule<object, any>[] = [
-  runCommand, tokenizeCommand, evalCommand, infoCommand, quantizeCommand,
+  runCommand, tokenizeCommand, evalCommand, infoCommand, pullCommand, modelsCommand, quantizeCommand,
 ];
 
 function fail(message: string, code: number): never {

@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { UserError } from "../daemon/errors.js";
 import { formatBytes } from "../daemon/memory.js";
-import { defaultCatalogEntry, findCatalogEntry, loadCatalog, type CatalogEntry } from "./catalog.js";
+import { defaultCatalogEntry, findCatalogEntry, loadCatalog, type Catalog, type CatalogEntry } from "./catalog.js";
 
 // ── where models live ──────────────────────────────────────────────────────────────────────
 
@@ -73,6 +73,11 @@ export interface PullOptions {
   /** Minimum interval between progress callbacks (default 250 ms). */
   progressIntervalMs?: number;
   signal?: AbortSignal;
+  /** For a URL: the sha256 (hex) and byte count the file must have, when known. */
+  sha256?: string;
+  size?: number;
+  /** Another catalog than the shipped one (tests, a site's own list). */
+  catalog?: Catalog;
 }
 
 export interface PullResult {
@@ -99,7 +104,9 @@ interface Target {
   label: string;
 }
 
-function resolveTarget(idOrUrl: string): Target {
+function resolveTarget(idOrUrl: string, catalog: Catalog, o: PullOptions): Target {
+  if (o.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(o.sha256)) throw new UserError(`--sha256 must be 64 hex digits`);
+  if (o.size !== undefined && !(Number.isSafeInteger(o.size) && o.size > 0)) throw new UserError(`--size must be a positive number of bytes`);
   if (/^https?:\/\//i.test(idOrUrl)) {
     let u: URL;
     try {
@@ -109,13 +116,13 @@ function resolveTarget(idOrUrl: string): Target {
     }
     const file = decodeURIComponent(path.posix.basename(u.pathname));
     if (!file || file === "/" || file.startsWith(".")) throw new UserError(`cannot tell a file name from ${idOrUrl}`);
-    const known = loadCatalog().models.find((m) => m.url === idOrUrl);
-    if (known) return targetOf(known);
-    return { url: idOrUrl, file, sha256: null, size: null, sizeExact: false, label: file };
+    const known = catalog.models.find((m) => m.url === idOrUrl);
+    if (known && o.sha256 === undefined && o.size === undefined) return targetOf(known);
+    return { url: idOrUrl, file, sha256: o.sha256?.toLowerCase() ?? null, size: o.size ?? null, sizeExact: o.size !== undefined, label: file };
   }
-  const entry = findCatalogEntry(idOrUrl);
+  const entry = findCatalogEntry(idOrUrl, catalog);
   if (!entry)
-    throw new UserError(`unknown model "${idOrUrl}" (known: ${loadCatalog().models.map((m) => m.id).join(", ")}; or give an https URL)`);
+    throw new UserError(`unknown model "${idOrUrl}" (known: ${catalog.models.map((m) => m.id).join(", ")}; or give an https URL)`);
   return targetOf(entry);
 }
 
@@ -186,7 +193,7 @@ async function checkSpace(dir: string, needed: number, what: string): Promise<vo
 
 /** Downloads a catalog model (by id) or a URL into the models directory. */
 export async function pullModel(idOrUrl: string, options: PullOptions = {}): Promise<PullResult> {
-  const target = resolveTarget(idOrUrl);
+  const target = resolveTarget(idOrUrl, options.catalog ?? loadCatalog(), options);
   const dir = path.resolve(options.dir ?? defaultModelsDir());
   try {
     await fsp.mkdir(dir, { recursive: true });
@@ -362,8 +369,11 @@ function diskError(e: unknown, partPath: string, have: number): unknown {
  * For `serve` with no model configured. Without a network it throws one UserError that says how
  * to get a model by hand.
  */
-export async function ensureDefaultModel(dir: string, options: Pick<PullOptions, "onProgress" | "onWarning" | "signal"> = {}): Promise<string> {
-  const entry = defaultCatalogEntry();
+export async function ensureDefaultModel(
+  dir: string,
+  options: Pick<PullOptions, "onProgress" | "onWarning" | "signal" | "catalog" | "retries" | "backoffMs"> = {},
+): Promise<string> {
+  const entry = defaultCatalogEntry(options.catalog);
   const file = path.join(dir, entry.file);
   if (fs.existsSync(file)) return file;
   try {

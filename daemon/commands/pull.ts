@@ -7,6 +7,8 @@ import { defaultModelsDir, pullModel, type PullProgress } from "../../models/pul
 interface PullArgs {
   model: string;
   dir?: string;
+  sha256?: string;
+  size?: number;
   quiet: boolean;
 }
 
@@ -65,6 +67,8 @@ export const pullCommand: CommandModule<object, PullArgs> = {
     y
       .positional("model", { type: "string", demandOption: true, describe: "catalog id (alpaca models lists them) or URL" })
       .option("dir", { type: "string", describe: "models directory (default: $ALPACA_MODELS, /var/lib/alpaca/models or ~/.local/share/alpaca/models)" })
+      .option("sha256", { type: "string", describe: "for a URL: the sha256 the file must have" })
+      .option("size", { type: "number", describe: "for a URL: the byte count the file must have" })
       .option("quiet", { alias: "q", type: "boolean", default: false, describe: "no progress" }),
   handler: async (a) => {
     const dir = a.dir ?? defaultModelsDir();
@@ -75,6 +79,8 @@ export const pullCommand: CommandModule<object, PullArgs> = {
     try {
       const result = await pullModel(a.model, {
         dir,
+        sha256: a.sha256,
+        size: a.size,
         signal: abort.signal,
         onProgress: a.quiet ? undefined : (p) => printer.update(p),
         onWarning: (m) => { printer.done(); process.stderr.write(`alpaca: warning: ${m}\n`); },

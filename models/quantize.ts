@@ -194,7 +194,7 @@ function u32Kv(key: string, value: number): RawKv { return { key, bytes: Buffer.
 
 export interface QuantizeProgress { tensor: string; index: number; count: number; from: number; to: number }
 export interface QuantizeOptions {
-  /** Bytes of source rows converted at a time (default 16 MiB). */
+  /** Bytes of source rows converted at a time (default 4 MiB). */
   sliceBytes?: number;
   onTensor?: (p: QuantizeProgress) => void;
 }
@@ -241,7 +241,7 @@ export async function quantizeGguf(input: string, output: string, target: Quanti
   try {
     await outFd.write(header, 0, header.length, 0);
     let at = header.length;
-    const sliceTarget = options.sliceBytes ?? 16 << 20;
+    const sliceTarget = options.sliceBytes ?? 4 << 20; // small slices keep a Pi's peak memory low
     for (let i = 0; i < plan.length; i++) {
       const { t, to, inBytes, outBytes } = plan[i]!;
       options.onTensor?.({ tensor: t.name, index: i, count: plan.length, from: t.type, to });

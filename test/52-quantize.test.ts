@@ -147,3 +147,27 @@ testNeeding(test, needShared, "alpaca quantize --force overwrites, and reports w
   t.regex(r.stderr, /32 tensors q8_0, 5 f16 \(rows not a multiple of 32\), 11 kept/);
   t.true(fs.readFileSync(out).equals(fs.readFileSync(sharedModel("stories260K-q8_0.gguf"))));
 });
+
+test("a large F16 file is streamed: peak memory stays far below the file size", (t) => {
+  // 3 × 4096×11008 F16 (a 7B model's ffn_up shape): 270 MB, sparse, quantized in a fresh process
+  const input = path.join(tmp, "big-f16.gguf");
+  const output = path.join(tmp, "big-q4_0.gguf");
+  const dist = path.dirname(path.dirname(CLI));
+  const script = `
+    import { writeGguf, GgmlType, meta } from ${JSON.stringify(path.join(dist, "models", "gguf-writer.js"))};
+    import { quantizeGguf } from ${JSON.stringify(path.join(dist, "models", "quantize.js"))};
+    import fs from "node:fs";
+    const tensors = [0, 1, 2].map((l) => ({ name: "blk." + l + ".ffn_up.weight", type: GgmlType.F16, dims: [4096, 11008], data: "zero" }));
+    await writeGguf(${JSON.stringify(input)}, { metadata: [["general.architecture", meta.string("llama")]], tensors });
+    await quantizeGguf(${JSON.stringify(input)}, ${JSON.stringify(output)}, "q4_0");
+    const kb = Number(/VmHWM:\\s+(\\d+)/.exec(fs.readFileSync("/proc/self/status", "utf8"))[1]);
+    console.log(JSON.stringify({ peak: kb * 1024, input: fs.statSync(${JSON.stringify(input)}).size }));`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+  t.is(r.status, 0, r.stderr);
+  const { peak, input: inputSize } = JSON.parse(r.stdout) as { peak: number; input: number };
+  t.true(inputSize > 250e6);
+  t.true(peak < 200 * 1024 * 1024, `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB`);
+  t.is(fs.statSync(output).size, readGguf(output).dataOffset + 3 * 11008 * (4096 / 32) * 18);
+  fs.rmSync(input);
+  fs.rmSync(output);
+});

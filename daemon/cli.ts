@@ -5,12 +5,13 @@ import { hideBin } from "yargs/helpers";
 import { benchCommand } from "./commands/bench.js";
 import { evalCommand } from "./commands/eval.js";
 import { infoCommand } from "./commands/info.js";
+import { planCommand } from "./commands/plan.js";
 import { runCommand } from "./commands/run.js";
 import { tokenizeCommand } from "./commands/tokenize.js";
 import { isUserFacing } from "./errors.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const commands: CommandModule<object, any>[] = [runCommand, tokenizeCommand, evalCommand, infoCommand, benchCommand];
+const commands: CommandModule<object, any>[] = [runCommand, tokenizeCommand, evalCommand, infoCommand, planCommand, benchCommand];
 
 function fail(message: string, code: number): never {
   process.stderr.write(`alpaca: ${message}\n`);

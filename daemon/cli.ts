@@ -2,6 +2,7 @@
 // The alpaca command line: one table of commands; user mistakes are one line and exit code 2.
 import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
+import { benchCommand } from "./commands/bench.js";
 import { evalCommand } from "./commands/eval.js";
 import { infoCommand } from "./commands/info.js";
 import { modelsCommand } from "./commands/models.js";
@@ -22,6 +23,7 @@ const commands: CommandModule<object, any>[] = [
   pullCommand,
   modelsCommand,
   quantizeCommand,
+  benchCommand,
 ];
 
 function fail(message: string, code: number): never {

@@ -3,8 +3,13 @@
 import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { askCommand } from "./commands/ask.js";
+import { benchCommand } from "./commands/bench.js";
 import { evalCommand } from "./commands/eval.js";
 import { infoCommand } from "./commands/info.js";
+import { modelsCommand } from "./commands/models.js";
+import { pullCommand } from "./commands/pull.js";
+import { quantizeCommand } from "./commands/quantize.js";
+import { planCommand } from "./commands/plan.js";
 import { runCommand } from "./commands/run.js";
 import { serveCommand } from "./commands/serve.js";
 import { statusCommand } from "./commands/status.js";
@@ -12,7 +17,20 @@ import { tokenizeCommand } from "./commands/tokenize.js";
 import { isUserFacing } from "./errors.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const commands: CommandModule<object, any>[] = [runCommand, tokenizeCommand, evalCommand, infoCommand, serveCommand, askCommand, statusCommand];
+const commands: CommandModule<object, any>[] = [
+  runCommand,
+  tokenizeCommand,
+  evalCommand,
+  infoCommand,
+  planCommand,
+  pullCommand,
+  modelsCommand,
+  quantizeCommand,
+  benchCommand,
+  serveCommand,
+  askCommand,
+  statusCommand,
+];
 
 function fail(message: string, code: number): never {
   process.stderr.write(`alpaca: ${message}\n`);

@@ -3,13 +3,27 @@
 // Everything read here is checked against the mapping before it is touched.
 #include "gguf.h"
 
+#include <algorithm>
 #include <cstring>
+#include <new>
 #include <limits>
 
 namespace {
 
 constexpr uint64_t kMaxStringBytes = uint64_t(1) << 30;   // no key or value is anywhere near this
 constexpr uint64_t kMaxDims = 4;
+// Counts a real file never comes near, which bound what a few header bytes can make us
+// allocate. Without them, a sparse file whose header claims 2^28 strings has its zeros read
+// as 2^28 empty strings: 4 GiB of string_views on a Pi with 4 GiB of RAM. Each kept record
+// is larger than its bytes in the file (a 14-byte key/value becomes ~200 bytes of map and
+// vector), so the file size alone is not a bound.
+constexpr uint64_t kMaxKeyBytes = 65535;           // the GGUF spec's limit for keys
+constexpr uint64_t kMaxTensorNameBytes = 256;      // llama.cpp allows 63 (GGML_MAX_NAME)
+constexpr uint64_t kMaxMetadataCount = 1 << 16;    // real files: under 100
+constexpr uint64_t kMaxTensorCount = 1 << 16;      // real files: a few thousand at most
+constexpr uint64_t kMaxArrayStrings = 1 << 22;     // largest vocabularies / merge lists: ~300k
+// Reserve no more than this up front: the counts are still the file's word, not a fact.
+constexpr uint64_t kMaxReserve = 1 << 12;
 
 // A cursor over the mapped header with checked reads.
 class Reader {
@@ -33,10 +47,20 @@ class Reader {
     pos_ += sizeof(T);
     return v;
   }
-  std::string_view readString(const std::string& what) {
-    uint64_t len = read<uint64_t>(what + " length");
-    if (len > kMaxStringBytes) fail(what + " has an absurd length " + std::to_string(len));
-    need(len, what);
+  std::string_view readString(const std::string& what, uint64_t maxBytes = kMaxStringBytes) {
+    return readStringNamed([&] { return what; }, maxBytes);
+  }
+  // `what` builds the field's name only when there is an error to report: a vocabulary of
+  // 32000 strings should not cost 32000 message strings.
+  template <typename Describe>
+  std::string_view readStringNamed(Describe&& what, uint64_t maxBytes = kMaxStringBytes) {
+    if (remaining() < 8) fail("truncated file: " + what() + " length needs 8 bytes");
+    uint64_t len;
+    std::memcpy(&len, base_ + pos_, 8);
+    pos_ += 8;
+    if (len > maxBytes)
+      fail(what() + " has an absurd length " + std::to_string(len) + " (at most " + std::to_string(maxBytes) + ")");
+    if (len > remaining()) fail("truncated file: " + what() + " needs " + std::to_string(len) + " bytes");
     std::string_view s(reinterpret_cast<const char*>(base_ + pos_), static_cast<size_t>(len));
     pos_ += len;
     return s;
@@ -99,8 +123,11 @@ GgufValue readValue(Reader& r, GgufValueType type, const std::string& key) {
     if (v.elemType == GgufValueType::STRING) {
       // each string takes at least its 8-byte length
       if (v.count > r.remaining() / 8) r.fail(key + ": array of " + std::to_string(v.count) + " strings does not fit in the file");
+      if (v.count > kMaxArrayStrings)
+        r.fail(key + ": array of " + std::to_string(v.count) + " strings is over the limit of " + std::to_string(kMaxArrayStrings));
       v.strings.reserve(static_cast<size_t>(v.count));
-      for (uint64_t i = 0; i < v.count; i++) v.strings.push_back(r.readString(key + "[" + std::to_string(i) + "]"));
+      for (uint64_t i = 0; i < v.count; i++)
+        v.strings.push_back(r.readStringNamed([&] { return key + "[" + std::to_string(i) + "]"; }));
     } else {
       size_t es = scalarSize(v.elemType);
       if (v.count > r.remaining() / es) r.fail(key + ": array of " + std::to_string(v.count) + " elements does not fit in the file");
@@ -146,6 +173,16 @@ GgufFile::GgufFile(const std::string& path) {
   } catch (const std::exception& e) {
     throw GgufError(e.what());
   }
+  // The limits above should make this unreachable; should they not, the caller still
+  // learns which file it was instead of a bare "std::bad_alloc".
+  try {
+    parse(path);
+  } catch (const std::bad_alloc&) {
+    throw GgufError(path + ": out of memory while reading the header");
+  }
+}
+
+void GgufFile::parse(const std::string& path) {
   Reader r(path, map_->data(), map_->size());
 
   // --- header ---------------------------------------------------------------------------
@@ -158,11 +195,13 @@ GgufFile::GgufFile(const std::string& path) {
   // a key/value takes at least 8 (key length) + 4 (type) + 1 bytes; a tensor info at least 8+4+8+4+8
   if (nKv > r.remaining() / 13) r.fail("metadata count " + std::to_string(nKv) + " does not fit in the file");
   if (nTensors > r.remaining() / 32) r.fail("tensor count " + std::to_string(nTensors) + " does not fit in the file");
+  if (nKv > kMaxMetadataCount) r.fail("metadata count " + std::to_string(nKv) + " is over the limit of " + std::to_string(kMaxMetadataCount));
+  if (nTensors > kMaxTensorCount) r.fail("tensor count " + std::to_string(nTensors) + " is over the limit of " + std::to_string(kMaxTensorCount));
 
   // --- metadata -------------------------------------------------------------------------
-  metadata_.reserve(static_cast<size_t>(nKv));
+  metadata_.reserve(static_cast<size_t>(std::min(nKv, kMaxReserve)));
   for (uint64_t k = 0; k < nKv; k++) {
-    std::string key(r.readString("metadata key #" + std::to_string(k)));
+    std::string key(r.readStringNamed([&] { return "metadata key #" + std::to_string(k); }, kMaxKeyBytes));
     if (key.empty()) r.fail("metadata key #" + std::to_string(k) + " is empty");
     uint32_t t = r.read<uint32_t>("type of " + key);
     if (!validValueType(t)) r.fail(key + ": unknown value type " + std::to_string(t));
@@ -180,10 +219,10 @@ GgufFile::GgufFile(const std::string& path) {
   }
 
   // --- tensor infos ---------------------------------------------------------------------
-  tensors_.reserve(static_cast<size_t>(nTensors));
+  tensors_.reserve(static_cast<size_t>(std::min(nTensors, kMaxReserve)));
   for (uint64_t ti = 0; ti < nTensors; ti++) {
     GgufTensor t;
-    t.name = std::string(r.readString("tensor name #" + std::to_string(ti)));
+    t.name = std::string(r.readStringNamed([&] { return "tensor name #" + std::to_string(ti); }, kMaxTensorNameBytes));
     const std::string& name = t.name;
     if (name.empty()) r.fail("tensor #" + std::to_string(ti) + " has an empty name");
     t.nDims = r.read<uint32_t>("dimension count of " + name);

@@ -77,6 +77,8 @@ class GgufFile {
   int64_t requireInt(const std::string& key) const;
 
  private:
+  void parse(const std::string& path);
+
   std::unique_ptr<MappedFile> map_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;

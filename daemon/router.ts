@@ -206,7 +206,14 @@ export class Router {
       uptime_s: Math.round((Date.now() - this.started) / 1000),
       model: this.modelSummary(),
       plan: this.plan(),
-      queue: { queued: s.queued, running: s.running, max_queue: s.maxQueue, accepting: this.accepting && s.accepting },
+      queue: {
+        queued: s.queued,
+        running: s.running,
+        max_queue: s.maxQueue,
+        accepting: this.accepting && s.accepting,
+        admitting: s.admitting,
+        ...(s.admitting ? {} : { held_because: s.admissionNote }),
+      },
       slots: s.slots.map((x) => ({ slot: x.slot, busy: x.busy, cached_tokens: x.cachedTokens })),
       tokens_per_second: Math.round(s.tokensPerSecond * 10) / 10,
       totals: {

@@ -48,6 +48,8 @@ export interface SchedulerStats {
   running: number;
   maxQueue: number;
   accepting: boolean;
+  admitting: boolean; // false while memory pressure holds queued requests back
+  admissionNote: string;
   slots: { slot: number; busy: boolean; cachedTokens: number }[];
   kvUsedCells: number;
   tokensPerSecond: number; // generated tokens per second of busy time over the last ~10 s
@@ -107,6 +109,9 @@ export class Scheduler {
   private queue: Ticket[] = [];
   private nextOrder = 0;
   private accepting = true;
+  private admitting = true; // false while memory pressure says to start no new work
+  private admissionNote = "";
+  private stepStarted: number | null = null;
   private stopping = false;
   private wake?: () => void;
   private loopDone?: Promise<void>;
@@ -172,6 +177,22 @@ export class Scheduler {
     return { cancel: () => this.end(ticket, "cancelled") };
   }
 
+  /**
+   * Opens or closes admission into free slots (the memory-pressure watch): while closed, running
+   * sequences go on and queued ones start only when no other is running (one at a time); new
+   * ones queue as usual (busy when the queue is full).
+   */
+  setAdmitting(admitting: boolean, reason = ""): void {
+    this.admitting = admitting;
+    this.admissionNote = admitting ? "" : reason;
+    if (admitting) this.wake?.();
+  }
+
+  /** False when one engine step has run for longer than maxStepMs (a hung engine): for the watchdog. */
+  healthy(maxStepMs = 120_000): boolean {
+    return this.stepStarted === null || performance.now() - this.stepStarted < maxStepMs;
+  }
+
   stats(): SchedulerStats {
     const horizon = performance.now() - 10_000;
     this.recentSteps = this.recentSteps.filter((s) => s.end >= horizon);
@@ -184,6 +205,8 @@ export class Scheduler {
       running: this.slots.filter((s) => s.running).length,
       maxQueue: this.maxQueue,
       accepting: this.accepting,
+      admitting: this.admitting,
+      admissionNote: this.admissionNote,
       slots: this.slots.map((s, slot) => ({ slot, busy: !!s.running, cachedTokens: s.cached.length })),
       // The mirror of the engine's lengths, kept in step with every kvTruncate/kvCopyPrefix/decode
       // (the engine cannot be asked while a decode runs).
@@ -291,7 +314,9 @@ export class Scheduler {
 
   /** Moves queued requests into free slots, best prefix match first. */
   private admit(): void {
-    while (this.queue.length > 0) {
+    // Under memory pressure one sequence still runs at a time: the cache it touches is small,
+    // and a queue that never moves would only turn pressure into timeouts.
+    while (this.queue.length > 0 && (this.admitting || !this.slots.some((s) => s.running))) {
       const free = this.slots.map((s, i) => ({ s, i })).filter(({ s }) => !s.running);
       if (free.length === 0) return;
       const ticket = this.queue.shift()!;
@@ -391,16 +416,19 @@ export class Scheduler {
     }
 
     const t0 = performance.now();
+    this.stepStarted = t0;
     let logits: Float32Array;
     try {
       logits = await this.model.decodeAsync(batch);
     } catch (e) {
+      this.stepStarted = null;
       // The engine refused the batch: these sequences cannot go on; their cache is unknown.
       const message = `engine error: ${e instanceof Error ? e.message : String(e)}`;
       for (const p of parts) this.abort(p.r, message);
       return;
     }
     const t1 = performance.now();
+    this.stepStarted = null;
 
     // logits: [nOut][nVocab], one row per part that asked, in batch order
     const nVocab = this.nVocab;

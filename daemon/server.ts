@@ -6,7 +6,8 @@ import type { KvType, NativeModel } from "./engine.js";
 import { openModel } from "./engine.js";
 import type { Logger } from "./log.js";
 import { silentLogger } from "./log.js";
-import { addon, projectRoot } from "./native.js";
+import { readGguf } from "./gguf.js";
+import { projectRoot } from "./native.js";
 import { Router } from "./router.js";
 import { Scheduler } from "./scheduler.js";
 import { ChatTemplate } from "./templates.js";
@@ -37,11 +38,9 @@ export function packageVersion(): string {
   }
 }
 
-/** tokenizer.chat_template from the GGUF header, if the file has one and the reader is built in. */
+/** tokenizer.chat_template from the GGUF header, if the file has one. */
 export function readChatTemplate(modelPath: string): string | undefined {
-  const binding = addon<{ readGguf?: (p: string) => { metadata: Record<string, unknown> } }>();
-  if (typeof binding.readGguf !== "function") return undefined;
-  const t = binding.readGguf(modelPath).metadata["tokenizer.chat_template"];
+  const t = readGguf(modelPath).metadata["tokenizer.chat_template"];
   return typeof t === "string" && t.trim() !== "" ? t : undefined;
 }
 

@@ -287,3 +287,34 @@ testNeeding(test, needShared, "stop: queued requests get shutting_down at once, 
   t.is(e?.code, "shutting_down");
   model.close();
 });
+
+testNeeding(test, needShared, "under memory pressure queued requests run one at a time, and all again when it eases", async (t) => {
+  await withScheduler(4, {}, async (s, model) => {
+    s.setAdmitting(false, "memory stalls");
+    const runs = [collect(), collect(), collect()];
+    let most = 0;
+    for (const r of runs) {
+      s.submit(job(model, "Once upon a time", { maxTokens: 30 }), r.sink);
+      r.sink.delta = ((orig) => (text: string) => {
+        most = Math.max(most, s.stats().running);
+        orig(text);
+      })(r.sink.delta);
+    }
+    t.like(s.stats(), { admitting: false, admissionNote: "memory stalls" });
+    await Promise.all(runs.map((r) => r.out.settled));
+    t.is(most, 1);
+    s.setAdmitting(true);
+    const again = [collect(), collect()];
+    let together = 0;
+    for (const r of again) {
+      s.submit(job(model, "The sun was", { maxTokens: 30 }), r.sink);
+      const orig = r.sink.delta;
+      r.sink.delta = (text) => {
+        together = Math.max(together, s.stats().running);
+        orig(text);
+      };
+    }
+    await Promise.all(again.map((r) => r.out.settled));
+    t.is(together, 2);
+  })();
+});

@@ -1,72 +1,82 @@
-// alpaca serve: load the model and answer requests on the Unix socket until SIGTERM/SIGINT.
+// alpaca serve: plan memory, load the model and answer requests on the Unix socket until
+// SIGTERM/SIGINT. Settings come from flags, ALPACA_* and the config file (docs/configuration.md).
 import type { CommandModule } from "yargs";
-import type { KvType } from "../engine.js";
-import { checkModelPath } from "../engine.js";
-import { UserError } from "../errors.js";
-import type { LogLevel } from "../log.js";
+import { defaultModelsDir, ensureDefaultModel } from "../../models/pull.js";
+import { loadConfig, withConfigOptions } from "../config.js";
+import { checkModelPath, openModel } from "../engine.js";
+import type { Logger } from "../log.js";
 import { createLogger } from "../log.js";
+import { formatPlan, planFromSystem, planModelOf } from "../plan.js";
+import { PressureWatcher } from "../pressure.js";
 import { LIMITS } from "../protocol.js";
+import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from "../sd-notify.js";
 import { Server } from "../server.js";
 import { serverSocketPath } from "../transports/socket.js";
-import { defaultThreads, nonNegativeInt, threadsOption } from "./options.js";
+import { describeProgress } from "./pull.js";
 
 interface ServeArgs {
-  model?: string;
-  socket?: string;
-  threads?: number;
-  ctx?: number;
-  parallel: number;
-  "kv-type": KvType;
-  queue: number;
-  "batch-tokens": number;
+  "batch-tokens"?: number;
+  "pressure-watch": boolean;
   "max-line-bytes": number;
-  grace: number;
-  "log-level": LogLevel;
+  [key: string]: unknown;
 }
+
+const DEFAULT_SOCKET = "/run/alpaca/alpaca.sock";
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
   command: "serve",
-  describe: "Run the daemon: load the model, answer requests on the Unix socket",
+  describe: "Run the daemon: plan memory, load the model, answer requests on the Unix socket",
   builder: (y) =>
-    y
-      .option("model", { alias: "m", type: "string", describe: "GGUF model file (default: $ALPACA_MODEL)" })
-      .option("socket", { type: "string", describe: "Unix socket path (default: /run/alpaca, $XDG_RUNTIME_DIR or the state directory)" })
-      .option("threads", threadsOption)
-      .option("ctx", { alias: "c", type: "number", describe: "context size per sequence (default: the model's, at most 4096)" })
-      .option("parallel", { alias: "np", type: "number", default: 4, describe: "sequences decoded together (slots)" })
-      .option("kv-type", { choices: ["f16", "q8_0", "f32"] as const, default: "f16" as KvType, describe: "KV cache type" })
-      .option("queue", { type: "number", default: 32, describe: "requests that may wait for a slot before busy" })
-      .option("batch-tokens", { type: "number", default: 128, describe: "tokens per engine step (prompt chunks + decode)" })
-      .option("max-line-bytes", { type: "number", default: LIMITS.maxLineBytes, describe: "longest request line" })
-      .option("grace", { type: "number", default: 10, describe: "seconds running requests get to finish on shutdown" })
-      .option("log-level", { choices: ["debug", "info", "warn", "error"] as const, default: "info" as LogLevel })
+    withConfigOptions(y)
+      .option("batch-tokens", { type: "number", describe: "tokens per engine step (default: the plan's prompt batch)" })
+      .option("pressure-watch", {
+        type: "boolean",
+        default: true,
+        describe: "under memory pressure run one request at a time (--no-pressure-watch: never hold back)",
+      })
+      .option("max-line-bytes", { type: "number", default: LIMITS.maxLineBytes, describe: "longest request line on the socket" })
       .check((a) => {
-        if (a.ctx !== undefined) nonNegativeInt("--ctx", a.ctx, 1);
-        nonNegativeInt("--parallel", a.parallel, 1);
-        nonNegativeInt("--queue", a.queue, 0);
-        nonNegativeInt("--batch-tokens", a["batch-tokens"], 1);
-        nonNegativeInt("--max-line-bytes", a["max-line-bytes"], 1024);
-        if (!(a.grace >= 0)) throw new Error("--grace must be 0 or more seconds");
-        defaultThreads(a.threads);
+        const b = a["batch-tokens"];
+        if (b !== undefined && !(Number.isInteger(b) && b >= 1)) throw new Error("--batch-tokens must be an integer ≥ 1");
+        if (!(Number.isInteger(a["max-line-bytes"]) && a["max-line-bytes"] >= 1024)) throw new Error("--max-line-bytes must be an integer ≥ 1024");
         return true;
-      }),
+      }) as never,
   handler: async (a) => {
-    const modelPath = a.model ?? process.env.ALPACA_MODEL;
-    if (!modelPath) throw new UserError("say which model to serve: --model path/to/model.gguf (or ALPACA_MODEL)");
+    const config = loadConfig(a);
+    const log = createLogger(config.logLevel);
+    const modelPath = config.model ?? (await downloadDefaultModel(log));
     checkModelPath(modelPath);
-    const log = createLogger(a["log-level"]);
+
+    // The plan needs only the shapes: open with a 1-token context, plan, then open for real.
+    const probe = openModel(modelPath, { nCtx: 1, threads: 1 });
+    const planModel = planModelOf(probe.info());
+    probe.close();
+    const plan = planFromSystem(planModel, config);
+    for (const line of formatPlan(plan, planModel)) (plan.fits ? log.info : log.warn)(`plan: ${line}`);
+    if (!plan.fits) log.warn("serving anyway: expect every token to re-read weights from storage (seconds per token)");
+
     const server = await Server.start({
       modelPath,
-      socketPath: a.socket ?? serverSocketPath(),
-      threads: defaultThreads(a.threads),
-      nCtx: a.ctx,
-      nSeq: a.parallel,
-      kvType: a["kv-type"],
-      maxQueue: a.queue,
-      maxBatchTokens: a["batch-tokens"],
+      // The default path falls back to $XDG_RUNTIME_DIR or the state directory outside systemd.
+      socketPath: config.socket === DEFAULT_SOCKET ? serverSocketPath() : config.socket,
+      threads: config.threads,
+      nCtx: plan.nCtx,
+      nSeq: plan.nSeq,
+      kvType: plan.kvType,
+      maxQueue: config.queueSize,
+      maxBatchTokens: a["batch-tokens"] ?? plan.nBatch,
       maxLineBytes: a["max-line-bytes"],
+      describePlan: () => ({
+        fits: plan.fits,
+        budget_bytes: plan.budget.bytes,
+        bound_by: plan.budget.boundBy,
+        batch_tokens: a["batch-tokens"] ?? plan.nBatch,
+        total_bytes: plan.costs.total,
+      }),
       log,
     });
+    const stopHelpers = superviseServer(server, a["pressure-watch"] ? plan.costs.weights : null, log);
+
     let signals = 0;
     const onSignal = (name: string) => {
       if (++signals > 1) {
@@ -74,7 +84,9 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
         process.exit(1);
       }
       log.info(`${name}: shutting down`);
-      server.stop(a.grace * 1000).then(
+      notifyStopping(`stopping, ${config.grace} s grace for running requests`);
+      stopHelpers();
+      server.stop(config.grace * 1000).then(
         () => process.exit(0),
         (e: unknown) => {
           log.error(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`);
@@ -87,3 +99,39 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     await new Promise(() => {}); // serve until a signal ends the process
   },
 };
+
+/** No model configured: the catalog's default, downloaded on first start. */
+async function downloadDefaultModel(log: Logger): Promise<string> {
+  const dir = defaultModelsDir();
+  log.info(`no model configured: using the catalog's default model in ${dir}`);
+  return ensureDefaultModel(dir, {
+    onProgress: (p) => log.info(`download: ${describeProgress(p)}`),
+    onWarning: (w: string) => log.warn(w),
+  });
+}
+
+/** systemd readiness, status and watchdog, and the memory-pressure watch; returns their stop. */
+function superviseServer(server: Server, pressureResidentBytes: number | null, log: Logger): () => void {
+  const info = server.router.info;
+  notifyReady(`serving ${info.name || info.path} on ${server.socket.path}`);
+  const watchdog = startWatchdog(() => server.scheduler.healthy());
+  const pressure = pressureResidentBytes === null ? null : new PressureWatcher({ residentBytes: pressureResidentBytes });
+  pressure?.on("change", (c) => {
+    (c.admitting ? log.info : log.warn)(`memory: ${c.admitting ? "all slots again" : "one request at a time"}: ${c.reason}`);
+    server.scheduler.setAdmitting(c.admitting, c.reason);
+  });
+  pressure?.start();
+  let lastStatus = "";
+  const statusTimer = setInterval(() => {
+    const s = server.scheduler.stats();
+    const text = `${s.running} running, ${s.queued} queued, ${s.tokensPerSecond.toFixed(1)} tokens/s`;
+    if (text !== lastStatus) notifyStatus(text);
+    lastStatus = text;
+  }, 5000);
+  statusTimer.unref();
+  return () => {
+    watchdog.stop();
+    pressure?.stop();
+    clearInterval(statusTimer);
+  };
+}

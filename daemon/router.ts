@@ -119,6 +119,14 @@ export class Router {
     this.log.error(message);
   }
 
+  /** @internal Counts and times only: prompts and answers never reach the log. */
+  logDone(label: string, transaction: string, r: GenerateResult): void {
+    this.log.debug(
+      `${label} ${JSON.stringify(transaction)}: ${r.stop_reason}, ${r.usage.prompt_tokens} prompt tokens ` +
+        `(${r.usage.cached_tokens} cached) + ${r.usage.completion_tokens} generated in ${r.timings.total_ms} ms`,
+    );
+  }
+
   // ─── Handlers ──────────────────────────────────────────────────────────────────────────────
 
   private generate(session: Session, r: GenerateRequest): void {
@@ -320,6 +328,7 @@ export class Session {
           if (!ended()) return;
           this.flush(t, st);
           this.reply(okMessage(t, result));
+          this.router.logDone(this.label, t, result);
         },
         fail: (code: ErrorCode, message: string) => {
           if (!ended()) return;

@@ -7,7 +7,8 @@ import { generate } from "../daemon/generate.js";
 import type { ErrorCode, GenerateResult } from "../daemon/protocol.js";
 import { DEFAULT_SAMPLING, ProtocolError } from "../daemon/protocol.js";
 import type { GenerationJob, SchedulerOptions } from "../daemon/scheduler.js";
-import { Scheduler, StopStringFilter } from "../daemon/scheduler.js";
+import { Scheduler } from "../daemon/scheduler.js";
+import { StopStringFilter } from "../daemon/stop-strings.js";
 import { STORIES, waitFor } from "./helpers/daemon.js";
 import { needShared, testNeeding } from "./helpers/shared.js";
 

@@ -12,6 +12,10 @@
         "native/gguf.cc",
         "native/tensor_types.cc",
         "native/kernels_scalar.cc",
+        "native/kernels_simd.cc",
+        "native/cpu_features.cc",
+        "native/thread_pool.cc",
+        "native/matmul.cc",
         "native/model.cc",
         "native/forward.cc",
         "native/kv_cache.cc",
@@ -26,7 +30,38 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "conditions": [
+        ["target_arch=='x64'", {"dependencies": ["alpaca_kernels_avx2"]}],
+        ["target_arch=='arm64'", {
+          "sources": ["native/kernels_neon.cc"],
+          "dependencies": ["alpaca_kernels_neon_dotprod"]
+        }]
+      ]
     }
+  ],
+  "conditions": [
+    ["target_arch=='x64'", {
+      "targets": [
+        {
+          "target_name": "alpaca_kernels_avx2",
+          "type": "static_library",
+          "sources": ["native/kernels_avx2.cc"],
+          "cflags": ["-fPIC"],
+          "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-mavx2", "-mfma", "-mf16c"]
+        }
+      ]
+    }],
+    ["target_arch=='arm64'", {
+      "targets": [
+        {
+          "target_name": "alpaca_kernels_neon_dotprod",
+          "type": "static_library",
+          "sources": ["native/kernels_neon_dotprod.cc"],
+          "cflags": ["-fPIC"],
+          "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-march=armv8.2-a+dotprod"]
+        }
+      ]
+    }]
   ]
 }

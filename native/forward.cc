@@ -156,7 +156,7 @@ void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch
   const TensorType qType = traitsOf(kvType).dotWith;
   const size_t qRowBytes = rowBytes(qType, D);
   VecDotFn dot = vecDotFor(kvType);
-  const int nThreads = pool_.size();
+  const int nThreads = pool_.threads();
   scores_.resize(static_cast<size_t>(nThreads) * C);                    // [threads][C]
   qHalf_.resize((static_cast<size_t>(nThreads) * qRowBytes + 1) / 2);   // [threads][one query head in the dot format]
   std::vector<float> valueRow(static_cast<size_t>(nThreads) * D);      // [threads][D]

@@ -1,10 +1,14 @@
+// The matrix product of the forward pass: every weight matrix times a batch of activations.
 #pragma once
 #include <cstdint>
 
 #include "tensor_types.h"
-#include "thread_pool.h"
 
-// Y[nX][rows] = X[nX][cols] · W^T, W a row-major [rows][cols] matrix of type wType.
-// Each activation row is converted once into the weight type's dot format.
-void matmul(ThreadPool& pool, const uint8_t* W, TensorType wType, int64_t rows, int64_t cols, const float* X, int64_t nX,
-            float* Y);
+class ThreadPool;
+
+// Y[nX][rows] = X[nX][cols] · W^T, with W[rows][cols] in wType (rows of rowBytes(wType, cols)).
+// Each activation row is converted once to traitsOf(wType).dotWith; the weight rows are split
+// over the pool's threads, and each weight row is used for all activation rows (a whole prompt
+// batch, or every running sequence) while it is in cache. cols is a multiple of wType's block.
+void matmul(ThreadPool& pool, const uint8_t* W, TensorType wType, int64_t rows, int64_t cols,
+            const float* X, int64_t nX, float* Y);

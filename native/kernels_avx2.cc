@@ -1,0 +1,321 @@
+// AVX2 + FMA + F16C kernels for x86-64 (the development machines). This file alone is compiled
+// with -mavx2 -mfma -mf16c; its functions run only after cpuFeatures() said so.
+//
+// Integer products use _mm256_maddubs_epi16 (unsigned 8-bit × signed 8-bit, pairs summed into 16
+// bits) and _mm256_madd_epi16 (pairs into 32 bits). maddubs wants an unsigned operand, so a signed
+// 4-bit weight q-8 is fed as the unsigned nibble q and the bias is taken off afterwards:
+// Σ(q-8)·a = Σq·a − Σ8·a. That is exact for every int8 activation (no pair can saturate:
+// 2·15·128 < 2^15), which the sign-flipping trick is not for a = -128.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "cpu_features.h"
+#include "kernels_simd.h"
+
+namespace {
+
+inline float halfToFloat(uint16_t h) { return _cvtsh_ss(h); }
+
+inline float horizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 16 bytes of packed nibbles -> 32 unsigned bytes: low nibbles (elements 0..15) in the low lane,
+// high nibbles (elements 16..31) in the high lane, which is the element order of the 32-blocks.
+inline __m256i unpackNibbles(const uint8_t* qs) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+// Σ over 32 elements of (u-8)·a as 8 int32 partial sums; u unsigned nibbles, a signed bytes.
+inline __m256i dotBiasedNibbles(__m256i u, __m256i a) {
+  const __m256i raw = _mm256_maddubs_epi16(u, a);
+  const __m256i bias = _mm256_maddubs_epi16(_mm256_set1_epi8(8), a);
+  return _mm256_madd_epi16(_mm256_sub_epi16(raw, bias), _mm256_set1_epi16(1));
+}
+
+// How far ahead of the current block the weight stream is prefetched. Rows are long and read
+// once, the hardware prefetcher follows them; this only covers the start of each next page.
+constexpr int kPrefetchBytes = 1024;
+
+float dotQ4_0Q8_0Avx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_0*>(w);
+  const auto* y = static_cast<const BlockQ8_0*>(a);
+  const int64_t nb = n / kQK;
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 1 < nb; i += 2) {  // two blocks per iteration: two independent FMA chains
+    _mm_prefetch(reinterpret_cast<const char*>(x + i) + kPrefetchBytes, _MM_HINT_T0);
+    const __m256i s0 = dotBiasedNibbles(unpackNibbles(x[i].qs), load256(y[i].qs));
+    const __m256i s1 = dotBiasedNibbles(unpackNibbles(x[i + 1].qs), load256(y[i + 1].qs));
+    const __m256 d0 = _mm256_set1_ps(halfToFloat(x[i].d) * halfToFloat(y[i].d));
+    const __m256 d1 = _mm256_set1_ps(halfToFloat(x[i + 1].d) * halfToFloat(y[i + 1].d));
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), d0, acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), d1, acc1);
+  }
+  for (; i < nb; ++i) {
+    const __m256i s = dotBiasedNibbles(unpackNibbles(x[i].qs), load256(y[i].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
+                           _mm256_set1_ps(halfToFloat(x[i].d) * halfToFloat(y[i].d)), acc0);
+  }
+  return horizontalSum(_mm256_add_ps(acc0, acc1));
+}
+
+// Widened to 16 bits first so that every int8 pair, -128 included, multiplies exactly.
+inline __m256i dotBytesExact(const int8_t* p, const int8_t* q) {
+  const __m128i p0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i p1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+  const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+  const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16));
+  const __m256i lo = _mm256_madd_epi16(_mm256_cvtepi8_epi16(p0), _mm256_cvtepi8_epi16(q0));
+  const __m256i hi = _mm256_madd_epi16(_mm256_cvtepi8_epi16(p1), _mm256_cvtepi8_epi16(q1));
+  return _mm256_add_epi32(lo, hi);
+}
+
+float dotQ8_0Q8_0Avx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ8_0*>(w);
+  const auto* y = static_cast<const BlockQ8_0*>(a);
+  const int64_t nb = n / kQK;
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 1 < nb; i += 2) {
+    const __m256i s0 = dotBytesExact(x[i].qs, y[i].qs);
+    const __m256i s1 = dotBytesExact(x[i + 1].qs, y[i + 1].qs);
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0),
+                           _mm256_set1_ps(halfToFloat(x[i].d) * halfToFloat(y[i].d)), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1),
+                           _mm256_set1_ps(halfToFloat(x[i + 1].d) * halfToFloat(y[i + 1].d)), acc1);
+  }
+  for (; i < nb; ++i) {
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dotBytesExact(x[i].qs, y[i].qs)),
+                           _mm256_set1_ps(halfToFloat(x[i].d) * halfToFloat(y[i].d)), acc0);
+  }
+  return horizontalSum(_mm256_add_ps(acc0, acc1));
+}
+
+// Q4_1 weights are d·q + m with q unsigned: Σ(d·q+m)·(e·a) = d·e·Σq·a + m·(e·Σa), and the
+// activation block carries s = e·Σa.
+float dotQ4_1Q8_1Avx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_1*>(w);
+  const auto* y = static_cast<const BlockQ8_1*>(a);
+  const int64_t nb = n / kQK;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  float offsets = 0.0f;
+  for (int64_t i = 0; i < nb; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(x + i) + kPrefetchBytes, _MM_HINT_T0);
+    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(unpackNibbles(x[i].qs), load256(y[i].qs)), ones);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(halfToFloat(x[i].d) * halfToFloat(y[i].d)), acc);
+    offsets += halfToFloat(x[i].m) * halfToFloat(y[i].s);
+  }
+  return horizontalSum(acc) + offsets;
+}
+
+// The 12 scale bytes of Q4_K/Q5_K hold eight 6-bit scales and eight 6-bit mins.
+inline void unpackScalesMinsK(const uint8_t* s, uint8_t* scales, uint8_t* mins) {
+  for (int j = 0; j < 4; ++j) {
+    scales[j] = s[j] & 63;
+    mins[j] = s[j + 4] & 63;
+    scales[j + 4] = (s[j + 8] & 0x0F) | ((s[j] >> 6) << 4);
+    mins[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
+  }
+}
+
+// Σ_j mins[j]·(bsums[2j] + bsums[2j+1]): the part of a K-block dot product due to its minimums.
+inline int32_t minsTimesBlockSums(const int16_t* bsums, const uint8_t* mins) {
+  const __m256i pairSums = _mm256_madd_epi16(load256(bsums), _mm256_set1_epi16(1));
+  int64_t m8;
+  std::memcpy(&m8, mins, 8);
+  const __m256i m = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(m8));
+  const __m256i prod = _mm256_mullo_epi32(pairSums, m);
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(prod), _mm256_extracti128_si256(prod, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+float dotQ4_KQ8_KAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_K*>(w);
+  const auto* y = static_cast<const BlockQ8_K*>(a);
+  const int64_t nb = n / kQK_K;
+  const __m256i nibble = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  float minPart = 0.0f;
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t scales[8], mins[8];
+    unpackScalesMinsK(x[i].scales, scales, mins);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int j = 0; j < 4; ++j) {  // 64 elements: 32 low nibbles, then 32 high nibbles
+      const __m256i q = load256(x[i].qs + 32 * j);
+      const __m256i lo = _mm256_and_si256(q, nibble);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), nibble);
+      const __m256i plo = _mm256_maddubs_epi16(lo, load256(y[i].qs + 64 * j));
+      const __m256i phi = _mm256_maddubs_epi16(hi, load256(y[i].qs + 64 * j + 32));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(scales[2 * j])));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(scales[2 * j + 1])));
+    }
+    const float dy = y[i].d;
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(halfToFloat(x[i].d) * dy), acc);
+    minPart += halfToFloat(x[i].dmin) * dy * static_cast<float>(minsTimesBlockSums(y[i].bsums, mins));
+  }
+  return horizontalSum(acc) - minPart;
+}
+
+float dotQ5_KQ8_KAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ5_K*>(w);
+  const auto* y = static_cast<const BlockQ8_K*>(a);
+  const int64_t nb = n / kQK_K;
+  const __m256i nibble = _mm256_set1_epi8(0x0F);
+  const __m256i bit0 = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  float minPart = 0.0f;
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t scales[8], mins[8];
+    unpackScalesMinsK(x[i].scales, scales, mins);
+    __m256i high = load256(x[i].qh);  // bit 2j of byte l: 5th bit of element 64j+l, bit 2j+1: 64j+32+l
+    __m256i sumi = _mm256_setzero_si256();
+    for (int j = 0; j < 4; ++j) {
+      const __m256i q = load256(x[i].qs + 32 * j);
+      const __m256i hlo = _mm256_slli_epi16(_mm256_and_si256(high, bit0), 4);
+      const __m256i hhi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 1), bit0), 4);
+      high = _mm256_srli_epi16(high, 2);
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, nibble), hlo);
+      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), nibble), hhi);
+      const __m256i plo = _mm256_maddubs_epi16(lo, load256(y[i].qs + 64 * j));
+      const __m256i phi = _mm256_maddubs_epi16(hi, load256(y[i].qs + 64 * j + 32));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(scales[2 * j])));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(scales[2 * j + 1])));
+    }
+    const float dy = y[i].d;
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(halfToFloat(x[i].d) * dy), acc);
+    minPart += halfToFloat(x[i].dmin) * dy * static_cast<float>(minsTimesBlockSums(y[i].bsums, mins));
+  }
+  return horizontalSum(acc) - minPart;
+}
+
+// Q6_K values are u-32 with u in 0..63. maddubs takes u unsigned; the -32 is taken off through
+// the activation block sums: Σ s_g·Σ(u-32)·a = Σ s_g·Σu·a − 32·Σ s_g·bsum_g.
+float dotQ6_KQ8_KAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ6_K*>(w);
+  const auto* y = static_cast<const BlockQ8_K*>(a);
+  const int64_t nb = n / kQK_K;
+  const __m256i nibble = _mm256_set1_epi8(0x0F);
+  const __m256i bits45 = _mm256_set1_epi8(0x30);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const int8_t* sc = x[i].scales;
+    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+    __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(load256(y[i].bsums), scales16), 5);
+    sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
+    for (int half = 0; half < 2; ++half) {  // 128 elements: ql 64 bytes, qh 32 bytes, 8 scales
+      const uint8_t* ql = x[i].ql + 64 * half;
+      const __m256i h = load256(x[i].qh + 32 * half);
+      const __m256i l0 = load256(ql), l1 = load256(ql + 32);
+      // The 16-bit shifts move bits across byte edges only into positions the 0x30 mask drops.
+      const __m256i u[4] = {
+          _mm256_or_si256(_mm256_and_si256(l0, nibble), _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45)),
+          _mm256_or_si256(_mm256_and_si256(l1, nibble), _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nibble), _mm256_and_si256(h, bits45)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nibble),
+                          _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45)),
+      };
+      const int8_t* s = sc + 8 * half;
+      const int8_t* q8 = y[i].qs + 128 * half;
+      for (int k = 0; k < 4; ++k) {  // 32 elements: scale s[2k] for the first 16, s[2k+1] after
+        const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(s[2 * k + 1]), _mm_set1_epi16(s[2 * k]));
+        const __m256i p = _mm256_maddubs_epi16(u[k], load256(q8 + 32 * k));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(halfToFloat(x[i].d) * y[i].d), acc);
+  }
+  return horizontalSum(acc);
+}
+
+float dotF16F16Avx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const uint16_t*>(w);
+  const auto* y = static_cast<const uint16_t*>(a);
+  auto load8 = [](const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(load8(x + i + 8 * k), load8(y + i + 8 * k), acc[k]);
+  }
+  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(load8(x + i), load8(y + i), acc[0]);
+  float sum = horizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  for (; i < n; ++i) sum += halfToFloat(x[i]) * halfToFloat(y[i]);
+  return sum;
+}
+
+float dotF32F32Avx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const float*>(w);
+  const auto* y = static_cast<const float*>(a);
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    for (int k = 0; k < 4; ++k) {
+      acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
+    }
+  }
+  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc[0]);
+  float sum = horizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  for (; i < n; ++i) sum += x[i] * y[i];
+  return sum;
+}
+
+// roundf(): ties away from zero. _mm256_round_ps has no such mode, so truncate and step away
+// from zero when the dropped fraction (exact in float) is at least one half.
+inline __m256 roundHalfAwayFromZero(__m256 v) {
+  const __m256 signBit = _mm256_set1_ps(-0.0f);
+  const __m256 truncated = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 fraction = _mm256_andnot_ps(signBit, _mm256_sub_ps(v, truncated));
+  const __m256 needsStep = _mm256_cmp_ps(fraction, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m256 step = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, signBit));
+  return _mm256_add_ps(truncated, _mm256_and_ps(needsStep, step));
+}
+
+// Same arithmetic as the scalar quantizer, operation for operation (no FMA contraction: the
+// product x·id is rounded once, then rounded to an integer), hence bit-identical blocks.
+void quantizeRowQ8_0Avx2(const float* src, void* dst, int64_t n) {
+  auto* out = static_cast<BlockQ8_0*>(dst);
+  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float* x = src + b * kQK;
+    __m256 v[4];
+    for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(x + 8 * k);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], absMask), _mm256_and_ps(v[1], absMask)),
+                             _mm256_max_ps(_mm256_and_ps(v[2], absMask), _mm256_and_ps(v[3], absMask)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+    const __m256 scale = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) q[k] = _mm256_cvttps_epi32(roundHalfAwayFromZero(_mm256_mul_ps(v[k], scale)));
+    // packs work per 128-bit lane; the permute puts the 8-byte groups back in element order.
+    const __m256i q16 = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i q16b = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i q8 = _mm256_packs_epi16(q16, q16b);
+    const __m256i ordered = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].qs), ordered);
+  }
+}
+
+bool avx2RunsHere() { return cpuFeatures().avx2Fma; }
+
+}  // namespace
+
+const SimdKernelSet kAvx2Kernels = {
+    "avx2",          avx2RunsHere,    dotQ4_0Q8_0Avx2, dotQ8_0Q8_0Avx2, dotQ4_1Q8_1Avx2,    dotQ4_KQ8_KAvx2,
+    dotQ5_KQ8_KAvx2, dotQ6_KQ8_KAvx2, dotF16F16Avx2,   dotF32F32Avx2,   quantizeRowQ8_0Avx2,
+};

@@ -1,0 +1,139 @@
+// NEON kernels for ARMv8.0 (Cortex-A72, Raspberry Pi 4), which has no SDOT.
+//
+// On the A72 the integer multiplies (SMULL/SMLAL) issue on one of its two SIMD pipes only, so
+// the design is about how few non-multiply instructions surround them: a 32-element block is
+// four multiply(-accumulate)s into one int16x8 (each lane sums 4 products, |4·8·128| < 2^15 for
+// Q4_0), widened once per block with SADDLP; four blocks' totals are then gathered into one
+// vector, so conversion, fp16 scales and FMA cost a quarter instruction per block. A literal
+// SDOT emulation (SMULL + SADALP per 8 products) needs 8 instructions where this needs 5; it is
+// kept as the set "neon-sdot-emulated" (never dispatched) for comparisons on a Pi.
+#include "kernels_neon_impl.h"
+
+#include "cpu_features.h"
+#include "kernels_simd.h"
+
+namespace {
+
+// Precondition of dot32 (see kernels_neon_impl.h): 4 products per 16-bit lane fit.
+struct MullAccumulate16 {
+  static inline int32x4_t dot32(int8x16_t x0, int8x16_t a0, int8x16_t x1, int8x16_t a1) {
+    int16x8_t p = vmull_s8(vget_low_s8(x0), vget_low_s8(a0));
+    p = vmlal_high_s8(p, x0, a0);
+    p = vmlal_s8(p, vget_low_s8(x1), vget_low_s8(a1));
+    p = vmlal_high_s8(p, x1, a1);
+    return vpaddlq_s16(p);
+  }
+  static inline int32x4_t dot16(int8x16_t x, int8x16_t a) {
+    return vpaddlq_s16(vmlal_high_s8(vmull_s8(vget_low_s8(x), vget_low_s8(a)), x, a));
+  }
+  // Full int8 range: one product per 16-bit lane before widening.
+  static inline int32x4_t dot32Bytes(int8x16_t x0, int8x16_t a0, int8x16_t x1, int8x16_t a1) {
+    int32x4_t s = vpaddlq_s16(vmull_s8(vget_low_s8(x0), vget_low_s8(a0)));
+    s = vpadalq_s16(s, vmull_high_s8(x0, a0));
+    s = vpadalq_s16(s, vmull_s8(vget_low_s8(x1), vget_low_s8(a1)));
+    return vpadalq_s16(s, vmull_high_s8(x1, a1));
+  }
+};
+
+// What SDOT becomes when emulated instruction for instruction: exact for any int8, 8 products
+// per SDOT pair become 2 multiplies + 2 pairwise accumulates. For measuring against the above.
+struct EmulatedSdot {
+  static inline int32x4_t sdot(int32x4_t acc, int8x16_t x, int8x16_t a) {
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(x), vget_low_s8(a)));
+    return vpadalq_s16(acc, vmull_high_s8(x, a));
+  }
+  static inline int32x4_t dot32(int8x16_t x0, int8x16_t a0, int8x16_t x1, int8x16_t a1) {
+    return sdot(sdot(vdupq_n_s32(0), x0, a0), x1, a1);
+  }
+  static inline int32x4_t dot16(int8x16_t x, int8x16_t a) { return sdot(vdupq_n_s32(0), x, a); }
+  static inline int32x4_t dot32Bytes(int8x16_t x0, int8x16_t a0, int8x16_t x1, int8x16_t a1) {
+    return dot32(x0, a0, x1, a1);
+  }
+};
+
+float dotQ4_0Q8_0Neon(int64_t n, const void* w, const void* a) { return neon::dotQ4_0Q8_0<MullAccumulate16>(n, w, a); }
+float dotQ8_0Q8_0Neon(int64_t n, const void* w, const void* a) { return neon::dotQ8_0Q8_0<MullAccumulate16>(n, w, a); }
+float dotQ4_1Q8_1Neon(int64_t n, const void* w, const void* a) { return neon::dotQ4_1Q8_1<MullAccumulate16>(n, w, a); }
+float dotQ4_KQ8_KNeon(int64_t n, const void* w, const void* a) { return neon::dotQ4_KQ8_K<MullAccumulate16>(n, w, a); }
+float dotQ5_KQ8_KNeon(int64_t n, const void* w, const void* a) { return neon::dotQ5_KQ8_K<MullAccumulate16>(n, w, a); }
+float dotQ6_KQ8_KNeon(int64_t n, const void* w, const void* a) { return neon::dotQ6_KQ8_K<MullAccumulate16>(n, w, a); }
+float dotQ4_0Q8_0NeonSdotEmulated(int64_t n, const void* w, const void* a) {
+  return neon::dotQ4_0Q8_0<EmulatedSdot>(n, w, a);
+}
+
+// ARMv8.0 converts fp16 to fp32 (FCVTL) but has no fp16 arithmetic: widen, then FMA in fp32.
+float dotF16F16Neon(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const uint16_t*>(w);
+  const auto* y = static_cast<const uint16_t*>(a);
+  float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int k = 0; k < 2; ++k) {
+      const float16x8_t xh = vreinterpretq_f16_u16(vld1q_u16(x + i + 8 * k));
+      const float16x8_t yh = vreinterpretq_f16_u16(vld1q_u16(y + i + 8 * k));
+      acc[2 * k] = vfmaq_f32(acc[2 * k], vcvt_f32_f16(vget_low_f16(xh)), vcvt_f32_f16(vget_low_f16(yh)));
+      acc[2 * k + 1] = vfmaq_f32(acc[2 * k + 1], vcvt_high_f32_f16(xh), vcvt_high_f32_f16(yh));
+    }
+  }
+  for (; i + 4 <= n; i += 4) {
+    acc[0] = vfmaq_f32(acc[0], vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(x + i))),
+                       vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(y + i))));
+  }
+  float sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])));
+  for (; i < n; ++i) sum += neon::halfToFloat(x[i]) * neon::halfToFloat(y[i]);
+  return sum;
+}
+
+float dotF32F32Neon(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const float*>(w);
+  const auto* y = static_cast<const float*>(a);
+  float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int k = 0; k < 4; ++k) acc[k] = vfmaq_f32(acc[k], vld1q_f32(x + i + 4 * k), vld1q_f32(y + i + 4 * k));
+  }
+  for (; i + 4 <= n; i += 4) acc[0] = vfmaq_f32(acc[0], vld1q_f32(x + i), vld1q_f32(y + i));
+  float sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])));
+  for (; i < n; ++i) sum += x[i] * y[i];
+  return sum;
+}
+
+// Bit-identical to the scalar quantizer: the same float divide, reciprocal and product, and
+// FCVTAS rounds to nearest with ties away from zero, which is roundf().
+void quantizeRowQ8_0Neon(const float* src, void* dst, int64_t n) {
+  auto* out = static_cast<BlockQ8_0*>(dst);
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float* x = src + b * kQK;
+    float32x4_t v[8];
+    for (int k = 0; k < 8; ++k) v[k] = vld1q_f32(x + 4 * k);
+    float32x4_t m = vabsq_f32(v[0]);
+    for (int k = 1; k < 8; ++k) m = vmaxq_f32(m, vabsq_f32(v[k]));
+    const float amax = vmaxvq_f32(m);
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    // FPCR's default rounding (to nearest even) is what fp32ToFp16 does.
+    out[b].d = vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(d))), 0);
+    int16x8_t q16[4];
+    for (int k = 0; k < 4; ++k) {
+      const int32x4_t lo = vcvtaq_s32_f32(vmulq_n_f32(v[2 * k], id));
+      const int32x4_t hi = vcvtaq_s32_f32(vmulq_n_f32(v[2 * k + 1], id));
+      q16[k] = vcombine_s16(vqmovn_s32(lo), vqmovn_s32(hi));
+    }
+    vst1q_s8(out[b].qs, vcombine_s8(vqmovn_s16(q16[0]), vqmovn_s16(q16[1])));
+    vst1q_s8(out[b].qs + 16, vcombine_s8(vqmovn_s16(q16[2]), vqmovn_s16(q16[3])));
+  }
+}
+
+bool neonRunsHere() { return cpuFeatures().neon; }
+
+}  // namespace
+
+const SimdKernelSet kNeonKernels = {
+    "neon",          neonRunsHere,    dotQ4_0Q8_0Neon, dotQ8_0Q8_0Neon, dotQ4_1Q8_1Neon,    dotQ4_KQ8_KNeon,
+    dotQ5_KQ8_KNeon, dotQ6_KQ8_KNeon, dotF16F16Neon,   dotF32F32Neon,   quantizeRowQ8_0Neon,
+};
+
+const SimdKernelSet kNeonSdotEmulatedKernels = {
+    "neon-sdot-emulated", neonRunsHere, dotQ4_0Q8_0NeonSdotEmulated, nullptr, nullptr, nullptr, nullptr,
+    nullptr,              nullptr,      nullptr,                     nullptr,
+};

@@ -1,0 +1,54 @@
+#include "kernels_simd.h"
+
+#include "kernels.h"
+
+VecDotFn SimdKernelSet::dotFor(TensorType weightType) const {
+  switch (weightType) {
+    case TensorType::Q4_0: return q4_0;
+    case TensorType::Q8_0: return q8_0;
+    case TensorType::Q4_1: return q4_1;
+    case TensorType::Q4_K: return q4_K;
+    case TensorType::Q5_K: return q5_K;
+    case TensorType::Q6_K: return q6_K;
+    case TensorType::F16: return f16;
+    case TensorType::F32: return f32;
+    default: return nullptr;
+  }
+}
+
+SimdKernelSets compiledSimdKernelSets() {
+#if defined(__x86_64__)
+  static const SimdKernelSet* const sets[] = {&kAvx2Kernels};
+  return {sets, 1};
+#elif defined(__aarch64__)
+  static const SimdKernelSet* const sets[] = {&kNeonDotprodKernels, &kNeonKernels, &kNeonSdotEmulatedKernels};
+  return {sets, 3};
+#else
+  return {nullptr, 0};
+#endif
+}
+
+namespace {
+constexpr TensorType kAcceleratedTypes[] = {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_1,
+                                            TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K,
+                                            TensorType::F16,  TensorType::F32};
+
+// Slowest set first, so that a faster set this CPU runs overwrites the entries it has.
+const kernels::KernelRegistration kSimdRegistration{10, [](kernels::DotTable& table) {
+  const SimdKernelSets all = compiledSimdKernelSets();
+  for (int i = all.count - 1; i >= 0; --i) {
+    if (!all.sets[i]->runsHere()) continue;
+    for (TensorType t : kAcceleratedTypes) {
+      if (VecDotFn fn = all.sets[i]->dotFor(t)) table.set(t, fn);
+    }
+  }
+}};
+}  // namespace
+
+QuantizeRowFn bestSimdQuantizeRowQ8_0() {
+  const SimdKernelSets all = compiledSimdKernelSets();
+  for (int i = 0; i < all.count; ++i) {
+    if (all.sets[i]->runsHere() && all.sets[i]->quantizeRowQ8_0) return all.sets[i]->quantizeRowQ8_0;
+  }
+  return nullptr;
+}

@@ -1,0 +1,52 @@
+// SIMD kernel sets, one per instruction-set level, each defined in its own source file compiled
+// with that level's flags (kernels_avx2.cc, kernels_neon.cc, kernels_neon_dotprod.cc). Nothing
+// outside those files is compiled for a newer CPU than the baseline of the architecture, so one
+// binary runs everywhere and picks a set at run time from cpuFeatures().
+//
+// The sets enter the dispatch table of kernels.h through one registrar in kernels_simd.cc rather
+// than one per ISA file: the ISA files are built as static libraries (their own compiler flags),
+// and a linker drops a library member that nothing references, static registrar and all.
+// Listing the sets here also lets kernel_check test every set the CPU runs, not only the best.
+//
+// An ISA file must not instantiate templates or inline functions shared with other files (std
+// containers, inline helpers of other headers): the linker keeps one copy of each, and if it
+// kept the one built with AVX2, baseline code would run AVX2 instructions on a CPU without them.
+#pragma once
+#include "tensor_types.h"
+
+using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
+
+struct SimdKernelSet {
+  const char* name;      // "avx2", "neon", "neon-dotprod"
+  bool (*runsHere)();    // this CPU (and OS) can execute the set
+  // Dot products, same contract as VecDotFn; nullptr where the set has nothing faster than the
+  // set below it (the dispatcher then falls through to the next set, finally to scalar).
+  VecDotFn q4_0;   // Q4_0 · Q8_0
+  VecDotFn q8_0;   // Q8_0 · Q8_0
+  VecDotFn q4_1;   // Q4_1 · Q8_1
+  VecDotFn q4_K;   // Q4_K · Q8_K
+  VecDotFn q5_K;   // Q5_K · Q8_K
+  VecDotFn q6_K;   // Q6_K · Q8_K
+  VecDotFn f16;    // F16 · F16
+  VecDotFn f32;    // F32 · F32
+  // Bit-identical to the scalar quantizeRow(Q8_0, ...).
+  QuantizeRowFn quantizeRowQ8_0;
+
+  VecDotFn dotFor(TensorType weightType) const;
+};
+
+// The sets compiled into this binary for its architecture, fastest first (may be empty).
+struct SimdKernelSets { const SimdKernelSet* const* sets; int count; };
+SimdKernelSets compiledSimdKernelSets();
+
+// The fastest SIMD Q8_0 quantizer this CPU runs, or nullptr (then use quantizeRow).
+QuantizeRowFn bestSimdQuantizeRowQ8_0();
+
+#if defined(__x86_64__)
+extern const SimdKernelSet kAvx2Kernels;
+#endif
+#if defined(__aarch64__)
+extern const SimdKernelSet kNeonKernels;
+extern const SimdKernelSet kNeonDotprodKernels;
+extern const SimdKernelSet kNeonSdotEmulatedKernels;  // Q4_0 only; checked, never the fastest
+#endif

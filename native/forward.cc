@@ -102,9 +102,10 @@ const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>
 
     // ---- attention block -----------------------------------------------------------------
     for (int64_t t = 0; t < T; t++) rmsNorm(&xb_[t * E], &x_[t * E], L.attnNorm, E, hp.rmsEps);  // xb [T][E]
-    matmul(pool_, L.wq.data, L.wq.type, Q, E, xb_.data(), T, q_.data());    // q [T][H·D]
-    matmul(pool_, L.wk.data, L.wk.type, KV, E, xb_.data(), T, k_.data());   // k [T][Hkv·D]
-    matmul(pool_, L.wv.data, L.wv.type, KV, E, xb_.data(), T, v_.data());   // v [T][Hkv·D]
+    const MatmulTarget qkv[] = {{L.wq.data, L.wq.type, Q, q_.data()},     // q [T][H·D]
+                                {L.wk.data, L.wk.type, KV, k_.data()},    // k [T][Hkv·D]
+                                {L.wv.data, L.wv.type, KV, v_.data()}};   // v [T][Hkv·D]
+    matmulGroup(pool_, qkv, 3, E, xb_.data(), T);
     for (int64_t t = 0; t < T; t++) {
       rope(&q_[t * Q], hp.nHead, hp.headDim, hp.nRot, batch[t].pos, hp, model_.ropeFreqFactors());
       rope(&k_[t * KV], hp.nHeadKv, hp.headDim, hp.nRot, batch[t].pos, hp, model_.ropeFreqFactors());
@@ -118,8 +119,9 @@ const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>
 
     // ---- feed-forward block (SwiGLU) -----------------------------------------------------
     for (int64_t t = 0; t < T; t++) rmsNorm(&xb_[t * E], &x_[t * E], L.ffnNorm, E, hp.rmsEps);     // xb [T][E]
-    matmul(pool_, L.wGate.data, L.wGate.type, F, E, xb_.data(), T, gate_.data());  // gate [T][F]
-    matmul(pool_, L.wUp.data, L.wUp.type, F, E, xb_.data(), T, up_.data());        // up [T][F]
+    const MatmulTarget gateUp[] = {{L.wGate.data, L.wGate.type, F, gate_.data()},  // gate [T][F]
+                                   {L.wUp.data, L.wUp.type, F, up_.data()}};       // up [T][F]
+    matmulGroup(pool_, gateUp, 2, E, xb_.data(), T);
     for (int64_t i = 0; i < T * F; i++) gate_[i] = silu(gate_[i]) * up_[i];         // gate [T][F]
     matmul(pool_, L.wDown.data, L.wDown.type, E, F, gate_.data(), T, att_.data()); // att [T][E]
     for (int64_t i = 0; i < T * E; i++) x_[i] += att_[i];

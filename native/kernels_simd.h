@@ -15,6 +15,10 @@
 #include "tensor_types.h"
 
 using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
+// out[j] = dot(one Q4_0 weight row, activation row j) for j < 4; activation rows are Q8_0 rows
+// produced by quantizeRow (quants in -127..127), aStride bytes apart. A prompt batch unpacks each
+// weight block once for four activation rows instead of once per row.
+using DotQ4_0x4Fn = void (*)(int64_t n, const void* w, const void* a, size_t aStride, float* out);
 
 struct SimdKernelSet {
   const char* name;      // "avx2", "neon", "neon-dotprod"
@@ -31,6 +35,7 @@ struct SimdKernelSet {
   VecDotFn f32;    // F32 · F32
   // Bit-identical to the scalar quantizeRow(Q8_0, ...).
   QuantizeRowFn quantizeRowQ8_0;
+  DotQ4_0x4Fn q4_0x4;  // nullptr: no multi-row kernel
 
   VecDotFn dotFor(TensorType weightType) const;
 };
@@ -41,6 +46,8 @@ SimdKernelSets compiledSimdKernelSets();
 
 // The fastest SIMD Q8_0 quantizer this CPU runs, or nullptr (then use quantizeRow).
 QuantizeRowFn bestSimdQuantizeRowQ8_0();
+// The fastest four-row Q4_0 kernel this CPU runs, or nullptr.
+DotQ4_0x4Fn bestSimdDotQ4_0x4();
 
 #if defined(__x86_64__)
 extern const SimdKernelSet kAvx2Kernels;

@@ -39,36 +39,83 @@ void convertActivations(ThreadPool& pool, TensorType aType, const float* X, int6
 
 void matmul(ThreadPool& pool, const uint8_t* W, TensorType wType, int64_t rows, int64_t cols,
             const float* X, int64_t nX, float* Y) {
-  const TypeTraits& wTraits = traitsOf(wType);
-  if (!wTraits.computable || cols % wTraits.blockSize != 0) {
-    throw std::invalid_argument(std::string("matmul: cannot multiply ") + wTraits.name + " rows of " +
-                                std::to_string(cols));
-  }
-  const TensorType aType = wTraits.dotWith;
-  const VecDotFn dot = vecDotFor(wType);
-  const size_t wRowBytes = rowBytes(wType, cols);
-  const size_t aRowBytes = rowBytes(aType, cols);
+  const MatmulTarget target{W, wType, rows, Y};
+  matmulGroup(pool, &target, 1, cols, X, nX);
+}
 
-  // A[nX][aRowBytes]: the activations in the weight's dotWith format. F32 weights use X as is.
-  const uint8_t* A = reinterpret_cast<const uint8_t*>(X);
-  thread_local std::vector<uint8_t> scratch;
-  if (aType != TensorType::F32) {
-    scratch.resize(static_cast<size_t>(nX) * aRowBytes);
-    convertActivations(pool, aType, X, nX, cols, scratch.data(), aRowBytes);
-    A = scratch.data();
+void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64_t cols, const float* X, int64_t nX) {
+  constexpr int kMaxTargets = 4;
+  if (count < 1 || count > kMaxTargets) throw std::invalid_argument("matmulGroup: 1 to 4 targets");
+  const DotQ4_0x4Fn dotQ4_0x4 = bestSimdDotQ4_0x4();
+  struct Prepared {
+    VecDotFn dot;
+    DotQ4_0x4Fn dot4;   // four activation rows at once, or nullptr
+    size_t wRowBytes, aRowBytes;
+    const uint8_t* A;   // [nX][aRowBytes]: the activations in this weight's dotWith format
+    int64_t firstRow;   // of this target in the group's row space
+  } prepared[kMaxTargets];
+
+  // One converted copy of X per distinct dot format (F32 weights use X as is).
+  thread_local std::vector<uint8_t> scratch[kMaxTargets];
+  TensorType converted[kMaxTargets];
+  const uint8_t* convertedRows[kMaxTargets];
+  int nConverted = 0;
+  int64_t totalRows = 0;
+  for (int i = 0; i < count; i++) {
+    const MatmulTarget& t = targets[i];
+    const TypeTraits& wTraits = traitsOf(t.type);
+    if (!wTraits.computable || cols % wTraits.blockSize != 0) {
+      throw std::invalid_argument(std::string("matmul: cannot multiply ") + wTraits.name + " rows of " +
+                                  std::to_string(cols));
+    }
+    const TensorType aType = wTraits.dotWith;
+    Prepared& p = prepared[i];
+    p.dot = vecDotFor(t.type);
+    p.dot4 = t.type == TensorType::Q4_0 ? dotQ4_0x4 : nullptr;
+    p.wRowBytes = rowBytes(t.type, cols);
+    p.aRowBytes = rowBytes(aType, cols);
+    p.firstRow = totalRows;
+    totalRows += t.rows;
+    p.A = reinterpret_cast<const uint8_t*>(X);
+    if (aType == TensorType::F32) continue;
+    int k = 0;
+    while (k < nConverted && converted[k] != aType) k++;
+    if (k == nConverted) {
+      scratch[k].resize(static_cast<size_t>(nX) * p.aRowBytes);
+      convertActivations(pool, aType, X, nX, cols, scratch[k].data(), p.aRowBytes);
+      converted[k] = aType;
+      convertedRows[k] = scratch[k].data();
+      nConverted++;
+    }
+    p.A = convertedRows[k];
   }
 
-  pool.parallelFor(rows, [&](int64_t begin, int64_t end, int) {
-    for (int64_t x0 = 0; x0 < nX; x0 += kActivationTile) {
-      const int64_t x1 = std::min(nX, x0 + kActivationTile);
-      for (int64_t r = begin; r < end; ++r) {
-        const uint8_t* w = W + r * wRowBytes;  // [wRowBytes]
-        if (r + 1 < end) {
-          // The next row's first lines: the hardware prefetcher starts each stream late.
-          __builtin_prefetch(w + wRowBytes);
-          __builtin_prefetch(w + wRowBytes + 64);
+  pool.parallelFor(totalRows, [&](int64_t begin, int64_t end, int) {
+    // The chunk may span targets: walk it target by target.
+    for (int i = 0; i < count; i++) {
+      const Prepared& p = prepared[i];
+      const MatmulTarget& t = targets[i];
+      const int64_t rBegin = std::max(begin, p.firstRow) - p.firstRow;
+      const int64_t rEnd = std::min(end, p.firstRow + t.rows) - p.firstRow;
+      for (int64_t x0 = 0; x0 < nX; x0 += kActivationTile) {
+        const int64_t x1 = std::min(nX, x0 + kActivationTile);
+        for (int64_t r = rBegin; r < rEnd; ++r) {
+          const uint8_t* w = t.W + r * p.wRowBytes;  // [wRowBytes]
+          if (r + 1 < rEnd) {
+            // The next row's first lines: the hardware prefetcher starts each stream late.
+            __builtin_prefetch(w + p.wRowBytes);
+            __builtin_prefetch(w + p.wRowBytes + 64);
+          }
+          int64_t x = x0;
+          if (p.dot4) {
+            float out[4];
+            for (; x + 4 <= x1; x += 4) {
+              p.dot4(cols, w, p.A + x * p.aRowBytes, p.aRowBytes, out);
+              for (int j = 0; j < 4; j++) t.Y[(x + j) * t.rows + r] = out[j];
+            }
+          }
+          for (; x < x1; ++x) t.Y[x * t.rows + r] = p.dot(cols, w, p.A + x * p.aRowBytes);
         }
-        for (int64_t x = x0; x < x1; ++x) Y[x * rows + r] = dot(cols, w, A + x * aRowBytes);
       }
     }
   }, kMinRowsPerChunk);

@@ -38,7 +38,7 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
       `model        ${info.path}${info.name ? ` (${info.name})` : ""}`,
       `architecture ${info.architecture}: ${info.nLayer} layers, dim ${info.nEmbd}, ffn ${info.nFf}, ` +
         `${info.nHead} heads (${info.nHeadKv} KV heads, head dim ${info.headDim}), vocab ${info.nVocab}`,
-      `context      trained ${info.nCtxTrain}; rope theta ${info.ropeTheta}, rms eps ${info.rmsEps}`,
+      `context      trained ${info.nCtxTrain}; rope theta ${info.ropeTheta}, rms eps ${Number(info.rmsEps.toPrecision(6))}`,
       `tensors      ${Object.entries(info.tensorTypes).map(([t, n]) => `${n} ${t}`).join(", ")}`,
       `memory       weights ${formatBytes(memory.weights)} (mapped) + KV ${formatBytes(memory.kv)} (${nCtx} tokens, ${kvType}) ` +
         `+ scratch ${formatBytes(memory.scratch)} = ${formatBytes(memory.total)}`,

@@ -1,0 +1,100 @@
+// alpaca bench: prefill and decode speed of a model, and the memory bandwidth decode reaches.
+import path from "node:path";
+import type { CommandModule } from "yargs";
+import { runBench, type BenchRep } from "../bench.js";
+import { openModel } from "../engine.js";
+import { UserError } from "../errors.js";
+import { formatBytes } from "../memory.js";
+import { defaultThreads, nonNegativeInt, threadsOption } from "./options.js";
+
+interface BenchArgs {
+  model: string;
+  p: number;
+  n: number;
+  threads?: number;
+  reps: number;
+  warmup: number;
+  seed: number;
+  json: boolean;
+  verbose: boolean;
+}
+
+const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+export const benchCommand: CommandModule<object, BenchArgs> = {
+  command: "bench",
+  describe: "Measure prefill and decode speed (tokens/s, median of repetitions)",
+  builder: (y) =>
+    y
+      .option("model", { alias: "m", type: "string", demandOption: true, describe: "GGUF model file" })
+      .option("p", { alias: "prompt-tokens", type: "number", default: 64, describe: "prompt tokens, evaluated in one batch" })
+      .option("n", { alias: "decode-tokens", type: "number", default: 32, describe: "tokens decoded one at a time" })
+      .option("threads", threadsOption)
+      .option("reps", { alias: "r", type: "number", default: 5, describe: "counted repetitions (the median is reported)" })
+      .option("warmup", { type: "number", default: 1, describe: "repetitions run first and not counted" })
+      .option("seed", { type: "number", default: 1, describe: "seed of the prompt token ids" })
+      .option("json", { type: "boolean", default: false, describe: "print one JSON object" })
+      .option("verbose", { alias: "v", type: "boolean", default: false, describe: "print every repetition to stderr" })
+      .check((a) => {
+        nonNegativeInt("-p", a.p, 1);
+        nonNegativeInt("-n", a.n, 1);
+        nonNegativeInt("--reps", a.reps, 1);
+        nonNegativeInt("--warmup", a.warmup);
+        nonNegativeInt("--seed", a.seed);
+        defaultThreads(a.threads);
+        return true;
+      }),
+  handler: (a) => {
+    const threads = defaultThreads(a.threads);
+    // Check the context length before sizing a KV cache for it (a 7B one of 100k tokens is 50 GB).
+    const probe = openModel(a.model, { nCtx: 1 });
+    const { nCtxTrain } = probe.info();
+    probe.close();
+    if (a.p + a.n > nCtxTrain)
+      throw new UserError(`-p ${a.p} + -n ${a.n} tokens exceed the model's context length ${nCtxTrain}`);
+    const model = openModel(a.model, { threads, nCtx: a.p + a.n });
+    try {
+      const info = model.info();
+      const onRep = a.verbose
+        ? (r: BenchRep, counted: boolean) =>
+            process.stderr.write(
+              `${counted ? "rep   " : "warmup"} prefill ${fmt(r.prefill)} tok/s (${r.prefillMs.toFixed(0)} ms), ` +
+                `decode ${fmt(r.decode)} tok/s (${r.decodeMs.toFixed(0)} ms)\n`,
+            )
+        : undefined;
+      const result = runBench(model, { prompt: a.p, decode: a.n, reps: a.reps, warmup: a.warmup, seed: a.seed, onRep });
+      if (a.json) {
+        process.stdout.write(
+          JSON.stringify({
+            model: a.model,
+            threads,
+            p: a.p,
+            n: a.n,
+            reps: a.reps,
+            prefill: result.prefill,
+            decode: result.decodeSpread,
+            decodeGBs: result.decodeGBs,
+            weightBytes: result.weightBytes,
+            runs: result.reps.map((r) => ({ prefill: r.prefill, decode: r.decode })),
+          }) + "\n",
+        );
+        return;
+      }
+      const row = (what: string, tokens: number, s: { median: number; min: number; max: number }) =>
+        `${what.padEnd(8)} ${String(tokens).padStart(6)} ${fmt(s.median).padStart(10)} ${fmt(s.min).padStart(9)} ${fmt(s.max).padStart(9)}`;
+      const lines = [
+        `model    ${path.basename(a.model)}${info.name ? ` (${info.name})` : ""}, weights ${formatBytes(info.weightBytes)}`,
+        `threads  ${threads}, ${a.reps} reps (+${a.warmup} warm-up), median tokens/s`,
+        "",
+        `${"".padEnd(8)} ${"tokens".padStart(6)} ${"median".padStart(10)} ${"min".padStart(9)} ${"max".padStart(9)}`,
+        row("prefill", a.p, result.prefill),
+        row("decode", a.n, result.decodeSpread),
+        "",
+        `decode × weights = ${result.decodeGBs.toFixed(2)} GB/s`,
+      ];
+      process.stdout.write(lines.join("\n") + "\n");
+    } finally {
+      model.close();
+    }
+  },
+};

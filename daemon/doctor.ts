@@ -4,8 +4,9 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { openModel, type KvType, type ModelInfo } from "./engine.js";
-import { formatBytes, kvBytesPerToken, scratchBytes } from "./memory.js";
+import { openModel, type ModelInfo } from "./engine.js";
+import { formatBytes } from "./memory.js";
+import { PLAN_RULES, planMemory, planModelOf } from "./plan.js";
 
 export type Verdict = "ok" | "warn" | "fail";
 
@@ -47,8 +48,8 @@ export interface DoctorOptions {
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
-/** Node, V8, the tokenizer and thread stacks: what the estimate adds to weights, KV and scratch. */
-const PROCESS_BYTES = 50 * MiB;
+/** Node, V8, the tokenizer and thread stacks, as the memory plan counts them. */
+const PROCESS_BYTES = PLAN_RULES.processBytes;
 /** TimeoutStartSec of systemd/alpaca.service: a cold start slower than this never becomes ready. */
 const START_TIMEOUT_SECONDS = 15 * 60;
 
@@ -351,35 +352,32 @@ function formatSeconds(s: number): string {
 }
 
 /**
- * Will the weights stay resident? Budget = min(MemAvailable, cgroup limit) − a reserve; the
- * generous shape is the model's context up to 2048 with an f16 KV cache and 128-token prompt
- * steps, the frugal one 512 tokens of q8_0 and 32-token steps, one sequence each. The daemon's
- * memory plan (daemon/plan.ts) chooses within that range at start; this only says where we stand.
+ * Will the weights stay resident? Asks the daemon's own memory plan (daemon/plan.ts), with the
+ * budget doctor read: MemAvailable and the service's cgroup limit. ok: the plan fits the model's
+ * context (up to 2048); warn: it fits only by shortening the context; fail: not even the
+ * shortest context fits beside the weights.
  */
 function residencyCheck(info: ModelInfo, mem: Record<string, number>, limit: CgroupLimit | null, threads: number, readSpeed: number | null): DoctorCheck {
-  const bound = Math.min(mem.MemAvailable ?? mem.MemTotal ?? Infinity, limit?.bytes ?? Infinity);
-  const budget = bound - Math.max(64 * MiB, 0.03 * bound);
-  const frugalKv: KvType = info.headDim % 32 === 0 ? "q8_0" : "f16";
-  const generous = { nCtx: Math.min(info.nCtxTrain, 2048), kvType: "f16" as KvType, batch: 128 };
-  const frugal = { nCtx: Math.min(info.nCtxTrain, 512), kvType: frugalKv, batch: 32 };
-  const cost = (s: { nCtx: number; kvType: KvType; batch: number }) => {
-    const weights = info.weightBytes;
-    const kv = kvBytesPerToken(info, s.kvType) * s.nCtx;
-    const scratch = scratchBytes(info, s.nCtx, Math.min(s.batch, s.nCtx), threads);
-    return { ...s, weights, kv, scratch, total: weights + kv + scratch + PROCESS_BYTES };
-  };
-  const [big, small] = [cost(generous), cost(frugal)];
-  const describe = (c: typeof big) => `weights ${formatBytes(c.weights)} + KV ${formatBytes(c.kv)} (${c.nCtx} × ${c.kvType}) + ${formatBytes(c.scratch + PROCESS_BYTES)} = ${formatBytes(c.total)}`;
-  const data = { budget, generous: big, frugal: small };
-  if (!Number.isFinite(budget)) return check("residency", "warn", "no memory figures to judge by", undefined, data);
-  if (big.total <= budget) return check("residency", "ok", `${describe(big)} fits in ${formatBytes(budget)}`, undefined, data);
-  if (small.total <= budget) {
-    return check("residency", "warn", `${describe(small)} fits in ${formatBytes(budget)}, the model's full context does not`,
-      "the memory plan will shorten the context (and use a q8_0 KV cache); free memory or use a smaller quant for more", data);
+  const plan = planMemory({
+    model: planModelOf(info),
+    budget: { memAvailable: mem.MemAvailable ?? mem.MemTotal ?? null, cgroupLimit: limit?.bytes ?? null },
+    request: { ctx: null, parallel: null, kvType: "auto", threads },
+  });
+  const c = plan.costs;
+  const shape = `${plan.nCtx} tokens × ${plan.nSeq} sequence${plan.nSeq === 1 ? "" : "s"}, ${plan.kvType}`;
+  const costs = `weights ${formatBytes(c.weights)} + KV ${formatBytes(c.kv)} (${shape}) + ${formatBytes(c.scratch + c.process)} = ${formatBytes(c.total)}`;
+  const data = { budget: plan.budget.bytes, boundBy: plan.budget.boundBy, nCtx: plan.nCtx, nSeq: plan.nSeq, kvType: plan.kvType, costs: c };
+  if (!plan.fits) {
+    const perToken = readSpeed ? `; each token would re-read the file, about ${formatSeconds(info.weightBytes / readSpeed)} at this storage's speed` : "; each token would re-read the file from storage";
+    const instead = plan.alternatives.length ? `what fits: ${plan.alternatives.join("; ")}` : "use a smaller model or quant, stop other services, or add zram";
+    return check("residency", "fail", `${costs} exceeds the budget of ${formatBytes(plan.budget.bytes)} (${plan.budget.boundBy})${perToken}`, instead, data);
   }
-  const perToken = readSpeed ? `: each token would re-read the file, about ${formatSeconds(info.weightBytes / readSpeed)} at this storage's speed` : ": each token would re-read the file from storage";
-  return check("residency", "fail", `${describe(small)} exceeds ${formatBytes(budget)}${perToken}`,
-    "use a smaller model or quant (a 3B Q4_0 needs about 2 GiB), stop other services, or add zram", data);
+  const wanted = Math.min(info.nCtxTrain, PLAN_RULES.defaultCtx);
+  const summary = `${costs} fits in ${formatBytes(plan.budget.bytes)} (${plan.budget.boundBy})`;
+  if (plan.nCtx < wanted) {
+    return check("residency", "warn", summary, `the context is cut to ${plan.nCtx} of ${wanted} tokens to keep the weights resident; free memory or use a smaller quant for more`, data);
+  }
+  return check("residency", "ok", summary, undefined, data);
 }
 
 // ─── the report ──────────────────────────────────────────────────────────────────────────────

@@ -83,7 +83,11 @@ test.serial("install.sh --root lays out the program, unit and directories and on
   t.is(fs.readFileSync(path.join(root, "etc/systemd/system/alpaca.service"), "utf8"), fs.readFileSync(path.join(ROOT, "systemd/alpaca.service"), "utf8"));
   t.is(fs.readlinkSync(path.join(root, "usr/local/bin/alpaca")), "/opt/alpaca/bin/alpaca");
   t.true(fs.statSync(path.join(root, "var/lib/alpaca/models")).isDirectory());
-  t.true(fs.statSync(path.join(root, "etc/alpaca")).isDirectory());
+  // The example config of this version becomes config.json on the first install.
+  const example = fs.readFileSync(path.join(ROOT, "systemd/alpaca.example.json"), "utf8");
+  t.is(fs.readFileSync(path.join(root, "etc/alpaca/config.json"), "utf8"), example);
+  t.is(fs.readFileSync(path.join(root, "etc/alpaca/config.example.json"), "utf8"), example);
+  t.regex(r.out, /wrote \/etc\/alpaca\/config\.json/);
   t.deepEqual(fs.readdirSync(root).sort(), ["etc", "opt", "usr", "var"], "nothing beside the layout");
 });
 

@@ -136,16 +136,20 @@ function ask(socket: string, request: object): Promise<Record<string, unknown>> 
   });
 }
 
-const needServe = () => fs.existsSync(path.join(ROOT, "dist/daemon/commands/serve.js")) ? needShared() : "alpaca serve is not on this branch yet (branch daemon)";
+// serve comes from branch daemon: without it this test skips, in CI too (nothing the machine
+// lacks, and nothing CI could install). Checked against a merge of that branch.
+const hasServe = fs.existsSync(path.join(ROOT, "daemon/commands/serve.ts"));
+const serveTitle = "the installed tree starts `alpaca serve` as the unit does and answers on the socket";
 
-serialNeeding(needServe, "the installed tree starts `alpaca serve` as the unit does and answers on the socket", async (t) => {
+async function serveFromInstalledTree(t: ExecutionContext) {
   t.timeout(120_000);
   const root = path.join(work, "root");
   const u = unitCommand(root);
   fs.mkdirSync(u.runtimeDir, { recursive: true });
   const socket = path.join(u.runtimeDir, "alpaca.sock");
-  // What systemd would set: the directories it created, and no terminal.
-  const env = { ...process.env, ...nodeOnPath, ALPACA_ADDON: "", RUNTIME_DIRECTORY: u.runtimeDir, STATE_DIRECTORY: u.stateDir, NOTIFY_SOCKET: "" };
+  // What systemd would set (the directories it made), and the scratch root's config in place of /etc's.
+  const env = { ...process.env, ...nodeOnPath, ALPACA_ADDON: "", RUNTIME_DIRECTORY: u.runtimeDir, STATE_DIRECTORY: u.stateDir,
+    NOTIFY_SOCKET: "", ALPACA_CONFIG: path.join(root, "etc/alpaca/config.json") };
   const child = spawn(u.program, [...u.args, "--model", sharedModel("stories260K-f32.gguf"), "--socket", socket], { env, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   child.stdout.on("data", (d) => (log += d));
@@ -165,7 +169,13 @@ serialNeeding(needServe, "the installed tree starts `alpaca serve` as the unit d
     child.kill("SIGTERM");
   }
   t.is(await exited, 0, log);
-});
+}
+
+if (hasServe) serialNeeding(needShared, serveTitle, serveFromInstalledTree);
+else {
+  process.stderr.write(`\n  SKIPPED "${serveTitle}": alpaca serve is not on this branch yet (branch daemon)\n`);
+  test.skip(serveTitle, () => {});
+}
 
 test.serial("--uninstall removes program, unit and link but keeps settings and models; --purge removes those too", (t) => {
   const root = path.join(work, "root");

@@ -4,6 +4,7 @@ import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { askCommand } from "./commands/ask.js";
 import { benchCommand } from "./commands/bench.js";
+import { doctorCommand } from "./commands/doctor.js";
 import { evalCommand } from "./commands/eval.js";
 import { infoCommand } from "./commands/info.js";
 import { modelsCommand } from "./commands/models.js";
@@ -30,6 +31,7 @@ const commands: CommandModule<object, any>[] = [
   serveCommand,
   askCommand,
   statusCommand,
+  doctorCommand,
 ];
 
 function fail(message: string, code: number): never {

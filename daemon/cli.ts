@@ -2,14 +2,17 @@
 // The alpaca command line: one table of commands; user mistakes are one line and exit code 2.
 import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
+import { askCommand } from "./commands/ask.js";
 import { evalCommand } from "./commands/eval.js";
 import { infoCommand } from "./commands/info.js";
 import { runCommand } from "./commands/run.js";
+import { serveCommand } from "./commands/serve.js";
+import { statusCommand } from "./commands/status.js";
 import { tokenizeCommand } from "./commands/tokenize.js";
 import { isUserFacing } from "./errors.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const commands: CommandModule<object, any>[] = [runCommand, tokenizeCommand, evalCommand, infoCommand];
+const commands: CommandModule<object, any>[] = [runCommand, tokenizeCommand, evalCommand, infoCommand, serveCommand, askCommand, statusCommand];
 
 function fail(message: string, code: number): never {
   process.stderr.write(`alpaca: ${message}\n`);

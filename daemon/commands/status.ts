@@ -1,0 +1,55 @@
+// alpaca status: what the running daemon serves, its plan, queue, speed and memory.
+import type { CommandModule } from "yargs";
+import { formatBytes } from "../memory.js";
+import { connectToDaemon, socketOption } from "./client-options.js";
+
+interface StatusArgs {
+  json: boolean;
+  socket?: string;
+}
+
+// The fields of the status reply this command prints (docs/protocol.md has them all).
+interface StatusData {
+  version: string;
+  api_version: number;
+  uptime_s: number;
+  model: { name: string; path: string; architecture: string };
+  plan: { n_ctx: number; n_seq: number; threads: number; kv_type: string; kv_bytes: number; weight_bytes: number };
+  queue: { queued: number; running: number; max_queue: number; accepting: boolean };
+  tokens_per_second: number;
+  totals: { requests: number; completed: number; rejected_busy: number; generated_tokens: number; cached_tokens: number };
+  memory: { rss_bytes: number; kv_used_cells: number; kv_total_cells: number };
+}
+
+export const statusCommand: CommandModule<object, StatusArgs> = {
+  command: "status",
+  describe: "Show the running daemon's model, plan, queue, speed and memory",
+  builder: (y) =>
+    y.option("json", { type: "boolean", default: false, describe: "print the status reply as JSON" }).option("socket", socketOption),
+  handler: async (a) => {
+    const client = await connectToDaemon(a.socket);
+    const reply = await client.request({ op: "status" });
+    client.close();
+    if (reply.status === "error") {
+      process.stderr.write(`alpaca: ${reply.error.code}: ${reply.error.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    const d = reply.data as StatusData;
+    if (a.json) {
+      process.stdout.write(JSON.stringify(d) + "\n");
+      return;
+    }
+    const p = d.plan;
+    const lines = [
+      `alpaca ${d.version} (api ${d.api_version}), up ${d.uptime_s} s`,
+      `model   ${d.model.name || d.model.path} (${d.model.architecture}) ${d.model.path}`,
+      `plan    context ${p.n_ctx} × ${p.n_seq} sequences, KV ${p.kv_type} ${formatBytes(p.kv_bytes)}, weights ${formatBytes(p.weight_bytes)}, ${p.threads} threads`,
+      `queue   ${d.queue.running} running, ${d.queue.queued} queued (max ${d.queue.max_queue})${d.queue.accepting ? "" : ", shutting down"}`,
+      `speed   ${d.tokens_per_second} tokens/s (last 10 s)`,
+      `totals  ${d.totals.requests} requests, ${d.totals.completed} completed, ${d.totals.rejected_busy} busy, ${d.totals.generated_tokens} tokens generated, ${d.totals.cached_tokens} prompt tokens reused`,
+      `memory  RSS ${formatBytes(d.memory.rss_bytes)}, KV cells ${d.memory.kv_used_cells}/${d.memory.kv_total_cells}`,
+    ];
+    process.stdout.write(lines.join("\n") + "\n");
+  },
+};

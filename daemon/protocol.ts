@@ -1,0 +1,317 @@
+// The wire protocol shared by every transport (docs/protocol.md): request schema, validation at the
+// boundary, error codes and the reply envelopes. Nothing here knows about sockets or the engine.
+
+export const API_VERSION = 1;
+
+export type ErrorCode = "bad_request" | "too_long" | "busy" | "timeout" | "cancelled" | "shutting_down" | "internal";
+
+export type StopReason = "eos" | "length" | "stop" | "cancelled" | "timeout";
+
+/** An error that is answered to the client as {"status":"error","error":{code,message}}. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+// ─── Limits ────────────────────────────────────────────────────────────────────────────────────
+// Sized for a Pi: a request can never make the daemon hold more than a few MiB of text.
+
+export const LIMITS = {
+  maxLineBytes: 1 << 20, // one request line on the socket
+  maxTransactionChars: 128,
+  maxPromptChars: 256 * 1024,
+  maxMessages: 256,
+  maxRoleChars: 32,
+  maxStopStrings: 16,
+  maxStopChars: 128,
+  maxTimeoutMs: 24 * 3600 * 1000,
+  maxSeed: 2 ** 53 - 1,
+  minPriority: -10,
+  maxPriority: 10,
+} as const;
+
+// ─── Requests ──────────────────────────────────────────────────────────────────────────────────
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** Exactly one of prompt / instruction(+input) / messages says what to complete. */
+export type PromptSource =
+  | { kind: "prompt"; prompt: string }
+  | { kind: "instruction"; instruction: string; input?: string }
+  | { kind: "messages"; messages: ChatMessage[] };
+
+export interface SamplingParams {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repeatPenalty: number;
+  seed?: number;
+}
+
+export interface GenerateRequest {
+  op: "generate";
+  transaction: string;
+  source: PromptSource;
+  maxTokens?: number; // undefined: as many as fit, at most DEFAULT_MAX_TOKENS
+  sampling: SamplingParams;
+  stop: string[];
+  stream: boolean;
+  timeoutMs?: number;
+  priority: number;
+}
+
+export interface CancelRequest {
+  op: "cancel";
+  transaction: string;
+  target?: string; // the generation to cancel; absent: every generation of this client
+}
+
+export interface SimpleRequest {
+  op: "status" | "info" | "models";
+  transaction: string;
+}
+
+export type Request = GenerateRequest | CancelRequest | SimpleRequest;
+export type Op = Request["op"];
+
+export const DEFAULT_MAX_TOKENS = 256;
+
+export const DEFAULT_SAMPLING: SamplingParams = {
+  temperature: 0.8,
+  topK: 40,
+  topP: 0.95,
+  minP: 0.05,
+  repeatPenalty: 1.0,
+};
+
+// ─── Replies ───────────────────────────────────────────────────────────────────────────────────
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  cached_tokens: number;
+}
+
+export interface Timings {
+  queue_ms: number;
+  prompt_ms: number;
+  decode_ms: number;
+  first_token_ms: number; // from arrival to the first generated token
+  total_ms: number;
+  prompt_tokens_per_second: number;
+  decode_tokens_per_second: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  stop_reason: StopReason;
+  usage: Usage;
+  timings: Timings;
+}
+
+export interface ChunkMessage {
+  transaction: string;
+  seq: number;
+  delta: string;
+}
+
+export interface OkMessage<T = unknown> {
+  status: "ok";
+  transaction: string;
+  data: T;
+}
+
+export interface ErrorMessage {
+  status: "error";
+  transaction: string | null; // null when the request could not be read far enough to find it
+  error: { code: ErrorCode; message: string };
+}
+
+export type ReplyMessage = ChunkMessage | OkMessage | ErrorMessage;
+
+export function okMessage<T>(transaction: string, data: T): OkMessage<T> {
+  return { status: "ok", transaction, data };
+}
+
+export function errorMessage(transaction: string | null, code: ErrorCode, message: string): ErrorMessage {
+  return { status: "error", transaction, error: { code, message } };
+}
+
+// ─── Validation ────────────────────────────────────────────────────────────────────────────────
+// Every field is checked for type and range before anything else sees the request; the first
+// problem is reported by field name, so a client knows what to fix.
+
+type Json = Record<string, unknown>;
+
+const OPS: readonly Op[] = ["generate", "cancel", "status", "info", "models"];
+
+const GENERATE_FIELDS = new Set([
+  "op", "transaction", "prompt", "instruction", "input", "messages", "max_tokens", "temperature", "top_k",
+  "top_p", "min_p", "repeat_penalty", "seed", "stop", "stream", "timeout", "priority",
+]);
+
+function bad(message: string): never {
+  throw new ProtocolError("bad_request", message);
+}
+
+/** The transaction id of a parsed request, if it has a usable one (for error replies). */
+export function transactionOf(raw: unknown): string | null {
+  if (typeof raw !== "object" || raw === null) return null;
+  const t = (raw as Json).transaction;
+  return typeof t === "string" && t.length <= LIMITS.maxTransactionChars ? t : null;
+}
+
+function text(o: Json, key: string, maxChars: number, required: true): string;
+function text(o: Json, key: string, maxChars: number, required?: false): string | undefined;
+function text(o: Json, key: string, maxChars: number, required = false): string | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) {
+    if (required) bad(`${key} is required`);
+    return undefined;
+  }
+  if (typeof v !== "string") bad(`${key} must be a string, got ${typeName(v)}`);
+  if (v.length > maxChars) bad(`${key} is longer than ${maxChars} characters`);
+  if (!isWellFormed(v)) bad(`${key} is not valid Unicode (lone surrogate)`);
+  return v;
+}
+
+function num(o: Json, key: string, min: number, max: number, integer: boolean): number | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v)) bad(`${key} must be a number, got ${typeName(v)}`);
+  if (integer && !Number.isInteger(v)) bad(`${key} must be an integer, got ${v}`);
+  if (v < min || v > max) bad(`${key} must be from ${min} to ${max}, got ${v}`);
+  return v;
+}
+
+// String.prototype.isWellFormed (Node 20) is not in the ES2022 typings.
+function isWellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "string") return "a string";
+  return typeof v === "object" ? "an object" : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+export interface ValidationContext {
+  nCtx: number; // max_tokens can never exceed the context
+}
+
+/** Checks a parsed JSON value and returns the typed request, or throws ProtocolError(bad_request). */
+export function validateRequest(raw: unknown, ctx: ValidationContext, assignTransaction: () => string): Request {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) bad("a request must be a JSON object");
+  const o = raw as Json;
+  const transaction = text(o, "transaction", LIMITS.maxTransactionChars) ?? assignTransaction();
+  const op = o.op;
+  if (typeof op !== "string") bad(`op must be a string, one of ${OPS.join(", ")}`);
+  if (!(OPS as readonly string[]).includes(op)) bad(`unknown op "${op.slice(0, 40)}"; expected one of ${OPS.join(", ")}`);
+  switch (op as Op) {
+    case "generate":
+      return validateGenerate(o, transaction, ctx);
+    case "cancel":
+      return { op: "cancel", transaction, target: text(o, "target", LIMITS.maxTransactionChars) };
+    default:
+      return { op: op as SimpleRequest["op"], transaction };
+  }
+}
+
+function validateGenerate(o: Json, transaction: string, ctx: ValidationContext): GenerateRequest {
+  for (const key of Object.keys(o)) if (!GENERATE_FIELDS.has(key)) bad(`unknown field "${key.slice(0, 40)}" for op generate`);
+  const given = ["prompt", "instruction", "messages"].filter((k) => o[k] !== undefined && o[k] !== null);
+  if (given.length !== 1) bad("give exactly one of prompt, instruction (with optional input) or messages");
+  let source: PromptSource;
+  if (given[0] === "prompt") source = { kind: "prompt", prompt: text(o, "prompt", LIMITS.maxPromptChars, true) };
+  else if (given[0] === "instruction")
+    source = {
+      kind: "instruction",
+      instruction: text(o, "instruction", LIMITS.maxPromptChars, true),
+      input: text(o, "input", LIMITS.maxPromptChars),
+    };
+  else source = { kind: "messages", messages: validateMessages(o.messages) };
+  if (source.kind !== "instruction" && o.input !== undefined) bad("input goes with instruction");
+
+  const maxTokens = num(o, "max_tokens", 1, ctx.nCtx, true);
+  const d = DEFAULT_SAMPLING;
+  const sampling: SamplingParams = {
+    temperature: num(o, "temperature", 0, 100, false) ?? d.temperature,
+    topK: num(o, "top_k", 0, 1 << 30, true) ?? d.topK,
+    topP: num(o, "top_p", Number.MIN_VALUE, 1, false) ?? d.topP,
+    minP: num(o, "min_p", 0, 1, false) ?? d.minP,
+    repeatPenalty: num(o, "repeat_penalty", Number.MIN_VALUE, 100, false) ?? d.repeatPenalty,
+    seed: num(o, "seed", 0, LIMITS.maxSeed, true),
+  };
+  const stream = o.stream ?? true;
+  if (typeof stream !== "boolean") bad(`stream must be true or false, got ${typeName(stream)}`);
+  const timeout = num(o, "timeout", 0.001, LIMITS.maxTimeoutMs / 1000, false);
+  return {
+    op: "generate",
+    transaction,
+    source,
+    maxTokens,
+    sampling,
+    stop: validateStop(o.stop),
+    stream,
+    timeoutMs: timeout === undefined ? undefined : timeout * 1000,
+    priority: num(o, "priority", LIMITS.minPriority, LIMITS.maxPriority, true) ?? 0,
+  };
+}
+
+function validateMessages(v: unknown): ChatMessage[] {
+  if (!Array.isArray(v)) bad(`messages must be an array of {role, content}, got ${typeName(v)}`);
+  if (v.length === 0) bad("messages is empty");
+  if (v.length > LIMITS.maxMessages) bad(`messages has more than ${LIMITS.maxMessages} entries`);
+  let total = 0;
+  return v.map((m, i) => {
+    if (typeof m !== "object" || m === null || Array.isArray(m)) bad(`messages[${i}] must be an object {role, content}`);
+    const role = text(m as Json, "role", LIMITS.maxRoleChars, true);
+    const content = text(m as Json, "content", LIMITS.maxPromptChars, true);
+    total += content.length;
+    if (total > LIMITS.maxPromptChars) bad(`messages hold more than ${LIMITS.maxPromptChars} characters in all`);
+    return { role, content };
+  });
+}
+
+function validateStop(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  const list = typeof v === "string" ? [v] : v;
+  if (!Array.isArray(list)) bad(`stop must be a string or an array of strings, got ${typeName(v)}`);
+  if (list.length > LIMITS.maxStopStrings) bad(`stop has more than ${LIMITS.maxStopStrings} strings`);
+  return list.map((s, i) => {
+    if (typeof s !== "string") bad(`stop[${i}] must be a string, got ${typeName(s)}`);
+    if (s.length === 0) bad(`stop[${i}] is empty`);
+    if (s.length > LIMITS.maxStopChars) bad(`stop[${i}] is longer than ${LIMITS.maxStopChars} characters`);
+    if (!isWellFormed(s)) bad(`stop[${i}] is not valid Unicode (lone surrogate)`);
+    return s;
+  });
+}
+
+// ─── Framing helpers for line-based transports ─────────────────────────────────────────────────
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Decodes one request line; invalid UTF-8 or JSON is a bad_request naming the problem. */
+export function parseRequestLine(line: Buffer): unknown {
+  let s: string;
+  try {
+    s = strictUtf8.decode(line);
+  } catch {
+    bad("the request is not valid UTF-8");
+  }
+  try {
+    return JSON.parse(s);
+  } catch (e) {
+    bad(`the request is not JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}

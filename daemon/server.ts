@@ -1,0 +1,107 @@
+// The daemon: one model, one scheduler, one router, its transports. start() brings them up in
+// that order and stop() takes them down in reverse, each part finishing cleanly.
+import fs from "node:fs";
+import path from "node:path";
+import type { KvType, NativeModel } from "./engine.js";
+import { openModel } from "./engine.js";
+import type { Logger } from "./log.js";
+import { silentLogger } from "./log.js";
+import { addon, projectRoot } from "./native.js";
+import { Router } from "./router.js";
+import { Scheduler } from "./scheduler.js";
+import { ChatTemplate } from "./templates.js";
+import { SocketTransport } from "./transports/socket.js";
+
+export interface ServerOptions {
+  modelPath: string;
+  socketPath: string;
+  threads: number;
+  nCtx?: number;
+  nSeq: number;
+  kvType?: KvType;
+  maxQueue?: number;
+  maxBatchTokens?: number;
+  maxLineBytes?: number;
+  /** Facts from the memory plan, shown by status and info. */
+  describePlan?: () => Record<string, unknown>;
+  log?: Logger;
+}
+
+export function packageVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(projectRoot(), "package.json"), "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** tokenizer.chat_template from the GGUF header, if the file has one and the reader is built in. */
+export function readChatTemplate(modelPath: string): string | undefined {
+  const binding = addon<{ readGguf?: (p: string) => { metadata: Record<string, unknown> } }>();
+  if (typeof binding.readGguf !== "function") return undefined;
+  const t = binding.readGguf(modelPath).metadata["tokenizer.chat_template"];
+  return typeof t === "string" && t.trim() !== "" ? t : undefined;
+}
+
+export class Server {
+  private stopping?: Promise<void>;
+
+  private constructor(
+    readonly model: NativeModel,
+    readonly scheduler: Scheduler,
+    readonly router: Router,
+    readonly socket: SocketTransport,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(o: ServerOptions): Promise<Server> {
+    const log = o.log ?? silentLogger;
+    const t0 = performance.now();
+    const model = openModel(o.modelPath, { threads: o.threads, nCtx: o.nCtx, nSeq: o.nSeq, kvType: o.kvType });
+    try {
+      const info = model.info();
+      log.info(
+        `model ${info.name || path.basename(info.path)} (${info.architecture}, ${info.nLayer} layers, vocab ${info.nVocab}) ` +
+          `loaded in ${Math.round(performance.now() - t0)} ms; context ${info.nCtx} × ${info.nSeq} sequences, ` +
+          `KV ${info.kvType} ${(info.kvBytes / 2 ** 20).toFixed(1)} MiB, ${info.threads} threads`,
+      );
+      let chatTemplate: ChatTemplate | undefined;
+      const source = readChatTemplate(o.modelPath);
+      if (source) {
+        try {
+          const text = (id: number) => (id >= 0 ? model.tokenBytes(id, true).toString("utf8") : "");
+          chatTemplate = new ChatTemplate(source, { bos: text(info.bos), eos: text(info.eos) });
+        } catch (e) {
+          log.warn(`the model's chat template does not parse (${e instanceof Error ? e.message : e}); messages are refused`);
+        }
+      }
+      const scheduler = new Scheduler(model, { maxQueue: o.maxQueue, maxBatchTokens: o.maxBatchTokens });
+      const router = new Router({ model, scheduler, chatTemplate, version: packageVersion(), describePlan: o.describePlan, log });
+      const socket = new SocketTransport(router, { path: o.socketPath, maxLineBytes: o.maxLineBytes, log });
+      scheduler.start();
+      await socket.start();
+      return new Server(model, scheduler, router, socket, log);
+    } catch (e) {
+      model.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Stops accepting; queued requests are answered shutting_down, running ones get graceMs to
+   * finish (then shutting_down); every reply is flushed before the connections close.
+   */
+  stop(graceMs: number): Promise<void> {
+    this.stopping ??= (async () => {
+      const s = this.scheduler.stats();
+      this.log.info(`stopping: ${s.running} running, ${s.queued} queued, grace ${graceMs} ms`);
+      this.router.stopAccepting();
+      await this.socket.stopListening();
+      await this.scheduler.stop(graceMs);
+      await this.socket.close();
+      this.model.close();
+      this.log.info("stopped");
+    })();
+    return this.stopping;
+  }
+}

@@ -20,7 +20,8 @@
         "native/tokenizer_bpe.cc",
         "native/unicode_tables.cc",
         "native/sampler.cc",
-        "native/matmul.cc"
+        "native/matmul.cc",
+        "native/sd_notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -5,6 +5,7 @@ import { hideBin } from "yargs/helpers";
 import { askCommand } from "./commands/ask.js";
 import { evalCommand } from "./commands/eval.js";
 import { infoCommand } from "./commands/info.js";
+import { planCommand } from "./commands/plan.js";
 import { runCommand } from "./commands/run.js";
 import { serveCommand } from "./commands/serve.js";
 import { statusCommand } from "./commands/status.js";
@@ -12,7 +13,7 @@ import { tokenizeCommand } from "./commands/tokenize.js";
 import { isUserFacing } from "./errors.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const commands: CommandModule<object, any>[] = [runCommand, tokenizeCommand, evalCommand, infoCommand, serveCommand, askCommand, statusCommand];
+const commands: CommandModule<object, any>[] = [runCommand, tokenizeCommand, evalCommand, infoCommand, planCommand, serveCommand, askCommand, statusCommand];
 
 function fail(message: string, code: number): never {
   process.stderr.write(`alpaca: ${message}\n`);

@@ -18,11 +18,15 @@ export function kvBytesPerToken(m: ModelShape, kvType: KvType): number {
   return m.nLayer * 2 * m.nHeadKv * m.headDim * KV_BYTES_PER_ELEMENT[kvType];
 }
 
-/** Activations and logits for a batch of `batch` tokens, and per-thread attention scores. */
-export function scratchBytes(m: ModelShape, nCtx: number, batch: number, threads: number): number {
+/**
+ * Activations for a batch of `batch` tokens, logits for `outputs` of them (default: all), and
+ * per-thread attention scores. The engine keeps its buffers at the largest batch it has seen,
+ * so this is what a step of that size leaves allocated.
+ */
+export function scratchBytes(m: ModelShape, nCtx: number, batch: number, threads: number, outputs = batch): number {
   const perToken = 4 * (2 * m.nEmbd + 2 * m.nHead * m.headDim + 2 * m.nHeadKv * m.headDim + 2 * m.nFf + m.nEmbd);
   const quantized = 2 * Math.max(m.nEmbd, m.nFf) * batch; // activations in their 8-bit dot format
-  return perToken * batch + quantized + 4 * m.nVocab * batch + threads * 4 * (nCtx + m.headDim);
+  return perToken * batch + quantized + 4 * m.nVocab * outputs + threads * 4 * (nCtx + m.headDim);
 }
 
 export function formatBytes(n: number): string {

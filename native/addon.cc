@@ -6,6 +6,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerTensorTypes(env, exports);
   registerTokenizer(env, exports);
   registerModel(env, exports);
+  registerSdNotify(env, exports);
   return exports;
 }
 

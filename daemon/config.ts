@@ -1,0 +1,283 @@
+// The daemon's configuration: one table of options, each settable in the config file, by an
+// ALPACA_* environment variable and by a flag. Precedence: flag > environment > file > default,
+// so a systemd drop-in (Environment=) or a one-off flag overrides the file without editing it.
+// Every mistake is one line naming where it came from, thrown as a UserError (exit code 2).
+import fs from "node:fs";
+import os from "node:os";
+import type { Argv, Options } from "yargs";
+import { UserError } from "./errors.js";
+
+export const DEFAULT_CONFIG_FILE = "/etc/alpaca/config.json";
+
+export type KvTypeChoice = "auto" | "f16" | "q8_0";
+export type LogLevel = "error" | "warn" | "info" | "debug";
+
+export interface Config {
+  /** The file that was read, or null when none was (the default file may be absent). */
+  configFile: string | null;
+  model: string | null;
+  socket: string;
+  /** Bytes; null = no limit beyond what the machine and cgroup allow. */
+  memoryLimit: number | null;
+  threads: number;
+  /** Context length per sequence; null = the memory plan chooses. */
+  ctx: number | null;
+  /** Parallel sequences; null = the memory plan chooses. */
+  parallel: number | null;
+  kvType: KvTypeChoice;
+  queueSize: number;
+  /** Seconds a stopping daemon waits for running requests before cancelling them. */
+  grace: number;
+  logLevel: LogLevel;
+  mqttUrl: string | null;
+  mqttBaseTopic: string;
+}
+
+type ConfigKey = Exclude<keyof Config, "configFile">;
+
+type Kind =
+  | { type: "string"; check?: (v: string) => string | null }
+  | { type: "size" }
+  | { type: "int"; min: number; max: number }
+  | { type: "seconds" }
+  | { type: "enum"; choices: readonly string[] };
+
+interface OptionSpec {
+  flag: string;
+  env: string;
+  alias?: string;
+  kind: Kind;
+  default: Config[ConfigKey];
+  describe: string;
+}
+
+// ── the options ──────────────────────────────────────────────────────────────────────────────
+
+const OPTIONS: Record<ConfigKey, OptionSpec> = {
+  model: {
+    flag: "model", env: "ALPACA_MODEL", alias: "m", kind: { type: "string" }, default: null,
+    describe: "GGUF model file",
+  },
+  socket: {
+    flag: "socket", env: "ALPACA_SOCKET", kind: { type: "string" }, default: "/run/alpaca/alpaca.sock",
+    describe: "Unix socket path",
+  },
+  memoryLimit: {
+    flag: "memory-limit", env: "ALPACA_MEMORY_LIMIT", kind: { type: "size" }, default: null,
+    describe: "most memory to plan for, e.g. 3.5G (K/M/G/T are powers of 1024; default: what the machine and cgroup allow)",
+  },
+  threads: {
+    flag: "threads", env: "ALPACA_THREADS", alias: "t", kind: { type: "int", min: 1, max: 256 },
+    default: os.availableParallelism(), describe: "worker threads (default: one per core)",
+  },
+  ctx: {
+    flag: "ctx", env: "ALPACA_CTX", alias: "c", kind: { type: "int", min: 1, max: 1 << 20 }, default: null,
+    describe: "context length per sequence (default: the memory plan chooses, up to 2048)",
+  },
+  parallel: {
+    flag: "parallel", env: "ALPACA_PARALLEL", kind: { type: "int", min: 1, max: 256 }, default: null,
+    describe: "sequences served at once (default: the memory plan chooses, up to 4)",
+  },
+  kvType: {
+    flag: "kv-type", env: "ALPACA_KV_TYPE", kind: { type: "enum", choices: ["auto", "f16", "q8_0"] }, default: "auto",
+    describe: "KV cache type: auto (f16, q8_0 when that is what fits), f16 or q8_0",
+  },
+  queueSize: {
+    flag: "queue-size", env: "ALPACA_QUEUE_SIZE", kind: { type: "int", min: 1, max: 1_000_000 }, default: 32,
+    describe: "requests waiting beyond the running ones; more are refused as busy",
+  },
+  grace: {
+    flag: "grace", env: "ALPACA_GRACE", kind: { type: "seconds" }, default: 10,
+    describe: "seconds a stopping daemon lets running requests finish (e.g. 10, 10s, 500ms, 1m)",
+  },
+  logLevel: {
+    flag: "log-level", env: "ALPACA_LOG_LEVEL", kind: { type: "enum", choices: ["error", "warn", "info", "debug"] },
+    default: "info", describe: "log level: error, warn, info or debug",
+  },
+  mqttUrl: {
+    flag: "mqtt-url", env: "ALPACA_MQTT_URL", kind: { type: "string", check: checkMqttUrl }, default: null,
+    describe: "MQTT broker, e.g. mqtt://localhost:1883 (default: no MQTT)",
+  },
+  mqttBaseTopic: {
+    flag: "mqtt-base-topic", env: "ALPACA_MQTT_BASE_TOPIC", kind: { type: "string", check: checkTopic },
+    default: "alpaca", describe: "first level of every MQTT topic",
+  },
+};
+
+export const CONFIG_KEYS = Object.keys(OPTIONS) as ConfigKey[];
+
+function checkMqttUrl(v: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    return "is not a URL (e.g. mqtt://localhost:1883)";
+  }
+  return ["mqtt:", "mqtts:", "ws:", "wss:"].includes(url.protocol) ? null : "must use mqtt:, mqtts:, ws: or wss:";
+}
+
+function checkTopic(v: string): string | null {
+  if (v === "" || v.startsWith("/") || v.endsWith("/")) return "must be non-empty without a leading or trailing /";
+  if (/[+#\0]/.test(v)) return "must not contain the wildcards + or #";
+  return null;
+}
+
+// ── values ───────────────────────────────────────────────────────────────────────────────────
+
+const SIZE_UNITS: Record<string, number> = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+
+/** "3.5G" → bytes. K/M/G/T are powers of 1024 (as in systemd's MemoryMax=); "B"/"iB" may follow. */
+export function parseSize(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(text);
+  if (!m) return null;
+  const unit = m[2].toUpperCase();
+  if (unit === "" && /[.]/.test(m[1])) return null; // a fraction of a byte is a typo
+  return Math.floor(Number(m[1]) * SIZE_UNITS[unit]);
+}
+
+/** "10", "10s", "500ms", "1m" → seconds. */
+export function parseSeconds(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(text);
+  if (!m) return null;
+  const scale = m[2] === "ms" ? 0.001 : m[2] === "m" ? 60 : 1;
+  return Number(m[1]) * scale;
+}
+
+/**
+ * Turns one raw value into the option's type. Flags and the environment give strings; the
+ * file gives JSON values, which must already have the right type (a number where a number is
+ * meant), except that sizes and durations may be written either way.
+ */
+function convert(spec: OptionSpec, raw: unknown, fromFile: boolean): { value: Config[ConfigKey] } | { error: string } {
+  const kind = spec.kind;
+  const shown = JSON.stringify(raw);
+  switch (kind.type) {
+    case "string": {
+      if (typeof raw !== "string") return { error: `must be a string, got ${shown}` };
+      const problem = kind.check?.(raw);
+      return problem ? { error: `${problem}, got ${shown}` } : { value: raw };
+    }
+    case "enum": {
+      if (typeof raw !== "string" || !kind.choices.includes(raw))
+        return { error: `must be one of ${kind.choices.join(", ")}, got ${shown}` };
+      return { value: raw };
+    }
+    case "size": {
+      const bytes = typeof raw === "number" && Number.isInteger(raw) && raw >= 0 ? raw
+        : typeof raw === "string" ? parseSize(raw) : null;
+      if (bytes === null || bytes <= 0)
+        return { error: `${shown} is not a size (bytes, or a number with K, M, G or T, e.g. 3.5G)` };
+      return { value: bytes };
+    }
+    case "seconds": {
+      const s = typeof raw === "number" && raw >= 0 ? raw : typeof raw === "string" ? parseSeconds(raw) : null;
+      if (s === null || !Number.isFinite(s)) return { error: `${shown} is not a duration (seconds, or e.g. 10s, 500ms, 1m)` };
+      return { value: s };
+    }
+    case "int": {
+      if (fromFile && typeof raw !== "number") return { error: `must be a number, got ${shown}` };
+      const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isInteger(n) || n < kind.min || n > kind.max)
+        return { error: `must be an integer from ${kind.min} to ${kind.max}, got ${shown}` };
+      return { value: n };
+    }
+  }
+}
+
+// ── sources ──────────────────────────────────────────────────────────────────────────────────
+
+/** Keys beginning with "//" are comments, so that a JSON config file can explain itself. */
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    throw new UserError(`config ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`config ${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new UserError(`config ${file}: must be a JSON object of options`);
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (key.startsWith("//")) continue;
+    if (!(key in OPTIONS)) {
+      throw new UserError(`config ${file}: unknown key "${key}" (known: ${CONFIG_KEYS.join(", ")})`);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * The configuration from parsed flags (a yargs argv carrying the options of `configOptions`),
+ * the environment and the config file (--config, ALPACA_CONFIG, else /etc/alpaca/config.json
+ * when it exists). An empty environment variable counts as unset.
+ */
+export function loadConfig(
+  argv: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+  defaultFile: string = DEFAULT_CONFIG_FILE,
+): Config {
+  const given = (v: unknown): v is string | number => v !== undefined && v !== null && v !== "";
+  const explicitFile = given(argv.config) ? String(argv.config) : given(env.ALPACA_CONFIG) ? env.ALPACA_CONFIG : null;
+  const file = explicitFile ?? (fs.existsSync(defaultFile) ? defaultFile : null);
+  const fromFile = file ? readConfigFile(file) : {};
+
+  const config = { configFile: file } as Config;
+  for (const key of CONFIG_KEYS) {
+    const spec = OPTIONS[key];
+    const flagValue = argv[spec.flag];
+    let raw: unknown, where: string, isFile = false;
+    if (given(flagValue)) [raw, where] = [flagValue, `--${spec.flag}`];
+    else if (given(env[spec.env])) [raw, where] = [env[spec.env], spec.env];
+    else if (key in fromFile && fromFile[key] !== null) [raw, where, isFile] = [fromFile[key], `config ${file}: "${key}"`, true];
+    else {
+      (config as unknown as Record<string, unknown>)[key] = spec.default;
+      continue;
+    }
+    const result = convert(spec, raw, isFile);
+    if ("error" in result) throw new UserError(`${where} ${result.error}`);
+    (config as unknown as Record<string, unknown>)[key] = result.value;
+  }
+  return config;
+}
+
+// ── yargs ────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * yargs definitions of every option, by flag name. They carry no yargs defaults (those would
+ * hide the environment and the file) and are strings, so that loadConfig sees what was typed.
+ */
+export const configOptions: Record<string, Options> = {
+  config: {
+    type: "string", requiresArg: true,
+    describe: `config file (env ALPACA_CONFIG; default ${DEFAULT_CONFIG_FILE} when it exists)`,
+  },
+};
+for (const key of CONFIG_KEYS) {
+  const spec = OPTIONS[key];
+  const shownDefault = spec.default === null ? "" : `; default ${String(spec.default)}`;
+  configOptions[spec.flag] = {
+    type: "string",
+    requiresArg: true,
+    ...(spec.alias ? { alias: spec.alias } : {}),
+    describe: `${spec.describe} (env ${spec.env}${spec.describe.includes("default") ? "" : shownDefault})`,
+  };
+}
+
+/** Attaches the config options (all, or the given config keys plus --config) to a command. */
+export function withConfigOptions<T>(y: Argv<T>, keys: readonly ConfigKey[] = CONFIG_KEYS): Argv<T> {
+  let out = y.option("config", configOptions.config);
+  for (const key of keys) out = out.option(OPTIONS[key].flag, configOptions[OPTIONS[key].flag]);
+  return out;
+}
+
+/** The flag and environment variable of a key, for messages and the documentation. */
+export function optionNames(key: ConfigKey): { flag: string; env: string } {
+  return { flag: `--${OPTIONS[key].flag}`, env: OPTIONS[key].env };
+}

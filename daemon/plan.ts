@@ -1,0 +1,374 @@
+// The memory plan: how much memory there is, what the model costs, and the KV type, context
+// length, parallel sequences and prompt batch that fit. planMemory is pure (numbers in, plan
+// out) so that every case can be tested without a machine of that size; planFromSystem feeds
+// it this machine's /proc and cgroup files.
+//
+// Why the weights must stay resident: a decode step reads every weight once, in the same
+// order. If the mapped file does not fit, the kernel's LRU evicts exactly the pages needed
+// next and every token re-reads the whole file from storage (10 s/token on a 4 GB Pi).
+// So the plan never trades residency for context: it refuses instead, and says what would fit.
+import type { KvType, ModelInfo } from "./engine.js";
+import type { Config, KvTypeChoice } from "./config.js";
+import { formatBytes, kvBytesPerToken, scratchBytes, type ModelShape } from "./memory.js";
+import { readSystemMemory, type MemlockLimit } from "./system-memory.js";
+
+export { formatBytes } from "./memory.js";
+
+const MiB = 2 ** 20;
+
+/** The rules of the plan; tests and `alpaca plan` may override them. */
+export const PLAN_RULES = {
+  /** Preferred context: the model's trained context, capped here (a Pi's prompts are short). */
+  defaultCtx: 2048,
+  /** Shortest context chosen automatically; below this a chat is hardly usable. */
+  minCtx: 512,
+  /** Contexts between default and floor are tried in these steps. */
+  ctxStep: 256,
+  /** Most sequences chosen automatically: decode is bandwidth-bound, and a Pi 4 has 4 cores. */
+  maxParallel: 4,
+  /** Prompt tokens per engine step, largest first: smaller batches cost prompt speed only. */
+  batchSizes: [256, 128, 64, 32],
+  /** Node, V8 heap, the addon's tokenizer and thread stacks. */
+  processBytes: 50 * MiB,
+  /** Reserve = max(reserveMin, reserveShare × limit): room for the kernel, page tables, and growth we do not model. */
+  reserveMin: 64 * MiB,
+  reserveShare: 0.03,
+};
+export type PlanRules = typeof PLAN_RULES;
+
+export interface PlanModel extends ModelShape {
+  weightBytes: number;
+  nCtxTrain: number;
+  name?: string;
+  path?: string;
+}
+
+/** Where the budget comes from; each is bytes or null (unknown / no limit). */
+export interface BudgetSources {
+  /** MemAvailable when the daemon starts. */
+  memAvailable?: number | null;
+  /** The cgroup's memory.max / memory.high (v2) or memory.limit_in_bytes (v1). */
+  cgroupLimit?: number | null;
+  /** --memory-limit. */
+  memoryLimit?: number | null;
+  /** `alpaca plan --memory`: plan for a machine of this size instead of this one. */
+  machine?: number | null;
+}
+
+export interface PlanRequest {
+  ctx?: number | null;
+  parallel?: number | null;
+  kvType?: KvTypeChoice;
+  threads: number;
+}
+
+export interface PlanInput {
+  model: PlanModel;
+  budget: BudgetSources;
+  request: PlanRequest;
+  memlock?: MemlockLimit | null;
+  rules?: Partial<PlanRules>;
+}
+
+export interface MemoryPlan {
+  fits: boolean;
+  budget: {
+    /** What the plan may spend: limit − reserve. */
+    bytes: number;
+    limit: number;
+    reserve: number;
+    /** The source that set the limit: "MemAvailable", "cgroup limit", "--memory-limit" or "--memory". */
+    boundBy: string;
+    sources: { name: string; bytes: number }[];
+  };
+  nCtx: number;
+  nSeq: number;
+  kvType: Exclude<KvType, "f32">;
+  /** Most tokens per engine step (prompt chunks); the scratch buffers are sized for it. */
+  nBatch: number;
+  /** Logits rows per step the plan allows for: one per sequence. */
+  nOutputs: number;
+  threads: number;
+  costs: { weights: number; kv: number; scratch: number; process: number; total: number };
+  /** budget.bytes − costs.total (negative when it does not fit). */
+  spare: number;
+  mlock: { permitted: boolean; limit: number | null; reason: string };
+  /** One plain sentence per choice the plan made. */
+  decisions: string[];
+  /** Why it does not fit, or null. */
+  problem: string | null;
+  /** What would fit instead (when it does not). */
+  alternatives: string[];
+}
+
+interface Shape {
+  nCtx: number;
+  nSeq: number;
+  kvType: Exclude<KvType, "f32">;
+  nBatch: number;
+}
+
+// ── costs ────────────────────────────────────────────────────────────────────────────────────
+
+function costsOf(m: PlanModel, s: Shape, threads: number, rules: PlanRules): MemoryPlan["costs"] {
+  const weights = m.weightBytes;
+  const kv = kvBytesPerToken(m, s.kvType) * s.nCtx * s.nSeq;
+  const scratch = scratchBytes(m, s.nCtx, s.nBatch, threads, s.nSeq);
+  const process = rules.processBytes;
+  return { weights, kv, scratch, process, total: weights + kv + scratch + process };
+}
+
+/** Parameters of a LLaMA shape (untied output), to say what other quantizations would weigh. */
+export function parameterCount(m: ModelShape): number {
+  const q = m.nHead * m.headDim, kv = m.nHeadKv * m.headDim;
+  const perLayer = 2 * m.nEmbd * q + 2 * m.nEmbd * kv + 3 * m.nEmbd * m.nFf + 2 * m.nEmbd;
+  return 2 * m.nVocab * m.nEmbd + m.nLayer * perLayer + m.nEmbd;
+}
+
+/** Contexts to try, longest first: the target, multiples of the step below it, the floor. */
+function contextCandidates(m: PlanModel, rules: PlanRules): number[] {
+  const target = Math.min(m.nCtxTrain > 0 ? m.nCtxTrain : rules.defaultCtx, rules.defaultCtx);
+  const floor = Math.min(rules.minCtx, target);
+  const out = [target];
+  for (let c = Math.floor((target - 1) / rules.ctxStep) * rules.ctxStep; c > floor; c -= rules.ctxStep) out.push(c);
+  if (floor < target) out.push(floor);
+  return out;
+}
+
+function batchCandidates(nCtx: number, rules: PlanRules): number[] {
+  const out = rules.batchSizes.filter((b) => b <= nCtx);
+  return out.length ? out : [nCtx];
+}
+
+// ── budget ───────────────────────────────────────────────────────────────────────────────────
+
+function budgetOf(sources: BudgetSources, rules: PlanRules): MemoryPlan["budget"] {
+  const named: { name: string; bytes: number }[] = [];
+  const add = (name: string, v: number | null | undefined) => {
+    if (v !== null && v !== undefined && Number.isFinite(v) && v > 0) named.push({ name, bytes: v });
+  };
+  if (sources.machine) add("--memory", sources.machine);
+  else {
+    add("MemAvailable", sources.memAvailable);
+    add("cgroup limit", sources.cgroupLimit);
+  }
+  add("--memory-limit", sources.memoryLimit);
+  if (named.length === 0) throw new Error("no memory figure to plan with (no /proc/meminfo, no limit given)");
+  const bound = named.reduce((a, b) => (b.bytes < a.bytes ? b : a));
+  const reserve = Math.max(rules.reserveMin, Math.ceil(rules.reserveShare * bound.bytes));
+  return { bytes: Math.max(0, bound.bytes - reserve), limit: bound.bytes, reserve, boundBy: bound.name, sources: named };
+}
+
+function mlockOf(memlock: MemlockLimit | null | undefined, weights: number): MemoryPlan["mlock"] {
+  if (!memlock) return { permitted: false, limit: null, reason: "RLIMIT_MEMLOCK unknown (no /proc/self/limits)" };
+  if (memlock.capIpcLock) return { permitted: true, limit: memlock.soft, reason: "CAP_IPC_LOCK" };
+  if (memlock.soft === null) return { permitted: true, limit: null, reason: "RLIMIT_MEMLOCK unlimited" };
+  if (memlock.soft >= weights) return { permitted: true, limit: memlock.soft, reason: `RLIMIT_MEMLOCK ${formatBytes(memlock.soft)}` };
+  return {
+    permitted: false, limit: memlock.soft,
+    reason: `RLIMIT_MEMLOCK ${formatBytes(memlock.soft)} is below the weights (LimitMEMLOCK=infinity in the unit allows it)`,
+  };
+}
+
+// ── the plan ─────────────────────────────────────────────────────────────────────────────────
+
+export function planMemory(input: PlanInput): MemoryPlan {
+  const rules: PlanRules = { ...PLAN_RULES, ...input.rules };
+  const { model: m, request } = input;
+  const threads = request.threads;
+  const budget = budgetOf(input.budget, rules);
+  const fitsIn = (s: Shape) => costsOf(m, s, threads, rules).total <= budget.bytes;
+
+  const ctxs = request.ctx ? [request.ctx] : contextCandidates(m, rules);
+  const kvChoice = request.kvType ?? "auto";
+  const kvTypes: Shape["kvType"][] = kvChoice === "auto" ? ["f16", "q8_0"] : [kvChoice];
+  const seq0 = request.parallel ?? 1;
+
+  let chosen: Shape | null = null;
+  search: for (const nCtx of ctxs) {
+    for (const kvType of kvTypes) {
+      for (const nBatch of batchCandidates(nCtx, rules)) {
+        const s = { nCtx, nSeq: seq0, kvType, nBatch };
+        if (fitsIn(s)) {
+          chosen = s;
+          break search;
+        }
+      }
+    }
+  }
+  if (chosen && !request.parallel) {
+    while (chosen.nSeq < rules.maxParallel && fitsIn({ ...chosen, nSeq: chosen.nSeq + 1 })) chosen.nSeq++;
+  }
+
+  // The smallest thing we would run: what the "does not fit" numbers are about.
+  const floorCtx = ctxs[ctxs.length - 1];
+  const smallest: Shape = chosen ?? {
+    nCtx: floorCtx, nSeq: seq0, kvType: kvTypes[kvTypes.length - 1],
+    nBatch: Math.min(...batchCandidates(floorCtx, rules)),
+  };
+  const costs = costsOf(m, smallest, threads, rules);
+  const plan: MemoryPlan = {
+    fits: chosen !== null,
+    budget, ...smallest, nOutputs: smallest.nSeq, threads, costs,
+    spare: budget.bytes - costs.total,
+    mlock: mlockOf(input.memlock, m.weightBytes),
+    decisions: [], problem: null, alternatives: [],
+  };
+  if (chosen) plan.decisions = explainChoices(input, rules, budget.bytes, chosen, ctxs);
+  else explainMisfit(input, rules, plan);
+  return plan;
+}
+
+/** One sentence per choice: what was picked and what the next larger step would have cost. */
+function explainChoices(input: PlanInput, rules: PlanRules, budget: number, s: Shape, ctxs: number[]): string[] {
+  const { model: m, request } = input;
+  const need = (t: Shape) => costsOf(m, t, request.threads, rules).total - budget;
+  const out: string[] = [];
+  if (request.ctx) {
+    out.push(`context ${s.nCtx} tokens per sequence, as asked` +
+      (m.nCtxTrain > 0 && s.nCtx > m.nCtxTrain ? ` (beyond the ${m.nCtxTrain} the model was trained for: quality may suffer)` : ""));
+  } else if (s.nCtx < ctxs[0]) {
+    const longer = ctxs[ctxs.indexOf(s.nCtx) - 1];
+    out.push(`context reduced from ${ctxs[0]} to ${s.nCtx} tokens to fit ` +
+      `(${longer} would need ${formatBytes(need({ ...s, nCtx: longer, nBatch: Math.min(...batchCandidates(longer, rules)) }))} more)`);
+  } else {
+    out.push(`context ${s.nCtx} tokens per sequence (${m.nCtxTrain > s.nCtx ? `trained ${m.nCtxTrain}, capped at ${rules.defaultCtx}` : "the model's trained context"})`);
+  }
+  if (s.kvType === "q8_0" && (request.kvType ?? "auto") === "auto") {
+    const f16 = costsOf(m, { ...s, kvType: "f16" }, request.threads, rules);
+    out.push(`KV cache q8_0 (${formatBytes(costsOf(m, s, request.threads, rules).kv)}): ` +
+      `f16 at this context would need ${formatBytes(f16.kv)}, ${formatBytes(f16.total - budget)} more than the budget`);
+  } else {
+    out.push(`KV cache ${s.kvType}${request.kvType && request.kvType !== "auto" ? ", as asked" : ""}`);
+  }
+  if (request.parallel) out.push(`${s.nSeq} parallel sequence${s.nSeq > 1 ? "s" : ""}, as asked`);
+  else if (s.nSeq >= rules.maxParallel) out.push(`${s.nSeq} parallel sequences (the automatic cap; --parallel asks for more)`);
+  else {
+    out.push(`${s.nSeq} parallel sequence${s.nSeq > 1 ? "s" : ""} ` +
+      `(one more would need ${formatBytes(need({ ...s, nSeq: s.nSeq + 1 }))} more)`);
+  }
+  const batches = batchCandidates(s.nCtx, rules);
+  if (s.nBatch < batches[0]) {
+    out.push(`prompt batch ${s.nBatch} tokens per step (${batches[0]} would need ${formatBytes(need({ ...s, nBatch: batches[0] }))} more)`);
+  }
+  return out;
+}
+
+/** Says plainly why nothing fits and what would. */
+function explainMisfit(input: PlanInput, rules: PlanRules, plan: MemoryPlan): void {
+  const { model: m, request } = input;
+  const budget = plan.budget.bytes;
+  const gb = formatBytes;
+  const weightsAndProcess = m.weightBytes + rules.processBytes;
+  const smallestRest = plan.costs.kv + plan.costs.scratch;
+  const budgetText = `the budget is ${gb(budget)} (${gb(plan.budget.limit)} from ${plan.budget.boundBy}, less a ${gb(plan.budget.reserve)} reserve)`;
+
+  // An override that cannot be honoured: say what the automatic plan would do without it.
+  const overrides: [keyof PlanRequest, string][] = [["ctx", "--ctx"], ["parallel", "--parallel"], ["kvType", "--kv-type"]];
+  for (const [key, flag] of overrides) {
+    const value = request[key];
+    if (value === undefined || value === null || value === "auto") continue;
+    const without = planMemory({ ...input, request: { ...request, [key]: key === "kvType" ? "auto" : null } });
+    if (!without.fits) continue;
+    const alt = key === "ctx" ? `the longest context that fits is ${without.nCtx} (KV ${without.kvType})`
+      : key === "parallel" ? `${without.nSeq} sequence${without.nSeq > 1 ? "s" : ""} of ${without.nCtx} tokens fit`
+      : `KV ${without.kvType} fits ${without.nCtx} tokens`;
+    plan.problem = `${flag} ${value} does not fit: it needs ${gb(plan.costs.total)} ` +
+      `(KV ${gb(plan.costs.kv)}) and ${budgetText}; ${alt}`;
+    plan.alternatives.push(`without ${flag}: ${describeShape(without)}`);
+    return;
+  }
+
+  const short = plan.costs.total - budget;
+  if (weightsAndProcess > budget) {
+    plan.problem = `the weights (${gb(m.weightBytes)}) cannot stay resident: ${budgetText}, and the weights with ` +
+      `the process need ${gb(weightsAndProcess)} plus at least ${gb(smallestRest)} for a ${plan.nCtx}-token KV cache ` +
+      `and scratch: ${gb(short)} short. Served anyway, every token would re-read the file from storage.`;
+  } else {
+    plan.problem = `the weights (${gb(m.weightBytes)}) fit, but not a ${plan.nCtx}-token ${plan.kvType} KV cache and ` +
+      `scratch beside them (${gb(smallestRest)}): ${budgetText}, ${gb(short)} short`;
+  }
+  const needLimit = Math.ceil(plan.costs.total / (1 - rules.reserveShare));
+  plan.alternatives.push(`this model as it is runs with about ${gb(Math.max(needLimit, plan.costs.total + rules.reserveMin))} ` +
+    `of available memory (a budget of ${gb(plan.costs.total)})`);
+
+  // What else would fit: this model quantized further, or a smaller 4-bit model.
+  const room = budget - rules.processBytes - smallestRest;
+  const params = parameterCount(m);
+  const bitsPerWeight = (m.weightBytes * 8) / params;
+  for (const [name, bits] of [["Q8_0", 8.5], ["Q4_0", 4.5]] as const) {
+    const bytes = (params * bits) / 8;
+    if (bitsPerWeight > bits + 0.1 && bytes <= room) {
+      plan.alternatives.push(`${name} of this model needs ${gb(bytes)} and would fit`);
+      return;
+    }
+  }
+  const maxParams = (room * 8) / 4.5;
+  const examples = [70, 34, 13, 8, 7, 3, 1.1].filter((b) => b * 1e9 <= maxParams);
+  if (examples.length === 0) {
+    plan.alternatives.push(`not even a 4-bit 1B model fits in ${gb(budget)}`);
+    return;
+  }
+  plan.alternatives.push(`a 4-bit (Q4_0) model of up to ${(maxParams / 1e9).toFixed(1)} billion parameters would fit, ` +
+    `e.g. a 4-bit ${examples[0]}B model (≈ ${gb((examples[0] * 1e9 * 4.5) / 8)} of weights)`);
+}
+
+function describeShape(p: MemoryPlan): string {
+  return `${p.nCtx} tokens × ${p.nSeq} sequence${p.nSeq > 1 ? "s" : ""}, KV ${p.kvType}, prompt batch ${p.nBatch}`;
+}
+
+// ── this machine ─────────────────────────────────────────────────────────────────────────────
+
+export function planModelOf(info: ModelInfo): PlanModel {
+  const { nLayer, nHeadKv, headDim, nEmbd, nFf, nHead, nVocab, weightBytes, nCtxTrain, name, path } = info;
+  return { nLayer, nHeadKv, headDim, nEmbd, nFf, nHead, nVocab, weightBytes, nCtxTrain, name, path };
+}
+
+/**
+ * The plan for a model on this machine (or, with `machine`, on one of that size), from the
+ * config's memoryLimit/ctx/parallel/kvType/threads. `root` lets tests supply /proc and /sys.
+ */
+export function planFromSystem(
+  model: PlanModel, config: Pick<Config, "memoryLimit" | "ctx" | "parallel" | "kvType" | "threads">,
+  options: { root?: string; machine?: number | null; rules?: Partial<PlanRules> } = {},
+): MemoryPlan {
+  const sys = readSystemMemory(options.root ?? "/");
+  return planMemory({
+    model,
+    budget: {
+      memAvailable: sys.meminfo?.memAvailable ?? null,
+      cgroupLimit: sys.cgroup?.bytes ?? null,
+      memoryLimit: config.memoryLimit,
+      machine: options.machine ?? null,
+    },
+    request: { ctx: config.ctx, parallel: config.parallel, kvType: config.kvType, threads: config.threads },
+    memlock: sys.memlock,
+    rules: options.rules,
+  });
+}
+
+// ── the log ──────────────────────────────────────────────────────────────────────────────────
+
+/** The plan as lines for a log or a terminal. */
+export function formatPlan(p: MemoryPlan, model?: PlanModel): string[] {
+  const gb = formatBytes;
+  const c = p.costs;
+  const lines: string[] = [];
+  if (model?.path) lines.push(`model    ${model.path}${model.name ? ` (${model.name})` : ""}`);
+  const others = p.budget.sources.filter((s) => s.name !== p.budget.boundBy).map((s) => `${s.name} ${gb(s.bytes)}`);
+  lines.push(`budget   ${gb(p.budget.bytes)} = ${gb(p.budget.limit)} (${p.budget.boundBy}) − ${gb(p.budget.reserve)} reserve` +
+    (others.length ? `; also ${others.join(", ")}` : ""));
+  const kvWhat = `KV ${gb(c.kv)} (${p.nCtx} × ${p.nSeq} ${p.kvType})`;
+  lines.push(`costs    weights ${gb(c.weights)} (mapped, resident) + ${kvWhat} + scratch ${gb(c.scratch)} ` +
+    `+ process ${gb(c.process)} = ${gb(c.total)}`);
+  if (p.fits) {
+    lines.push(`plan     fits, ${gb(p.spare)} to spare: context ${p.nCtx} × ${p.nSeq} sequence${p.nSeq > 1 ? "s" : ""}, ` +
+      `KV ${p.kvType}, prompt batch ${p.nBatch}, ${p.threads} thread${p.threads > 1 ? "s" : ""}`);
+    for (const d of p.decisions) lines.push(`         - ${d}`);
+  } else {
+    lines.push(`plan     does not fit: ${p.problem}`);
+    for (const a of p.alternatives) lines.push(`instead  ${a}`);
+  }
+  lines.push(`mlock    ${p.mlock.permitted ? "permitted" : "not permitted"}: ${p.mlock.reason}`);
+  return lines;
+}

@@ -1,0 +1,129 @@
+// Configuration: flag > environment > file > default for every option, and one-line errors
+// (unknown key, wrong type, bad size) that the CLI turns into exit code 2.
+import test from "ava";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import yargs from "yargs";
+import { CONFIG_KEYS, configOptions, loadConfig, optionNames, parseSeconds, parseSize, withConfigOptions } from "../daemon/config.js";
+import { UserError } from "../daemon/errors.js";
+import { CLI } from "./helpers/shared.js";
+
+const GiB = 2 ** 30;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-config-"));
+const NO_DEFAULT_FILE = path.join(tmp, "absent.json");
+
+function configFile(content: unknown, name = "config.json"): string {
+  const file = path.join(tmp, name);
+  fs.writeFileSync(file, typeof content === "string" ? content : JSON.stringify(content));
+  return file;
+}
+
+/** Parses flags the way a command does, then loads the config. */
+function load(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const argv = withConfigOptions(yargs(args)).strict().exitProcess(false).fail((msg, err) => { throw err ?? new Error(msg); }).parseSync();
+  return loadConfig(argv as Record<string, unknown>, env, NO_DEFAULT_FILE);
+}
+
+test("sizes: bytes or K/M/G/T in powers of 1024", (t) => {
+  t.is(parseSize("3.5G"), 3.5 * GiB);
+  t.is(parseSize("512M"), 512 * 2 ** 20);
+  t.is(parseSize("4gib"), 4 * GiB);
+  t.is(parseSize("1T"), 2 ** 40);
+  t.is(parseSize("1048576"), 1048576);
+  t.is(parseSize("64 KiB"), 65536);
+  for (const bad of ["", "G", "3.5X", "-1G", "1.5", "4 GB extra"]) t.is(parseSize(bad), null, bad);
+  t.is(parseSeconds("10"), 10);
+  t.is(parseSeconds("500ms"), 0.5);
+  t.is(parseSeconds("1m"), 60);
+  t.is(parseSeconds("soon"), null);
+});
+
+test("defaults without flags, environment or file", (t) => {
+  const c = load([]);
+  t.like(c, {
+    configFile: null, model: null, socket: "/run/alpaca/alpaca.sock", memoryLimit: null, threads: os.availableParallelism(),
+    ctx: null, parallel: null, kvType: "auto", queueSize: 32, grace: 10, logLevel: "info", mqttUrl: null, mqttBaseTopic: "alpaca",
+  });
+});
+
+test("precedence: flag > environment > file > default, for each option", (t) => {
+  const file = configFile({ model: "/file.gguf", memoryLimit: "2G", threads: 2, ctx: 1024, queueSize: 8, mqttBaseTopic: "file" });
+  const env = { ALPACA_MODEL: "/env.gguf", ALPACA_MEMORY_LIMIT: "3G", ALPACA_THREADS: "3" };
+  const c = load(["--config", file, "--model", "/flag.gguf", "--memory-limit", "3.5G"], env);
+  t.is(c.configFile, file);
+  t.is(c.model, "/flag.gguf", "flag beats environment and file");
+  t.is(c.memoryLimit, 3.5 * GiB, "flag beats environment");
+  t.is(c.threads, 3, "environment beats file");
+  t.is(c.ctx, 1024, "file beats default");
+  t.is(c.queueSize, 8);
+  t.is(c.mqttBaseTopic, "file");
+  t.is(c.grace, 10, "default when nobody says");
+});
+
+test("every option has a flag and an ALPACA_* variable", (t) => {
+  const values: Record<string, [string, string | number]> = {
+    model: ["/m.gguf", "/m.gguf"], socket: ["/tmp/a.sock", "/tmp/a.sock"], memoryLimit: ["1G", GiB], threads: ["2", 2],
+    ctx: ["768", 768], parallel: ["3", 3], kvType: ["q8_0", "q8_0"], queueSize: ["5", 5], grace: ["30s", 30],
+    logLevel: ["debug", "debug"], mqttUrl: ["mqtt://broker:1883", "mqtt://broker:1883"], mqttBaseTopic: ["home/llm", "home/llm"],
+  };
+  t.deepEqual(Object.keys(values).sort(), [...CONFIG_KEYS].sort());
+  for (const key of CONFIG_KEYS) {
+    const { flag, env } = optionNames(key);
+    t.truthy(configOptions[flag.slice(2)], flag);
+    t.regex(env, /^ALPACA_[A-Z_]+$/);
+    const [raw, parsed] = values[key];
+    t.is(load([flag, raw])[key], parsed, `${flag} ${raw}`);
+    t.is(load([], { [env]: raw })[key], parsed, `${env}=${raw}`);
+  }
+});
+
+test("ALPACA_CONFIG names the file; an empty variable counts as unset", (t) => {
+  const file = configFile({ socket: "/run/x.sock" }, "env-named.json");
+  t.is(load([], { ALPACA_CONFIG: file, ALPACA_SOCKET: "" }).socket, "/run/x.sock");
+});
+
+test("the default file is read when it exists, and may be absent", (t) => {
+  const file = configFile({ logLevel: "warn" }, "default.json");
+  t.is(loadConfig({}, {}, file).logLevel, "warn");
+  t.is(loadConfig({}, {}, NO_DEFAULT_FILE).configFile, null);
+});
+
+test("keys beginning with // are comments", (t) => {
+  const file = configFile({ "// model": "the GGUF file", model: "/m.gguf" }, "comments.json");
+  t.is(load(["--config", file]).model, "/m.gguf");
+});
+
+test("validation: one line naming the source, as a UserError", (t) => {
+  const bad = (args: string[], env: NodeJS.ProcessEnv, message: RegExp) =>
+    t.throws(() => load(args, env), { instanceOf: UserError, message }, message.source);
+  bad(["--config", configFile({ treads: 4 }, "unknown.json")], {}, /config .*unknown\.json: unknown key "treads" \(known: model, socket/);
+  bad(["--config", configFile({ threads: "4" }, "type.json")], {}, /config .*type\.json: "threads" must be a number, got "4"/);
+  bad(["--config", configFile({ model: 7 }, "str.json")], {}, /"model" must be a string, got 7/);
+  bad(["--config", configFile("{ not json", "broken.json")], {}, /broken\.json: not valid JSON/);
+  bad(["--config", configFile("[1]", "array.json")], {}, /must be a JSON object of options/);
+  bad(["--config", path.join(tmp, "missing.json")], {}, /missing\.json: cannot read it \(ENOENT\)/);
+  bad(["--memory-limit", "3.5X"], {}, /^--memory-limit "3\.5X" is not a size \(bytes, or a number with K, M, G or T, e\.g\. 3\.5G\)$/);
+  bad([], { ALPACA_THREADS: "four" }, /^ALPACA_THREADS must be an integer from 1 to 256, got "four"$/);
+  bad(["--parallel", "0"], {}, /^--parallel must be an integer from 1 to 256/);
+  bad(["--kv-type", "q4_0"], {}, /^--kv-type must be one of auto, f16, q8_0, got "q4_0"$/);
+  bad([], { ALPACA_LOG_LEVEL: "loud" }, /must be one of error, warn, info, debug/);
+  bad([], { ALPACA_MQTT_URL: "http://x" }, /^ALPACA_MQTT_URL must use mqtt:, mqtts:, ws: or wss:/);
+  bad([], { ALPACA_MQTT_BASE_TOPIC: "a/#" }, /must not contain the wildcards/);
+  bad([], { ALPACA_GRACE: "soon" }, /^ALPACA_GRACE "soon" is not a duration/);
+});
+
+test("through the CLI a bad option is one line and exit code 2", (t) => {
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, ...env } });
+  const size = run(["plan", "--model", "/nonexistent.gguf", "--memory-limit", "lots"]);
+  t.is(size.status, 2);
+  t.is(size.stderr, "alpaca: --memory-limit \"lots\" is not a size (bytes, or a number with K, M, G or T, e.g. 3.5G)\n");
+  const key = run(["plan", "--config", configFile({ modle: "x" }, "cli.json")]);
+  t.is(key.status, 2);
+  t.regex(key.stderr, /^alpaca: config .*cli\.json: unknown key "modle" \(known: .*\)\n$/);
+  const noModel = run(["plan", "--config", configFile({}, "empty.json")], { ALPACA_MODEL: "" });
+  t.is(noModel.status, 2);
+  t.regex(noModel.stderr, /say which model/);
+});

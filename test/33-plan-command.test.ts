@@ -1,0 +1,104 @@
+// alpaca plan through the CLI: a sparse LLaMA-7B-shaped Q4_0 file (3.53 GiB, no disk used)
+// planned for 4, 3 and 16 GiB machines, and the real tiny model from ../shared.
+import test from "ava";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { CLI, ROOT, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
+
+const EXIT_DOES_NOT_FIT = 3;
+
+function alpaca(args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+// The synthetic writer (models/synthetic.ts) comes with the GGUF tools; it is imported by path
+// so that this file compiles before they are merged.
+const WRITER = path.join(ROOT, "dist", "models", "synthetic.js");
+const needWriter = () => (fs.existsSync(WRITER) ? null : `the synthetic model writer is not built (${WRITER})`);
+
+interface SyntheticWriter {
+  writeSyntheticLlama(file: string, options: { shape: string; type: string; fill: "sparse" }): Promise<{ weightBytes: number }>;
+}
+
+let sparse7b: Promise<string> | undefined;
+test.after.always(async () => {
+  if (sparse7b) fs.rmSync(path.dirname(await sparse7b), { recursive: true, force: true });
+});
+function sparse7bFile(): Promise<string> {
+  sparse7b ??= (async () => {
+    const { writeSyntheticLlama } = (await import(pathToFileURL(WRITER).href)) as SyntheticWriter;
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-plan-")), "7b-q4_0.gguf");
+    await writeSyntheticLlama(file, { shape: "7b", type: "q4_0", fill: "sparse" });
+    return file;
+  })();
+  return sparse7b;
+}
+
+function planJson(args: string[]) {
+  const r = alpaca(["plan", ...args, "--json"]);
+  if (!r.stdout.startsWith("{")) throw new Error(`no JSON on stdout; stderr: ${r.stderr}`);
+  return { code: r.code, plan: JSON.parse(r.stdout) };
+}
+
+testNeeding(test, needWriter, "7B Q4_0 at 4G: fits with one sequence, a 1024-token context and q8_0 KV, and says so", async (t) => {
+  const model = await sparse7bFile();
+  const r = alpaca(["plan", "--model", model, "--memory", "4G", "--threads", "4"]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^budget +3\.88 GiB = 4\.00 GiB \(--memory\) − 122\.88 MiB reserve/m);
+  t.regex(r.stdout, /^costs +weights 3\.53 GiB \(mapped, resident\) \+ KV 272\.00 MiB \(1024 × 1 q8_0\)/m);
+  t.regex(r.stdout, /^plan +fits, .*context 1024 × 1 sequence, KV q8_0/m);
+  t.regex(r.stdout, /context reduced from 2048 to 1024 tokens/);
+  t.regex(r.stdout, /KV cache q8_0 .*f16 at this context would need 512\.00 MiB/);
+  const { plan } = planJson(["--model", model, "--memory", "4G", "--threads", "4"]);
+  t.like(plan, { fits: true, nCtx: 1024, nSeq: 1, kvType: "q8_0" });
+  t.true(plan.costs.total <= plan.budget.bytes);
+  t.is(plan.model.weightBytes, plan.costs.weights);
+});
+
+testNeeding(test, needWriter, "7B Q4_0 at 3G: the weights cannot stay resident, and what would fit", async (t) => {
+  const model = await sparse7bFile();
+  const r = alpaca(["plan", "--model", model, "--memory", "3G"]);
+  t.is(r.code, EXIT_DOES_NOT_FIT, r.stderr);
+  t.regex(r.stdout, /^plan +does not fit: the weights \(3\.53 GiB\) cannot stay resident/m);
+  t.regex(r.stdout, /^instead +a 4-bit \(Q4_0\) model of up to 5\.\d billion parameters would fit, e\.g\. a 4-bit 3B model/m);
+  const { code, plan } = planJson(["--model", model, "--memory", "3G"]);
+  t.is(code, EXIT_DOES_NOT_FIT);
+  t.false(plan.fits);
+});
+
+testNeeding(test, needWriter, "7B Q4_0 at 16G: several parallel sequences at 2048 tokens, f16", async (t) => {
+  const model = await sparse7bFile();
+  const { code, plan } = planJson(["--model", model, "--memory", "16G"]);
+  t.is(code, 0);
+  t.like(plan, { fits: true, nCtx: 2048, kvType: "f16", nSeq: 4 });
+  const more = planJson(["--model", model, "--memory", "16G", "--parallel", "8", "--ctx", "4096", "--kv-type", "f16"]);
+  t.is(more.code, EXIT_DOES_NOT_FIT);
+  t.regex(more.plan.problem, /^--ctx 4096 does not fit: .*the longest context that fits is 2048 \(KV f16\)/);
+  t.like(planJson(["--model", model, "--memory", "16G", "--parallel", "6"]).plan, { fits: true, nSeq: 6, nCtx: 2048 });
+});
+
+testNeeding(test, needShared, "the tiny real model: its trained context, the automatic cap of sequences", (t) => {
+  const { code, plan } = planJson(["--model", sharedModel("stories260K-q4_0.gguf"), "--memory", "1G"]);
+  t.is(code, 0);
+  t.like(plan, { fits: true, nCtx: 128, kvType: "f16", nSeq: 4 });
+  t.like(plan.model, { nLayer: 5, nEmbd: 64, nCtxTrain: 128 });
+});
+
+testNeeding(test, needShared, "without --memory the plan reads this machine", (t) => {
+  const { plan } = planJson(["--model", sharedModel("stories260K-q4_0.gguf")]);
+  t.true(["MemAvailable", "cgroup limit"].includes(plan.budget.boundBy), plan.budget.boundBy);
+  t.true(plan.budget.sources.some((s: { name: string }) => s.name === "MemAvailable"));
+});
+
+test("plan: a missing model and a bad --memory are one line, exit code 2", (t) => {
+  const missing = alpaca(["plan", "--model", "/nonexistent/model.gguf", "--memory", "4G"]);
+  t.is(missing.code, 2);
+  t.is(missing.stderr, "alpaca: model file not found: /nonexistent/model.gguf\n");
+  const bad = alpaca(["plan", "--model", "/nonexistent/model.gguf", "--memory", "four"]);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /^alpaca: --memory "four" is not a size/);
+});

@@ -25,6 +25,8 @@ export interface MosquittoOptions {
   acl?: string;
   /** Keep sessions and retained messages across stop()/start() (written on a graceful stop). */
   persistence?: boolean;
+  /** A fixed port (default: a free one). */
+  port?: number;
 }
 
 export async function freePort(): Promise<number> {
@@ -77,7 +79,7 @@ export class Mosquitto {
     const binary = mosquittoBinary();
     if (!binary) throw new Error(needMosquitto()!);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-mosquitto-"));
-    const port = await freePort();
+    const port = o.port ?? (await freePort());
     const lines = [
       `listener ${port} 127.0.0.1`,
       "set_tcp_nodelay true",

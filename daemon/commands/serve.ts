@@ -10,6 +10,7 @@ import { formatPlan, planFromSystem, planModelOf } from "../plan.js";
 import { PressureWatcher } from "../pressure.js";
 import { LIMITS } from "../protocol.js";
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from "../sd-notify.js";
+import { mqttSettingsFromConfig } from "../mqtt-settings.js";
 import { Server } from "../server.js";
 import { serverSocketPath } from "../transports/socket.js";
 import { describeProgress } from "./pull.js";
@@ -44,6 +45,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
   handler: async (a) => {
     const config = loadConfig(a);
     const log = createLogger(config.logLevel);
+    const mqtt = mqttSettingsFromConfig(config, log);
     const modelPath = config.model ?? (await downloadDefaultModel(log));
     checkModelPath(modelPath);
 
@@ -66,6 +68,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       maxQueue: config.queueSize,
       maxBatchTokens: a["batch-tokens"] ?? plan.nBatch,
       maxLineBytes: a["max-line-bytes"],
+      mqtt,
       describePlan: () => ({
         fits: plan.fits,
         budget_bytes: plan.budget.bytes,

@@ -46,6 +46,9 @@ SimdKernelSets compiledSimdKernelSets();
 
 // The fastest SIMD Q8_0 quantizer this CPU runs, or nullptr (then use quantizeRow).
 QuantizeRowFn bestSimdQuantizeRowQ8_0();
+// The name of the set whose dot product the engine uses for weights of this type on this CPU
+// ("avx2", "neon-dotprod", "neon"), or nullptr when it uses the scalar reference.
+const char* simdKernelSetNameFor(TensorType weightType);
 // The fastest four-row Q4_0 kernel this CPU runs, or nullptr.
 DotQ4_0x4Fn bestSimdDotQ4_0x4();
 

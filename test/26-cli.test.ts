@@ -43,6 +43,9 @@ testNeeding(test, needShared, "info describes the model", (t) => {
   t.like(j, { architecture: "llama", nLayer: 5, nEmbd: 64, nHead: 8, nHeadKv: 4, nVocab: 512, nFf: 172 });
   t.is(j.tensorTypes.f16, 5); // ffn_down of every layer
   t.true(j.memory.total > j.weightBytes);
+  // Every type the model multiplies has a kernel named; this machine's SIMD set where it has one.
+  t.deepEqual(Object.keys(j.kernels).sort(), ["f16", "f32", "q4_0"]);
+  if (process.arch === "x64" && fs.readFileSync("/proc/cpuinfo", "utf8").includes(" avx2 ")) t.is(j.kernels.q4_0, "avx2");
 });
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-cli-"));

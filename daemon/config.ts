@@ -34,7 +34,7 @@ export interface Config {
   mqttUsername: string | null;
   /** A file holding the broker password (never the password itself: config files get shared). */
   mqttPasswordFile: string | null;
-  /** null = alpaca_<hostname>, stable so the broker keeps the session across restarts. */
+  /** null = <base topic>_<hostname>, stable so the broker keeps the session across restarts. */
   mqttClientId: string | null;
   mqttProtocol: "5" | "3.1.1";
   mqttKeepalive: number;
@@ -132,7 +132,7 @@ const OPTIONS: Record<ConfigKey, OptionSpec> = {
   },
   mqttClientId: {
     flag: "mqtt-client-id", env: "ALPACA_MQTT_CLIENT_ID", kind: { type: "string", check: checkClientId }, default: null,
-    describe: "MQTT client id (default: alpaca_<hostname>, stable across restarts so queued prompts survive)",
+    describe: "MQTT client id (default: <base topic>_<hostname>, stable across restarts so queued prompts survive)",
   },
   mqttProtocol: {
     flag: "mqtt-protocol", env: "ALPACA_MQTT_PROTOCOL", kind: { type: "enum", choices: ["5", "3.1.1"] }, default: "5",

@@ -292,7 +292,9 @@ export class MqttTransport {
     this.note("connected", `mqtt: connected to ${this.where()} (${sessionPresent ? "session resumed" : "new session"})`);
     this.publishTopic("state", "online");
     if (this.info) this.publishTopic("info", this.info);
-    const filters = [...this.topics.requestFilters(o.shareGroup), this.topics.promptSet, this.topics.cancel];
+    // A prompt from Home Assistant is a generation like any other: shared in a group, run once.
+    const promptSet = o.shareGroup ? `$share/${o.shareGroup}/${this.topics.promptSet}` : this.topics.promptSet;
+    const filters = [...this.topics.requestFilters(o.shareGroup), promptSet, this.topics.cancel];
     if (o.homeAssistant) filters.push(statusTopic(o.homeAssistant), nodeConfigFilter(o.homeAssistant));
     this.client!.subscribe(filters, { qos: 1 }, (err, granted) => {
       if (err) return this.log.warn(`mqtt: cannot subscribe: ${err.message}`);

@@ -2,7 +2,7 @@
 // that order and stop() takes them down in reverse, each part finishing cleanly.
 import fs from "node:fs";
 import path from "node:path";
-import type { KvType, NativeModel } from "./engine.js";
+import type { KvType, NativeModel, ResidencyOptions } from "./engine.js";
 import { openModel } from "./engine.js";
 import type { Logger } from "./log.js";
 import { silentLogger } from "./log.js";
@@ -20,6 +20,8 @@ export interface ServerOptions {
   nCtx?: number;
   nSeq: number;
   kvType?: KvType;
+  /** The plan's layers to stream and whether to mlock the rest (absent: the kernel decides). */
+  residency?: ResidencyOptions;
   maxQueue?: number;
   maxBatchTokens?: number;
   maxLineBytes?: number;
@@ -58,7 +60,7 @@ export class Server {
   static async start(o: ServerOptions): Promise<Server> {
     const log = o.log ?? silentLogger;
     const t0 = performance.now();
-    const model = openModel(o.modelPath, { threads: o.threads, nCtx: o.nCtx, nSeq: o.nSeq, kvType: o.kvType });
+    const model = openModel(o.modelPath, { threads: o.threads, nCtx: o.nCtx, nSeq: o.nSeq, kvType: o.kvType, residency: o.residency });
     try {
       const info = model.info();
       log.info(

@@ -439,3 +439,23 @@ export function formatPlan(p: MemoryPlan, model?: PlanModel): string[] {
     (p.mlock.permitted ? "" : "; the same read-ahead and release order, layers unpinned"));
   return lines;
 }
+
+// ── one-off commands (run, bench) ─────────────────────────────────────────────────────────────
+
+/**
+ * The residency a one-off command (run, bench) opens its model with: the plan of this machine
+ * (or of `memoryLimit`) for exactly its context and KV type, one sequence. A plan that does not
+ * fit leaves residency to the kernel (undefined) and says why in `note`.
+ */
+export function commandResidency(
+  model: PlanModel, o: { ctx: number; kvType: Exclude<KvType, "f32">; threads: number; memoryLimit: number | null },
+): { plan: MemoryPlan; residency: { streamLayers: number; lock: boolean } | undefined; note: string | null } {
+  const plan = planFromSystem(model, { memoryLimit: o.memoryLimit, ctx: o.ctx, parallel: 1, kvType: o.kvType, threads: o.threads });
+  if (!plan.fits) return { plan, residency: undefined, note: `memory plan: does not fit: ${plan.problem}` };
+  const r = plan.residency;
+  const note = r.streamLayers > 0
+    ? `memory plan: streaming ${r.streamLayers} of ${r.nLayer} layers (${formatBytes(r.streamedBytes)} read per token), ` +
+      `${r.keptLayers} kept${r.lock ? " and locked" : " (mlock not permitted)"}; budget ${formatBytes(plan.budget.bytes)} from ${plan.budget.boundBy}`
+    : null;
+  return { plan, residency: residencyOptions(plan), note };
+}

@@ -14,7 +14,7 @@
 import type { KvType, ModelInfo } from "./engine.js";
 import type { Config, KvTypeChoice } from "./config.js";
 import { formatBytes, kvBytesPerToken, scratchBytes, type ModelShape } from "./memory.js";
-import { allResident, splitLayers, type ResidencyModel, type ResidencySplit } from "./residency.js";
+import { allResident, splitLayers, weightLayout, type ResidencyModel, type ResidencySplit } from "./residency.js";
 import { readSystemMemory, type MemlockLimit } from "./system-memory.js";
 
 export { formatBytes } from "./memory.js";
@@ -244,6 +244,7 @@ export function planMemory(input: PlanInput, allowStreaming = true): MemoryPlan 
   plan.costs.total = plan.costs.weights + costs.kv + costs.scratch + costs.process;
   plan.spare = budget.bytes - plan.costs.total;
   plan.decisions = explainStreaming(plan, m);
+  if (split.streamLayers > 0) residentAlternatives(m, rules, plan, costs.kv + costs.scratch);
   return plan;
 }
 
@@ -344,9 +345,21 @@ function explainMisfit(input: PlanInput, rules: PlanRules, plan: MemoryPlan): vo
   const needLimit = Math.ceil(plan.costs.total / (1 - rules.reserveShare));
   plan.alternatives.push(`this model as it is runs with about ${gb(Math.max(needLimit, plan.costs.total + rules.reserveMin))} ` +
     `of available memory (a budget of ${gb(plan.costs.total)})`);
+  if (weightsAndProcess > budget) {
+    const w = weightLayout(m);
+    const streamAll = smallestRest + rules.processBytes + w.output + w.other + (w.tied ? w.embedding : 0) + 2 * (w.layers / m.nLayer);
+    plan.alternatives.push(`streaming every layer from storage needs a budget of at least ${gb(streamAll)} ` +
+      `(two layers at a time beside the KV cache, scratch, process and output matrix)`);
+  }
 
-  // What else would fit: this model quantized further, or a smaller 4-bit model.
-  const room = budget - rules.processBytes - smallestRest;
+  residentAlternatives(m, rules, plan, smallestRest);
+}
+
+/** What would stay resident instead: this model quantized further, or a smaller 4-bit model. */
+function residentAlternatives(m: PlanModel, rules: PlanRules, plan: MemoryPlan, kvAndScratch: number): void {
+  const gb = formatBytes;
+  const budget = plan.budget.bytes;
+  const room = budget - rules.processBytes - kvAndScratch;
   const params = parameterCount(m);
   const bitsPerWeight = (m.weightBytes * 8) / params;
   for (const [name, bits] of [["Q8_0", 8.5], ["Q4_0", 4.5]] as const) {

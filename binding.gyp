@@ -18,6 +18,7 @@
         "native/matmul.cc",
         "native/model.cc",
         "native/forward.cc",
+        "native/residency.cc",
         "native/kv_cache.cc",
         "native/vocab.cc",
         "native/tokenizer_spm.cc",

@@ -2,7 +2,7 @@
 // that order and stop() takes them down in reverse, each part finishing cleanly.
 import fs from "node:fs";
 import path from "node:path";
-import type { KvType, NativeModel } from "./engine.js";
+import type { KvType, NativeModel, ResidencyOptions } from "./engine.js";
 import { openModel } from "./engine.js";
 import type { Logger } from "./log.js";
 import { silentLogger } from "./log.js";
@@ -23,6 +23,8 @@ export interface ServerOptions {
   nCtx?: number;
   nSeq: number;
   kvType?: KvType;
+  /** The plan's layers to stream and whether to mlock the rest (absent: the kernel decides). */
+  residency?: ResidencyOptions;
   maxQueue?: number;
   maxBatchTokens?: number;
   maxLineBytes?: number;
@@ -71,7 +73,7 @@ export class Server {
       }
     }
     const t0 = performance.now();
-    const model = openModel(o.modelPath, { threads: o.threads, nCtx: o.nCtx, nSeq: o.nSeq, kvType: o.kvType });
+    const model = openModel(o.modelPath, { threads: o.threads, nCtx: o.nCtx, nSeq: o.nSeq, kvType: o.kvType, residency: o.residency });
     try {
       const info = model.info();
       log.info(

@@ -71,7 +71,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod("kvUsedCells", &ModelWrap::kvUsedCells), InstanceMethod("close", &ModelWrap::close)});
   }
 
-  // new Model(path, {nCtx, nSeq, threads, kvType})
+  // new Model(path, {nCtx, nSeq, threads, kvType, residency: {streamLayers, lock}})
   ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
     Napi::Env env = info.Env();
     std::string path = napi_common::requireString(info, 0, "model path");
@@ -84,11 +84,28 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       if (!kvt.IsString()) throw Napi::TypeError::New(env, "kvType must be a string");
       params.kvType = kvTypeFromName(env, kvt.As<Napi::String>().Utf8Value());
     }
+    // residency: absent = unmanaged (the kernel's LRU decides what stays in RAM)
+    bool managed = false;
+    ResidencyOptions residency;
+    Napi::Value rv = opts.Get("residency");
+    if (!rv.IsUndefined() && !rv.IsNull()) {
+      if (!rv.IsObject() || rv.IsArray()) throw Napi::TypeError::New(env, "residency must be an object {streamLayers, lock}");
+      Napi::Object r = rv.As<Napi::Object>();
+      residency.streamLayers = optionalInt(r, "streamLayers", 0, 0, 1024);
+      Napi::Value lock = r.Get("lock");
+      if (!lock.IsUndefined() && !lock.IsBoolean()) throw Napi::TypeError::New(env, "residency.lock must be a boolean");
+      residency.lock = lock.IsUndefined() ? true : lock.As<Napi::Boolean>().Value();
+      managed = true;
+    }
     guarded(env, [&] {
       model_ = std::make_unique<LlamaModel>(path);
       params.nCtx = optionalInt(opts, "nCtx", static_cast<int>(std::min<int64_t>(model_->hparams().nCtxTrain, 4096)), 1,
                                 1 << 20);
       context_ = std::make_unique<InferenceContext>(*model_, params);
+      if (managed) {
+        residency_ = std::make_unique<ResidencyManager>(*model_, residency);
+        context_->setResidency(residency_.get());
+      }
       return 0;
     });
   }
@@ -136,6 +153,17 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       o.Set("kvType", traitsOf(p.kvType).name);
       o.Set("kvBytes", static_cast<double>(context_->kv().bytes()));
     }
+    o.Set("residency", residencyInfo(env));
+    // where the weight bytes are, for the memory plan: the layer stack streams, the rest does not
+    double layerBytes = 0, embeddingBytes = 0, outputBytes = 0;
+    for (const GgufTensor& t : model_->file().tensors()) {
+      if (t.name.compare(0, 4, "blk.") == 0) layerBytes += static_cast<double>(t.nbytes);
+      else if (t.name == "token_embd.weight") embeddingBytes = static_cast<double>(t.nbytes);
+      else if (t.name == "output.weight") outputBytes = static_cast<double>(t.nbytes);
+    }
+    o.Set("layerBytes", layerBytes);
+    o.Set("embeddingBytes", embeddingBytes);
+    o.Set("outputBytes", outputBytes);  // 0 with tied embeddings: the embedding table is the output
     Napi::Object types = Napi::Object::New(env);
     for (const GgufTensor& t : model_->file().tensors()) {
       const char* name = traitsOf(t.type).name;
@@ -144,6 +172,29 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     }
     o.Set("tensorTypes", types);
     return o;
+  }
+
+  // {managed, lockedLayers, streamedLayers: [i…], residentBytes, lockedBytes, streamedBytes, windowBytes,
+  //  lockRequested, lockingPermitted, lockError, passes}; unmanaged: every weight counts as resident.
+  Napi::Object residencyInfo(const Napi::Env& env) const {
+    Napi::Object r = Napi::Object::New(env);
+    ResidencyReport rep;
+    if (residency_) rep = residency_->report();
+    else rep.residentBytes = model_->weightBytes();
+    r.Set("managed", residency_ != nullptr);
+    r.Set("lockedLayers", rep.lockedLayers);
+    Napi::Array streamed = Napi::Array::New(env, rep.streamedLayers.size());
+    for (size_t i = 0; i < rep.streamedLayers.size(); i++) streamed.Set(static_cast<uint32_t>(i), rep.streamedLayers[i]);
+    r.Set("streamedLayers", streamed);
+    r.Set("residentBytes", static_cast<double>(rep.residentBytes));
+    r.Set("lockedBytes", static_cast<double>(rep.lockedBytes));
+    r.Set("streamedBytes", static_cast<double>(rep.streamedBytes));
+    r.Set("windowBytes", static_cast<double>(rep.windowBytes));
+    r.Set("lockRequested", rep.lockRequested);
+    r.Set("lockingPermitted", rep.lockingPermitted);
+    r.Set("lockError", rep.lockError);
+    r.Set("passes", static_cast<double>(rep.passes));
+    return r;
   }
 
   // tokenize(text, addBos = vocab default, parseSpecial = false) -> Int32Array
@@ -256,11 +307,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value close(const Napi::CallbackInfo& info) {
     if (busy_) throw Napi::Error::New(info.Env(), "model is busy with an asynchronous decode");
     context_.reset();
+    residency_.reset();
     model_.reset();
     return info.Env().Undefined();
   }
 
+  // declared in this order so that they are destroyed context first, model (the mapping) last
   std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<ResidencyManager> residency_;
   std::unique_ptr<InferenceContext> context_;
   std::atomic<bool> busy_{false};
 };

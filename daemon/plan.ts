@@ -266,6 +266,7 @@ function explainStreaming(p: MemoryPlan, m: PlanModel): string[] {
     out.push(`every layer stays: of the ${gb(m.weightBytes)} only the embedding rows in use are charged, ` +
       `not the whole ${gb(m.weightBytes - r.residentBytes)} more the file holds`);
   } else {
+    out.push(`the weights (${gb(m.weightBytes)}) cannot all stay resident in ${gb(p.budget.bytes)} beside the KV cache and the process`);
     out.push(`${r.keptLayers} of ${r.nLayer} layers stay in RAM; ${r.streamLayers} stream from storage every token ` +
       `(${gb(r.streamedBytes)} read per token), each read ahead while earlier layers compute and released after use ` +
       `(window ${gb(r.windowBytes)})`);

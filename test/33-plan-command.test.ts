@@ -54,6 +54,8 @@ test("7B Q4_0 at 3G: fits by streaming 9 layers, the other 23 kept; at 512M not 
   const r = alpaca(["plan", "--model", model, "--memory", "3G"]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /^plan +fits \(streaming 9 layers\), .*context 512 × 1 sequence, KV q8_0/m);
+  // Issue's plain words: the weights cannot stay resident, and what happens instead.
+  t.regex(r.stdout, /- the weights \(3\.53 GiB\) cannot all stay resident in 2\.91 GiB beside the KV cache and the process$/m);
   t.regex(r.stdout, /^resident +2\.51 GiB: 23 of 32 layers, locked (2\.51 GiB|0 B); streamed 977\.34 MiB per token \(9 layers\)/m);
   const { code, plan } = planJson(["--model", model, "--memory", "3G"]);
   t.is(code, 0);

@@ -165,7 +165,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     double id = napi_common::requireNumber(info, 0, "token id");
     if (!(id >= 0 && id < model_->vocab().size())) throw Napi::RangeError::New(env, "token id out of range");
     bool special = napi_common::optionalBool(info, 1, false);
-    std::string bytes = model_->vocab().tokenBytes(static_cast<int32_t>(id), special);
+    std::string bytes = guarded(env, [&] { return model_->vocab().tokenBytes(static_cast<int32_t>(id), special); });
     return Napi::Buffer<char>::Copy(env, bytes.data(), bytes.size());
   }
 

@@ -16,7 +16,7 @@ mkdir -p "$out/obj"
 flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -DALPACA_SHARED="\"$shared\"")
 # The engine sources the reader, the model binding and the tokenizers need; no N-API.
-sources=(mapped_file gguf tensor_types kernels_scalar kernels_simd cpu_features model vocab tokenizer_spm tokenizer_bpe unicode_tables)
+sources=(mapped_file mapping_guard gguf tensor_types kernels_scalar kernels_simd cpu_features model vocab tokenizer_spm tokenizer_bpe unicode_tables)
 isa=()
 case "$(uname -m)" in
   x86_64) isa=(kernels_avx2) ;;

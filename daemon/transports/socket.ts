@@ -83,7 +83,9 @@ export class SocketTransport {
 
   async start(): Promise<void> {
     const p = this.options.path;
-    fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o750 });
+    // Explicit chmod: mkdir's mode passes through the umask, which start() itself narrows for a moment.
+    const created = fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o750 });
+    if (created) for (let d = path.dirname(p); d.startsWith(created); d = path.dirname(d)) fs.chmodSync(d, 0o750);
     await removeStaleSocket(p);
     // The write high-water mark is the congestion threshold: 'drain' fires exactly when a
     // congested client has read its backlog.

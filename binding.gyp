@@ -9,6 +9,7 @@
         "native/napi_tokenizer.cc",
         "native/napi_model.cc",
         "native/mapped_file.cc",
+        "native/mapping_guard.cc",
         "native/gguf.cc",
         "native/tensor_types.cc",
         "native/kernels_scalar.cc",

@@ -96,7 +96,24 @@ export interface NativeModel {
   kvTruncate(seq: number, from: number): void;
   kvCopyPrefix(from: number, to: number, n: number): void;
   kvUsedCells(): number;
+  /** What became of the mapped model file since it was loaded (an fstat of the kept-open file). */
+  fileStatus(): ModelFileStatus;
   close(): void;
+}
+
+export interface ModelFileStatus {
+  /** false: the file shrank under the mapping; every decode is refused with `problem`. */
+  ok: boolean;
+  truncated: boolean;
+  /** Written in place since it was loaded (size or mtime). */
+  modified: boolean;
+  /** The path names another file now; the daemon keeps serving the one it mapped. */
+  replaced: boolean;
+  /** A read of a missing page already faulted (and was answered with an error). */
+  damaged: boolean;
+  size: number;
+  mappedSize: number;
+  problem?: string;
 }
 
 export interface SamplerOptions {

@@ -2,6 +2,8 @@
 #include <atomic>
 #include <memory>
 
+#include <stdexcept>
+
 #include "forward.h"
 #include "napi_common.h"
 #include "sampler.h"
@@ -68,7 +70,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod("decodeAsync", &ModelWrap::decodeAsync),
                         InstanceMethod("kvLength", &ModelWrap::kvLength), InstanceMethod("kvTruncate", &ModelWrap::kvTruncate),
                         InstanceMethod("kvCopyPrefix", &ModelWrap::kvCopyPrefix),
-                        InstanceMethod("kvUsedCells", &ModelWrap::kvUsedCells), InstanceMethod("close", &ModelWrap::close)});
+                        InstanceMethod("kvUsedCells", &ModelWrap::kvUsedCells),
+                        InstanceMethod("fileStatus", &ModelWrap::fileStatus), InstanceMethod("close", &ModelWrap::close)});
   }
 
   // new Model(path, {nCtx, nSeq, threads, kvType, residency: {streamLayers, lock}})
@@ -114,6 +117,35 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   void ensureOpen(const Napi::Env& env) const {
     if (!context_) throw Napi::Error::New(env, "model is closed");
     if (busy_) throw Napi::Error::New(env, "model is busy with an asynchronous decode");
+  }
+
+  // The mapped file must still hold every byte the forward pass may read (mapping_guard.h).
+  // Throws the reason when it does not; cheap (one fstat), so asked before every decode.
+  static void checkMapping(const LlamaModel& model) {
+    const std::string problem = model.file().mapping().status().problem();
+    if (!problem.empty()) throw std::runtime_error(model.file().path() + ": " + problem);
+  }
+  // After a pass: a read that faulted returned zeros, so its logits are not to be used.
+  static void checkNotDamaged(const LlamaModel& model) {
+    if (model.file().mapping().status().damaged) checkMapping(model);
+  }
+
+  // fileStatus() -> {ok, truncated, modified, replaced, damaged, size, mappedSize, problem}
+  Napi::Value fileStatus(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) throw Napi::Error::New(env, "model is closed");
+    const MappedFile& m = model_->file().mapping();
+    const MappedFile::Status s = m.status();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ok", s.problem().empty());
+    o.Set("truncated", s.truncated);
+    o.Set("modified", s.modified);
+    o.Set("replaced", s.replaced);
+    o.Set("damaged", s.damaged);
+    o.Set("size", static_cast<double>(s.currentSize));
+    o.Set("mappedSize", static_cast<double>(m.size()));
+    if (!s.problem().empty()) o.Set("problem", s.problem());
+    return o;
   }
 
   Napi::Value info(const Napi::CallbackInfo& info) {
@@ -216,7 +248,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     double id = napi_common::requireNumber(info, 0, "token id");
     if (!(id >= 0 && id < model_->vocab().size())) throw Napi::RangeError::New(env, "token id out of range");
     bool special = napi_common::optionalBool(info, 1, false);
-    std::string bytes = model_->vocab().tokenBytes(static_cast<int32_t>(id), special);
+    std::string bytes = guarded(env, [&] { return model_->vocab().tokenBytes(static_cast<int32_t>(id), special); });
     return Napi::Buffer<char>::Copy(env, bytes.data(), bytes.size());
   }
 
@@ -232,7 +264,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     ensureOpen(env);
     std::vector<BatchToken> batch = readBatch(info);
     const std::vector<float>* logits = nullptr;
-    guarded(env, [&] { logits = &context_->decode(batch); return 0; });
+    guarded(env, [&] {
+      checkMapping(*model_);
+      logits = &context_->decode(batch);
+      checkNotDamaged(*model_);
+      return 0;
+    });
     return logitsArray(env, *logits);
   }
 
@@ -245,7 +282,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Promise promise() { return deferred_.Promise(); }
     void Execute() override {
       try {
+        checkMapping(*owner_->model_);
         logits_ = owner_->context_->decode(batch_);
+        checkNotDamaged(*owner_->model_);
       } catch (const std::exception& e) {
         SetError(e.what());
       }

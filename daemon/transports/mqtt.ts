@@ -214,7 +214,9 @@ export class MqttTransport {
       password,
       keepalive: o.keepalive,
       clean: o.sessionExpiry === 0,
-      properties: v5 ? { sessionExpiryInterval: o.sessionExpiry } : undefined,
+      // MQTT 5: the broker drops a packet bigger than this instead of making the daemon buffer it;
+      // one up to this size is still answered too_long.
+      properties: v5 ? { sessionExpiryInterval: o.sessionExpiry, maximumPacketSize: 4 * LIMITS.maxLineBytes } : undefined,
       will: { topic: this.topics.of("state"), payload: Buffer.from("offline"), qos: 1, retain: true },
       reconnectPeriod: 0, // reconnects are ours, with backoff
       connectTimeout: o.connectTimeoutMs,

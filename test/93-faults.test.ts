@@ -1,11 +1,14 @@
-// The model file changed under the daemon: truncated while mapped (requests get an error, the
-// daemon lives on), replaced by a rename (the daemon keeps serving the file it mapped), and the
-// SIGBUS guard itself against a real fault.
+// Faults around the daemon: the model file truncated while mapped (requests get an error, the
+// daemon lives on), replaced by a rename (the daemon keeps serving the file it mapped), the SIGBUS
+// guard against a real fault, and the disk filling up during `alpaca pull`.
 import test from "ava";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { pullModel } from "../models/pull.js";
 import { startDaemon } from "./helpers/daemon.js";
 import { needShared, ROOT, sharedModel, testNeeding } from "./helpers/shared.js";
 
@@ -75,4 +78,39 @@ test("mapping_guard turns a SIGBUS on a truncated mapping into zeros and a damag
   t.is(r.signal, null, "killed by a signal");
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /^damaged=1 truncated=1 sum=4096 status=the model file shrank while it was mapped/);
+});
+
+/** A 1 MiB tmpfs (root only), else /dev/full behind the part file: either way writes get ENOSPC. */
+function fullDisk(): { dir: string; real: boolean; dispose: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-full-"));
+  if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir]).status === 0)
+    return { dir, real: true, dispose: () => spawnSync("umount", [dir]) };
+  fs.symlinkSync("/dev/full", path.join(dir, "model.gguf.part"));
+  return { dir, real: false, dispose: () => {} };
+}
+
+test("alpaca pull on a full disk: one clear error, the part kept to resume, no crash", async (t) => {
+  const body = Buffer.alloc(3 << 20, 7);
+  // No Content-Length: the free-space check cannot see it coming; the write must.
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "application/octet-stream" });
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const disk = fullDisk();
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/model.gguf`;
+    const e = await t.throwsAsync(pullModel(url, { dir: disk.dir, retries: 0, backoffMs: 1 }));
+    t.is(e!.name, "UserError");
+    t.regex(e!.message, /^disk full while writing .*model\.gguf\.part \(.* kept: free some space and pull again to resume\)$/);
+    t.false(fs.existsSync(path.join(disk.dir, "model.gguf")), "nothing half-written under the final name");
+    if (disk.real) {
+      const kept = fs.statSync(path.join(disk.dir, "model.gguf.part")).size;
+      t.true(kept > 0 && kept <= 1 << 20, `kept ${kept} bytes`);
+    }
+    t.log(disk.real ? "on a 1 MiB tmpfs" : "on /dev/full (mounting a tmpfs is not permitted here)");
+  } finally {
+    disk.dispose();
+    server.close();
+  }
 });

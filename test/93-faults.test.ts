@@ -1,8 +1,10 @@
 // Faults around the daemon: the model file truncated while mapped (requests get an error, the
 // daemon lives on), replaced by a rename (the daemon keeps serving the file it mapped), the SIGBUS
-// guard against a real fault, and the disk filling up during `alpaca pull`.
+// guard against a real fault, the disk filling up during `alpaca pull`, and the daemon killed with
+// SIGKILL mid-generation while MQTT requests wait for it.
 import test from "ava";
-import { spawnSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -10,6 +12,8 @@ import os from "node:os";
 import path from "node:path";
 import { pullModel } from "../models/pull.js";
 import { startDaemon } from "./helpers/daemon.js";
+import { Mosquitto, needMosquitto } from "./helpers/mosquitto.js";
+import { connectClient, publish, subscribe, waitFor } from "./helpers/mqtt-daemon.js";
 import { needShared, ROOT, sharedModel, testNeeding } from "./helpers/shared.js";
 
 function copyOfModel(): string {
@@ -112,5 +116,54 @@ test("alpaca pull on a full disk: one clear error, the part kept to resume, no c
   } finally {
     disk.dispose();
     server.close();
+  }
+});
+
+// ─── The daemon killed outright ─────────────────────────────────────────────────────────────
+
+function startDaemonProcess(brokerUrl: string): Promise<{ child: ChildProcess; exited: Promise<unknown> }> {
+  const socketPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-kill-")), "alpaca.sock");
+  const child = spawn(process.execPath, [path.join(ROOT, "bench", "protocol-daemon.mjs"), sharedModel("stories260K-f32.gguf"), socketPath, brokerUrl, "k93"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  return new Promise((resolve, reject) => {
+    child.stdout!.on("data", (b: Buffer) => b.toString().includes("ready") && resolve({ child, exited }));
+    void exited.then(() => reject(new Error("the daemon exited before it was ready")));
+  });
+}
+
+testNeeding(test, () => needShared() ?? needMosquitto(), "SIGKILL mid-generation: after a restart, MQTT requests sent meanwhile are answered from the session", async (t) => {
+  t.timeout(60_000);
+  const broker = await Mosquitto.start();
+  let daemon = await startDaemonProcess(broker.url);
+  const c = await connectClient(broker.url, { protocolVersion: 5 });
+  try {
+    const got: { t: string; final: boolean }[] = [];
+    await subscribe(c, "k93/reply/t");
+    c.on("message", (_topic, payload) => {
+      const m = JSON.parse(payload.toString()) as { transaction: string; status?: string };
+      got.push({ t: m.transaction, final: m.status !== undefined });
+    });
+    const ask = (transaction: string, maxTokens: number) =>
+      publish(c, "k93/bridge/request/generate", JSON.stringify({ transaction, prompt: "Once upon a time", max_tokens: maxTokens, stream: true }), {
+        qos: 1,
+        properties: { responseTopic: "k93/reply/t" },
+      });
+    await ask("killed", 120);
+    await waitFor(() => got.some((m) => m.t === "killed"), 10_000, "the first chunk");
+    daemon.child.kill("SIGKILL");
+    await daemon.exited;
+    await ask("meanwhile", 4); // waits in the daemon's persistent session at the broker
+    daemon = await startDaemonProcess(broker.url);
+    await waitFor(() => got.some((m) => m.t === "meanwhile" && m.final), 15_000, "the answer to the request sent while the daemon was dead");
+    t.is(got.filter((m) => m.t === "meanwhile" && m.final).length, 1);
+    await ask("after", 4);
+    await waitFor(() => got.some((m) => m.t === "after" && m.final), 15_000, "an answer after the restart");
+  } finally {
+    c.end(true);
+    daemon.child.kill("SIGTERM");
+    await daemon.exited;
+    await broker.dispose();
   }
 });

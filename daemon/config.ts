@@ -17,6 +17,10 @@ export interface Config {
   configFile: string | null;
   model: string | null;
   socket: string;
+  /** Permission bits of the socket, as octal text ("0660"). */
+  socketMode: string;
+  /** Group name or gid given the socket; null = the daemon's own group. */
+  socketGroup: string | null;
   /** Bytes; null = no limit beyond what the machine and cgroup allow. */
   memoryLimit: number | null;
   threads: number;
@@ -81,6 +85,14 @@ const OPTIONS: Record<ConfigKey, OptionSpec> = {
   socket: {
     flag: "socket", env: "ALPACA_SOCKET", kind: { type: "string" }, default: "/run/alpaca/alpaca.sock",
     describe: "Unix socket path",
+  },
+  socketMode: {
+    flag: "socket-mode", env: "ALPACA_SOCKET_MODE", kind: { type: "string", check: checkFileMode }, default: "0660",
+    describe: "permission bits of the socket, in octal (0660: the daemon's user and group may connect)",
+  },
+  socketGroup: {
+    flag: "socket-group", env: "ALPACA_SOCKET_GROUP", kind: { type: "string", check: checkGroupName }, default: null,
+    describe: "group given the socket, by name or gid: its members may connect (default: the daemon's own group)",
   },
   memoryLimit: {
     flag: "memory-limit", env: "ALPACA_MEMORY_LIMIT", kind: { type: "size" }, default: null,
@@ -186,6 +198,14 @@ function checkMqttUrl(v: string): string | null {
     return "is not a URL (e.g. mqtt://localhost:1883)";
   }
   return ["mqtt:", "mqtts:"].includes(url.protocol) ? null : "must use mqtt: or mqtts:";
+}
+
+function checkFileMode(v: string): string | null {
+  return /^0?[0-7]{3}$/.test(v) ? null : "must be octal permission bits such as 0660";
+}
+
+function checkGroupName(v: string): string | null {
+  return /^(\d+|[a-z_][a-z0-9_.-]*\$?)$/i.test(v) ? null : "must be a group name or a numeric gid";
 }
 
 function checkTopicLevel(v: string): string | null {

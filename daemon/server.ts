@@ -19,6 +19,9 @@ import { UserError } from "./errors.js";
 export interface ServerOptions {
   modelPath: string;
   socketPath: string;
+  /** Permission bits and group of the socket (default 0660, the daemon's group). */
+  socketMode?: number;
+  socketGid?: number;
   threads: number;
   nCtx?: number;
   nSeq: number;
@@ -95,6 +98,8 @@ export class Server {
       const router = new Router({ model, scheduler, chatTemplate, version: packageVersion(), describePlan: o.describePlan, log });
       const socket = new SocketTransport(router, {
         path: o.socketPath,
+        mode: o.socketMode,
+        gid: o.socketGid,
         maxLineBytes: o.maxLineBytes,
         highWaterBytes: o.highWaterBytes,
         log,

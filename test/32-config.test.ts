@@ -44,7 +44,7 @@ test("sizes: bytes or K/M/G/T in powers of 1024", (t) => {
 test("defaults without flags, environment or file", (t) => {
   const c = load([]);
   t.like(c, {
-    configFile: null, model: null, socket: "/run/alpaca/alpaca.sock", memoryLimit: null, threads: os.availableParallelism(),
+    configFile: null, model: null, socket: "/run/alpaca/alpaca.sock", socketMode: "0660", socketGroup: null, memoryLimit: null, threads: os.availableParallelism(),
     ctx: null, parallel: null, kvType: "auto", queueSize: 32, grace: 10, logLevel: "info", mqttUrl: null, mqttBaseTopic: "alpaca",
     mqttUsername: null, mqttPasswordFile: null, mqttClientId: null, mqttProtocol: "5", mqttKeepalive: 30, mqttSessionExpiry: 86400,
     mqttShareGroup: null, mqttCa: null, mqttCert: null, mqttKey: null, mqttHomeAssistant: true, mqttDiscoveryPrefix: "homeassistant",
@@ -68,7 +68,7 @@ test("precedence: flag > environment > file > default, for each option", (t) => 
 
 test("every option has a flag and an ALPACA_* variable", (t) => {
   const values: Record<string, [string, string | number | boolean]> = {
-    model: ["/m.gguf", "/m.gguf"], socket: ["/tmp/a.sock", "/tmp/a.sock"], memoryLimit: ["1G", GiB], threads: ["2", 2],
+    model: ["/m.gguf", "/m.gguf"], socket: ["/tmp/a.sock", "/tmp/a.sock"], socketMode: ["0600", "0600"], socketGroup: ["homeauto", "homeauto"], memoryLimit: ["1G", GiB], threads: ["2", 2],
     ctx: ["768", 768], parallel: ["3", 3], kvType: ["q8_0", "q8_0"], queueSize: ["5", 5], grace: ["30s", 30],
     logLevel: ["debug", "debug"], mqttUrl: ["mqtt://broker:1883", "mqtt://broker:1883"], mqttBaseTopic: ["home/llm", "home/llm"],
     mqttUsername: ["alpaca", "alpaca"], mqttPasswordFile: ["/etc/alpaca/mqtt-password", "/etc/alpaca/mqtt-password"],

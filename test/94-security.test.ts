@@ -5,8 +5,10 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "../daemon/log.js";
 import { LIMITS } from "../daemon/protocol.js";
-import { startDaemon } from "./helpers/daemon.js";
-import { needShared, ROOT, testNeeding } from "./helpers/shared.js";
+import { spawnSync } from "node:child_process";
+import { groupId } from "../daemon/transports/socket.js";
+import { STORIES, startDaemon, tempSocketPath } from "./helpers/daemon.js";
+import { CLI, needShared, ROOT, testNeeding } from "./helpers/shared.js";
 
 const many = (n: number, s: string) => Array.from({ length: n }, () => s);
 
@@ -61,6 +63,44 @@ testNeeding(test, needShared, "the socket is 0660 and belongs to the daemon's gr
   } finally {
     await d.stop();
   }
+});
+
+testNeeding(test, needShared, "socket mode and group are honoured: 0600 alone, 0666 with a traversable directory, another group", async (t) => {
+  const owner = await startDaemon({ socketMode: 0o600 });
+  try {
+    t.is(fs.statSync(owner.socketPath).mode & 0o777, 0o600);
+  } finally {
+    await owner.stop();
+  }
+  const nested = path.join(path.dirname(tempSocketPath()), "open", "alpaca.sock");
+  const open = await startDaemon({ socketPath: nested, socketMode: 0o666 });
+  try {
+    t.is(fs.statSync(nested).mode & 0o777, 0o666);
+    t.is(fs.statSync(path.dirname(nested)).mode & 0o777, 0o755, "others can reach a socket they may use");
+  } finally {
+    await open.stop();
+  }
+  // A group the daemon's user may hand files to: any group as root, else its own.
+  const gid = process.getuid!() === 0 ? groupId("daemon") ?? 1 : process.getgid!();
+  const grouped = await startDaemon({ socketGid: gid });
+  try {
+    t.is(fs.statSync(grouped.socketPath).gid, gid);
+    t.is(fs.statSync(grouped.socketPath).mode & 0o777, 0o660);
+  } finally {
+    await grouped.stop();
+  }
+  t.is(groupId("root"), 0);
+  t.is(groupId("no-such-group-here"), null);
+});
+
+testNeeding(test, needShared, "serve: a socket group that does not exist or a bad mode is one line and exit code 2", (t) => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, "serve", "-m", STORIES(), "--socket", tempSocketPath(), ...args], { encoding: "utf8", timeout: 20_000 });
+  const group = run("--socket-group", "no-such-group-here");
+  t.is(group.status, 2, group.stderr);
+  t.is(group.stderr, "alpaca: --socket-group / ALPACA_SOCKET_GROUP: no group named \"no-such-group-here\" in /etc/group\n");
+  const mode = run("--socket-mode", "rw-rw----");
+  t.is(mode.status, 2);
+  t.regex(mode.stderr, /^alpaca: --socket-mode must be octal permission bits such as 0660, got "rw-rw----"\n$/);
 });
 
 testNeeding(test, needShared, "prompts and answers are not logged, not even at debug", async (t) => {

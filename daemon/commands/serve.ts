@@ -12,7 +12,8 @@ import { LIMITS } from "../protocol.js";
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from "../sd-notify.js";
 import { mqttSettingsFromConfig } from "../mqtt-settings.js";
 import { Server } from "../server.js";
-import { serverSocketPath } from "../transports/socket.js";
+import { groupId, serverSocketPath } from "../transports/socket.js";
+import { UserError } from "../errors.js";
 import { describeProgress } from "./pull.js";
 
 interface ServeArgs {
@@ -46,6 +47,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     const config = loadConfig(a);
     const log = createLogger(config.logLevel);
     const mqtt = mqttSettingsFromConfig(config, log);
+    const socketGid = config.socketGroup === null ? undefined : groupId(config.socketGroup);
+    if (socketGid === null) throw new UserError(`--socket-group / ALPACA_SOCKET_GROUP: no group named ${JSON.stringify(config.socketGroup)} in /etc/group`);
     const modelPath = config.model ?? (await downloadDefaultModel(log));
     checkModelPath(modelPath);
 
@@ -63,6 +66,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       modelPath,
       // The default path falls back to $XDG_RUNTIME_DIR or the state directory outside systemd.
       socketPath: config.socket === DEFAULT_SOCKET ? serverSocketPath() : config.socket,
+      socketMode: parseInt(config.socketMode, 8),
+      socketGid,
       threads: config.threads,
       nCtx: plan.nCtx,
       nSeq: plan.nSeq,

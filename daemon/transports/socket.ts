@@ -16,7 +16,27 @@ export interface SocketTransportOptions {
   maxLineBytes?: number;
   /** Bytes queued to a client beyond which its stream chunks are merged and its input paused. */
   highWaterBytes?: number;
+  /** Permission bits of the socket (default 0660: the daemon's user and group). */
+  mode?: number;
+  /** Group given the socket (and a directory start() creates), by gid; default: the daemon's own. */
+  gid?: number;
   log?: Logger;
+}
+
+/** A group name or numeric gid → gid, from /etc/group; null when there is no such group. */
+export function groupId(group: string, etcGroup = "/etc/group"): number | null {
+  if (/^\d+$/.test(group)) return Number(group);
+  let text = "";
+  try {
+    text = fs.readFileSync(etcGroup, "utf8");
+  } catch {
+    return null;
+  }
+  for (const line of text.split("\n")) {
+    const [name, , gid] = line.split(":");
+    if (name === group && /^\d+$/.test(gid ?? "")) return Number(gid);
+  }
+  return null;
 }
 
 // ─── Where the socket lives ──────────────────────────────────────────────────────────────────
@@ -83,15 +103,25 @@ export class SocketTransport {
 
   async start(): Promise<void> {
     const p = this.options.path;
+    const mode = (this.options.mode ?? 0o660) & 0o777;
+    const gid = this.options.gid;
+    // Whoever may connect must be able to reach the socket: the directory opens to others only if the socket does.
+    const dirMode = 0o750 | (mode & 0o006 ? 0o005 : 0);
     // Explicit chmod: mkdir's mode passes through the umask, which start() itself narrows for a moment.
-    const created = fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o750 });
-    if (created) for (let d = path.dirname(p); d.startsWith(created); d = path.dirname(d)) fs.chmodSync(d, 0o750);
+    const created = fs.mkdirSync(path.dirname(p), { recursive: true, mode: dirMode });
+    if (created) {
+      for (let d = path.dirname(p); d.startsWith(created); d = path.dirname(d)) {
+        fs.chmodSync(d, dirMode);
+        if (gid !== undefined) fs.chownSync(d, -1, gid);
+      }
+    }
     await removeStaleSocket(p);
     // The write high-water mark is the congestion threshold: 'drain' fires exactly when a
     // congested client has read its backlog.
     const server = net.createServer({ highWaterMark: this.highWaterBytes }, (socket) => this.accept(socket));
-    // 0660 from the first moment: no window in which another user could connect.
-    const oldMask = process.umask(0o117);
+    // The final mode from the first moment (no window in which another user could connect),
+    // at most that mode until the group is changed.
+    const oldMask = process.umask(~mode & 0o777);
     try {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
@@ -103,7 +133,13 @@ export class SocketTransport {
     } finally {
       process.umask(oldMask);
     }
-    fs.chmodSync(p, 0o660);
+    try {
+      if (gid !== undefined) fs.chownSync(p, -1, gid);
+      fs.chmodSync(p, mode);
+    } catch (e) {
+      server.close();
+      throw e;
+    }
     server.on("error", (e) => this.log.error(`socket ${p}: ${e.message}`));
     this.server = server;
     this.log.info(`listening on ${p}`);

@@ -14,5 +14,5 @@ bool avx512VnniRunsHere() { return cpuFeatures().avx512Vnni; }
 
 const SimdKernelSet kAvx512VnniKernels = {
     "avx512-vnni", avx512VnniRunsHere, q4_0_tile::dotRow, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-    nullptr,       nullptr,            nullptr, q4_0_tile::dispatchTile,
+    nullptr,       nullptr,            q4_0_tile::dispatchTile,
 };

@@ -53,14 +53,6 @@ QuantizeRowFn bestSimdQuantizeRowQ8_0() {
   return nullptr;
 }
 
-DotQ4_0x4Fn bestSimdDotQ4_0x4() {
-  const SimdKernelSets all = compiledSimdKernelSets();
-  for (int i = 0; i < all.count; ++i) {
-    if (all.sets[i]->runsHere() && all.sets[i]->q4_0x4) return all.sets[i]->q4_0x4;
-  }
-  return nullptr;
-}
-
 DotQ4_0TileFn bestSimdDotQ4_0Tile() {
   const SimdKernelSets all = compiledSimdKernelSets();
   for (int i = 0; i < all.count; ++i) {

@@ -15,10 +15,6 @@
 #include "tensor_types.h"
 
 using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
-// out[j] = dot(one Q4_0 weight row, activation row j) for j < 4; activation rows are Q8_0 rows
-// produced by quantizeRow (quants in -127..127), aStride bytes apart. A prompt batch unpacks each
-// weight block once for four activation rows instead of once per row.
-using DotQ4_0x4Fn = void (*)(int64_t n, const void* w, const void* a, size_t aStride, float* out);
 // out[j·4 + r] = dot(Q4_0 weight row r, Q8_0 activation row j) for r < 4 and j < nA (1..4); weight
 // rows wStride bytes apart, activation rows aStride. A decode step (nA = 1) shares each
 // activation block among four weight rows; a prompt batch also shares each weight block among
@@ -41,8 +37,7 @@ struct SimdKernelSet {
   VecDotFn f32;    // F32 · F32
   // Bit-identical to the scalar quantizeRow(Q8_0, ...).
   QuantizeRowFn quantizeRowQ8_0;
-  DotQ4_0x4Fn q4_0x4;  // nullptr: no multi-row kernel
-  DotQ4_0TileFn q4_0Tile;  // nullptr: none; where present matmul prefers it to q4_0x4
+  DotQ4_0TileFn q4_0Tile;  // nullptr: none (matmul then takes one row at a time)
 
   VecDotFn dotFor(TensorType weightType) const;
 };
@@ -53,8 +48,6 @@ SimdKernelSets compiledSimdKernelSets();
 
 // The fastest SIMD Q8_0 quantizer this CPU runs, or nullptr (then use quantizeRow).
 QuantizeRowFn bestSimdQuantizeRowQ8_0();
-// The fastest four-row Q4_0 kernel this CPU runs, or nullptr.
-DotQ4_0x4Fn bestSimdDotQ4_0x4();
 // The fastest Q4_0 tile kernel this CPU runs, or nullptr.
 DotQ4_0TileFn bestSimdDotQ4_0Tile();
 

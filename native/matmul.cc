@@ -46,11 +46,9 @@ void matmul(ThreadPool& pool, const uint8_t* W, TensorType wType, int64_t rows, 
 void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64_t cols, const float* X, int64_t nX) {
   constexpr int kMaxTargets = 4;
   if (count < 1 || count > kMaxTargets) throw std::invalid_argument("matmulGroup: 1 to 4 targets");
-  const DotQ4_0x4Fn dotQ4_0x4 = bestSimdDotQ4_0x4();
   const DotQ4_0TileFn dotQ4_0Tile = bestSimdDotQ4_0Tile();
   struct Prepared {
     VecDotFn dot;
-    DotQ4_0x4Fn dot4;   // four activation rows at once, or nullptr
     DotQ4_0TileFn tile; // four weight rows × up to four activation rows, or nullptr
     size_t wRowBytes, aRowBytes;
     const uint8_t* A;   // [nX][aRowBytes]: the activations in this weight's dotWith format
@@ -73,7 +71,6 @@ void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64
     const TensorType aType = wTraits.dotWith;
     Prepared& p = prepared[i];
     p.dot = vecDotFor(t.type);
-    p.dot4 = t.type == TensorType::Q4_0 ? dotQ4_0x4 : nullptr;
     p.tile = t.type == TensorType::Q4_0 ? dotQ4_0Tile : nullptr;
     p.wRowBytes = rowBytes(t.type, cols);
     p.aRowBytes = rowBytes(aType, cols);
@@ -123,15 +120,7 @@ void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64
             __builtin_prefetch(w + p.wRowBytes);
             __builtin_prefetch(w + p.wRowBytes + 64);
           }
-          int64_t x = x0;
-          if (p.dot4) {
-            float out[4];
-            for (; x + 4 <= x1; x += 4) {
-              p.dot4(cols, w, p.A + x * p.aRowBytes, p.aRowBytes, out);
-              for (int j = 0; j < 4; j++) t.Y[(x + j) * t.rows + r] = out[j];
-            }
-          }
-          for (; x < x1; ++x) t.Y[x * t.rows + r] = p.dot(cols, w, p.A + x * p.aRowBytes);
+          for (int64_t x = x0; x < x1; ++x) t.Y[x * t.rows + r] = p.dot(cols, w, p.A + x * p.aRowBytes);
         }
       }
     }

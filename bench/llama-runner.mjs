@@ -8,6 +8,7 @@
 //   node bench/llama-runner.mjs '{"nodeLlamaCpp": ".../node-llama-cpp/dist/index.js",
 //     "model": "file.gguf", "threads": 2, "p": 32, "n": 32, "reps": 1, "warmup": 1, "tokens": [...]}'
 // prints one JSON line: {engine, prefill: [tok/s per rep], decode: [...], threads, flashAttention, …}
+import fs from "node:fs";
 import { pathToFileURL } from "node:url";
 
 const job = JSON.parse(process.argv[2] ?? "null");
@@ -30,14 +31,29 @@ const sequence = context.getSequence();
 const greedy = { generateNext: { token: true, options: { temperature: 0 } } };
 const prompt = job.tokens.slice(0, job.p);
 
+/** read_bytes of /proc/self/io: what this process made the kernel fetch from storage. */
+function storageReadBytes() {
+  try {
+    const m = /^read_bytes:\s*(\d+)/m.exec(fs.readFileSync("/proc/self/io", "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 async function rep() {
   await sequence.clearHistory(); // a fresh KV cache: every repetition does the same work
+  const read0 = storageReadBytes();
   const t0 = performance.now();
   await sequence.controlledEvaluate([...prompt.slice(0, -1), [prompt[prompt.length - 1], greedy]]);
   const t1 = performance.now();
   for (let i = 0; i < job.n; i++) await sequence.controlledEvaluate([[job.tokens[job.p + i], greedy]]);
   const t2 = performance.now();
-  return { prefill: (job.p * 1000) / (t1 - t0), decode: (job.n * 1000) / (t2 - t1), prefillMs: t1 - t0, decodeMs: t2 - t1 };
+  const read1 = storageReadBytes();
+  return {
+    prefill: (job.p * 1000) / (t1 - t0), decode: (job.n * 1000) / (t2 - t1), prefillMs: t1 - t0, decodeMs: t2 - t1,
+    readBytes: read0 === null || read1 === null ? null : read1 - read0,
+  };
 }
 
 const runs = [];

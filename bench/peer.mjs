@@ -16,14 +16,14 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const CACHE = path.join(ROOT, ".bench");
 const PEER_DIR = path.join(CACHE, "peer");
-const PEER_PACKAGE = "node-llama-cpp";
-const PEER_VERSION = "3.21.1"; // pinned: a peer that changes under us makes old ratios meaningless
-const PEER_ENTRY = path.join(PEER_DIR, "node_modules", PEER_PACKAGE, "dist", "index.js");
-const CLI = path.join(ROOT, "dist", "daemon", "cli.js");
-const RUNNER = path.join(ROOT, "bench", "llama-runner.mjs");
+export const PEER_PACKAGE = "node-llama-cpp";
+export const PEER_VERSION = "3.21.1"; // pinned: a peer that changes under us makes old ratios meaningless
+export const PEER_ENTRY = path.join(PEER_DIR, "node_modules", PEER_PACKAGE, "dist", "index.js");
+export const CLI = path.join(ROOT, "dist", "daemon", "cli.js");
+export const RUNNER = path.join(ROOT, "bench", "llama-runner.mjs");
 const SHAPES = ["7b", "tinyllama-1.1b"];
 const USAGE =
   "usage: npm run bench:peer -- [--shape 7b|tinyllama-1.1b] [--fill random|sparse] [--model FILE] " +
@@ -82,7 +82,7 @@ const log = (s) => process.stderr.write(s + "\n");
 
 // ── (a) the model file ────────────────────────────────────────────────────────────────────
 
-async function syntheticModel(shape, fill) {
+export async function syntheticModel(shape, fill) {
   const file = path.join(CACHE, `${shape}-q4_0-${fill}.gguf`);
   if (fs.existsSync(file)) return file;
   const writer = path.join(ROOT, "dist", "models", "synthetic.js");
@@ -110,7 +110,7 @@ function installedPeerVersion() {
   }
 }
 
-function ensurePeer() {
+export function ensurePeer() {
   if (installedPeerVersion() === PEER_VERSION && fs.existsSync(PEER_ENTRY)) return;
   // Its own folder, not a dependency of alpaca: it brings ~700 MB of prebuilt llama.cpp libraries.
   log(`installing ${PEER_PACKAGE}@${PEER_VERSION} into ${path.relative(ROOT, PEER_DIR)}/ …`);
@@ -126,17 +126,26 @@ function ensurePeer() {
 
 // ── (c) the runs ──────────────────────────────────────────────────────────────────────────
 
-/** Runs a child to completion; its stdout's last line is its JSON report. */
-function runChild(args, what) {
+/**
+ * Runs a child node to completion; its stdout's last line is its JSON report. `wrap` turns
+ * (file, args) into another command line (bench/residency.mjs starts it inside a cgroup);
+ * `timeoutMs` kills it. A failure carries {code, signal, timedOut}.
+ */
+export function runChild(args, what, { wrap, timeoutMs } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const [file, argv] = wrap ? wrap(process.execPath, args) : [process.execPath, args];
+    const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
+    let timedOut = false;
+    const timer = timeoutMs ? setTimeout(() => ((timedOut = true), child.kill("SIGKILL")), timeoutMs) : null;
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (err += d));
     child.on("error", reject);
     child.on("close", (code, signal) => {
-      if (code !== 0) return reject(new Error(`${what} failed (${signal ?? `exit ${code}`}): ${err.trim() || out.trim()}`));
+      if (timer) clearTimeout(timer);
+      const why = timedOut ? `timed out after ${timeoutMs / 1000} s` : (signal ?? `exit ${code}`);
+      if (code !== 0) return reject(Object.assign(new Error(`${what} failed (${why}): ${(err.trim() || out.trim()).slice(-500)}`), { code, signal, timedOut }));
       try {
         resolve(JSON.parse(out.trim().split("\n").pop()));
       } catch {
@@ -163,13 +172,13 @@ async function runLlamaCpp(o, model, tokens) {
 
 // ── (d) the report ────────────────────────────────────────────────────────────────────────
 
-function median(values) {
+export function median(values) {
   const s = [...values].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
-const spread = (v) => ({ median: median(v), min: Math.min(...v), max: Math.max(...v) });
-const fmt = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+export const spread = (v) => ({ median: median(v), min: Math.min(...v), max: Math.max(...v) });
+export const fmt = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
 async function main() {
   const o = parseOptions(process.argv.slice(2));
@@ -260,7 +269,8 @@ async function main() {
   return 0;
 }
 
-main().then(
+// Run as a script (npm run bench:peer); imported for its helpers by bench/residency.mjs.
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main().then(
   (code) => (process.exitCode = code),
   (e) => {
     log(`bench:peer: ${e.message}`);

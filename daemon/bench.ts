@@ -6,6 +6,7 @@
 // the prompt is a fixed pseudo-random list of ordinary tokens, and decode feeds the next ids
 // of that list rather than what was sampled (a greedy sample is still drawn every step, as a
 // real generation would, so its cost is included).
+import fs from "node:fs";
 import type { NativeModel } from "./engine.js";
 import { createSampler, sequenceBatch } from "./engine.js";
 import { openVocab } from "./tokenizer.js";
@@ -34,6 +35,8 @@ export interface BenchRep {
   prefill: number;
   /** decoded tokens / decode seconds */
   decode: number;
+  /** Bytes this process read from storage during the repetition (/proc/self/io read_bytes), null where unknown. */
+  readBytes: number | null;
 }
 
 export interface Spread {
@@ -108,6 +111,7 @@ export function spread(values: number[]): Spread {
 function benchRep(model: NativeModel, ids: number[], prompt: number, decode: number): BenchRep {
   const sampler = createSampler({ temperature: 0 });
   model.kvTruncate(0, 0); // a fresh KV cache: every repetition does the same work
+  const read0 = storageReadBytes();
   const t0 = performance.now();
   sampler.sample(model.decode(sequenceBatch(ids.slice(0, prompt), 0, 0)));
   const t1 = performance.now();
@@ -115,6 +119,7 @@ function benchRep(model: NativeModel, ids: number[], prompt: number, decode: num
     sampler.sample(model.decode(sequenceBatch([ids[prompt + i]], prompt + i, 0)));
   }
   const t2 = performance.now();
+  const read1 = storageReadBytes();
   const prefillMs = t1 - t0;
   const decodeMs = t2 - t1;
   return {
@@ -122,7 +127,18 @@ function benchRep(model: NativeModel, ids: number[], prompt: number, decode: num
     decodeMs,
     prefill: (prompt * 1000) / Math.max(prefillMs, 1e-6),
     decode: (decode * 1000) / Math.max(decodeMs, 1e-6),
+    readBytes: read0 === null || read1 === null ? null : read1 - read0,
   };
+}
+
+/** read_bytes of /proc/self/io: what this process made the kernel fetch from storage (page cache misses). */
+export function storageReadBytes(): number | null {
+  try {
+    const m = /^read_bytes:\s*(\d+)/m.exec(fs.readFileSync("/proc/self/io", "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Runs the benchmark on an open model whose context holds at least prompt + decode tokens. */

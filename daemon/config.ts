@@ -31,6 +31,24 @@ export interface Config {
   logLevel: LogLevel;
   mqttUrl: string | null;
   mqttBaseTopic: string;
+  mqttUsername: string | null;
+  /** A file holding the broker password (never the password itself: config files get shared). */
+  mqttPasswordFile: string | null;
+  /** null = <base topic>_<hostname>, stable so the broker keeps the session across restarts. */
+  mqttClientId: string | null;
+  mqttProtocol: "5" | "3.1.1";
+  mqttKeepalive: number;
+  /** Seconds the broker keeps queued requests while the daemon is away; 0 = a clean session. */
+  mqttSessionExpiry: number;
+  /** MQTT 5 shared-subscription group for generate requests, so several daemons share the load. */
+  mqttShareGroup: string | null;
+  mqttCa: string | null;
+  mqttCert: string | null;
+  mqttKey: string | null;
+  mqttHomeAssistant: boolean;
+  mqttDiscoveryPrefix: string;
+  /** Seconds between bridge/stats messages; 0 = only when busy/idle changes. */
+  mqttStatsInterval: number;
 }
 
 type ConfigKey = Exclude<keyof Config, "configFile">;
@@ -40,6 +58,8 @@ type Kind =
   | { type: "size" }
   | { type: "int"; min: number; max: number }
   | { type: "seconds" }
+  | { type: "bool" }
+  | { type: "file" }
   | { type: "enum"; choices: readonly string[] };
 
 interface OptionSpec {
@@ -102,6 +122,58 @@ const OPTIONS: Record<ConfigKey, OptionSpec> = {
     flag: "mqtt-base-topic", env: "ALPACA_MQTT_BASE_TOPIC", kind: { type: "string", check: checkTopic },
     default: "alpaca", describe: "first level of every MQTT topic",
   },
+  mqttUsername: {
+    flag: "mqtt-username", env: "ALPACA_MQTT_USERNAME", kind: { type: "string" }, default: null,
+    describe: "MQTT user name",
+  },
+  mqttPasswordFile: {
+    flag: "mqtt-password-file", env: "ALPACA_MQTT_PASSWORD_FILE", kind: { type: "file" }, default: null,
+    describe: "file holding the MQTT password (read at start; a trailing newline is ignored)",
+  },
+  mqttClientId: {
+    flag: "mqtt-client-id", env: "ALPACA_MQTT_CLIENT_ID", kind: { type: "string", check: checkClientId }, default: null,
+    describe: "MQTT client id (default: <base topic>_<hostname>, stable across restarts so queued prompts survive)",
+  },
+  mqttProtocol: {
+    flag: "mqtt-protocol", env: "ALPACA_MQTT_PROTOCOL", kind: { type: "enum", choices: ["5", "3.1.1"] }, default: "5",
+    describe: "MQTT protocol version: 5 or 3.1.1",
+  },
+  mqttKeepalive: {
+    flag: "mqtt-keepalive", env: "ALPACA_MQTT_KEEPALIVE", kind: { type: "int", min: 0, max: 65535 }, default: 30,
+    describe: "seconds between MQTT keepalive pings",
+  },
+  mqttSessionExpiry: {
+    flag: "mqtt-session-expiry", env: "ALPACA_MQTT_SESSION_EXPIRY", kind: { type: "int", min: 0, max: 0xffffffff }, default: 86400,
+    describe: "seconds the broker keeps prompts for a stopped daemon (0: a clean session)",
+  },
+  mqttShareGroup: {
+    flag: "mqtt-share-group", env: "ALPACA_MQTT_SHARE_GROUP", kind: { type: "string", check: checkTopicLevel }, default: null,
+    describe: "MQTT 5 shared-subscription group: daemons in one group share generate requests (default: not shared)",
+  },
+  mqttCa: {
+    flag: "mqtt-ca", env: "ALPACA_MQTT_CA", kind: { type: "file" }, default: null,
+    describe: "PEM file of the CA that signed the broker's certificate (mqtts://)",
+  },
+  mqttCert: {
+    flag: "mqtt-cert", env: "ALPACA_MQTT_CERT", kind: { type: "file" }, default: null,
+    describe: "PEM client certificate (mqtts://)",
+  },
+  mqttKey: {
+    flag: "mqtt-key", env: "ALPACA_MQTT_KEY", kind: { type: "file" }, default: null,
+    describe: "PEM client key (mqtts://)",
+  },
+  mqttHomeAssistant: {
+    flag: "mqtt-home-assistant", env: "ALPACA_MQTT_HOME_ASSISTANT", kind: { type: "bool" }, default: true,
+    describe: "publish Home Assistant discovery (true or false)",
+  },
+  mqttDiscoveryPrefix: {
+    flag: "mqtt-discovery-prefix", env: "ALPACA_MQTT_DISCOVERY_PREFIX", kind: { type: "string", check: checkTopic },
+    default: "homeassistant", describe: "Home Assistant discovery prefix",
+  },
+  mqttStatsInterval: {
+    flag: "mqtt-stats-interval", env: "ALPACA_MQTT_STATS_INTERVAL", kind: { type: "int", min: 0, max: 86400 }, default: 30,
+    describe: "seconds between bridge/stats messages (0: only when busy/idle changes)",
+  },
 };
 
 export const CONFIG_KEYS = Object.keys(OPTIONS) as ConfigKey[];
@@ -113,7 +185,15 @@ function checkMqttUrl(v: string): string | null {
   } catch {
     return "is not a URL (e.g. mqtt://localhost:1883)";
   }
-  return ["mqtt:", "mqtts:", "ws:", "wss:"].includes(url.protocol) ? null : "must use mqtt:, mqtts:, ws: or wss:";
+  return ["mqtt:", "mqtts:"].includes(url.protocol) ? null : "must use mqtt: or mqtts:";
+}
+
+function checkTopicLevel(v: string): string | null {
+  return v === "" || /[/+#\0]/.test(v) ? "must be one topic level, without /, + or #" : null;
+}
+
+function checkClientId(v: string): string | null {
+  return v === "" || Buffer.byteLength(v) > 256 ? "must be 1 to 256 bytes" : null;
 }
 
 function checkTopic(v: string): string | null {
@@ -156,6 +236,20 @@ function convert(spec: OptionSpec, raw: unknown, fromFile: boolean): { value: Co
       if (typeof raw !== "string") return { error: `must be a string, got ${shown}` };
       const problem = kind.check?.(raw);
       return problem ? { error: `${problem}, got ${shown}` } : { value: raw };
+    }
+    case "bool": {
+      if (typeof raw === "boolean") return { value: raw };
+      if (fromFile || typeof raw !== "string") return { error: `must be true or false, got ${shown}` };
+      const t = raw.trim().toLowerCase();
+      if (["true", "yes", "on", "1"].includes(t)) return { value: true };
+      if (["false", "no", "off", "0"].includes(t)) return { value: false };
+      return { error: `must be true or false, got ${shown}` };
+    }
+    case "file": {
+      // Only the path here: the file is read by the command that needs it (serve), which may
+      // run as another user than `alpaca plan` does.
+      if (typeof raw !== "string" || raw.trim() === "") return { error: `must be a file path, got ${shown}` };
+      return { value: raw };
     }
     case "enum": {
       if (typeof raw !== "string" || !kind.choices.includes(raw))

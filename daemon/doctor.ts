@@ -367,6 +367,18 @@ function residencyCheck(info: ModelInfo, mem: Record<string, number>, limit: Cgr
   const shape = `${plan.nCtx} tokens × ${plan.nSeq} sequence${plan.nSeq === 1 ? "" : "s"}, ${plan.kvType}`;
   const costs = `weights ${formatBytes(c.weights)} + KV ${formatBytes(c.kv)} (${shape}) + ${formatBytes(c.scratch + c.process)} = ${formatBytes(c.total)}`;
   const data = { budget: plan.budget.bytes, boundBy: plan.budget.boundBy, nCtx: plan.nCtx, nSeq: plan.nSeq, kvType: plan.kvType, costs: c };
+  if (plan.fits && plan.residency.streamLayers > 0) {
+    // The whole file does not fit; the plan streams the shortfall. On an SD card that is still
+    // seconds per token: a failure unless storage is fast enough for under a second.
+    const r = plan.residency;
+    const seconds = readSpeed ? r.streamedBytes / readSpeed : null;
+    const full = formatBytes(info.weightBytes + c.kv + c.scratch + c.process);
+    const summary = `weights ${formatBytes(info.weightBytes)} + KV ${formatBytes(c.kv)} (${shape}) + ${formatBytes(c.scratch + c.process)} = ${full} ` +
+      `exceeds the budget of ${formatBytes(plan.budget.bytes)} (${plan.budget.boundBy}); the plan streams ${r.streamLayers} of ${r.nLayer} layers: ` +
+      `each token would re-read ${formatBytes(r.streamedBytes)}` + (seconds === null ? "" : `, about ${formatSeconds(seconds)} at this storage's speed`);
+    const instead = plan.alternatives.length ? plan.alternatives.join("; ") : "free memory, or use a smaller model or quant, to keep every layer resident";
+    return check("residency", seconds !== null && seconds < 1 ? "warn" : "fail", summary, instead, { ...data, streamLayers: r.streamLayers, streamedBytes: r.streamedBytes });
+  }
   if (!plan.fits) {
     const perToken = readSpeed ? `; each token would re-read the file, about ${formatSeconds(info.weightBytes / readSpeed)} at this storage's speed` : "; each token would re-read the file from storage";
     const instead = plan.alternatives.length ? `what fits: ${plan.alternatives.join("; ")}` : "use a smaller model or quant, stop other services, or add zram";

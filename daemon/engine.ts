@@ -5,11 +5,41 @@ import { UserError } from "./errors.js";
 
 export type KvType = "f16" | "f32" | "q8_0";
 
+/** Which layers stay in RAM and which stream from storage; absent: the kernel decides (unmanaged). */
+export interface ResidencyOptions {
+  /** Layers read from storage on every pass (spread evenly), released after use. Default 0. */
+  streamLayers?: number;
+  /** mlock the other layers and the output matrix (default true). */
+  lock?: boolean;
+}
+
 export interface ModelOptions {
   nCtx?: number;
   nSeq?: number;
   threads?: number;
   kvType?: KvType;
+  residency?: ResidencyOptions;
+}
+
+export interface ResidencyInfo {
+  /** false: opened without residency options; the kernel's LRU decides and every weight counts as resident. */
+  managed: boolean;
+  lockedLayers: number;
+  /** Indices of the streamed layers, ascending. */
+  streamedLayers: number[];
+  /** Weights kept in RAM (locked or not), the stream window aside. */
+  residentBytes: number;
+  lockedBytes: number;
+  /** Read from storage on every forward pass. */
+  streamedBytes: number;
+  /** Most streamed bytes in RAM at once: the layer computing and the one read ahead. */
+  windowBytes: number;
+  lockRequested: boolean;
+  /** Every mlock succeeded (false when not asked, or refused: then lockError says why). */
+  lockingPermitted: boolean;
+  lockError: string;
+  /** Forward passes that streamed their layers. */
+  passes: number;
 }
 
 export interface ModelInfo {
@@ -38,6 +68,13 @@ export interface ModelInfo {
   threads: number;
   kvType: KvType;
   kvBytes: number;
+  residency: ResidencyInfo;
+  /** Bytes of all blk.* tensors (the layer stack). */
+  layerBytes: number;
+  /** token_embd.weight: read one row per token, unless it is also the output (outputBytes 0). */
+  embeddingBytes: number;
+  /** output.weight, read whole every pass; 0 with tied embeddings. */
+  outputBytes: number;
   tensorTypes: Record<string, number>;
 }
 
@@ -59,7 +96,24 @@ export interface NativeModel {
   kvTruncate(seq: number, from: number): void;
   kvCopyPrefix(from: number, to: number, n: number): void;
   kvUsedCells(): number;
+  /** What became of the mapped model file since it was loaded (an fstat of the kept-open file). */
+  fileStatus(): ModelFileStatus;
   close(): void;
+}
+
+export interface ModelFileStatus {
+  /** false: the file shrank under the mapping; every decode is refused with `problem`. */
+  ok: boolean;
+  truncated: boolean;
+  /** Written in place since it was loaded (size or mtime). */
+  modified: boolean;
+  /** The path names another file now; the daemon keeps serving the one it mapped. */
+  replaced: boolean;
+  /** A read of a missing page already faulted (and was answered with an error). */
+  damaged: boolean;
+  size: number;
+  mappedSize: number;
+  problem?: string;
 }
 
 export interface SamplerOptions {

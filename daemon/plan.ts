@@ -7,9 +7,14 @@
 // order. If the mapped file does not fit, the kernel's LRU evicts exactly the pages needed
 // next and every token re-reads the whole file from storage (10 s/token on a 4 GB Pi).
 // So the plan never trades residency for context: it refuses instead, and says what would fit.
+// Only when not even the shortest context fits beside the whole file does it stream: it keeps
+// (mlocks) as many layers as fit and streams the rest from storage every token, read ahead and
+// released in a fixed order (daemon/residency.ts, native/residency.cc), so that only the
+// shortfall is re-read, never the whole file.
 import type { KvType, ModelInfo } from "./engine.js";
 import type { Config, KvTypeChoice } from "./config.js";
 import { formatBytes, kvBytesPerToken, scratchBytes, type ModelShape } from "./memory.js";
+import { allResident, splitLayers, weightLayout, type ResidencyModel, type ResidencySplit } from "./residency.js";
 import { readSystemMemory, type MemlockLimit } from "./system-memory.js";
 
 export { formatBytes } from "./memory.js";
@@ -36,7 +41,7 @@ export const PLAN_RULES = {
 };
 export type PlanRules = typeof PLAN_RULES;
 
-export interface PlanModel extends ModelShape {
+export interface PlanModel extends ModelShape, ResidencyModel {
   weightBytes: number;
   nCtxTrain: number;
   name?: string;
@@ -89,7 +94,10 @@ export interface MemoryPlan {
   /** Logits rows per step the plan allows for: one per sequence. */
   nOutputs: number;
   threads: number;
+  /** weights: what the cgroup is charged for them (page cache): all of them, or when streaming the kept part and the stream window. */
   costs: { weights: number; kv: number; scratch: number; process: number; total: number };
+  /** Which layers stay in RAM and which stream from storage; the engine is opened with residencyOptions(plan). */
+  residency: ResidencySplit;
   /** budget.bytes − costs.total (negative when it does not fit). */
   spare: number;
   mlock: { permitted: boolean; limit: number | null; reason: string };
@@ -172,7 +180,7 @@ function mlockOf(memlock: MemlockLimit | null | undefined, weights: number): Mem
 
 // ── the plan ─────────────────────────────────────────────────────────────────────────────────
 
-export function planMemory(input: PlanInput): MemoryPlan {
+export function planMemory(input: PlanInput, allowStreaming = true): MemoryPlan {
   const rules: PlanRules = { ...PLAN_RULES, ...input.rules };
   const { model: m, request } = input;
   const threads = request.threads;
@@ -207,16 +215,64 @@ export function planMemory(input: PlanInput): MemoryPlan {
     nBatch: Math.min(...batchCandidates(floorCtx, rules)),
   };
   const costs = costsOf(m, smallest, threads, rules);
+  const mlock = mlockOf(input.memlock, m.weightBytes);
   const plan: MemoryPlan = {
     fits: chosen !== null,
     budget, ...smallest, nOutputs: smallest.nSeq, threads, costs,
     spare: budget.bytes - costs.total,
-    mlock: mlockOf(input.memlock, m.weightBytes),
+    residency: allResident(m, mlock.permitted),
+    mlock,
     decisions: [], problem: null, alternatives: [],
   };
-  if (chosen) plan.decisions = explainChoices(input, rules, budget.bytes, chosen, ctxs);
-  else explainMisfit(input, rules, plan);
+  if (chosen) {
+    plan.decisions = explainChoices(input, rules, budget.bytes, chosen, ctxs);
+    return plan;
+  }
+  // Nothing fits with the whole file resident. Stream the layers that do not fit, at the
+  // smallest shape (every byte of KV is a byte of weights re-read per token), unless it is an
+  // override that does not fit: that is refused, as without streaming.
+  const split = allowStreaming && !overrideIsTheProblem(input)
+    ? splitLayers(m, budget.bytes - costs.kv - costs.scratch - costs.process, smallest.nCtx * smallest.nSeq, mlock.permitted)
+    : null;
+  if (!split) {
+    explainMisfit(input, rules, plan);
+    return plan;
+  }
+  plan.fits = true;
+  plan.residency = split;
+  plan.costs = { ...costs, weights: split.residentBytes + split.windowBytes };
+  plan.costs.total = plan.costs.weights + costs.kv + costs.scratch + costs.process;
+  plan.spare = budget.bytes - plan.costs.total;
+  plan.decisions = explainStreaming(plan, m);
+  if (split.streamLayers > 0) residentAlternatives(m, rules, plan, costs.kv + costs.scratch);
   return plan;
+}
+
+const OVERRIDES: [keyof PlanRequest, string][] = [["ctx", "--ctx"], ["parallel", "--parallel"], ["kvType", "--kv-type"]];
+
+/** An override without which the whole file would stay resident. */
+function overrideIsTheProblem(input: PlanInput): boolean {
+  return OVERRIDES.some(([key]) => {
+    const value = input.request[key];
+    if (value === undefined || value === null || value === "auto") return false;
+    return planMemory({ ...input, request: { ...input.request, [key]: key === "kvType" ? "auto" : null } }, false).fits;
+  });
+}
+
+function explainStreaming(p: MemoryPlan, m: PlanModel): string[] {
+  const r = p.residency, gb = formatBytes;
+  const out = [`context ${p.nCtx} × ${p.nSeq}, KV ${p.kvType}, prompt batch ${p.nBatch}: the smallest shape, so that the most layers stay`];
+  if (r.streamLayers === 0) {
+    out.push(`every layer stays: of the ${gb(m.weightBytes)} only the embedding rows in use are charged, ` +
+      `not the whole ${gb(m.weightBytes - r.residentBytes)} more the file holds`);
+  } else {
+    out.push(`the weights (${gb(m.weightBytes)}) cannot all stay resident in ${gb(p.budget.bytes)} beside the KV cache and the process`);
+    out.push(`${r.keptLayers} of ${r.nLayer} layers stay in RAM; ${r.streamLayers} stream from storage every token ` +
+      `(${gb(r.streamedBytes)} read per token), each read ahead while earlier layers compute and released after use ` +
+      `(window ${gb(r.windowBytes)})`);
+  }
+  if (!r.lock) out.push(`mlock not permitted (${p.mlock.reason}): kept layers stay in the page cache unpinned, same read-ahead and release order`);
+  return out;
 }
 
 /** One sentence per choice: what was picked and what the next larger step would have cost. */
@@ -264,11 +320,10 @@ function explainMisfit(input: PlanInput, rules: PlanRules, plan: MemoryPlan): vo
   const budgetText = `the budget is ${gb(budget)} (${gb(plan.budget.limit)} from ${plan.budget.boundBy}, less a ${gb(plan.budget.reserve)} reserve)`;
 
   // An override that cannot be honoured: say what the automatic plan would do without it.
-  const overrides: [keyof PlanRequest, string][] = [["ctx", "--ctx"], ["parallel", "--parallel"], ["kvType", "--kv-type"]];
-  for (const [key, flag] of overrides) {
+  for (const [key, flag] of OVERRIDES) {
     const value = request[key];
     if (value === undefined || value === null || value === "auto") continue;
-    const without = planMemory({ ...input, request: { ...request, [key]: key === "kvType" ? "auto" : null } });
+    const without = planMemory({ ...input, request: { ...request, [key]: key === "kvType" ? "auto" : null } }, false);
     if (!without.fits) continue;
     const alt = key === "ctx" ? `the longest context that fits is ${without.nCtx} (KV ${without.kvType})`
       : key === "parallel" ? `${without.nSeq} sequence${without.nSeq > 1 ? "s" : ""} of ${without.nCtx} tokens fit`
@@ -291,9 +346,21 @@ function explainMisfit(input: PlanInput, rules: PlanRules, plan: MemoryPlan): vo
   const needLimit = Math.ceil(plan.costs.total / (1 - rules.reserveShare));
   plan.alternatives.push(`this model as it is runs with about ${gb(Math.max(needLimit, plan.costs.total + rules.reserveMin))} ` +
     `of available memory (a budget of ${gb(plan.costs.total)})`);
+  if (weightsAndProcess > budget) {
+    const w = weightLayout(m);
+    const streamAll = smallestRest + rules.processBytes + w.output + w.other + (w.tied ? w.embedding : 0) + 2 * (w.layers / m.nLayer);
+    plan.alternatives.push(`streaming every layer from storage needs a budget of at least ${gb(streamAll)} ` +
+      `(two layers at a time beside the KV cache, scratch, process and output matrix)`);
+  }
 
-  // What else would fit: this model quantized further, or a smaller 4-bit model.
-  const room = budget - rules.processBytes - smallestRest;
+  residentAlternatives(m, rules, plan, smallestRest);
+}
+
+/** What would stay resident instead: this model quantized further, or a smaller 4-bit model. */
+function residentAlternatives(m: PlanModel, rules: PlanRules, plan: MemoryPlan, kvAndScratch: number): void {
+  const gb = formatBytes;
+  const budget = plan.budget.bytes;
+  const room = budget - rules.processBytes - kvAndScratch;
   const params = parameterCount(m);
   const bitsPerWeight = (m.weightBytes * 8) / params;
   for (const [name, bits] of [["Q8_0", 8.5], ["Q4_0", 4.5]] as const) {
@@ -321,7 +388,13 @@ function describeShape(p: MemoryPlan): string {
 
 export function planModelOf(info: ModelInfo): PlanModel {
   const { nLayer, nHeadKv, headDim, nEmbd, nFf, nHead, nVocab, weightBytes, nCtxTrain, name, path } = info;
-  return { nLayer, nHeadKv, headDim, nEmbd, nFf, nHead, nVocab, weightBytes, nCtxTrain, name, path };
+  const { layerBytes, embeddingBytes, outputBytes } = info;
+  return { nLayer, nHeadKv, headDim, nEmbd, nFf, nHead, nVocab, weightBytes, nCtxTrain, name, path, layerBytes, embeddingBytes, outputBytes };
+}
+
+/** What the engine is opened with: the layers to stream and whether to mlock the rest. */
+export function residencyOptions(plan: MemoryPlan): { streamLayers: number; lock: boolean } {
+  return { streamLayers: plan.residency.streamLayers, lock: plan.residency.lock };
 }
 
 /**
@@ -359,16 +432,44 @@ export function formatPlan(p: MemoryPlan, model?: PlanModel): string[] {
   lines.push(`budget   ${gb(p.budget.bytes)} = ${gb(p.budget.limit)} (${p.budget.boundBy}) − ${gb(p.budget.reserve)} reserve` +
     (others.length ? `; also ${others.join(", ")}` : ""));
   const kvWhat = `KV ${gb(c.kv)} (${p.nCtx} × ${p.nSeq} ${p.kvType})`;
-  lines.push(`costs    weights ${gb(c.weights)} (mapped, resident) + ${kvWhat} + scratch ${gb(c.scratch)} ` +
+  const r = p.residency;
+  const weightsWhat = r.windowBytes === 0 ? "(mapped, resident)" : `(mapped: ${gb(r.residentBytes)} resident + ${gb(r.windowBytes)} stream window)`;
+  lines.push(`costs    weights ${gb(c.weights)} ${weightsWhat} + ${kvWhat} + scratch ${gb(c.scratch)} ` +
     `+ process ${gb(c.process)} = ${gb(c.total)}`);
   if (p.fits) {
-    lines.push(`plan     fits, ${gb(p.spare)} to spare: context ${p.nCtx} × ${p.nSeq} sequence${p.nSeq > 1 ? "s" : ""}, ` +
+    const streaming = r.streamLayers > 0 ? ` (streaming ${r.streamLayers} layer${r.streamLayers > 1 ? "s" : ""})` : "";
+    lines.push(`plan     fits${streaming}, ${gb(p.spare)} to spare: context ${p.nCtx} × ${p.nSeq} sequence${p.nSeq > 1 ? "s" : ""}, ` +
       `KV ${p.kvType}, prompt batch ${p.nBatch}, ${p.threads} thread${p.threads > 1 ? "s" : ""}`);
     for (const d of p.decisions) lines.push(`         - ${d}`);
   } else {
     lines.push(`plan     does not fit: ${p.problem}`);
     for (const a of p.alternatives) lines.push(`instead  ${a}`);
   }
-  lines.push(`mlock    ${p.mlock.permitted ? "permitted" : "not permitted"}: ${p.mlock.reason}`);
+  if (p.fits) {
+    lines.push(`resident ${gb(r.residentBytes)}: ${r.keptLayers} of ${r.nLayer} layers, locked ${gb(r.lockedBytes)}; ` +
+      `streamed ${gb(r.streamedBytes)} per token (${r.streamLayers} layer${r.streamLayers === 1 ? "" : "s"})`);
+  }
+  lines.push(`mlock    ${p.mlock.permitted ? "permitted" : "not permitted"}: ${p.mlock.reason}` +
+    (p.mlock.permitted ? "" : "; the same read-ahead and release order, layers unpinned"));
   return lines;
+}
+
+// ── one-off commands (run, bench) ─────────────────────────────────────────────────────────────
+
+/**
+ * The residency a one-off command (run, bench) opens its model with: the plan of this machine
+ * (or of `memoryLimit`) for exactly its context and KV type, one sequence. A plan that does not
+ * fit leaves residency to the kernel (undefined) and says why in `note`.
+ */
+export function commandResidency(
+  model: PlanModel, o: { ctx: number; kvType: Exclude<KvType, "f32">; threads: number; memoryLimit: number | null },
+): { plan: MemoryPlan; residency: { streamLayers: number; lock: boolean } | undefined; note: string | null } {
+  const plan = planFromSystem(model, { memoryLimit: o.memoryLimit, ctx: o.ctx, parallel: 1, kvType: o.kvType, threads: o.threads });
+  if (!plan.fits) return { plan, residency: undefined, note: `memory plan: does not fit: ${plan.problem}` };
+  const r = plan.residency;
+  const note = r.streamLayers > 0
+    ? `memory plan: streaming ${r.streamLayers} of ${r.nLayer} layers (${formatBytes(r.streamedBytes)} read per token), ` +
+      `${r.keptLayers} kept${r.lock ? " and locked" : " (mlock not permitted)"}; budget ${formatBytes(plan.budget.bytes)} from ${plan.budget.boundBy}`
+    : null;
+  return { plan, residency: residencyOptions(plan), note };
 }

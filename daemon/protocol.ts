@@ -233,12 +233,16 @@ function validateGenerate(o: Json, transaction: string, ctx: ValidationContext):
   if (given.length !== 1) bad("give exactly one of prompt, instruction (with optional input) or messages");
   let source: PromptSource;
   if (given[0] === "prompt") source = { kind: "prompt", prompt: text(o, "prompt", LIMITS.maxPromptChars, true) };
-  else if (given[0] === "instruction")
+  else if (given[0] === "instruction") {
     source = {
       kind: "instruction",
       instruction: text(o, "instruction", LIMITS.maxPromptChars, true),
       input: text(o, "input", LIMITS.maxPromptChars),
     };
+    // Both go into one prompt: together they get the prompt's limit, not twice it.
+    if (source.instruction.length + (source.input?.length ?? 0) > LIMITS.maxPromptChars)
+      bad(`instruction and input hold more than ${LIMITS.maxPromptChars} characters together`);
+  }
   else source = { kind: "messages", messages: validateMessages(o.messages) };
   if (source.kind !== "instruction" && o.input !== undefined) bad("input goes with instruction");
 

@@ -183,7 +183,25 @@ export class Router {
       kv_type: i.kvType,
       kv_bytes: i.kvBytes,
       weight_bytes: i.weightBytes,
+      residency: this.residency(),
       ...(this.options.describePlan?.() ?? {}),
+    };
+  }
+
+  /** What the engine keeps in RAM and streams, as it is now (the pass count moves). */
+  private residency() {
+    const r = this.options.model.info().residency;
+    return {
+      managed: r.managed,
+      resident_bytes: r.residentBytes,
+      locked_bytes: r.lockedBytes,
+      streamed_bytes: r.streamedBytes,
+      window_bytes: r.windowBytes,
+      locked_layers: r.lockedLayers,
+      streamed_layers: r.streamedLayers,
+      locking_permitted: r.lockingPermitted,
+      ...(r.lockError ? { lock_error: r.lockError } : {}),
+      streamed_passes: r.passes,
     };
   }
 

@@ -2,7 +2,7 @@
 // that order and stop() takes them down in reverse, each part finishing cleanly.
 import fs from "node:fs";
 import path from "node:path";
-import type { KvType, NativeModel } from "./engine.js";
+import type { KvType, NativeModel, ResidencyOptions } from "./engine.js";
 import { openModel } from "./engine.js";
 import type { Logger } from "./log.js";
 import { silentLogger } from "./log.js";
@@ -11,7 +11,10 @@ import { projectRoot } from "./native.js";
 import { Router } from "./router.js";
 import { Scheduler } from "./scheduler.js";
 import { ChatTemplate } from "./templates.js";
+import type { MqttSettings } from "./transports/mqtt.js";
+import { MqttTransport, resolveMqttOptions } from "./transports/mqtt.js";
 import { SocketTransport } from "./transports/socket.js";
+import { UserError } from "./errors.js";
 
 export interface ServerOptions {
   modelPath: string;
@@ -20,6 +23,8 @@ export interface ServerOptions {
   nCtx?: number;
   nSeq: number;
   kvType?: KvType;
+  /** The plan's layers to stream and whether to mlock the rest (absent: the kernel decides). */
+  residency?: ResidencyOptions;
   maxQueue?: number;
   maxBatchTokens?: number;
   maxLineBytes?: number;
@@ -27,6 +32,8 @@ export interface ServerOptions {
   highWaterBytes?: number;
   /** Facts from the memory plan, shown by status and info. */
   describePlan?: () => Record<string, unknown>;
+  /** The broker to serve through as well; absent: the socket only. */
+  mqtt?: MqttSettings | null;
   log?: Logger;
 }
 
@@ -52,13 +59,21 @@ export class Server {
     readonly scheduler: Scheduler,
     readonly router: Router,
     readonly socket: SocketTransport,
+    readonly mqtt: MqttTransport | null,
     private readonly log: Logger,
   ) {}
 
   static async start(o: ServerOptions): Promise<Server> {
     const log = o.log ?? silentLogger;
+    if (o.mqtt) {
+      try {
+        resolveMqttOptions(o.mqtt); // a bad setting is refused before the model loads
+      } catch (e) {
+        throw new UserError(e instanceof Error ? e.message : String(e));
+      }
+    }
     const t0 = performance.now();
-    const model = openModel(o.modelPath, { threads: o.threads, nCtx: o.nCtx, nSeq: o.nSeq, kvType: o.kvType });
+    const model = openModel(o.modelPath, { threads: o.threads, nCtx: o.nCtx, nSeq: o.nSeq, kvType: o.kvType, residency: o.residency });
     try {
       const info = model.info();
       log.info(
@@ -86,7 +101,10 @@ export class Server {
       });
       scheduler.start();
       await socket.start();
-      return new Server(model, scheduler, router, socket, log);
+      // The broker may be away: the transport connects (and reconnects) on its own.
+      const mqtt = o.mqtt ? new MqttTransport(router, o.mqtt, { version: packageVersion(), log }) : null;
+      mqtt?.start();
+      return new Server(model, scheduler, router, socket, mqtt, log);
     } catch (e) {
       model.close();
       throw e;
@@ -102,9 +120,12 @@ export class Server {
       const s = this.scheduler.stats();
       this.log.info(`stopping: ${s.running} running, ${s.queued} queued, grace ${graceMs} ms`);
       this.router.stopAccepting();
+      // MQTT requests arriving from now on stay unacknowledged: the broker keeps them for the next start.
+      this.mqtt?.stopListening();
       await this.socket.stopListening();
       await this.scheduler.stop(graceMs);
       await this.socket.close();
+      await this.mqtt?.close();
       this.model.close();
       this.log.info("stopped");
     })();

@@ -50,6 +50,8 @@ export interface TensorTypesBinding {
    * format. 'scalar' is the reference, 'best' the variant the engine uses on this CPU.
    */
   dot(weightTypeId: number, weights: Uint8Array, activations: Uint8Array, n: number, variant?: DotVariant): number;
+  /** The dot product the engine runs for weights of this type here: "avx2", "neon-dotprod", "neon" or "scalar" (null: none). */
+  kernelFor(weightTypeId: number): string | null;
   /** IEEE half bits to a number (exact). */
   fp16ToFp32(bits: number): number;
   /** A number (rounded to float32 first) to IEEE half bits, round to nearest even. */

@@ -1,9 +1,9 @@
 // Whether a model fits this machine, for `alpaca models`: the costs of daemon/memory.ts (weights,
-// KV cache) against the memory budget. A full planner is being written in daemon/plan.ts; this is
-// the short answer a listing needs.
-import fs from "node:fs";
+// KV cache) against the memory a new process can use. The short answer a listing needs;
+// `alpaca plan` (daemon/plan.ts) makes the full plan for one model.
 import { kvBytesPerToken, type ModelShape } from "../daemon/memory.js";
 import type { GgufInfo } from "../daemon/gguf.js";
+import { readSystemMemory } from "../daemon/system-memory.js";
 
 export type Fit = "resident" | "tight" | "does not fit";
 
@@ -11,18 +11,11 @@ export const PLAN_CONTEXT = 2048;      // tokens of f16 KV cache in the standard
 export const MIN_CONTEXT = 512;        // the smallest context the planner would shrink to
 export const PROCESS_OVERHEAD = 50 * 1024 * 1024; // Node + scratch
 
-/** min(MemAvailable, cgroup v2 memory.max): the memory a new process can use without swapping. */
-export function memoryBudget(meminfo = "/proc/meminfo", cgroupMax = "/sys/fs/cgroup/memory.max"): number | null {
-  let budget: number | null = null;
-  try {
-    const m = /^MemAvailable:\s+(\d+) kB/m.exec(fs.readFileSync(meminfo, "utf8"));
-    if (m) budget = Number(m[1]) * 1024;
-  } catch { /* not Linux */ }
-  try {
-    const limit = fs.readFileSync(cgroupMax, "utf8").trim();
-    if (/^\d+$/.test(limit)) budget = budget === null ? Number(limit) : Math.min(budget, Number(limit));
-  } catch { /* no cgroup v2 limit */ }
-  return budget;
+/** min(MemAvailable, the cgroup limit, v1 or v2, as the planner reads them): null when unknown. */
+export function memoryBudget(root = "/"): number | null {
+  const { meminfo, cgroup } = readSystemMemory(root);
+  const sources = [meminfo?.memAvailable, cgroup?.bytes].filter((x): x is number => x !== undefined);
+  return sources.length ? Math.min(...sources) : null;
 }
 
 export interface FitEstimate {

@@ -99,6 +99,7 @@ const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>
 
   for (int64_t l = 0; l < hp.nLayer; l++) {
     const LlamaLayer& L = model_.layers()[l];
+    if (residency_) residency_->beforeLayer(static_cast<int>(l));  // a streamed layer: read ahead already
 
     // ---- attention block -----------------------------------------------------------------
     for (int64_t t = 0; t < T; t++) rmsNorm(&xb_[t * E], &x_[t * E], L.attnNorm, E, hp.rmsEps);  // xb [T][E]
@@ -125,6 +126,8 @@ const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>
     for (int64_t i = 0; i < T * F; i++) gate_[i] = silu(gate_[i]) * up_[i];         // gate [T][F]
     matmul(pool_, L.wDown.data, L.wDown.type, E, F, gate_.data(), T, att_.data()); // att [T][E]
     for (int64_t i = 0; i < T * E; i++) x_[i] += att_[i];
+    // a streamed layer is released now and the next streamed one read ahead behind our compute
+    if (residency_) residency_->afterLayer(static_cast<int>(l));
   }
 
   // ---- sequence lengths now include the batch -------------------------------------------

@@ -6,6 +6,7 @@
 
 #include "kv_cache.h"
 #include "model.h"
+#include "residency.h"
 #include "thread_pool.h"
 
 struct BatchToken {
@@ -35,6 +36,8 @@ class InferenceContext {
   const LlamaModel& model() const { return model_; }
   ThreadPool& pool() { return pool_; }
   const ContextParams& params() const { return params_; }
+  // Streams and releases layers around each layer's compute; null: the kernel decides (unmanaged).
+  void setResidency(ResidencyManager* residency) { residency_ = residency; }
 
  private:
   void validate(const std::vector<BatchToken>& batch) const;
@@ -44,6 +47,7 @@ class InferenceContext {
   ContextParams params_;
   KvCache kv_;
   ThreadPool pool_;
+  ResidencyManager* residency_ = nullptr;
   // scratch, sized for the largest batch seen
   std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_, scores_, logits_;
   std::vector<uint16_t> qHalf_;

@@ -61,6 +61,7 @@ class GgufFile {
   uint64_t dataOffset() const { return dataOffset_; }
   uint64_t fileSize() const { return map_->size(); }
   const uint8_t* base() const { return map_->data(); }
+  const MappedFile& mapping() const { return *map_; }
 
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }
   const std::vector<GgufTensor>& tensors() const { return tensors_; }

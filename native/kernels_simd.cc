@@ -53,6 +53,14 @@ QuantizeRowFn bestSimdQuantizeRowQ8_0() {
   return nullptr;
 }
 
+const char* simdKernelSetNameFor(TensorType weightType) {
+  const SimdKernelSets all = compiledSimdKernelSets();
+  for (int i = 0; i < all.count; ++i) {
+    if (all.sets[i]->runsHere() && all.sets[i]->dotFor(weightType)) return all.sets[i]->name;
+  }
+  return nullptr;
+}
+
 DotQ4_0TileFn bestSimdDotQ4_0Tile() {
   const SimdKernelSets all = compiledSimdKernelSets();
   for (int i = 0; i < all.count; ++i) {

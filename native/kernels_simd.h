@@ -48,6 +48,9 @@ SimdKernelSets compiledSimdKernelSets();
 
 // The fastest SIMD Q8_0 quantizer this CPU runs, or nullptr (then use quantizeRow).
 QuantizeRowFn bestSimdQuantizeRowQ8_0();
+// The name of the set whose dot product the engine uses for weights of this type on this CPU
+// ("avx512-vnni", "avx2", "neon-dotprod", "neon"), or nullptr when it uses the scalar reference.
+const char* simdKernelSetNameFor(TensorType weightType);
 // The fastest Q4_0 tile kernel this CPU runs, or nullptr.
 DotQ4_0TileFn bestSimdDotQ4_0Tile();
 

@@ -2,6 +2,8 @@
 #include <atomic>
 #include <memory>
 
+#include <stdexcept>
+
 #include "forward.h"
 #include "napi_common.h"
 #include "sampler.h"
@@ -68,10 +70,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod("decodeAsync", &ModelWrap::decodeAsync),
                         InstanceMethod("kvLength", &ModelWrap::kvLength), InstanceMethod("kvTruncate", &ModelWrap::kvTruncate),
                         InstanceMethod("kvCopyPrefix", &ModelWrap::kvCopyPrefix),
-                        InstanceMethod("kvUsedCells", &ModelWrap::kvUsedCells), InstanceMethod("close", &ModelWrap::close)});
+                        InstanceMethod("kvUsedCells", &ModelWrap::kvUsedCells),
+                        InstanceMethod("fileStatus", &ModelWrap::fileStatus), InstanceMethod("close", &ModelWrap::close)});
   }
 
-  // new Model(path, {nCtx, nSeq, threads, kvType})
+  // new Model(path, {nCtx, nSeq, threads, kvType, residency: {streamLayers, lock}})
   ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
     Napi::Env env = info.Env();
     std::string path = napi_common::requireString(info, 0, "model path");
@@ -84,11 +87,28 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       if (!kvt.IsString()) throw Napi::TypeError::New(env, "kvType must be a string");
       params.kvType = kvTypeFromName(env, kvt.As<Napi::String>().Utf8Value());
     }
+    // residency: absent = unmanaged (the kernel's LRU decides what stays in RAM)
+    bool managed = false;
+    ResidencyOptions residency;
+    Napi::Value rv = opts.Get("residency");
+    if (!rv.IsUndefined() && !rv.IsNull()) {
+      if (!rv.IsObject() || rv.IsArray()) throw Napi::TypeError::New(env, "residency must be an object {streamLayers, lock}");
+      Napi::Object r = rv.As<Napi::Object>();
+      residency.streamLayers = optionalInt(r, "streamLayers", 0, 0, 1024);
+      Napi::Value lock = r.Get("lock");
+      if (!lock.IsUndefined() && !lock.IsBoolean()) throw Napi::TypeError::New(env, "residency.lock must be a boolean");
+      residency.lock = lock.IsUndefined() ? true : lock.As<Napi::Boolean>().Value();
+      managed = true;
+    }
     guarded(env, [&] {
       model_ = std::make_unique<LlamaModel>(path);
       params.nCtx = optionalInt(opts, "nCtx", static_cast<int>(std::min<int64_t>(model_->hparams().nCtxTrain, 4096)), 1,
                                 1 << 20);
       context_ = std::make_unique<InferenceContext>(*model_, params);
+      if (managed) {
+        residency_ = std::make_unique<ResidencyManager>(*model_, residency);
+        context_->setResidency(residency_.get());
+      }
       return 0;
     });
   }
@@ -97,6 +117,35 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   void ensureOpen(const Napi::Env& env) const {
     if (!context_) throw Napi::Error::New(env, "model is closed");
     if (busy_) throw Napi::Error::New(env, "model is busy with an asynchronous decode");
+  }
+
+  // The mapped file must still hold every byte the forward pass may read (mapping_guard.h).
+  // Throws the reason when it does not; cheap (one fstat), so asked before every decode.
+  static void checkMapping(const LlamaModel& model) {
+    const std::string problem = model.file().mapping().status().problem();
+    if (!problem.empty()) throw std::runtime_error(model.file().path() + ": " + problem);
+  }
+  // After a pass: a read that faulted returned zeros, so its logits are not to be used.
+  static void checkNotDamaged(const LlamaModel& model) {
+    if (model.file().mapping().status().damaged) checkMapping(model);
+  }
+
+  // fileStatus() -> {ok, truncated, modified, replaced, damaged, size, mappedSize, problem}
+  Napi::Value fileStatus(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) throw Napi::Error::New(env, "model is closed");
+    const MappedFile& m = model_->file().mapping();
+    const MappedFile::Status s = m.status();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ok", s.problem().empty());
+    o.Set("truncated", s.truncated);
+    o.Set("modified", s.modified);
+    o.Set("replaced", s.replaced);
+    o.Set("damaged", s.damaged);
+    o.Set("size", static_cast<double>(s.currentSize));
+    o.Set("mappedSize", static_cast<double>(m.size()));
+    if (!s.problem().empty()) o.Set("problem", s.problem());
+    return o;
   }
 
   Napi::Value info(const Napi::CallbackInfo& info) {
@@ -136,6 +185,17 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       o.Set("kvType", traitsOf(p.kvType).name);
       o.Set("kvBytes", static_cast<double>(context_->kv().bytes()));
     }
+    o.Set("residency", residencyInfo(env));
+    // where the weight bytes are, for the memory plan: the layer stack streams, the rest does not
+    double layerBytes = 0, embeddingBytes = 0, outputBytes = 0;
+    for (const GgufTensor& t : model_->file().tensors()) {
+      if (t.name.compare(0, 4, "blk.") == 0) layerBytes += static_cast<double>(t.nbytes);
+      else if (t.name == "token_embd.weight") embeddingBytes = static_cast<double>(t.nbytes);
+      else if (t.name == "output.weight") outputBytes = static_cast<double>(t.nbytes);
+    }
+    o.Set("layerBytes", layerBytes);
+    o.Set("embeddingBytes", embeddingBytes);
+    o.Set("outputBytes", outputBytes);  // 0 with tied embeddings: the embedding table is the output
     Napi::Object types = Napi::Object::New(env);
     for (const GgufTensor& t : model_->file().tensors()) {
       const char* name = traitsOf(t.type).name;
@@ -144,6 +204,29 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     }
     o.Set("tensorTypes", types);
     return o;
+  }
+
+  // {managed, lockedLayers, streamedLayers: [i…], residentBytes, lockedBytes, streamedBytes, windowBytes,
+  //  lockRequested, lockingPermitted, lockError, passes}; unmanaged: every weight counts as resident.
+  Napi::Object residencyInfo(const Napi::Env& env) const {
+    Napi::Object r = Napi::Object::New(env);
+    ResidencyReport rep;
+    if (residency_) rep = residency_->report();
+    else rep.residentBytes = model_->weightBytes();
+    r.Set("managed", residency_ != nullptr);
+    r.Set("lockedLayers", rep.lockedLayers);
+    Napi::Array streamed = Napi::Array::New(env, rep.streamedLayers.size());
+    for (size_t i = 0; i < rep.streamedLayers.size(); i++) streamed.Set(static_cast<uint32_t>(i), rep.streamedLayers[i]);
+    r.Set("streamedLayers", streamed);
+    r.Set("residentBytes", static_cast<double>(rep.residentBytes));
+    r.Set("lockedBytes", static_cast<double>(rep.lockedBytes));
+    r.Set("streamedBytes", static_cast<double>(rep.streamedBytes));
+    r.Set("windowBytes", static_cast<double>(rep.windowBytes));
+    r.Set("lockRequested", rep.lockRequested);
+    r.Set("lockingPermitted", rep.lockingPermitted);
+    r.Set("lockError", rep.lockError);
+    r.Set("passes", static_cast<double>(rep.passes));
+    return r;
   }
 
   // tokenize(text, addBos = vocab default, parseSpecial = false) -> Int32Array
@@ -165,7 +248,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     double id = napi_common::requireNumber(info, 0, "token id");
     if (!(id >= 0 && id < model_->vocab().size())) throw Napi::RangeError::New(env, "token id out of range");
     bool special = napi_common::optionalBool(info, 1, false);
-    std::string bytes = model_->vocab().tokenBytes(static_cast<int32_t>(id), special);
+    std::string bytes = guarded(env, [&] { return model_->vocab().tokenBytes(static_cast<int32_t>(id), special); });
     return Napi::Buffer<char>::Copy(env, bytes.data(), bytes.size());
   }
 
@@ -181,7 +264,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     ensureOpen(env);
     std::vector<BatchToken> batch = readBatch(info);
     const std::vector<float>* logits = nullptr;
-    guarded(env, [&] { logits = &context_->decode(batch); return 0; });
+    guarded(env, [&] {
+      checkMapping(*model_);
+      logits = &context_->decode(batch);
+      checkNotDamaged(*model_);
+      return 0;
+    });
     return logitsArray(env, *logits);
   }
 
@@ -194,7 +282,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Promise promise() { return deferred_.Promise(); }
     void Execute() override {
       try {
+        checkMapping(*owner_->model_);
         logits_ = owner_->context_->decode(batch_);
+        checkNotDamaged(*owner_->model_);
       } catch (const std::exception& e) {
         SetError(e.what());
       }
@@ -256,11 +346,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value close(const Napi::CallbackInfo& info) {
     if (busy_) throw Napi::Error::New(info.Env(), "model is busy with an asynchronous decode");
     context_.reset();
+    residency_.reset();
     model_.reset();
     return info.Env().Undefined();
   }
 
+  // declared in this order so that they are destroyed context first, model (the mapping) last
   std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<ResidencyManager> residency_;
   std::unique_ptr<InferenceContext> context_;
   std::atomic<bool> busy_{false};
 };

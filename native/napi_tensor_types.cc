@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels_simd.h"
 #include "napi_common.h"
 #include "tensor_types.h"
 
@@ -143,6 +144,17 @@ Napi::Value dot(const Napi::CallbackInfo& info) {
   });
 }
 
+// kernelFor(weightTypeId): which dot product the engine runs for such weights on this CPU:
+// "avx2", "neon-dotprod", "neon" or "scalar".
+Napi::Value kernelFor(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const TypeTraits& traits = requireType(info, 0, "weightTypeId");
+    if (!traits.computable) return info.Env().Null();
+    const char* name = simdKernelSetNameFor(typeAt(info, 0));
+    return Napi::String::New(info.Env(), name ? name : "scalar");
+  });
+}
+
 Napi::Value fp16ToFp32Js(const Napi::CallbackInfo& info) {
   const double h = napi_common::requireNumber(info, 0, "bits");
   if (!(h >= 0 && h <= 0xFFFF && h == double(uint32_t(h))))
@@ -163,6 +175,7 @@ void registerTensorTypes(Napi::Env env, Napi::Object exports) {
   o.Set("dequantize", Napi::Function::New(env, dequantize, "dequantize"));
   o.Set("quantize", Napi::Function::New(env, quantize, "quantize"));
   o.Set("dot", Napi::Function::New(env, dot, "dot"));
+  o.Set("kernelFor", Napi::Function::New(env, kernelFor, "kernelFor"));
   o.Set("fp16ToFp32", Napi::Function::New(env, fp16ToFp32Js, "fp16ToFp32"));
   o.Set("fp32ToFp16", Napi::Function::New(env, fp32ToFp16Js, "fp32ToFp16"));
   exports.Set("tensorTypes", o);

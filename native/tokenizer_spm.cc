@@ -27,6 +27,14 @@ size_t utf8Length(unsigned char lead) {
   return 4;
 }
 
+// The value of one hex digit, -1 for any other character.
+int hexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
 class SpmVocab final : public Vocab {
  public:
   explicit SpmVocab(const GgufFile& file) : Vocab(Model::Spm) {
@@ -68,11 +76,14 @@ class SpmVocab final : public Vocab {
         }
         return out;
       }
-      case TokenKind::Byte:
-        // "<0xXX>"; anything else is shown as written rather than guessed at.
-        if (text.size() == 6 && text.compare(0, 3, "<0x") == 0 && text[5] == '>')
-          return std::string(1, static_cast<char>(std::stoi(text.substr(3, 2), nullptr, 16)));
+      case TokenKind::Byte: {
+        // "<0xXX>" with two hex digits; anything else ("<0xG1>", "<0x-1>") is shown as written
+        // rather than guessed at: a vocabulary file is input, not a promise.
+        const int high = hexDigit(text.size() == 6 ? text[3] : 0), low = hexDigit(text.size() == 6 ? text[4] : 0);
+        if (text.compare(0, 3, "<0x") == 0 && text.size() == 6 && text[5] == '>' && high >= 0 && low >= 0)
+          return std::string(1, static_cast<char>(high * 16 + low));
         return text;
+      }
       case TokenKind::Unused:
         break;
     }

@@ -78,28 +78,53 @@ test("f16 is kept whenever it fits at the chosen context", (t) => {
   t.like(p, { fits: true, kvType: "f16", nCtx: 2048 });
 });
 
-test("the weights cannot stay resident (7B at 3 GiB): says so, and what would fit", (t) => {
-  const p = planMemory({ model: LLAMA_7B, budget: onMachine(3 * GiB), request });
+test("7B at 3 GiB: fits by streaming the layers that do not fit, at the smallest shape", (t) => {
+  const memlock = { soft: null, capIpcLock: false };
+  const p = planMemory({ model: LLAMA_7B, budget: onMachine(3 * GiB), request, memlock });
+  t.true(p.fits);
+  t.like(p, { nCtx: 512, nSeq: 1, kvType: "q8_0", problem: null });
+  const r = p.residency;
+  t.like(r, { mode: "streaming", nLayer: 32, lock: true });
+  t.is(r.keptLayers + r.streamLayers, 32);
+  t.true(r.streamLayers >= 3 && r.streamLayers < 16, String(r.streamLayers));
+  t.is(r.streamedBytes, r.streamLayers * r.layerBytes);
+  t.is(r.windowBytes, 2 * r.layerBytes, "the layer computing and the one read ahead");
+  // what the cgroup is charged: the kept part and the window, not the whole file
+  t.is(p.costs.weights, r.residentBytes + r.windowBytes);
+  t.true(p.costs.weights < LLAMA_7B.weightBytes);
+  t.is(p.costs.total, p.costs.weights + p.costs.kv + p.costs.scratch + p.costs.process);
+  t.true(p.spare >= 0 && p.spare < r.layerBytes, "one more kept layer would not fit");
+  t.true(p.decisions.some((d) => new RegExp(`${r.keptLayers} of 32 layers stay in RAM; ${r.streamLayers} stream from storage`).test(d)), p.decisions.join("\n"));
+});
+
+test("too small even to stream (7B at 512 MiB): says so, and what would fit", (t) => {
+  const p = planMemory({ model: LLAMA_7B, budget: onMachine(512 * MiB), request });
   t.false(p.fits);
   t.regex(p.problem!, /the weights \(3\.53 GiB\) cannot stay resident/);
   t.regex(p.problem!, /re-read the file from storage/);
-  t.true(p.alternatives.some((a) => /a 4-bit 3B model/.test(a)), p.alternatives.join("\n"));
   t.true(p.alternatives.some((a) => /runs with about 3\.\d\d GiB of available memory/.test(a)), p.alternatives.join("\n"));
+  t.true(p.alternatives.some((a) => /streaming every layer from storage needs a budget of at least 480\.44 MiB/.test(a)), p.alternatives.join("\n"));
   t.true(p.spare < 0);
 });
 
-test("an 8-bit file that does not fit is told that its Q4_0 would", (t) => {
+test("an 8-bit file that streams is told that its Q4_0 would stay resident", (t) => {
   const q8: PlanModel = { ...LLAMA_7B, weightBytes: Math.round((parameterCount(SHAPE_7B) * 8.5) / 8) };
   const p = planMemory({ model: q8, budget: onMachine(5 * GiB), request });
-  t.false(p.fits);
+  t.true(p.fits);
+  t.true(p.residency.streamLayers > 0);
   t.true(p.alternatives.some((a) => /^Q4_0 of this model needs 3\.53 GiB and would fit/.test(a)), p.alternatives.join("\n"));
 });
 
-test("weights fit but not even the smallest KV cache: a different explanation", (t) => {
+test("weights fit but not the smallest KV cache beside them: three layers stream, mlock not permitted", (t) => {
   const budget = LLAMA_7B.weightBytes + PLAN_RULES.processBytes + 50 * MiB;
-  const p = planMemory({ model: LLAMA_7B, budget: { memoryLimit: budget + PLAN_RULES.reserveMin }, request });
-  t.false(p.fits);
-  t.regex(p.problem!, /the weights \(3\.53 GiB\) fit, but not a 512-token q8_0 KV cache/);
+  const memlock = { soft: 8 * MiB, capIpcLock: false };
+  const p = planMemory({ model: LLAMA_7B, budget: { memoryLimit: budget + PLAN_RULES.reserveMin }, request, memlock });
+  t.true(p.fits);
+  t.like(p.residency, { mode: "streaming", streamLayers: 3, keptLayers: 29, lock: false, lockedBytes: 0 });
+  t.true(p.decisions.some((d) => /mlock not permitted .*same read-ahead and release order/.test(d)), p.decisions.join("\n"));
+  // an explicit setting is never paid for with streaming
+  const asked = planMemory({ model: LLAMA_7B, budget: onMachine(4 * GiB), request: { ...request, ctx: 2048 } });
+  t.false(asked.fits);
 });
 
 test("a fixed context, sequence count or KV type is honoured when it fits", (t) => {
@@ -172,7 +197,7 @@ test("from a machine's files: cgroup v1 unlimited and v2 \"max\" leave MemAvaila
   });
   const p1 = planFromSystem(LLAMA_7B, config, { root: v1 });
   t.like(p1.budget, { boundBy: "MemAvailable", limit: 3 * GiB });
-  t.false(p1.fits);
+  t.like(p1.residency, { mode: "streaming" });
   const v2 = fakeRoot({ "proc/meminfo": meminfo(16 * GiB), "proc/self/cgroup": "0::/u\n", "sys/fs/cgroup/u/memory.max": "max\n" });
   const p2 = planFromSystem(LLAMA_7B, { ...config, memoryLimit: 5 * GiB }, { root: v2 });
   t.like(p2.budget, { boundBy: "--memory-limit", limit: 5 * GiB });
@@ -190,9 +215,14 @@ test("the breakdown reads as lines for the log", (t) => {
   t.regex(fits[0], /^model +\/m\/7b\.gguf/);
   t.true(fits.some((l) => /^costs +weights 3\.53 GiB \(mapped, resident\) \+ KV 272\.00 MiB \(1024 × 1 q8_0\)/.test(l)), fits.join("\n"));
   t.true(fits.some((l) => /^plan +fits/.test(l)));
-  const not = formatPlan(planMemory({ model: LLAMA_7B, budget: onMachine(3 * GiB), request }));
+  t.true(fits.some((l) => /^resident +3\.53 GiB: 32 of 32 layers, locked 0 B; streamed 0 B per token \(0 layers\)/.test(l)), fits.join("\n"));
+  const streams = formatPlan(planMemory({ model: LLAMA_7B, budget: onMachine(3 * GiB), request, memlock: { soft: null, capIpcLock: true } }));
+  t.true(streams.some((l) => /^costs +weights 2\.\d\d GiB \(mapped: 2\.\d\d GiB resident \+ 217\.\d\d MiB stream window\)/.test(l)), streams.join("\n"));
+  t.true(streams.some((l) => /^plan +fits \(streaming \d+ layers\)/.test(l)), streams.join("\n"));
+  t.true(streams.some((l) => /^resident +2\.\d\d GiB: \d+ of 32 layers, locked 2\.\d\d GiB; streamed [\d.]+ MiB per token/.test(l)), streams.join("\n"));
+  const not = formatPlan(planMemory({ model: LLAMA_7B, budget: onMachine(512 * MiB), request }));
   t.true(not.some((l) => /^plan +does not fit: the weights/.test(l)));
-  t.true(not.some((l) => /^instead +a 4-bit \(Q4_0\) model/.test(l)));
+  t.true(not.some((l) => /^instead +streaming every layer/.test(l)));
 });
 
 test("no memory figure at all is an error, not a guess", (t) => {

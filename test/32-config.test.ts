@@ -46,6 +46,9 @@ test("defaults without flags, environment or file", (t) => {
   t.like(c, {
     configFile: null, model: null, socket: "/run/alpaca/alpaca.sock", memoryLimit: null, threads: os.availableParallelism(),
     ctx: null, parallel: null, kvType: "auto", queueSize: 32, grace: 10, logLevel: "info", mqttUrl: null, mqttBaseTopic: "alpaca",
+    mqttUsername: null, mqttPasswordFile: null, mqttClientId: null, mqttProtocol: "5", mqttKeepalive: 30, mqttSessionExpiry: 86400,
+    mqttShareGroup: null, mqttCa: null, mqttCert: null, mqttKey: null, mqttHomeAssistant: true, mqttDiscoveryPrefix: "homeassistant",
+    mqttStatsInterval: 30,
   });
 });
 
@@ -64,10 +67,15 @@ test("precedence: flag > environment > file > default, for each option", (t) => 
 });
 
 test("every option has a flag and an ALPACA_* variable", (t) => {
-  const values: Record<string, [string, string | number]> = {
+  const values: Record<string, [string, string | number | boolean]> = {
     model: ["/m.gguf", "/m.gguf"], socket: ["/tmp/a.sock", "/tmp/a.sock"], memoryLimit: ["1G", GiB], threads: ["2", 2],
     ctx: ["768", 768], parallel: ["3", 3], kvType: ["q8_0", "q8_0"], queueSize: ["5", 5], grace: ["30s", 30],
     logLevel: ["debug", "debug"], mqttUrl: ["mqtt://broker:1883", "mqtt://broker:1883"], mqttBaseTopic: ["home/llm", "home/llm"],
+    mqttUsername: ["alpaca", "alpaca"], mqttPasswordFile: ["/etc/alpaca/mqtt-password", "/etc/alpaca/mqtt-password"],
+    mqttClientId: ["kitchen-pi", "kitchen-pi"], mqttProtocol: ["3.1.1", "3.1.1"], mqttKeepalive: ["60", 60],
+    mqttSessionExpiry: ["0", 0], mqttShareGroup: ["pis", "pis"], mqttCa: ["/etc/ssl/ca.pem", "/etc/ssl/ca.pem"],
+    mqttCert: ["/etc/ssl/c.pem", "/etc/ssl/c.pem"], mqttKey: ["/etc/ssl/k.pem", "/etc/ssl/k.pem"],
+    mqttHomeAssistant: ["false", false], mqttDiscoveryPrefix: ["ha", "ha"], mqttStatsInterval: ["0", 0],
   };
   t.deepEqual(Object.keys(values).sort(), [...CONFIG_KEYS].sort());
   for (const key of CONFIG_KEYS) {
@@ -110,7 +118,11 @@ test("validation: one line naming the source, as a UserError", (t) => {
   bad(["--parallel", "0"], {}, /^--parallel must be an integer from 1 to 256/);
   bad(["--kv-type", "q4_0"], {}, /^--kv-type must be one of auto, f16, q8_0, got "q4_0"$/);
   bad([], { ALPACA_LOG_LEVEL: "loud" }, /must be one of error, warn, info, debug/);
-  bad([], { ALPACA_MQTT_URL: "http://x" }, /^ALPACA_MQTT_URL must use mqtt:, mqtts:, ws: or wss:/);
+  bad([], { ALPACA_MQTT_URL: "http://x" }, /^ALPACA_MQTT_URL must use mqtt: or mqtts:/);
+  bad([], { ALPACA_MQTT_SHARE_GROUP: "a/b" }, /^ALPACA_MQTT_SHARE_GROUP must be one topic level/);
+  bad(["--mqtt-home-assistant", "maybe"], {}, /^--mqtt-home-assistant must be true or false, got "maybe"$/);
+  bad(["--config", configFile({ mqttHomeAssistant: "yes" }, "bool.json")], {}, /"mqttHomeAssistant" must be true or false/);
+  bad(["--mqtt-protocol", "4"], {}, /^--mqtt-protocol must be one of 5, 3\.1\.1/);
   bad([], { ALPACA_MQTT_BASE_TOPIC: "a/#" }, /must not contain the wildcards/);
   bad([], { ALPACA_GRACE: "soon" }, /^ALPACA_GRACE "soon" is not a duration/);
 });

@@ -49,15 +49,23 @@ test("7B Q4_0 at 4G: fits with one sequence, a 1024-token context and q8_0 KV, a
   t.is(plan.model.weightBytes, plan.costs.weights);
 });
 
-test("7B Q4_0 at 3G: the weights cannot stay resident, and what would fit", async (t) => {
+test("7B Q4_0 at 3G: fits by streaming 9 layers, the other 23 kept; at 512M not even streaming fits", async (t) => {
   const model = await sparse7bFile();
   const r = alpaca(["plan", "--model", model, "--memory", "3G"]);
-  t.is(r.code, EXIT_DOES_NOT_FIT, r.stderr);
-  t.regex(r.stdout, /^plan +does not fit: the weights \(3\.53 GiB\) cannot stay resident/m);
-  t.regex(r.stdout, /^instead +a 4-bit \(Q4_0\) model of up to 5\.\d billion parameters would fit, e\.g\. a 4-bit 3B model/m);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^plan +fits \(streaming 9 layers\), .*context 512 × 1 sequence, KV q8_0/m);
+  // Issue's plain words: the weights cannot stay resident, and what happens instead.
+  t.regex(r.stdout, /- the weights \(3\.53 GiB\) cannot all stay resident in 2\.91 GiB beside the KV cache and the process$/m);
+  t.regex(r.stdout, /^resident +2\.51 GiB: 23 of 32 layers, locked (2\.51 GiB|0 B); streamed 977\.34 MiB per token \(9 layers\)/m);
   const { code, plan } = planJson(["--model", model, "--memory", "3G"]);
-  t.is(code, EXIT_DOES_NOT_FIT);
-  t.false(plan.fits);
+  t.is(code, 0);
+  t.like(plan, { fits: true, residency: { mode: "streaming", streamLayers: 9, keptLayers: 23 } });
+  // the real file's layer bytes, not an estimate
+  t.is(plan.model.layerBytes + plan.model.embeddingBytes + plan.model.outputBytes <= plan.model.weightBytes, true);
+  const tiny = alpaca(["plan", "--model", model, "--memory", "512M"]);
+  t.is(tiny.code, EXIT_DOES_NOT_FIT, tiny.stderr);
+  t.regex(tiny.stdout, /^plan +does not fit: the weights \(3\.53 GiB\) cannot stay resident/m);
+  t.regex(tiny.stdout, /^instead +streaming every layer from storage needs a budget of at least/m);
 });
 
 test("7B Q4_0 at 16G: several parallel sequences at 2048 tokens, f16", async (t) => {

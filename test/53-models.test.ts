@@ -23,14 +23,23 @@ test("fit: resident, tight (only a 512-token plan fits), does not fit", (t) => {
   t.is(classifyFit(weights, kvPerToken, null).fit, "unknown");
 });
 
-test("the budget is MemAvailable, capped by a cgroup limit", (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-mem-"));
-  fs.writeFileSync(path.join(dir, "meminfo"), "MemTotal:        3884376 kB\nMemAvailable:    3500000 kB\n");
-  fs.writeFileSync(path.join(dir, "max"), "max\n");
-  t.is(memoryBudget(path.join(dir, "meminfo"), path.join(dir, "max")), 3500000 * 1024);
-  fs.writeFileSync(path.join(dir, "max"), `${1000 * MiB}\n`);
-  t.is(memoryBudget(path.join(dir, "meminfo"), path.join(dir, "max")), 1000 * MiB);
-  t.is(memoryBudget(path.join(dir, "none"), path.join(dir, "none")), null);
+test("the budget is MemAvailable, capped by a cgroup limit (v2 on a Pi, v1 here)", (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-mem-"));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const put = (rel: string, text: string) => {
+    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    fs.writeFileSync(path.join(root, rel), text);
+  };
+  t.is(memoryBudget(root), null, "nothing to read: unknown");
+  put("proc/meminfo", "MemTotal:        3884376 kB\nMemFree:          100000 kB\nMemAvailable:    3500000 kB\n");
+  put("proc/self/cgroup", "0::/system.slice/alpaca.service\n");
+  put("sys/fs/cgroup/system.slice/alpaca.service/memory.max", "max\n");
+  t.is(memoryBudget(root), 3500000 * 1024);
+  put("sys/fs/cgroup/system.slice/alpaca.service/memory.max", `${1000 * MiB}\n`);
+  t.is(memoryBudget(root), 1000 * MiB);
+  put("proc/self/cgroup", "4:memory:/alpaca\n");
+  put("sys/fs/cgroup/memory/alpaca/memory.limit_in_bytes", `${1200 * MiB}\n`);
+  t.is(memoryBudget(root), 1200 * MiB, "cgroup v1");
 });
 
 test("on a 4 GB Pi (3.4 GiB available) TinyLlama is resident and no 7B stays resident", (t) => {

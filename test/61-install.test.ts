@@ -192,3 +192,25 @@ test.serial("--uninstall removes program, unit and link but keeps settings and m
   t.false(fs.existsSync(path.join(root, "var/lib/alpaca")));
   t.regex(r.out, /would run: userdel alpaca/);
 });
+
+// npm's install step (package.json "install"): a prebuilt addon for this platform that loads is
+// used as it is (what `npm ci` on a Pi does with the release's prebuilds/linux-arm64); one that
+// does not load is named and the step falls back to compiling.
+test("the install step uses a prebuilt addon that loads, and names one that does not", (t) => {
+  const dir = scratchDir("alpaca-61-prebuilt-");
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(dir, "native"));
+  fs.copyFileSync(path.join(ROOT, "native", "install.mjs"), path.join(dir, "native", "install.mjs"));
+  const prebuilt = path.join(dir, "prebuilds", `${process.platform}-${process.arch}`, "alpaca.node");
+  fs.mkdirSync(path.dirname(prebuilt), { recursive: true });
+  fs.copyFileSync(path.join(ROOT, "build", "Release", "alpaca.node"), prebuilt);
+  const step = () => spawnSync(process.execPath, [path.join(dir, "native", "install.mjs")], { encoding: "utf8", env: { ...process.env, PATH: "/nonexistent" } });
+  const good = step();
+  t.is(good.status, 0, good.stderr);
+  t.regex(good.stderr, /using the prebuilt addon prebuilds\//);
+  t.false(fs.existsSync(path.join(dir, "build")), "nothing compiled");
+  fs.writeFileSync(prebuilt, "not an ELF file");
+  const bad = step();
+  t.regex(bad.stderr, /the prebuilt addon .* does not load here .*; compiling instead/);
+  t.not(bad.status, 0, "no compiler on this PATH: the step fails rather than pretending");
+});

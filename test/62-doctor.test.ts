@@ -101,9 +101,10 @@ test("a 4 GB Pi 4: NEON without dot product, SD-card swap, past under-voltage, a
   t.like(c.model, { verdict: "ok" });
   t.regex(c.storage.summary, /^SD card \(ext4 at \/\): 41\.9 MB\/s; a cold start reads the weights in 1\.5 min/);
   t.is(c.storage.verdict, "ok");
-  // 3.53 GiB of weights against 3.40 GiB available less the reserve: every token would re-read 3.5 GiB.
+  // 3.53 GiB of weights against 3.40 GiB available less the reserve: the plan streams the
+  // shortfall, which an SD card still reads for seconds every token.
   t.is(c.residency.verdict, "fail");
-  t.regex(c.residency.summary, /weights 3\.53 GiB .* exceeds the budget of 3\.30 GiB \(MemAvailable\); each token would re-read the file, about 1\.5 min/);
+  t.regex(c.residency.summary, /weights 3\.53 GiB .* exceeds the budget of 3\.30 GiB \(MemAvailable\); the plan streams \d+ of 32 layers: each token would re-read [\d.]+ MiB, about \d+(\.\d)? s at this storage's speed/);
   t.truthy(c.residency.advice);
   t.is(report.verdict, "fail");
 });

@@ -64,6 +64,20 @@ testNeeding(test, need, "the cross-built addon is an aarch64 ELF that Node for a
   t.is(r.stdout.trim(), "arm64 function");
 });
 
+// Which kernels the addon picks is what each CPU's golden run below exercises: the Pi 4's plain
+// NEON under cortex-a72, the dot-product kernels under max.
+for (const [cpu, expected] of [["cortex-a72", "neon"], ["max", "neon-dotprod"]]) {
+  testNeeding(test, need, `under qemu-aarch64 -cpu ${cpu} the engine runs the ${expected} kernels`, (t) => {
+    const { addon, node } = arm64Build();
+    const r = spawnSync("qemu-aarch64", ["-cpu", cpu, "-L", SYSROOT, node, CLI, "info", "--json", "-m", path.join(SHARED, "models", "stories260K-q4_0.gguf")],
+      { encoding: "utf8", env: { ...process.env, ALPACA_ADDON: addon } });
+    t.is(r.status, 0, r.stderr);
+    const kernels = (JSON.parse(r.stdout) as { kernels: Record<string, string> }).kernels;
+    t.is(kernels.q4_0, expected);
+    t.is(kernels.f32, "neon");
+  });
+}
+
 for (const cpu of ["cortex-a72", "max"]) {
   testNeeding(test, need, `golden check under qemu-aarch64 -cpu ${cpu}${FULL ? " (everything in ../shared)" : " (F32 and Q4_0, every prompt)"}`, async (t) => {
     t.timeout(60 * 60_000);

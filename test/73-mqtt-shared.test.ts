@@ -30,6 +30,12 @@ testNeeding(test, need, "two daemons sharing a subscription: 20 requests, each a
     t.is(served[0] + served[1], 20, `served ${served.join(" + ")}`);
     t.true(served[0] > 0 && served[1] > 0, `both daemons used (${served.join(" + ")})`);
 
+    // A prompt written to prompt/set (Home Assistant's text entity) is shared too: it runs once.
+    await publish(c, "pool73/prompt/set", "Lily went");
+    await waitFor(() => a.scheduler.stats().totals.requests + b.scheduler.stats().totals.requests === 21, 10_000, "the prompt run");
+    await sleep(300); // a second run would have started by now
+    t.is(a.scheduler.stats().totals.requests + b.scheduler.stats().totals.requests, 21, "prompt/set ran on one daemon only");
+
     // status is not shared: every daemon answers for itself.
     await publish(c, "pool73/bridge/request/status", JSON.stringify({ transaction: "who" }));
     await waitFor(() => answersFor(got, "who").finals.length >= 2, 5000, "two status answers");

@@ -1,10 +1,13 @@
 // alpaca bench: prefill and decode speed of a model, and the memory bandwidth decode reaches.
 import path from "node:path";
 import type { CommandModule } from "yargs";
-import { runBench, type BenchRep } from "../bench.js";
+import { median, runBench, type BenchRep } from "../bench.js";
+import { parseSize } from "../config.js";
 import { openModel } from "../engine.js";
 import { UserError } from "../errors.js";
 import { formatBytes } from "../memory.js";
+import { commandResidency, planModelOf } from "../plan.js";
+import { residencySummary } from "./run.js";
 import { defaultThreads, nonNegativeInt, threadsOption } from "./options.js";
 
 interface BenchArgs {
@@ -15,6 +18,7 @@ interface BenchArgs {
   reps: number;
   warmup: number;
   seed: number;
+  "memory-limit"?: string;
   json: boolean;
   verbose: boolean;
 }
@@ -33,6 +37,10 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .option("reps", { alias: "r", type: "number", default: 5, describe: "counted repetitions (the median is reported)" })
       .option("warmup", { type: "number", default: 1, describe: "repetitions run first and not counted" })
       .option("seed", { type: "number", default: 1, describe: "seed of the prompt token ids" })
+      .option("memory-limit", {
+        type: "string", requiresArg: true,
+        describe: "run under the memory plan of this budget (e.g. 3500M): the layers that do not fit stream from storage",
+      })
       .option("json", { type: "boolean", default: false, describe: "print one JSON object" })
       .option("verbose", { alias: "v", type: "boolean", default: false, describe: "print every repetition to stderr" })
       .check((a) => {
@@ -42,17 +50,26 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         nonNegativeInt("--warmup", a.warmup);
         nonNegativeInt("--seed", a.seed);
         defaultThreads(a.threads);
+        const limit = a["memory-limit"];
+        if (limit !== undefined && !parseSize(limit)) throw new Error(`--memory-limit ${JSON.stringify(limit)} is not a size (e.g. 3500M)`);
         return true;
       }),
   handler: (a) => {
     const threads = defaultThreads(a.threads);
     // Check the context length before sizing a KV cache for it (a 7B one of 100k tokens is 50 GB).
     const probe = openModel(a.model, { nCtx: 1 });
-    const { nCtxTrain } = probe.info();
+    const probeInfo = probe.info();
     probe.close();
+    const { nCtxTrain } = probeInfo;
     if (a.p + a.n > nCtxTrain)
       throw new UserError(`-p ${a.p} + -n ${a.n} tokens exceed the model's context length ${nCtxTrain}`);
-    const model = openModel(a.model, { threads, nCtx: a.p + a.n });
+    // --memory-limit: the plan of that budget (and this machine's) for exactly this context,
+    // with the f16 KV cache of an unlimited run, so that the two differ only in residency.
+    const limited = a["memory-limit"] === undefined ? null
+      : commandResidency(planModelOf(probeInfo), { ctx: a.p + a.n, kvType: "f16", threads, memoryLimit: parseSize(a["memory-limit"]) });
+    if (limited && !limited.plan.fits) throw new UserError(limited.note ?? "the memory plan does not fit");
+    if (limited?.note) process.stderr.write(limited.note + "\n");
+    const model = openModel(a.model, { threads, nCtx: a.p + a.n, residency: limited?.residency });
     try {
       const info = model.info();
       const onRep = a.verbose
@@ -63,6 +80,10 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
             )
         : undefined;
       const result = runBench(model, { prompt: a.p, decode: a.n, reps: a.reps, warmup: a.warmup, seed: a.seed, onRep });
+      // one pass over the weights per decoded token and one for the prompt
+      const reads = result.reps.map((r) => r.readBytes).filter((b): b is number => b !== null);
+      const readPerToken = reads.length ? median(reads) / (a.n + 1) : null;
+      const residency = residencySummary(model.info().residency);
       if (a.json) {
         process.stdout.write(
           JSON.stringify({
@@ -75,7 +96,10 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
             decode: result.decodeSpread,
             decodeGBs: result.decodeGBs,
             weightBytes: result.weightBytes,
-            runs: result.reps.map((r) => ({ prefill: r.prefill, decode: r.decode })),
+            memoryLimit: limited ? limited.plan.budget.limit : null,
+            readBytesPerToken: readPerToken,
+            residency,
+            runs: result.reps.map((r) => ({ prefill: r.prefill, decode: r.decode, readBytes: r.readBytes })),
           }) + "\n",
         );
         return;
@@ -91,6 +115,10 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         row("decode", a.n, result.decodeSpread),
         "",
         `decode × weights = ${result.decodeGBs.toFixed(2)} GB/s`,
+        `read from storage ${readPerToken === null ? "unknown" : formatBytes(readPerToken)} per token; ` +
+          (residency.managed
+            ? `${residency.locked_layers} layers locked, ${residency.streamed_layers.length} streamed (${formatBytes(residency.streamed_bytes)} per token)`
+            : "residency left to the kernel"),
       ];
       process.stdout.write(lines.join("\n") + "\n");
     } finally {

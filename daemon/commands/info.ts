@@ -2,6 +2,7 @@
 import type { CommandModule } from "yargs";
 import { openModel, type KvType } from "../engine.js";
 import { formatBytes, memoryEstimate } from "../memory.js";
+import { tensorTypes } from "../tensor-types.js";
 import { defaultThreads, nonNegativeInt } from "./options.js";
 
 interface InfoArgs {
@@ -30,8 +31,9 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
     const kvType: KvType = "f16";
     const memory = memoryEstimate(info, nCtx, 1, kvType, defaultThreads(undefined));
     const { nCtx: _c, nSeq: _s, threads: _t, kvBytes: _k, kvType: _kt, ...model_ } = info;
+    const kernels = kernelsFor(Object.keys(info.tensorTypes));
     if (a.json) {
-      process.stdout.write(JSON.stringify({ ...model_, memory: { nCtx, kvType, ...memory } }) + "\n");
+      process.stdout.write(JSON.stringify({ ...model_, kernels, memory: { nCtx, kvType, ...memory } }) + "\n");
       return;
     }
     const lines = [
@@ -40,9 +42,22 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
         `${info.nHead} heads (${info.nHeadKv} KV heads, head dim ${info.headDim}), vocab ${info.nVocab}`,
       `context      trained ${info.nCtxTrain}; rope theta ${info.ropeTheta}, rms eps ${Number(info.rmsEps.toPrecision(6))}`,
       `tensors      ${Object.entries(info.tensorTypes).map(([t, n]) => `${n} ${t}`).join(", ")}`,
+      `kernels      ${Object.entries(kernels).map(([t, k]) => `${t} ${k}`).join(", ")} (${process.arch})`,
       `memory       weights ${formatBytes(memory.weights)} (mapped) + KV ${formatBytes(memory.kv)} (${nCtx} tokens, ${kvType}) ` +
         `+ scratch ${formatBytes(memory.scratch)} = ${formatBytes(memory.total)}`,
     ];
     process.stdout.write(lines.join("\n") + "\n");
   },
 };
+
+/** For each tensor type of the model that the engine multiplies: the dot product it runs on this CPU. */
+function kernelsFor(typeNames: string[]): Record<string, string> {
+  const tt = tensorTypes();
+  const out: Record<string, string> = {};
+  for (const t of tt.types()) {
+    if (!typeNames.includes(t.name)) continue;
+    const k = tt.kernelFor(t.id);
+    if (k) out[t.name] = k;
+  }
+  return out;
+}

@@ -1,6 +1,9 @@
 // alpaca run: generate from a prompt, streaming text to stdout.
 import type { CommandModule } from "yargs";
-import { createSampler, openModel } from "../engine.js";
+import { parseSize } from "../config.js";
+import { createSampler, openModel, type ResidencyInfo } from "../engine.js";
+import { UserError } from "../errors.js";
+import { commandResidency, planModelOf } from "../plan.js";
 import { generate } from "../generate.js";
 import { defaultThreads, threadsOption, nonNegativeInt } from "./options.js";
 
@@ -17,6 +20,7 @@ interface RunArgs {
   threads?: number;
   ctx?: number;
   "ignore-eos": boolean;
+  "memory-limit"?: string;
   json: boolean;
 }
 
@@ -37,6 +41,10 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option("ctx", { alias: "c", type: "number", describe: "context size (default: the model's, at most 4096)" })
       .option("ignore-eos", { type: "boolean", default: false, describe: "keep generating after end-of-sequence" })
       .option("threads", threadsOption)
+      .option("memory-limit", {
+        type: "string", requiresArg: true,
+        describe: "plan residency for this budget (e.g. 3500M) besides MemAvailable and the cgroup limit",
+      })
       .option("json", { type: "boolean", default: false, describe: "print one JSON object at the end" })
       .check((a) => {
         nonNegativeInt("-n", a.n);
@@ -51,7 +59,18 @@ export const runCommand: CommandModule<object, RunArgs> = {
         return true;
       }),
   handler: (a) => {
-    const model = openModel(a.model, { threads: defaultThreads(a.threads), nCtx: a.ctx });
+    const memoryLimit = a["memory-limit"] === undefined ? null : parseSize(a["memory-limit"]);
+    if (memoryLimit === 0 || (a["memory-limit"] !== undefined && memoryLimit === null))
+      throw new UserError(`--memory-limit ${JSON.stringify(a["memory-limit"])} is not a size (e.g. 3500M)`);
+    const threads = defaultThreads(a.threads);
+    // The shapes first (a 1-token context), then the model opened with the plan's residency.
+    const probe = openModel(a.model, { nCtx: 1, threads: 1 });
+    const info = probe.info();
+    probe.close();
+    const nCtx = a.ctx ?? Math.min(info.nCtxTrain, 4096);
+    const { residency, note } = commandResidency(planModelOf(info), { ctx: nCtx, kvType: "f16", threads, memoryLimit });
+    if (note && !a.json) process.stderr.write(note + "\n");
+    const model = openModel(a.model, { threads, nCtx, residency });
     const sampler = createSampler({
       temperature: a.temp,
       topK: a["top-k"],
@@ -74,6 +93,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
           text: result.text,
           stop_reason: result.stopReason,
           timings: result.timings,
+          residency: residencySummary(model.info().residency),
         }) + "\n",
       );
     } else {
@@ -87,3 +107,18 @@ export const runCommand: CommandModule<object, RunArgs> = {
     model.close();
   },
 };
+
+/** What the engine kept and streamed, for --json. */
+export function residencySummary(r: ResidencyInfo) {
+  return {
+    managed: r.managed,
+    locked_layers: r.lockedLayers,
+    streamed_layers: r.streamedLayers,
+    resident_bytes: r.residentBytes,
+    locked_bytes: r.lockedBytes,
+    streamed_bytes: r.streamedBytes,
+    locking_permitted: r.lockingPermitted,
+    ...(r.lockError ? { lock_error: r.lockError } : {}),
+    streamed_passes: r.passes,
+  };
+}

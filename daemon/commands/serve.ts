@@ -6,10 +6,11 @@ import { loadConfig, withConfigOptions } from "../config.js";
 import { checkModelPath, openModel } from "../engine.js";
 import type { Logger } from "../log.js";
 import { createLogger } from "../log.js";
-import { formatPlan, planFromSystem, planModelOf } from "../plan.js";
+import { formatPlan, planFromSystem, planModelOf, residencyOptions } from "../plan.js";
 import { PressureWatcher } from "../pressure.js";
 import { LIMITS } from "../protocol.js";
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from "../sd-notify.js";
+import { mqttSettingsFromConfig } from "../mqtt-settings.js";
 import { Server } from "../server.js";
 import { serverSocketPath } from "../transports/socket.js";
 import { describeProgress } from "./pull.js";
@@ -44,6 +45,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
   handler: async (a) => {
     const config = loadConfig(a);
     const log = createLogger(config.logLevel);
+    const mqtt = mqttSettingsFromConfig(config, log);
     const modelPath = config.model ?? (await downloadDefaultModel(log));
     checkModelPath(modelPath);
 
@@ -54,6 +56,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     const plan = planFromSystem(planModel, config);
     for (const line of formatPlan(plan, planModel)) (plan.fits ? log.info : log.warn)(`plan: ${line}`);
     if (!plan.fits) log.warn("serving anyway: expect every token to re-read weights from storage (seconds per token)");
+    // A plan that does not fit leaves residency to the kernel: there is no split that would hold.
+    const residency = plan.fits ? residencyOptions(plan) : undefined;
 
     const server = await Server.start({
       modelPath,
@@ -63,15 +67,18 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       nCtx: plan.nCtx,
       nSeq: plan.nSeq,
       kvType: plan.kvType,
+      residency,
       maxQueue: config.queueSize,
       maxBatchTokens: a["batch-tokens"] ?? plan.nBatch,
       maxLineBytes: a["max-line-bytes"],
+      mqtt,
       describePlan: () => ({
         fits: plan.fits,
         budget_bytes: plan.budget.bytes,
         bound_by: plan.budget.boundBy,
         batch_tokens: a["batch-tokens"] ?? plan.nBatch,
         total_bytes: plan.costs.total,
+        planned_stream_layers: plan.residency.streamLayers,
       }),
       log,
     });

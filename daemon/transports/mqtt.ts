@@ -214,7 +214,9 @@ export class MqttTransport {
       password,
       keepalive: o.keepalive,
       clean: o.sessionExpiry === 0,
-      properties: v5 ? { sessionExpiryInterval: o.sessionExpiry } : undefined,
+      // MQTT 5: the broker drops a packet bigger than this instead of making the daemon buffer it;
+      // one up to this size is still answered too_long.
+      properties: v5 ? { sessionExpiryInterval: o.sessionExpiry, maximumPacketSize: 4 * LIMITS.maxLineBytes } : undefined,
       will: { topic: this.topics.of("state"), payload: Buffer.from("offline"), qos: 1, retain: true },
       reconnectPeriod: 0, // reconnects are ours, with backoff
       connectTimeout: o.connectTimeoutMs,
@@ -292,7 +294,9 @@ export class MqttTransport {
     this.note("connected", `mqtt: connected to ${this.where()} (${sessionPresent ? "session resumed" : "new session"})`);
     this.publishTopic("state", "online");
     if (this.info) this.publishTopic("info", this.info);
-    const filters = [...this.topics.requestFilters(o.shareGroup), this.topics.promptSet, this.topics.cancel];
+    // A prompt from Home Assistant is a generation like any other: shared in a group, run once.
+    const promptSet = o.shareGroup ? `$share/${o.shareGroup}/${this.topics.promptSet}` : this.topics.promptSet;
+    const filters = [...this.topics.requestFilters(o.shareGroup), promptSet, this.topics.cancel];
     if (o.homeAssistant) filters.push(statusTopic(o.homeAssistant), nodeConfigFilter(o.homeAssistant));
     this.client!.subscribe(filters, { qos: 1 }, (err, granted) => {
       if (err) return this.log.warn(`mqtt: cannot subscribe: ${err.message}`);

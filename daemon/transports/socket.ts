@@ -59,7 +59,9 @@ export function clientSocketPath(env: NodeJS.ProcessEnv = process.env): string {
 
 export class SocketTransport {
   private server?: net.Server;
-  private readonly connections = new Set<net.Socket>();
+  /** Every accepted connection and the session answering it. */
+  private readonly connections = new Map<net.Socket, Session>();
+  private closing = false;
   private readonly maxLineBytes: number;
   private readonly highWaterBytes: number;
   private readonly log: Logger;
@@ -81,7 +83,9 @@ export class SocketTransport {
 
   async start(): Promise<void> {
     const p = this.options.path;
-    fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o750 });
+    // Explicit chmod: mkdir's mode passes through the umask, which start() itself narrows for a moment.
+    const created = fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o750 });
+    if (created) for (let d = path.dirname(p); d.startsWith(created); d = path.dirname(d)) fs.chmodSync(d, 0o750);
     await removeStaleSocket(p);
     // The write high-water mark is the congestion threshold: 'drain' fires exactly when a
     // congested client has read its backlog.
@@ -121,34 +125,46 @@ export class SocketTransport {
     }
   }
 
-  /** Ends every connection after its queued replies are written (destroyed after waitMs). */
+  /**
+   * Ends every connection: an idle one (no request in flight) at once, a busy one right after its
+   * last final message; each is destroyed once its queued replies are written, so a client that
+   * keeps its end open cannot hold the daemon up. A client that stops reading is destroyed after
+   * waitMs.
+   */
   async close(waitMs = 2000): Promise<void> {
     await this.stopListening();
     const server = this.server;
     this.server = undefined;
     // One more turn of the event loop: connections and lines already received are answered.
     await new Promise((r) => setImmediate(r));
+    this.closing = true;
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     await Promise.all(
       [...this.connections].map(
-        (socket) =>
+        ([socket, session]) =>
           new Promise<void>((resolve) => {
             if (socket.destroyed) return resolve();
             const timer = setTimeout(() => socket.destroy(), waitMs);
+            timer.unref();
             socket.once("close", () => {
               clearTimeout(timer);
               resolve();
             });
-            socket.end();
+            if (session.inFlight() === 0) this.finish(socket);
           }),
       ),
     );
     await closed; // calls back once the last connection is gone
   }
 
+  /** Writes what is queued, then closes whatever the client does with its end. */
+  private finish(socket: net.Socket): void {
+    if (socket.destroyed || socket.writableEnded) return;
+    socket.end(() => socket.destroy());
+  }
+
   private accept(socket: net.Socket): void {
     const label = `socket#${++this.nextId}`;
-    this.connections.add(socket);
     const drainWaiters: (() => void)[] = [];
     const congested = () => socket.writableNeedDrain;
     const session: Session = this.router.openSession(
@@ -156,6 +172,8 @@ export class SocketTransport {
         send: (message: ReplyMessage) => {
           if (socket.destroyed || !socket.writable) return;
           socket.write(JSON.stringify(message) + "\n");
+          // Closing: a busy connection ends with its last final message.
+          if (this.closing && "status" in message && session.inFlight() === 0) return this.finish(socket);
           // A client that does not read gets no more of its requests read either.
           if (congested() && !socket.isPaused()) socket.pause();
         },
@@ -164,6 +182,9 @@ export class SocketTransport {
       },
       label,
     );
+    this.connections.set(socket, session);
+    // Accepted while closing (it was in the accept queue): answered like the rest, then ended.
+    if (this.closing) setImmediate(() => session.inFlight() === 0 && this.finish(socket));
     socket.on("drain", () => {
       for (const cb of drainWaiters.splice(0)) cb();
       if (socket.isPaused() && !socket.destroyed) socket.resume();

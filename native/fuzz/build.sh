@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses with Debian's clang (-fsanitize=fuzzer,address,undefined) into
+# build/fuzz/, and writes their seed corpora from ../shared into build/fuzz/seeds/ (generated
+# here, never committed). Usage: native/fuzz/build.sh [target ...]  (default: gguf spm bpe)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+out="${ALPACA_FUZZ_DIR:-$root/.fuzz}"
+shared="${ALPACA_SHARED:-$(cd "$root/.." && pwd)/shared}"
+CXX="${CXX_FUZZ:-clang++}"
+targets=("${@:-gguf}")
+[ $# -eq 0 ] && targets=(gguf spm bpe)
+
+command -v "$CXX" >/dev/null || { echo "build.sh: $CXX not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
+mkdir -p "$out/obj"
+
+flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+       -DALPACA_SHARED="\"$shared\"")
+# The engine sources the reader, the model binding and the tokenizers need; no N-API.
+sources=(mapped_file mapping_guard gguf tensor_types kernels_scalar kernels_simd cpu_features model vocab tokenizer_spm tokenizer_bpe unicode_tables)
+isa=()
+case "$(uname -m)" in
+  x86_64) isa=(kernels_avx2) ;;
+  aarch64) isa=(kernels_neon kernels_neon_dotprod) ;;
+esac
+
+objects=()
+compile() {  # name, extra flags...
+  local name="$1"; shift
+  local obj="$out/obj/$name.o"
+  if [ ! -f "$obj" ] || [ "$root/native/$name.cc" -nt "$obj" ] || [ -n "$(find "$root/native" -maxdepth 1 -name '*.h' -newer "$obj")" ]; then
+    "$CXX" "${flags[@]}" -fsanitize=fuzzer-no-link "$@" -c "$root/native/$name.cc" -o "$obj"
+  fi
+  objects+=("$obj")
+}
+for s in "${sources[@]}"; do compile "$s"; done
+for s in "${isa[@]}"; do
+  case "$s" in
+    kernels_avx2) compile "$s" -mavx2 -mfma -mf16c ;;
+    kernels_neon_dotprod) compile "$s" -march=armv8.2-a+dotprod ;;
+    *) compile "$s" ;;
+  esac
+done
+
+for t in "${targets[@]}"; do
+  "$CXX" "${flags[@]}" -fsanitize=fuzzer "$root/native/fuzz/fuzz_$t.cc" "${objects[@]}" -o "$out/fuzz_$t"
+done
+
+node "$root/native/fuzz/make-seeds.mjs" "$shared" "$out/seeds"
+echo "built: ${targets[*]/#/$out/fuzz_}"

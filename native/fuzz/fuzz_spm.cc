@@ -1,0 +1,60 @@
+// libFuzzer harness for the SentencePiece tokenizer (tokenizer_spm.cc). The first byte chooses:
+//   even: the LLaMA vocabulary from ../shared ($ALPACA_FUZZ_SPM_VOCAB) tokenizes the rest;
+//   odd:  a vocabulary made from the input: lines "<type><score><piece>" up to an empty line
+//         (type byte % 6 + 1 is the token_type), then the text.
+// Bits 1-3 of the first byte: add BOS, parse special tokens, render special tokens.
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <stdexcept>
+
+#include "fuzz_common.h"
+
+namespace {
+
+std::unique_ptr<Vocab> vocabFromInput(fuzz::Input& in, fuzz::MemoryFile& file) {
+  std::vector<std::string> pieces;
+  std::vector<float> scores;
+  std::vector<int32_t> types;
+  std::string line;
+  while (pieces.size() < 1024 && in.line(line)) {
+    types.push_back(static_cast<uint8_t>(line[0]) % 6 + 1);
+    scores.push_back(line.size() > 1 ? static_cast<int8_t>(line[1]) / 4.0f : 0.0f);
+    pieces.push_back(line.size() > 2 ? line.substr(2) : std::string());
+  }
+  fuzz::GgufBuilder b;
+  b.string("tokenizer.ggml.model", "llama");
+  b.strings("tokenizer.ggml.tokens", pieces);
+  b.floats("tokenizer.ggml.scores", scores);
+  b.int32s("tokenizer.ggml.token_type", types);
+  const uint8_t ids = in.byte();
+  if (ids & 1) b.u32("tokenizer.ggml.bos_token_id", ids >> 1);
+  if (ids & 2) b.u32("tokenizer.ggml.unknown_token_id", ids >> 2);
+  GgufFile gguf(file.write(b.bytes()));
+  return Vocab::fromGguf(gguf);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static std::unique_ptr<Vocab> llama = fuzz::loadVocabFromEnv("ALPACA_FUZZ_SPM_VOCAB", ALPACA_SHARED "/vocab/ggml-vocab-llama-spm.gguf");
+  static fuzz::MemoryFile file;
+  fuzz::Input in(data, size);
+  const uint8_t mode = in.byte();
+  try {
+    if (mode & 1) {
+      std::unique_ptr<Vocab> vocab = vocabFromInput(in, file);
+      fuzz::exercise(*vocab, in.rest(), mode >> 1);
+    } else {
+      fuzz::exercise(*llama, in.rest(), mode >> 1);
+    }
+  } catch (const std::logic_error& e) {
+    // out_of_range, invalid_argument ...: a bug (a std::stoi on a token's text, an .at() past
+    // the end), which in the addon would reach N-API as an unexpected exception.
+    fprintf(stderr, "logic_error: %s\n", e.what());
+    abort();
+  } catch (const std::exception&) {
+    // a clear error is a correct answer to a bad vocabulary
+  }
+  return 0;
+}

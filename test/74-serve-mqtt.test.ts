@@ -1,0 +1,64 @@
+// `alpaca serve --mqtt-url …` as a user runs it: the real daemon process logs in to a real
+// Mosquitto with a password read from a file, answers a prompt published by another client,
+// says offline (retained) when SIGTERM stops it; MQTT mistakes are one line and exit code 2.
+import test from "ava";
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { STORIES, tempSocketPath } from "./helpers/daemon.js";
+import { Mosquitto, needMosquitto } from "./helpers/mosquitto.js";
+import { answersFor, closeClient, connectClient, publish, record, subscribe, waitFor } from "./helpers/mqtt-daemon.js";
+import { CLI, needShared, testNeeding } from "./helpers/shared.js";
+
+const need = () => needMosquitto() ?? needShared();
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-74-"));
+test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+testNeeding(test, need, "serve connects with the configured user and password file, answers over MQTT, says offline on SIGTERM", async (t) => {
+  const broker = await Mosquitto.start({ users: { alpaca: "daemon-secret", kitchen: "client-secret" } });
+  t.teardown(() => broker.dispose());
+  const passwordFile = path.join(tmp, "mqtt-password");
+  fs.writeFileSync(passwordFile, "daemon-secret\n", { mode: 0o600 });
+  const child = spawn(process.execPath, [
+    CLI, "serve", "-m", STORIES(), "--socket", tempSocketPath(), "--threads", "1", "--ctx", "256", "--parallel", "2",
+    "--mqtt-url", broker.url, "--mqtt-username", "alpaca", "--mqtt-password-file", passwordFile,
+    "--mqtt-base-topic", "alpaca74", "--mqtt-client-id", "d74", "--mqtt-home-assistant", "false",
+  ], { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  child.stderr!.on("data", (b) => (err += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  t.teardown(() => child.kill("SIGKILL"));
+
+  const c = await connectClient(broker.url, { protocolVersion: 5, username: "kitchen", password: "client-secret" });
+  t.teardown(() => closeClient(c));
+  const got = record(c);
+  await subscribe(c, ["alpaca74/bridge/response/generate", "alpaca74/bridge/state"]);
+  await waitFor(() => got.some((m) => m.topic === "alpaca74/bridge/state" && m.text === "online"), 20_000, `the daemon online (stderr: ${err})`);
+  await publish(c, "alpaca74/bridge/request/generate", JSON.stringify({ transaction: "k1", prompt: "Once upon a time", max_tokens: 12, temperature: 0 }));
+  await waitFor(() => answersFor(got, "k1").finals.length > 0, 20_000, "the answer");
+  const answer = answersFor(got, "k1", "alpaca74/bridge/response/generate");
+  t.is(answer.finals.length, 1);
+  t.is(answer.finals[0].status, "ok");
+  t.true(answer.finals[0].data!.text.length > 0);
+  t.is(answer.chunks.map((ch) => ch.delta).join(""), answer.finals[0].data!.text);
+  t.regex(err, /mqtt: connected/);
+  t.false(err.includes("daemon-secret"), "the password is never logged");
+
+  child.kill("SIGTERM");
+  t.is(await exited, 0, err);
+  await waitFor(() => got.some((m) => m.topic === "alpaca74/bridge/state" && m.text === "offline"), 5000, "offline after SIGTERM");
+});
+
+testNeeding(test, needShared, "MQTT mistakes in the configuration: one line, exit code 2, before the model loads", (t) => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, "serve", "-m", STORIES(), "--socket", tempSocketPath(), ...args], { encoding: "utf8", timeout: 20_000 });
+  const missing = run("--mqtt-url", "mqtt://127.0.0.1:1", "--mqtt-password-file", path.join(tmp, "absent"));
+  t.is(missing.status, 2, missing.stderr);
+  t.regex(missing.stderr, /^alpaca: --mqtt-password-file \/ ALPACA_MQTT_PASSWORD_FILE: cannot read .*absent \(ENOENT\)\n$/);
+  const scheme = run("--mqtt-url", "http://broker");
+  t.is(scheme.status, 2);
+  t.is(scheme.stderr, "alpaca: --mqtt-url must use mqtt: or mqtts:, got \"http://broker\"\n");
+  const shared311 = run("--mqtt-url", "mqtt://127.0.0.1:1", "--mqtt-protocol", "3.1.1", "--mqtt-share-group", "pis");
+  t.is(shared311.status, 2);
+  t.regex(shared311.stderr, /needs MQTT 5/);
+});

@@ -1,0 +1,69 @@
+// A short libFuzzer run of each harness in native/fuzz/ (the long one is `npm run fuzz`): the GGUF
+// reader and both tokenizers under ASan and UBSan, seeded from ../shared. Any crash fails the test
+// and leaves its input in the run's directory for a regression test.
+import test from "ava";
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { hasShared, ROOT, SHARED, testNeeding } from "./helpers/shared.js";
+
+const SECONDS = Number(process.env.FUZZ_SECONDS ?? 20);
+const FUZZ_DIR = path.join(ROOT, ".fuzz");
+
+function needClangFuzzer(): string | null {
+  if (!hasShared()) return `../shared fixtures are missing (looked in ${SHARED})`;
+  const probe = spawnSync("clang++", ["--version"], { encoding: "utf8" });
+  if (probe.error) return "clang++ is not installed (apt-get install clang libclang-rt-14-dev)";
+  const lib = spawnSync("sh", ["-c", 'echo \'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long){return 0;}\' | clang++ -x c++ -fsanitize=fuzzer -o /dev/null -'], {
+    encoding: "utf8",
+  });
+  return lib.status === 0 ? null : `clang++ cannot link libFuzzer (apt-get install libclang-rt-14-dev): ${lib.stderr.trim().split("\n")[0]}`;
+}
+
+// One fuzzer at a time: each gets the machine's cores to itself.
+let queue: Promise<unknown> = Promise.resolve();
+function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
+  const next = queue.then(fn, fn);
+  queue = next.catch(() => undefined);
+  return next;
+}
+
+let built: { status: number | null; output: string } | undefined;
+function build() {
+  if (!built) {
+    const r = spawnSync(path.join(ROOT, "native", "fuzz", "build.sh"), [], { encoding: "utf8", env: { ...process.env, ALPACA_FUZZ_DIR: FUZZ_DIR } });
+    built = { status: r.status, output: r.stdout + r.stderr };
+  }
+  return built;
+}
+
+function runFuzzer(target: string): Promise<{ code: number | null; output: string; dir: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `alpaca-fuzz-${target}-`));
+  fs.mkdirSync(path.join(dir, "corpus"));
+  const args = [path.join(dir, "corpus"), path.join(FUZZ_DIR, "seeds", target), `-max_total_time=${SECONDS}`, "-timeout=10",
+    "-rss_limit_mb=4096", "-max_len=65536", "-print_final_stats=1", `-artifact_prefix=${dir}/crash-`];
+  return new Promise((resolve) => {
+    const child = spawn(path.join(FUZZ_DIR, `fuzz_${target}`), args, { stdio: ["ignore", "ignore", "pipe"] });
+    let output = "";
+    child.stderr.on("data", (b) => (output = (output + b.toString()).slice(-20000)));
+    child.on("exit", (code) => resolve({ code, output, dir }));
+  });
+}
+
+for (const target of ["gguf", "spm", "bpe"]) {
+  testNeeding(test, needClangFuzzer, `fuzz_${target}: ${SECONDS} s of libFuzzer find no crash`, async (t) => {
+    t.timeout((SECONDS + 180) * 1000);
+    const b = build();
+    t.is(b.status, 0, b.output);
+    if (b.status !== 0) return;
+    const r = await oneAtATime(() => runFuzzer(target));
+    const crashes = fs.readdirSync(r.dir).filter((f) => f.startsWith("crash-"));
+    t.deepEqual(crashes, [], `crash inputs in ${r.dir}:\n${r.output}`);
+    t.is(r.code, 0, r.output);
+    const runs = Number(/stat::number_of_executed_units:\s*(\d+)/.exec(r.output)?.[1] ?? 0);
+    t.true(runs > 0, r.output);
+    t.log(`fuzz_${target}: ${runs} executions`);
+    if (crashes.length === 0) fs.rmSync(r.dir, { recursive: true, force: true });
+  });
+}

@@ -34,7 +34,7 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
-        ["target_arch=='x64'", {"dependencies": ["alpaca_kernels_avx2"]}],
+        ["target_arch=='x64'", {"dependencies": ["alpaca_kernels_avx2", "alpaca_kernels_avx512_vnni"]}],
         ["target_arch=='arm64'", {
           "sources": ["native/kernels_neon.cc"],
           "dependencies": ["alpaca_kernels_neon_dotprod"]
@@ -51,6 +51,14 @@
           "sources": ["native/kernels_avx2.cc"],
           "cflags": ["-fPIC"],
           "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-mavx2", "-mfma", "-mf16c"]
+        },
+        {
+          "target_name": "alpaca_kernels_avx512_vnni",
+          "type": "static_library",
+          "sources": ["native/kernels_avx512_vnni.cc"],
+          "cflags": ["-fPIC"],
+          "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-mavx2", "-mfma", "-mf16c",
+                        "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]
         }
       ]
     }],

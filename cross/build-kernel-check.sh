@@ -32,7 +32,9 @@ case "$target" in
     case "$(uname -m)" in
       x86_64)
         g++ $flags -mavx2 -mfma -mf16c -c native/kernels_avx2.cc -o "$out/kernels_avx2.o"
-        g++ $flags $common "$out/kernels_avx2.o" -o "$out/kernel_check" ;;
+        g++ $flags -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni \
+          -c native/kernels_avx512_vnni.cc -o "$out/kernels_avx512_vnni.o"
+        g++ $flags $common "$out/kernels_avx2.o" "$out/kernels_avx512_vnni.o" -o "$out/kernel_check" ;;
       aarch64) build_arm64 g++ "" ;;
       *) g++ $flags $common -o "$out/kernel_check" ;;
     esac ;;

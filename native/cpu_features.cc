@@ -41,6 +41,7 @@ CpuFeatures detect() {
   const bool avx512f = ebx & (1u << 16), avx512bw = ebx & (1u << 30), avx512vl = ebx & (1u << 31);
   f.avx2Fma = ymmSaved && avx2 && fma && f16c;
   f.avx512 = f.avx2Fma && zmmSaved && avx512f && avx512bw && avx512vl;
+  f.avx512Vnni = f.avx512 && (ecx & (1u << 11));
 #elif defined(__aarch64__)
 #if defined(__linux__)
   const unsigned long hwcap = getauxval(AT_HWCAP);

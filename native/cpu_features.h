@@ -7,6 +7,8 @@ struct CpuFeatures {
   bool avx2Fma = false;
   // x86-64: AVX-512 F/BW/VL with the OS saving ZMM state.
   bool avx512 = false;
+  // x86-64: the above plus AVX512_VNNI (vpdpbusd; Ice Lake, Zen 4 and later).
+  bool avx512Vnni = false;
   // aarch64: Advanced SIMD, part of ARMv8.0 (Cortex-A72, Pi 4).
   bool neon = false;
   // aarch64: SDOT/UDOT (ARMv8.2 dotprod; Cortex-A76, Pi 5). Absent on the A72.

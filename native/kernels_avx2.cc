@@ -12,6 +12,7 @@
 
 #include "cpu_features.h"
 #include "kernels_simd.h"
+#include "kernels_x86_q4_0_tile.h"
 
 namespace {
 
@@ -77,41 +78,6 @@ inline __m256i dotBytesExact(const int8_t* p, const int8_t* q) {
   const __m256i lo = _mm256_madd_epi16(_mm256_cvtepi8_epi16(p0), _mm256_cvtepi8_epi16(q0));
   const __m256i hi = _mm256_madd_epi16(_mm256_cvtepi8_epi16(p1), _mm256_cvtepi8_epi16(q1));
   return _mm256_add_epi32(lo, hi);
-}
-
-// Four activation rows per weight row. Weights are made signed once per block (q-8) and the
-// sign trick multiplies |w| (unsigned) by a·sign(w): exact because the activations come from
-// quantizeRow, whose quants stay in -127..127 (|w|·|a| pairs ≤ 2·8·127 never saturate).
-void dotQ4_0Q8_0x4Avx2(int64_t n, const void* w, const void* a, size_t aStride, float* out) {
-  const auto* x = static_cast<const BlockQ4_0*>(w);
-  const auto* y0 = static_cast<const BlockQ8_0*>(a);
-  const auto* y1 = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + aStride);
-  const auto* y2 = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + 2 * aStride);
-  const auto* y3 = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + 3 * aStride);
-  const int64_t nb = n / kQK;
-  const __m256i ones = _mm256_set1_epi16(1);
-  const __m256i eight = _mm256_set1_epi8(8);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
-         acc3 = _mm256_setzero_ps();
-  for (int64_t i = 0; i < nb; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(x + i) + kPrefetchBytes, _MM_HINT_T0);
-    const __m256i signedW = _mm256_sub_epi8(unpackNibbles(x[i].qs), eight);  // [32] in -8..7
-    const __m256i absW = _mm256_sign_epi8(signedW, signedW);
-    const float dw = halfToFloat(x[i].d);
-    auto step = [&](const BlockQ8_0& b, __m256 acc) {
-      const __m256i prod = _mm256_maddubs_epi16(absW, _mm256_sign_epi8(load256(b.qs), signedW));
-      const __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(prod, ones));
-      return _mm256_fmadd_ps(sum, _mm256_set1_ps(dw * halfToFloat(b.d)), acc);
-    };
-    acc0 = step(y0[i], acc0);
-    acc1 = step(y1[i], acc1);
-    acc2 = step(y2[i], acc2);
-    acc3 = step(y3[i], acc3);
-  }
-  out[0] = horizontalSum(acc0);
-  out[1] = horizontalSum(acc1);
-  out[2] = horizontalSum(acc2);
-  out[3] = horizontalSum(acc3);
 }
 
 float dotQ8_0Q8_0Avx2(int64_t n, const void* w, const void* a) {
@@ -353,5 +319,5 @@ bool avx2RunsHere() { return cpuFeatures().avx2Fma; }
 const SimdKernelSet kAvx2Kernels = {
     "avx2",          avx2RunsHere,    dotQ4_0Q8_0Avx2, dotQ8_0Q8_0Avx2, dotQ4_1Q8_1Avx2,    dotQ4_KQ8_KAvx2,
     dotQ5_KQ8_KAvx2, dotQ6_KQ8_KAvx2, dotF16F16Avx2,   dotF32F32Avx2,   quantizeRowQ8_0Avx2,
-    dotQ4_0Q8_0x4Avx2,
+    q4_0_tile::dispatchTile,
 };

@@ -18,8 +18,8 @@ VecDotFn SimdKernelSet::dotFor(TensorType weightType) const {
 
 SimdKernelSets compiledSimdKernelSets() {
 #if defined(__x86_64__)
-  static const SimdKernelSet* const sets[] = {&kAvx2Kernels};
-  return {sets, 1};
+  static const SimdKernelSet* const sets[] = {&kAvx512VnniKernels, &kAvx2Kernels};
+  return {sets, 2};
 #elif defined(__aarch64__)
   static const SimdKernelSet* const sets[] = {&kNeonDotprodKernels, &kNeonKernels, &kNeonSdotEmulatedKernels};
   return {sets, 3};
@@ -61,10 +61,10 @@ const char* simdKernelSetNameFor(TensorType weightType) {
   return nullptr;
 }
 
-DotQ4_0x4Fn bestSimdDotQ4_0x4() {
+DotQ4_0TileFn bestSimdDotQ4_0Tile() {
   const SimdKernelSets all = compiledSimdKernelSets();
   for (int i = 0; i < all.count; ++i) {
-    if (all.sets[i]->runsHere() && all.sets[i]->q4_0x4) return all.sets[i]->q4_0x4;
+    if (all.sets[i]->runsHere() && all.sets[i]->q4_0Tile) return all.sets[i]->q4_0Tile;
   }
   return nullptr;
 }

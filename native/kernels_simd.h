@@ -15,13 +15,15 @@
 #include "tensor_types.h"
 
 using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
-// out[j] = dot(one Q4_0 weight row, activation row j) for j < 4; activation rows are Q8_0 rows
-// produced by quantizeRow (quants in -127..127), aStride bytes apart. A prompt batch unpacks each
-// weight block once for four activation rows instead of once per row.
-using DotQ4_0x4Fn = void (*)(int64_t n, const void* w, const void* a, size_t aStride, float* out);
+// out[j·4 + r] = dot(Q4_0 weight row r, Q8_0 activation row j) for r < 4 and j < nA (1..4); weight
+// rows wStride bytes apart, activation rows aStride. A decode step (nA = 1) shares each
+// activation block among four weight rows; a prompt batch also shares each weight block among
+// four activation rows.
+using DotQ4_0TileFn = void (*)(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA,
+                               float* out);
 
 struct SimdKernelSet {
-  const char* name;      // "avx2", "neon", "neon-dotprod"
+  const char* name;      // "avx512-vnni", "avx2", "neon", "neon-dotprod"
   bool (*runsHere)();    // this CPU (and OS) can execute the set
   // Dot products, same contract as VecDotFn; nullptr where the set has nothing faster than the
   // set below it (the dispatcher then falls through to the next set, finally to scalar).
@@ -35,7 +37,7 @@ struct SimdKernelSet {
   VecDotFn f32;    // F32 · F32
   // Bit-identical to the scalar quantizeRow(Q8_0, ...).
   QuantizeRowFn quantizeRowQ8_0;
-  DotQ4_0x4Fn q4_0x4;  // nullptr: no multi-row kernel
+  DotQ4_0TileFn q4_0Tile;  // nullptr: none (matmul then takes one row at a time)
 
   VecDotFn dotFor(TensorType weightType) const;
 };
@@ -47,12 +49,13 @@ SimdKernelSets compiledSimdKernelSets();
 // The fastest SIMD Q8_0 quantizer this CPU runs, or nullptr (then use quantizeRow).
 QuantizeRowFn bestSimdQuantizeRowQ8_0();
 // The name of the set whose dot product the engine uses for weights of this type on this CPU
-// ("avx2", "neon-dotprod", "neon"), or nullptr when it uses the scalar reference.
+// ("avx512-vnni", "avx2", "neon-dotprod", "neon"), or nullptr when it uses the scalar reference.
 const char* simdKernelSetNameFor(TensorType weightType);
-// The fastest four-row Q4_0 kernel this CPU runs, or nullptr.
-DotQ4_0x4Fn bestSimdDotQ4_0x4();
+// The fastest Q4_0 tile kernel this CPU runs, or nullptr.
+DotQ4_0TileFn bestSimdDotQ4_0Tile();
 
 #if defined(__x86_64__)
+extern const SimdKernelSet kAvx512VnniKernels;  // Q4_0 tile only; the rest falls through to AVX2
 extern const SimdKernelSet kAvx2Kernels;
 #endif
 #if defined(__aarch64__)

@@ -46,10 +46,10 @@ void matmul(ThreadPool& pool, const uint8_t* W, TensorType wType, int64_t rows, 
 void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64_t cols, const float* X, int64_t nX) {
   constexpr int kMaxTargets = 4;
   if (count < 1 || count > kMaxTargets) throw std::invalid_argument("matmulGroup: 1 to 4 targets");
-  const DotQ4_0x4Fn dotQ4_0x4 = bestSimdDotQ4_0x4();
+  const DotQ4_0TileFn dotQ4_0Tile = bestSimdDotQ4_0Tile();
   struct Prepared {
     VecDotFn dot;
-    DotQ4_0x4Fn dot4;   // four activation rows at once, or nullptr
+    DotQ4_0TileFn tile; // four weight rows × up to four activation rows, or nullptr
     size_t wRowBytes, aRowBytes;
     const uint8_t* A;   // [nX][aRowBytes]: the activations in this weight's dotWith format
     int64_t firstRow;   // of this target in the group's row space
@@ -71,7 +71,7 @@ void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64
     const TensorType aType = wTraits.dotWith;
     Prepared& p = prepared[i];
     p.dot = vecDotFor(t.type);
-    p.dot4 = t.type == TensorType::Q4_0 ? dotQ4_0x4 : nullptr;
+    p.tile = t.type == TensorType::Q4_0 ? dotQ4_0Tile : nullptr;
     p.wRowBytes = rowBytes(t.type, cols);
     p.aRowBytes = rowBytes(aType, cols);
     p.firstRow = totalRows;
@@ -99,22 +99,28 @@ void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64
       const int64_t rEnd = std::min(end, p.firstRow + t.rows) - p.firstRow;
       for (int64_t x0 = 0; x0 < nX; x0 += kActivationTile) {
         const int64_t x1 = std::min(nX, x0 + kActivationTile);
-        for (int64_t r = rBegin; r < rEnd; ++r) {
+        int64_t r = rBegin;
+        if (p.tile) {
+          // Four weight rows at a time against every activation row of the tile, four by four.
+          for (; r + 4 <= rEnd; r += 4) {
+            const uint8_t* w = t.W + r * p.wRowBytes;  // [4][wRowBytes]
+            for (int64_t x = x0; x < x1; x += 4) {
+              const int nA = static_cast<int>(std::min<int64_t>(4, x1 - x));
+              float out[16];  // [nA][4]
+              p.tile(cols, w, p.wRowBytes, p.A + x * p.aRowBytes, p.aRowBytes, nA, out);
+              for (int j = 0; j < nA; j++)
+                for (int k = 0; k < 4; k++) t.Y[(x + j) * t.rows + r + k] = out[j * 4 + k];
+            }
+          }
+        }
+        for (; r < rEnd; ++r) {
           const uint8_t* w = t.W + r * p.wRowBytes;  // [wRowBytes]
           if (r + 1 < rEnd) {
             // The next row's first lines: the hardware prefetcher starts each stream late.
             __builtin_prefetch(w + p.wRowBytes);
             __builtin_prefetch(w + p.wRowBytes + 64);
           }
-          int64_t x = x0;
-          if (p.dot4) {
-            float out[4];
-            for (; x + 4 <= x1; x += 4) {
-              p.dot4(cols, w, p.A + x * p.aRowBytes, p.aRowBytes, out);
-              for (int j = 0; j < 4; j++) t.Y[(x + j) * t.rows + r] = out[j];
-            }
-          }
-          for (; x < x1; ++x) t.Y[x * t.rows + r] = p.dot(cols, w, p.A + x * p.aRowBytes);
+          for (int64_t x = x0; x < x1; ++x) t.Y[x * t.rows + r] = p.dot(cols, w, p.A + x * p.aRowBytes);
         }
       }
     }

@@ -159,6 +159,46 @@ void checkDot(const SimdKernelSet& set, TensorType wType, VecDotFn fn) {
   }
 }
 
+// The 4 × nA tile against the one-row scalar reference, every (weight row, activation row) pair;
+// rows sit in larger buffers (strides beyond the row) as they do in a matrix.
+void checkQ4_0Tile(const SimdKernelSet& set) {
+  const VecDotFn reference = vecDotScalar(TensorType::Q4_0);
+  for (int64_t n : {int64_t{32}, int64_t{96}, int64_t{160}, int64_t{4096}, int64_t{11008}}) {
+    for (int unit = 0; unit < 2; ++unit) {
+      if (unit && n > 4096) continue;  // exact mode keeps partial sums below 2^24
+      for (int nA = 1; nA <= 4; ++nA) {
+        const size_t wStride = rowBytes(TensorType::Q4_0, n) + 18 * randomInt(0, 2);
+        const size_t aStride = rowBytes(TensorType::Q8_0, n) + 34 * randomInt(0, 2);
+        std::vector<std::vector<uint8_t>> w(4), a(nA);
+        std::vector<uint8_t> wAll(4 * wStride), aAll(nA * aStride);
+        for (int r = 0; r < 4; ++r) {
+          w[r] = randomWeights(TensorType::Q4_0, n, unit);
+          std::memcpy(wAll.data() + r * wStride, w[r].data(), w[r].size());
+        }
+        for (int j = 0; j < nA; ++j) {
+          a[j] = randomActivations(TensorType::Q8_0, n, unit);
+          std::memcpy(aAll.data() + j * aStride, a[j].data(), a[j].size());
+        }
+        float out[16];
+        set.q4_0Tile(n, wAll.data(), wStride, aAll.data(), aStride, nA, out);
+        for (int j = 0; j < nA; ++j) {
+          for (int r = 0; r < 4; ++r) {
+            const float want = reference(n, w[r].data(), a[j].data());
+            const float got = out[j * 4 + r];
+            const double bound =
+                unit ? 0.0 : 1e-5 * absoluteProductSum(TensorType::Q4_0, w[r], TensorType::Q8_0, a[j], n) + 1e-30;
+            const bool ok = unit ? got == want : std::fabs(static_cast<double>(got) - want) <= bound;
+            char what[200];
+            std::snprintf(what, sizeof what, "%s q4_0 tile n=%lld nA=%d row %d act %d %s: got %.9g want %.9g", set.name,
+                          static_cast<long long>(n), nA, r, j, unit ? "exact" : "scaled", got, want);
+            report(ok, what);
+          }
+        }
+      }
+    }
+  }
+}
+
 void checkQuantizeQ8_0(const SimdKernelSet& set) {
   const int64_t n = 32 * 64;
   for (int trial = 0; trial < 8; ++trial) {
@@ -195,6 +235,7 @@ void checkDispatch() {
 void checkMatmul() {
   const struct { TensorType type; int64_t rows, cols, nX; } cases[] = {
       {TensorType::Q4_0, 67, 256, 1},  {TensorType::Q4_0, 130, 512, 5}, {TensorType::Q4_K, 40, 512, 3},
+      {TensorType::Q4_0, 45, 128, 2},  {TensorType::Q4_0, 36, 64, 39},
       {TensorType::Q6_K, 33, 256, 2},  {TensorType::Q8_0, 50, 128, 35}, {TensorType::F32, 21, 40, 3},
       {TensorType::F16, 19, 24, 4},    {TensorType::Q4_1, 300, 64, 1},
   };
@@ -254,8 +295,8 @@ void checkThreadPool() {
 
 int main() {
   const CpuFeatures& f = cpuFeatures();
-  std::printf("cpu: avx2+fma+f16c=%d avx512=%d neon=%d neon-dotprod=%d\n", f.avx2Fma, f.avx512, f.neon,
-              f.neonDotprod);
+  std::printf("cpu: avx2+fma+f16c=%d avx512=%d avx512-vnni=%d neon=%d neon-dotprod=%d\n", f.avx2Fma, f.avx512,
+              f.avx512Vnni, f.neon, f.neonDotprod);
   const SimdKernelSets all = compiledSimdKernelSets();
   for (int i = 0; i < all.count; ++i) {
     const SimdKernelSet& set = *all.sets[i];
@@ -269,6 +310,7 @@ int main() {
       if (VecDotFn fn = set.dotFor(t)) checkDot(set, t, fn);
     }
     if (set.quantizeRowQ8_0) checkQuantizeQ8_0(set);
+    if (set.q4_0Tile) checkQ4_0Tile(set);
   }
   checkDispatch();
   checkThreadPool();

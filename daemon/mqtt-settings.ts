@@ -8,6 +8,7 @@ import { UserError } from "./errors.js";
 import { haNodeId } from "./homeassistant.js";
 import type { Logger } from "./log.js";
 import type { MqttSettings } from "./transports/mqtt.js";
+import { stateDirectory } from "./transports/socket.js";
 
 type FileKey = "mqttPasswordFile" | "mqttCa" | "mqttCert" | "mqttKey";
 
@@ -46,6 +47,8 @@ export function mqttSettingsFromConfig(config: Config, log?: Logger): MqttSettin
     sessionExpiry: config.mqttSessionExpiry,
     shareGroup: config.mqttShareGroup,
     statsInterval: config.mqttStatsInterval,
+    // Requests accepted but unanswered survive a crash here (systemd's StateDirectory=).
+    journalDir: stateDirectory(),
     homeAssistant: config.mqttHomeAssistant
       ? { prefix: config.mqttDiscoveryPrefix, nodeId: haNodeId(config.mqttBaseTopic), deviceName: "alpaca" }
       : null,

@@ -24,7 +24,7 @@ testNeeding(test, need, "serve connects with the configured user and password fi
     CLI, "serve", "-m", STORIES(), "--socket", tempSocketPath(), "--threads", "1", "--ctx", "256", "--parallel", "2",
     "--mqtt-url", broker.url, "--mqtt-username", "alpaca", "--mqtt-password-file", passwordFile,
     "--mqtt-base-topic", "alpaca74", "--mqtt-client-id", "d74", "--mqtt-home-assistant", "false",
-  ], { stdio: ["ignore", "ignore", "pipe"] });
+  ], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, STATE_DIRECTORY: tmp } });
   let err = "";
   child.stderr!.on("data", (b) => (err += b.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
@@ -47,6 +47,7 @@ testNeeding(test, need, "serve connects with the configured user and password fi
 
   child.kill("SIGTERM");
   t.is(await exited, 0, err);
+  t.deepEqual(JSON.parse(fs.readFileSync(path.join(tmp, "mqtt-d74.pending.json"), "utf8")), [], "nothing left pending after a clean stop");
   await waitFor(() => got.some((m) => m.topic === "alpaca74/bridge/state" && m.text === "offline"), 5000, "offline after SIGTERM");
 });
 

@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { pullModel } from "../models/pull.js";
+import { PendingJournal } from "../daemon/transports/mqtt-journal.js";
 import { startDaemon } from "./helpers/daemon.js";
 import { Mosquitto, needMosquitto } from "./helpers/mosquitto.js";
 import { connectClient, publish, subscribe, waitFor } from "./helpers/mqtt-daemon.js";
@@ -121,9 +122,9 @@ test("alpaca pull on a full disk: one clear error, the part kept to resume, no c
 
 // ─── The daemon killed outright ─────────────────────────────────────────────────────────────
 
-function startDaemonProcess(brokerUrl: string): Promise<{ child: ChildProcess; exited: Promise<unknown> }> {
+function startDaemonProcess(brokerUrl: string, journalDir: string): Promise<{ child: ChildProcess; exited: Promise<unknown> }> {
   const socketPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-kill-")), "alpaca.sock");
-  const child = spawn(process.execPath, [path.join(ROOT, "bench", "protocol-daemon.mjs"), sharedModel("stories260K-f32.gguf"), socketPath, brokerUrl, "k93"], {
+  const child = spawn(process.execPath, [path.join(ROOT, "bench", "protocol-daemon.mjs"), sharedModel("stories260K-f32.gguf"), socketPath, brokerUrl, "k93", journalDir], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise((resolve) => child.once("exit", resolve));
@@ -133,10 +134,12 @@ function startDaemonProcess(brokerUrl: string): Promise<{ child: ChildProcess; e
   });
 }
 
-testNeeding(test, () => needShared() ?? needMosquitto(), "SIGKILL mid-generation: after a restart, MQTT requests sent meanwhile are answered from the session", async (t) => {
+testNeeding(test, () => needShared() ?? needMosquitto(), "SIGKILL mid-generation: after a restart the killed request is answered from the journal, those sent meanwhile from the session", async (t) => {
   t.timeout(60_000);
   const broker = await Mosquitto.start();
-  let daemon = await startDaemonProcess(broker.url);
+  const journalDir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-journal-"));
+  t.teardown(() => fs.rmSync(journalDir, { recursive: true, force: true }));
+  let daemon = await startDaemonProcess(broker.url, journalDir);
   const c = await connectClient(broker.url, { protocolVersion: 5 });
   try {
     const got: { t: string; final: boolean }[] = [];
@@ -155,9 +158,14 @@ testNeeding(test, () => needShared() ?? needMosquitto(), "SIGKILL mid-generation
     daemon.child.kill("SIGKILL");
     await daemon.exited;
     await ask("meanwhile", 4); // waits in the daemon's persistent session at the broker
-    daemon = await startDaemonProcess(broker.url);
+    const journal = JSON.parse(fs.readFileSync(path.join(journalDir, "mqtt-k93-daemon.pending.json"), "utf8")) as { transaction: string }[];
+    t.deepEqual(journal.map((e) => e.transaction), ["killed"], "the running request was journaled");
+    daemon = await startDaemonProcess(broker.url, journalDir);
     await waitFor(() => got.some((m) => m.t === "meanwhile" && m.final), 15_000, "the answer to the request sent while the daemon was dead");
+    await waitFor(() => got.some((m) => m.t === "killed" && m.final), 15_000, "the answer to the request that was running when the daemon died");
     t.is(got.filter((m) => m.t === "meanwhile" && m.final).length, 1);
+    t.is(got.filter((m) => m.t === "killed" && m.final).length, 1, "answered exactly once");
+    await waitFor(() => (JSON.parse(fs.readFileSync(path.join(journalDir, "mqtt-k93-daemon.pending.json"), "utf8")) as unknown[]).length === 0, 5000, "an empty journal");
     await ask("after", 4);
     await waitFor(() => got.some((m) => m.t === "after" && m.final), 15_000, "an answer after the restart");
   } finally {
@@ -166,4 +174,23 @@ testNeeding(test, () => needShared() ?? needMosquitto(), "SIGKILL mid-generation
     await daemon.exited;
     await broker.dispose();
   }
+});
+
+test("the pending-request journal: written atomically, read back, a damaged file is named and dropped", (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-journal-unit-"));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, "state", "mqtt-x.pending.json");
+  const a = new PendingJournal(file);
+  a.add({ transaction: "t1", request: { op: "generate", prompt: "hi" }, route: { kind: "mqtt", topic: "r/t", correlation: "AAE=" }, at: 1 });
+  a.add({ transaction: "t2", request: { op: "generate", prompt: "yo" }, route: { kind: "prompt", prompt: "yo" }, at: 2 });
+  a.remove("t1");
+  t.is(fs.statSync(file).mode & 0o777, 0o600);
+  t.false(fs.existsSync(`${file}.tmp`));
+  const b = new PendingJournal(file).load();
+  t.deepEqual(b.entries.map((e) => e.transaction), ["t2"]);
+  fs.writeFileSync(file, "{ half written");
+  const c = new PendingJournal(file).load();
+  t.deepEqual(c.entries, []);
+  t.regex(c.problem!, /is not valid JSON; its requests are dropped/);
+  t.deepEqual(new PendingJournal(path.join(dir, "absent.json")).load(), { entries: [] });
 });

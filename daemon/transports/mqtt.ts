@@ -8,6 +8,7 @@
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
+import path from "node:path";
 import tls from "node:tls";
 import type { IClientOptions, IClientPublishOptions, IPublishPacket } from "mqtt";
 import { MqttClient } from "mqtt";
@@ -21,6 +22,8 @@ import { CHUNK_QOS, checkTopicPart, FINAL_QOS, PUBLISHED, Topics } from "../mqtt
 import type { GenerateResult, ReplyMessage } from "../protocol.js";
 import { errorMessage, LIMITS, parseRequestLine, ProtocolError, transactionOf } from "../protocol.js";
 import type { Router, Session } from "../router.js";
+import type { JournalEntry } from "./mqtt-journal.js";
+import { PendingJournal } from "./mqtt-journal.js";
 
 // ─── Options ─────────────────────────────────────────────────────────────────────────────────
 
@@ -52,6 +55,11 @@ export interface MqttOptions {
   connectTimeoutMs: number;
   /** null: no Home Assistant discovery. */
   homeAssistant: HomeAssistantOptions | null;
+  /**
+   * Where generation requests acknowledged but not yet answered are kept (a file per client id),
+   * so that they are answered after a crash; null: not kept (a daemon killed mid-generation loses them).
+   */
+  journalDir: string | null;
 }
 
 export type MqttSettings = Partial<MqttOptions> & { url: string };
@@ -88,6 +96,7 @@ export function resolveMqttOptions(s: MqttSettings): MqttOptions {
     reconnectMaxMs: 60_000,
     connectTimeoutMs: 10_000,
     homeAssistant: { prefix: "homeassistant", nodeId: haNodeId(baseTopic), deviceName: "alpaca" },
+    journalDir: null,
     ...(Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) as Partial<MqttOptions>),
     url: s.url,
     baseTopic,
@@ -175,6 +184,8 @@ export class MqttTransport {
   private lastError = "";
   private info?: BridgeInfo;
   private readonly started = Date.now();
+  private readonly journal: PendingJournal | null;
+  private journalFailed = false;
 
   constructor(
     private readonly router: Router,
@@ -183,6 +194,9 @@ export class MqttTransport {
   ) {
     this.options = resolveMqttOptions(settings);
     this.topics = new Topics(this.options.baseTopic);
+    this.journal = this.options.journalDir
+      ? new PendingJournal(path.join(this.options.journalDir, `mqtt-${this.options.clientId.replace(/[^A-Za-z0-9._-]/g, "_")}.pending.json`))
+      : null;
     this.log = deps.log ?? silentLogger;
     this.backoffMs = this.options.reconnectMinMs;
   }
@@ -227,12 +241,44 @@ export class MqttTransport {
       socket.on("drain", () => this.drained());
     });
     this.listening = true;
+    this.resumeJournal();
     const client = this.client;
     client.handleMessage = (packet, done) => this.onPublish(packet, done);
     client.on("connect", (connack) => this.onConnect(!!connack.sessionPresent));
     client.on("error", (e) => (this.lastError = describeError(e)));
     client.on("close", () => this.onClose());
     this.note("connecting", `mqtt: connecting to ${this.where()} as ${o.clientId} (MQTT ${v5 ? "5" : "3.1.1"})`);
+  }
+
+  /** Answers what a daemon killed outright had acknowledged but not answered (finals wait for the broker). */
+  private resumeJournal(): void {
+    if (!this.journal) return;
+    const { entries, problem } = this.journal.load();
+    if (problem) this.log.warn(`mqtt: ${problem}`);
+    const expired = entries.filter((e) => Date.now() - e.at > this.options.finalExpiry * 1000);
+    for (const e of expired) this.journalDo(() => this.journal!.remove(e.transaction));
+    const live = entries.filter((e) => !expired.includes(e));
+    if (expired.length) this.log.info(`mqtt: ${expired.length} interrupted requests are older than the answer expiry; dropped`);
+    if (!live.length) return;
+    this.log.info(`mqtt: answering ${live.length} requests the last run accepted but did not finish`);
+    for (const e of live) {
+      const route: Route = e.route.kind === "prompt"
+        ? { kind: "prompt", prompt: e.route.prompt, generation: true }
+        : { kind: "mqtt", topic: e.route.topic, correlation: e.route.correlation ? Buffer.from(e.route.correlation, "base64") : undefined, generation: true };
+      this.dispatch(e.request, route);
+    }
+  }
+
+  /** A journal that cannot be written (disk full, read-only) costs crash safety, never serving. */
+  private journalDo(f: () => void): void {
+    try {
+      f();
+      if (this.journalFailed) this.log.info("mqtt: the pending-request journal is written again");
+      this.journalFailed = false;
+    } catch (e) {
+      if (!this.journalFailed) this.log.warn(`mqtt: cannot write the pending-request journal (${(e as Error).message}); a crash now loses running requests`);
+      this.journalFailed = true;
+    }
   }
 
   /** Requests that arrive from now on are left unacknowledged: the broker keeps them for the next start. */
@@ -405,6 +451,15 @@ export class MqttTransport {
     if (t !== null) {
       if (this.routes.has(t)) return this.replyTo(route, errorMessage(t, "bad_request", `transaction "${t}" is already in flight`));
       this.routes.set(t, route);
+      if (this.journal && route.generation) {
+        const entry: JournalEntry = {
+          transaction: t,
+          request: raw,
+          route: route.kind === "prompt" ? { kind: "prompt", prompt: route.prompt } : { kind: "mqtt", topic: route.topic, correlation: route.correlation?.toString("base64") },
+          at: Date.now(),
+        };
+        this.journalDo(() => this.journal!.add(entry));
+      }
     }
     const before = this.generations();
     const outer = this.current;
@@ -440,6 +495,7 @@ export class MqttTransport {
     if (!route) return this.log.debug(`mqtt: a reply for ${t} has nowhere to go`);
     if ("status" in m && t !== null && this.routes.get(t) === route) {
       this.routes.delete(t);
+      if (route.generation && this.journal) this.journalDo(() => this.journal!.remove(t));
       if (route.generation && this.generations() === 0) this.statsChanged();
     }
     this.replyTo(route, m);

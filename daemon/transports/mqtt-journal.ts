@@ -1,0 +1,80 @@
+// Generation requests the MQTT transport has acknowledged to the broker but not yet answered,
+// kept in a small file so that a daemon killed outright (power cut, OOM killer, SIGKILL) answers
+// them after its restart: the broker will not deliver an acknowledged message again, so without
+// this the request running at the moment of death would be lost. The file holds only requests in
+// flight (bounded by the queue) and is replaced atomically (write, fsync, rename) on every change.
+import fs from "node:fs";
+import path from "node:path";
+
+/** Where an answer goes: an MQTT topic (with MQTT 5 correlation data) or Home Assistant's prompt entities. */
+export type JournalRoute =
+  | { kind: "mqtt"; topic: string; correlation?: string } // correlation: base64
+  | { kind: "prompt"; prompt: string };
+
+export interface JournalEntry {
+  transaction: string;
+  request: unknown;
+  route: JournalRoute;
+  /** ms since the epoch when it was first accepted. */
+  at: number;
+}
+
+export class PendingJournal {
+  private readonly entries = new Map<string, JournalEntry>();
+
+  constructor(readonly file: string) {}
+
+  /** What a previous run left unanswered; the file's entries stay pending until answered. */
+  load(): { entries: JournalEntry[]; problem?: string } {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.file, "utf8");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return code === "ENOENT" ? { entries: [] } : { entries: [], problem: `cannot read ${this.file} (${code})` };
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return { entries: [], problem: `${this.file} is not valid JSON; its requests are dropped` };
+    }
+    const list = Array.isArray(parsed) ? parsed.filter(isEntry) : [];
+    for (const e of list) this.entries.set(e.transaction, e);
+    return { entries: list };
+  }
+
+  add(entry: JournalEntry): void {
+    this.entries.set(entry.transaction, entry);
+    this.write();
+  }
+
+  remove(transaction: string): void {
+    if (this.entries.delete(transaction)) this.write();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private write(): void {
+    const tmp = `${this.file}.tmp`;
+    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o750 });
+    const fd = fs.openSync(tmp, "w", 0o600);
+    try {
+      fs.writeSync(fd, JSON.stringify([...this.entries.values()]));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.file);
+  }
+}
+
+function isEntry(e: unknown): e is JournalEntry {
+  if (typeof e !== "object" || e === null) return false;
+  const x = e as Record<string, unknown>;
+  const r = x.route as Record<string, unknown> | undefined;
+  return typeof x.transaction === "string" && typeof x.at === "number" && typeof r === "object" && r !== null &&
+    ((r.kind === "mqtt" && typeof r.topic === "string") || (r.kind === "prompt" && typeof r.prompt === "string"));
+}

@@ -42,22 +42,5 @@ std::unique_ptr<Vocab> vocabFromInput(fuzz::Input& in, fuzz::MemoryFile& file) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static std::unique_ptr<Vocab> llama3 = fuzz::loadVocabFromEnv("ALPACA_FUZZ_BPE_VOCAB", ALPACA_SHARED "/vocab/ggml-vocab-llama-bpe.gguf");
   static fuzz::MemoryFile file;
-  fuzz::Input in(data, size);
-  const uint8_t mode = in.byte();
-  try {
-    if (mode & 1) {
-      std::unique_ptr<Vocab> vocab = vocabFromInput(in, file);
-      fuzz::exercise(*vocab, in.rest(), mode >> 1);
-    } else {
-      fuzz::exercise(*llama3, in.rest(), mode >> 1);
-    }
-  } catch (const std::logic_error& e) {
-    // out_of_range, invalid_argument ...: a bug (a std::stoi on a token's text, an .at() past
-    // the end), which in the addon would reach N-API as an unexpected exception.
-    fprintf(stderr, "logic_error: %s\n", e.what());
-    abort();
-  } catch (const std::exception&) {
-    // a clear error is a correct answer to a bad vocabulary
-  }
-  return 0;
+  return fuzz::fuzzTokenizer(data, size, *llama3, file, vocabFromInput);
 }

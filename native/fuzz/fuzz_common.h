@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -135,6 +137,29 @@ inline std::unique_ptr<Vocab> loadVocabFromEnv(const char* variable, const char*
   static std::unique_ptr<GgufFile> keep;  // the vocabulary's strings point into its mapping
   keep = std::make_unique<GgufFile>(p);
   return Vocab::fromGguf(*keep);
+}
+
+// One tokenizer fuzz input: its first byte chooses a vocabulary built from the input itself (odd)
+// or the real one (even) and the tokenize flags; the rest is the text. A clear std::exception is a
+// correct answer to a bad vocabulary; a logic_error (out_of_range, invalid_argument: a std::stoi
+// on a token's text, an .at() past the end) is a bug that would reach N-API unexpected.
+template <typename BuildVocab>
+int fuzzTokenizer(const uint8_t* data, size_t size, const Vocab& real, MemoryFile& file, BuildVocab vocabFromInput) {
+  Input in(data, size);
+  const uint8_t mode = in.byte();
+  try {
+    if (mode & 1) {
+      std::unique_ptr<Vocab> vocab = vocabFromInput(in, file);
+      exercise(*vocab, in.rest(), mode >> 1);
+    } else {
+      exercise(real, in.rest(), mode >> 1);
+    }
+  } catch (const std::logic_error& e) {
+    fprintf(stderr, "logic_error: %s\n", e.what());
+    abort();
+  } catch (const std::exception&) {
+  }
+  return 0;
 }
 
 }  // namespace fuzz

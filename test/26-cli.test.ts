@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CLI, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
+import { CLI, needShared, ROOT, sharedModel, testNeeding } from "./helpers/shared.js";
 
 function alpaca(args: string[], input?: string) {
   const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: "utf8" });
@@ -76,3 +76,12 @@ for (const [title, args, message] of badCases) {
     t.notRegex(r.stderr, /\n\s+at /);
   });
 }
+
+// ../shared/tools/golden-check.mjs drives the CLI as `npx --no-install alpaca`: the built bin must
+// be executable, whatever compiled it last.
+test("the built bin runs as `npx --no-install alpaca`", (t) => {
+  t.truthy(fs.statSync(CLI).mode & 0o111, "dist/daemon/cli.js is executable");
+  const r = spawnSync("npx", ["--no-install", "alpaca", "--help"], { cwd: ROOT, encoding: "utf8" });
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /alpaca <command>|Commands:/);
+});

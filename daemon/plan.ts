@@ -11,7 +11,7 @@
 // (mlocks) as many layers as fit and streams the rest from storage every token, read ahead and
 // released in a fixed order (daemon/residency.ts, native/residency.cc), so that only the
 // shortfall is re-read, never the whole file.
-import type { KvType, ModelInfo } from "./engine.js";
+import type { KvType, ModelInfo, ResidencyOptions } from "./engine.js";
 import type { Config, KvTypeChoice } from "./config.js";
 import { formatBytes, kvBytesPerToken, scratchBytes, type ModelShape } from "./memory.js";
 import { allResident, splitLayers, weightLayout, type ResidencyModel, type ResidencySplit } from "./residency.js";
@@ -231,11 +231,12 @@ export function planMemory(input: PlanInput, allowStreaming = true): MemoryPlan 
   // Nothing fits with the whole file resident. Stream the layers that do not fit, at the
   // smallest shape (every byte of KV is a byte of weights re-read per token), unless it is an
   // override that does not fit: that is refused, as without streaming.
-  const split = allowStreaming && !overrideIsTheProblem(input)
+  const blocking = overrideInTheWay(input);
+  const split = allowStreaming && !blocking
     ? splitLayers(m, budget.bytes - costs.kv - costs.scratch - costs.process, smallest.nCtx * smallest.nSeq, mlock.permitted)
     : null;
   if (!split) {
-    explainMisfit(input, rules, plan);
+    explainMisfit(input, rules, plan, blocking);
     return plan;
   }
   plan.fits = true;
@@ -250,13 +251,15 @@ export function planMemory(input: PlanInput, allowStreaming = true): MemoryPlan 
 
 const OVERRIDES: [keyof PlanRequest, string][] = [["ctx", "--ctx"], ["parallel", "--parallel"], ["kvType", "--kv-type"]];
 
-/** An override without which the whole file would stay resident. */
-function overrideIsTheProblem(input: PlanInput): boolean {
-  return OVERRIDES.some(([key]) => {
+/** The first override (--ctx, --parallel, --kv-type) without which the whole file would stay resident, and that plan. */
+function overrideInTheWay(input: PlanInput): { key: keyof PlanRequest; flag: string; without: MemoryPlan } | null {
+  for (const [key, flag] of OVERRIDES) {
     const value = input.request[key];
-    if (value === undefined || value === null || value === "auto") return false;
-    return planMemory({ ...input, request: { ...input.request, [key]: key === "kvType" ? "auto" : null } }, false).fits;
-  });
+    if (value === undefined || value === null || value === "auto") continue;
+    const without = planMemory({ ...input, request: { ...input.request, [key]: key === "kvType" ? "auto" : null } }, false);
+    if (without.fits) return { key, flag, without };
+  }
+  return null;
 }
 
 function explainStreaming(p: MemoryPlan, m: PlanModel): string[] {
@@ -311,7 +314,9 @@ function explainChoices(input: PlanInput, rules: PlanRules, budget: number, s: S
 }
 
 /** Says plainly why nothing fits and what would. */
-function explainMisfit(input: PlanInput, rules: PlanRules, plan: MemoryPlan): void {
+function explainMisfit(
+  input: PlanInput, rules: PlanRules, plan: MemoryPlan, override: ReturnType<typeof overrideInTheWay>,
+): void {
   const { model: m, request } = input;
   const budget = plan.budget.bytes;
   const gb = formatBytes;
@@ -320,11 +325,9 @@ function explainMisfit(input: PlanInput, rules: PlanRules, plan: MemoryPlan): vo
   const budgetText = `the budget is ${gb(budget)} (${gb(plan.budget.limit)} from ${plan.budget.boundBy}, less a ${gb(plan.budget.reserve)} reserve)`;
 
   // An override that cannot be honoured: say what the automatic plan would do without it.
-  for (const [key, flag] of OVERRIDES) {
+  if (override) {
+    const { key, flag, without } = override;
     const value = request[key];
-    if (value === undefined || value === null || value === "auto") continue;
-    const without = planMemory({ ...input, request: { ...request, [key]: key === "kvType" ? "auto" : null } }, false);
-    if (!without.fits) continue;
     const alt = key === "ctx" ? `the longest context that fits is ${without.nCtx} (KV ${without.kvType})`
       : key === "parallel" ? `${without.nSeq} sequence${without.nSeq > 1 ? "s" : ""} of ${without.nCtx} tokens fit`
       : `KV ${without.kvType} fits ${without.nCtx} tokens`;
@@ -393,7 +396,7 @@ export function planModelOf(info: ModelInfo): PlanModel {
 }
 
 /** What the engine is opened with: the layers to stream and whether to mlock the rest. */
-export function residencyOptions(plan: MemoryPlan): { streamLayers: number; lock: boolean } {
+export function residencyOptions(plan: MemoryPlan): ResidencyOptions {
   return { streamLayers: plan.residency.streamLayers, lock: plan.residency.lock };
 }
 
@@ -463,7 +466,7 @@ export function formatPlan(p: MemoryPlan, model?: PlanModel): string[] {
  */
 export function commandResidency(
   model: PlanModel, o: { ctx: number; kvType: Exclude<KvType, "f32">; threads: number; memoryLimit: number | null },
-): { plan: MemoryPlan; residency: { streamLayers: number; lock: boolean } | undefined; note: string | null } {
+): { plan: MemoryPlan; residency: ResidencyOptions | undefined; note: string | null } {
   const plan = planFromSystem(model, { memoryLimit: o.memoryLimit, ctx: o.ctx, parallel: 1, kvType: o.kvType, threads: o.threads });
   if (!plan.fits) return { plan, residency: undefined, note: `memory plan: does not fit: ${plan.problem}` };
   const r = plan.residency;

@@ -99,7 +99,6 @@ const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>
 
   for (int64_t l = 0; l < hp.nLayer; l++) {
     const LlamaLayer& L = model_.layers()[l];
-    if (residency_) residency_->beforeLayer(static_cast<int>(l));  // a streamed layer: read ahead already
 
     // ---- attention block -----------------------------------------------------------------
     for (int64_t t = 0; t < T; t++) rmsNorm(&xb_[t * E], &x_[t * E], L.attnNorm, E, hp.rmsEps);  // xb [T][E]

@@ -61,6 +61,7 @@ ResidencyManager::ResidencyManager(const LlamaModel& model, const ResidencyOptio
   // ---- byte ranges of each layer and of the matrices read on every pass ------------------
   const GgufFile& file = model.file();
   std::vector<std::vector<MappedRange>> outward(static_cast<size_t>(nLayer)), exact(static_cast<size_t>(nLayer));
+  std::vector<uint64_t> bytesOfLayer(static_cast<size_t>(nLayer), 0);
   for (const GgufTensor& t : file.tensors()) {
     const int l = layerOf(t.name);
     if (l >= 0 && l < nLayer) {
@@ -69,6 +70,7 @@ ResidencyManager::ResidencyManager(const LlamaModel& model, const ResidencyOptio
       const uint64_t a = file.alignment(), endOffset = static_cast<uint64_t>(t.data - file.base()) + t.nbytes;
       exact[l].push_back({t.data, file.base() + std::min<uint64_t>((endOffset + a - 1) / a * a, file.fileSize())});
       report_.layerBytes += t.nbytes;
+      bytesOfLayer[l] += t.nbytes;
     }
   }
   for (size_t l = 0; l < outward.size(); l++) {
@@ -101,9 +103,7 @@ ResidencyManager::ResidencyManager(const LlamaModel& model, const ResidencyOptio
   report_.nLayer = nLayer;
   uint64_t largestStreamed = 0, secondStreamed = 0;
   for (int l = 0; l < nLayer; l++) {
-    uint64_t bytes = 0;
-    for (const GgufTensor& t : file.tensors())
-      if (layerOf(t.name) == l) bytes += t.nbytes;
+    const uint64_t bytes = bytesOfLayer[static_cast<size_t>(l)];
     if (streamed_[l]) {
       report_.streamedLayers.push_back(l);
       report_.streamedBytes += bytes;
@@ -172,10 +172,6 @@ void ResidencyManager::queueReadAhead(int layer) {
     pending_ = layer;
   }
   cv_.notify_all();
-}
-
-void ResidencyManager::beforeLayer(int layer) {
-  (void)layer;  // a streamed layer not read ahead yet faults in as it is used: slower, never wrong
 }
 
 void ResidencyManager::afterLayer(int layer) {

@@ -53,8 +53,9 @@ class ResidencyManager {
   ResidencyManager(const ResidencyManager&) = delete;
   ResidencyManager& operator=(const ResidencyManager&) = delete;
 
-  // Called by the forward pass around each layer, on the thread that runs it.
-  void beforeLayer(int layer);
+  // Called by the forward pass after each layer, on the thread that runs it: a streamed layer is
+  // released and the next one read ahead. (One not read ahead yet faults in as it is used:
+  // slower, never wrong.)
   void afterLayer(int layer);
 
   ResidencyReport report() const;

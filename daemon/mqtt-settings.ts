@@ -8,6 +8,7 @@ import { UserError } from "./errors.js";
 import { haNodeId } from "./homeassistant.js";
 import type { Logger } from "./log.js";
 import type { MqttSettings } from "./transports/mqtt.js";
+import { resolveMqttOptions } from "./transports/mqtt.js";
 import { stateDirectory } from "./transports/socket.js";
 
 type FileKey = "mqttPasswordFile" | "mqttCa" | "mqttCert" | "mqttKey";
@@ -33,7 +34,7 @@ export function mqttSettingsFromConfig(config: Config, log?: Logger): MqttSettin
     log?.warn("mqtt: TLS files are configured but the broker URL is not mqtts://; they are not used");
   if (config.mqttProtocol === "3.1.1" && config.mqttShareGroup !== null)
     throw new UserError("--mqtt-share-group needs MQTT 5 (shared subscriptions), but --mqtt-protocol is 3.1.1");
-  return {
+  const settings: MqttSettings = {
     url: config.mqttUrl,
     baseTopic: config.mqttBaseTopic,
     protocolVersion: config.mqttProtocol === "3.1.1" ? 4 : 5,
@@ -53,4 +54,10 @@ export function mqttSettingsFromConfig(config: Config, log?: Logger): MqttSettin
       ? { prefix: config.mqttDiscoveryPrefix, nodeId: haNodeId(config.mqttBaseTopic), deviceName: "alpaca" }
       : null,
   };
+  try {
+    resolveMqttOptions(settings); // every value checked now, before the model loads
+  } catch (e) {
+    throw new UserError(e instanceof Error ? e.message : String(e));
+  }
+  return settings;
 }

@@ -12,9 +12,8 @@ import { Router } from "./router.js";
 import { Scheduler } from "./scheduler.js";
 import { ChatTemplate } from "./templates.js";
 import type { MqttSettings } from "./transports/mqtt.js";
-import { MqttTransport, resolveMqttOptions } from "./transports/mqtt.js";
+import { MqttTransport } from "./transports/mqtt.js";
 import { SocketTransport } from "./transports/socket.js";
-import { UserError } from "./errors.js";
 
 export interface ServerOptions {
   modelPath: string;
@@ -68,13 +67,6 @@ export class Server {
 
   static async start(o: ServerOptions): Promise<Server> {
     const log = o.log ?? silentLogger;
-    if (o.mqtt) {
-      try {
-        resolveMqttOptions(o.mqtt); // a bad setting is refused before the model loads
-      } catch (e) {
-        throw new UserError(e instanceof Error ? e.message : String(e));
-      }
-    }
     const t0 = performance.now();
     const model = openModel(o.modelPath, { threads: o.threads, nCtx: o.nCtx, nSeq: o.nSeq, kvType: o.kvType, residency: o.residency });
     try {

@@ -136,15 +136,16 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     if (!model_) throw Napi::Error::New(env, "model is closed");
     const MappedFile& m = model_->file().mapping();
     const MappedFile::Status s = m.status();
+    const std::string problem = s.problem();
     Napi::Object o = Napi::Object::New(env);
-    o.Set("ok", s.problem().empty());
+    o.Set("ok", problem.empty());
     o.Set("truncated", s.truncated);
     o.Set("modified", s.modified);
     o.Set("replaced", s.replaced);
     o.Set("damaged", s.damaged);
     o.Set("size", static_cast<double>(s.currentSize));
     o.Set("mappedSize", static_cast<double>(m.size()));
-    if (!s.problem().empty()) o.Set("problem", s.problem());
+    if (!problem.empty()) o.Set("problem", problem);
     return o;
   }
 

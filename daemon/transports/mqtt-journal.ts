@@ -21,6 +21,7 @@ export interface JournalEntry {
 
 export class PendingJournal {
   private readonly entries = new Map<string, JournalEntry>();
+  private dirMade = false;
 
   constructor(readonly file: string) {}
 
@@ -59,7 +60,8 @@ export class PendingJournal {
 
   private write(): void {
     const tmp = `${this.file}.tmp`;
-    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o750 });
+    if (!this.dirMade) fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o750 });
+    this.dirMade = true;
     const fd = fs.openSync(tmp, "w", 0o600);
     try {
       fs.writeSync(fd, JSON.stringify([...this.entries.values()]));

@@ -255,9 +255,10 @@ export class MqttTransport {
     if (!this.journal) return;
     const { entries, problem } = this.journal.load();
     if (problem) this.log.warn(`mqtt: ${problem}`);
-    const expired = entries.filter((e) => Date.now() - e.at > this.options.finalExpiry * 1000);
+    const oldest = Date.now() - this.options.finalExpiry * 1000;
+    const expired = entries.filter((e) => e.at < oldest);
+    const live = entries.filter((e) => e.at >= oldest);
     for (const e of expired) this.journalDo(() => this.journal!.remove(e.transaction));
-    const live = entries.filter((e) => !expired.includes(e));
     if (expired.length) this.log.info(`mqtt: ${expired.length} interrupted requests are older than the answer expiry; dropped`);
     if (!live.length) return;
     this.log.info(`mqtt: answering ${live.length} requests the last run accepted but did not finish`);

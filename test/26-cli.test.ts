@@ -77,11 +77,13 @@ for (const [title, args, message] of badCases) {
   });
 }
 
-// ../shared/tools/golden-check.mjs drives the CLI as `npx --no-install alpaca`: the built bin must
-// be executable, whatever compiled it last.
-test("the built bin runs as `npx --no-install alpaca`", (t) => {
+// ../shared/tools/golden-check.mjs drives the CLI as `npx --no-install alpaca`, which runs the
+// package's bin file itself: it must be executable, whatever compiled it last. (Run directly here:
+// npx would link the project into its cache, running the install step, which rebuilds the addon
+// under the other tests.)
+test("the built bin is executable and runs by its shebang", (t) => {
   t.truthy(fs.statSync(CLI).mode & 0o111, "dist/daemon/cli.js is executable");
-  const r = spawnSync("npx", ["--no-install", "alpaca", "--help"], { cwd: ROOT, encoding: "utf8" });
+  const r = spawnSync(CLI, ["--help"], { cwd: ROOT, encoding: "utf8" });
   t.is(r.status, 0, r.stderr);
-  t.regex(r.stdout, /alpaca <command>|Commands:/);
+  t.regex(r.stdout, /Commands:/);
 });

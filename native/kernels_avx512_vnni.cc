@@ -8,6 +8,8 @@
 // (`__m512i __Y = __Y;`), which -Wall then reports as uninitialized once inlined.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <cstring>
+
 #include "cpu_features.h"
 #include "kernels_simd.h"
 #include "kernels_x86_q4_0_tile.h"
@@ -99,10 +101,122 @@ void dotQ4_0TileAvx512Vnni(int64_t n, const void* w, size_t wStride, const void*
   }
 }
 
+// ---- The panel product (GemmQ4_0Fn) ----
+//
+// The panel: for block b, eight vectors g = 0..7 whose 32-bit lane r holds weight row r's four
+// nibbles of elements 4g..4g+3 (0..15, unsigned), then the sixteen rows' scales as floats.
+// Element order inside a lane is the activation's own order, so the activation side of a group
+// is one broadcast 32-bit load: vpdpbusd(acc, W_g, bcast(a[4g..4g+3])) adds 4 products to each
+// of the sixteen rows at once. The scales multiply a whole vector of rows, and the result of an
+// activation row is one 64-byte store: no horizontal sums anywhere.
+
+// Block b's quants of rows 4L+k (k = 0..3) as 128-bit lane L of vector k; missing rows (nullptr,
+// past the end of a short panel) are zeros, and so are their scales: their lanes come out 0.
+inline __m512i loadPanelQuants(const uint8_t* const rows[kQ4_0PanelRows], int64_t b, int k) {
+  const auto at = [&](int r) {
+    if (!rows[r]) return _mm_setzero_si128();
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const BlockQ4_0*>(rows[r])[b].qs));
+  };
+  __m512i v = _mm512_castsi128_si512(at(k));
+  v = _mm512_inserti32x4(v, at(4 + k), 1);
+  v = _mm512_inserti32x4(v, at(8 + k), 2);
+  return _mm512_inserti32x4(v, at(12 + k), 3);
+}
+
+void unpackPanel(int64_t nb, const uint8_t* w, size_t wStride, int nW, uint8_t* panel) {
+  const uint8_t* rows[kQ4_0PanelRows];
+  for (int r = 0; r < kQ4_0PanelRows; ++r) rows[r] = r < nW ? w + r * wStride : nullptr;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512i a0 = loadPanelQuants(rows, b, 0), a1 = loadPanelQuants(rows, b, 1);
+    const __m512i a2 = loadPanelQuants(rows, b, 2), a3 = loadPanelQuants(rows, b, 3);
+    // A 4×4 transpose of 32-bit words inside each 128-bit lane: t_g lane r = row r's word g,
+    // that is bytes 4g..4g+3: nibbles of elements 4g.. (low) and 16+4g.. (high).
+    const __m512i u0 = _mm512_unpacklo_epi32(a0, a1), u1 = _mm512_unpackhi_epi32(a0, a1);
+    const __m512i u2 = _mm512_unpacklo_epi32(a2, a3), u3 = _mm512_unpackhi_epi32(a2, a3);
+    const __m512i t[4] = {_mm512_unpacklo_epi64(u0, u2), _mm512_unpackhi_epi64(u0, u2),
+                          _mm512_unpacklo_epi64(u1, u3), _mm512_unpackhi_epi64(u1, u3)};
+    auto* out = reinterpret_cast<__m512i*>(panel + b * kQ4_0PanelBytesPerBlock);  // [8] then scales
+    for (int g = 0; g < 4; ++g) {
+      _mm512_store_si512(out + g, _mm512_and_si512(t[g], low4));
+      _mm512_store_si512(out + 4 + g, _mm512_and_si512(_mm512_srli_epi32(t[g], 4), low4));
+    }
+    alignas(32) uint16_t d[kQ4_0PanelRows];
+    for (int r = 0; r < kQ4_0PanelRows; ++r) d[r] = rows[r] ? reinterpret_cast<const BlockQ4_0*>(rows[r])[b].d : 0;
+    _mm512_store_ps(reinterpret_cast<float*>(out + 8),
+                    _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d))));
+  }
+}
+
+inline __m512i broadcastQuads(const int8_t* q) {
+  int32_t v;
+  std::memcpy(&v, q, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// NA activation rows against the unpacked panel; their results go to y[x·yStride + 0..nW).
+template <int NA>
+void panelRows(int64_t nb, const uint8_t* panel, const BlockQ8_0* const a[NA], const int32_t* const bias[NA],
+               const float* const scale[NA], float* const y[NA], __mmask16 rowMask) {
+  __m512 acc[NA];
+  for (int j = 0; j < NA; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const auto* p = reinterpret_cast<const __m512i*>(panel + b * kQ4_0PanelBytesPerBlock);
+    __m512i wq[8];
+    for (int g = 0; g < 8; ++g) wq[g] = _mm512_load_si512(p + g);
+    const __m512 dw = _mm512_load_ps(reinterpret_cast<const float*>(p + 8));
+    for (int j = 0; j < NA; ++j) {
+      const int8_t* q = a[j][b].qs;
+      // Two chains of four for latency; both start from the nibble offset, so subtract one.
+      __m512i s0 = _mm512_set1_epi32(bias[j][b]), s1 = _mm512_setzero_si512();
+      for (int g = 0; g < 4; ++g) {
+        s0 = _mm512_dpbusd_epi32(s0, wq[g], broadcastQuads(q + 4 * g));
+        s1 = _mm512_dpbusd_epi32(s1, wq[4 + g], broadcastQuads(q + 16 + 4 * g));
+      }
+      const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+      acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw, _mm512_set1_ps(scale[j][b])), acc[j]);
+    }
+  }
+  for (int j = 0; j < NA; ++j) _mm512_mask_storeu_ps(y[j], rowMask, acc[j]);
+}
+
+void gemmQ4_0Avx512Vnni(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_t aStride,
+                        const int32_t* aBias, const float* aScale, int64_t nA, float* y, size_t yStride,
+                        void* panel) {
+  const int64_t nb = n / kQK;
+  auto* pb = static_cast<uint8_t*>(panel);
+  unpackPanel(nb, static_cast<const uint8_t*>(w), wStride, nW, pb);
+  const __mmask16 rowMask = static_cast<__mmask16>((1u << nW) - 1);
+  constexpr int kRows = 8;  // activation rows per pass: 8 accumulators + 8 weight vectors in registers
+  for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
+    const int na = static_cast<int>(nA - x0 < kRows ? nA - x0 : kRows);
+    const BlockQ8_0* ar[kRows];
+    const int32_t* br[kRows];
+    const float* sr[kRows];
+    float* yr[kRows];
+    for (int j = 0; j < na; ++j) {
+      ar[j] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + (x0 + j) * aStride);
+      br[j] = aBias + (x0 + j) * nb;
+      sr[j] = aScale + (x0 + j) * nb;
+      yr[j] = y + (x0 + j) * yStride;
+    }
+    switch (na) {
+      case 1: panelRows<1>(nb, pb, ar, br, sr, yr, rowMask); break;
+      case 2: panelRows<2>(nb, pb, ar, br, sr, yr, rowMask); break;
+      case 3: panelRows<3>(nb, pb, ar, br, sr, yr, rowMask); break;
+      case 4: panelRows<4>(nb, pb, ar, br, sr, yr, rowMask); break;
+      case 5: panelRows<5>(nb, pb, ar, br, sr, yr, rowMask); break;
+      case 6: panelRows<6>(nb, pb, ar, br, sr, yr, rowMask); break;
+      case 7: panelRows<7>(nb, pb, ar, br, sr, yr, rowMask); break;
+      default: panelRows<8>(nb, pb, ar, br, sr, yr, rowMask); break;
+    }
+  }
+}
+
 bool avx512VnniRunsHere() { return cpuFeatures().avx512Vnni; }
 }  // namespace
 
 const SimdKernelSet kAvx512VnniKernels = {
     "avx512-vnni", avx512VnniRunsHere, q4_0_tile::dotRow, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-    nullptr,       nullptr,            dotQ4_0TileAvx512Vnni,
+    nullptr,       nullptr,            dotQ4_0TileAvx512Vnni, gemmQ4_0Avx512Vnni,
 };

@@ -131,10 +131,10 @@ bool neonRunsHere() { return cpuFeatures().neon; }
 const SimdKernelSet kNeonKernels = {
     "neon",          neonRunsHere,    dotQ4_0Q8_0Neon, dotQ8_0Q8_0Neon, dotQ4_1Q8_1Neon,    dotQ4_KQ8_KNeon,
     dotQ5_KQ8_KNeon, dotQ6_KQ8_KNeon, dotF16F16Neon,   dotF32F32Neon,   quantizeRowQ8_0Neon,
-    nullptr,
+    nullptr,         nullptr,
 };
 
 const SimdKernelSet kNeonSdotEmulatedKernels = {
     "neon-sdot-emulated", neonRunsHere, dotQ4_0Q8_0NeonSdotEmulated, nullptr, nullptr, nullptr, nullptr,
-    nullptr,              nullptr,      nullptr,                     nullptr, nullptr,
+    nullptr,              nullptr,      nullptr,                     nullptr, nullptr, nullptr,
 };

@@ -68,3 +68,24 @@ DotQ4_0TileFn bestSimdDotQ4_0Tile() {
   }
   return nullptr;
 }
+
+GemmQ4_0Fn bestSimdGemmQ4_0() {
+  const SimdKernelSets all = compiledSimdKernelSets();
+  for (int i = 0; i < all.count; ++i) {
+    if (all.sets[i]->runsHere() && all.sets[i]->q4_0Panel) return all.sets[i]->q4_0Panel;
+  }
+  return nullptr;
+}
+
+void q4_0PanelActivationTerms(int64_t n, const void* a, size_t aStride, int64_t nA, int32_t* aBias, float* aScale) {
+  const int64_t nb = n / kQK;
+  for (int64_t x = 0; x < nA; ++x) {
+    const auto* y = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + x * aStride);  // [nb]
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t sum = 0;
+      for (int j = 0; j < kQK; ++j) sum += y[b].qs[j];
+      aBias[x * nb + b] = -8 * sum;
+      aScale[x * nb + b] = fp16ToFp32(y[b].d);
+    }
+  }
+}

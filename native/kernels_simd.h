@@ -22,6 +22,23 @@ using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
 using DotQ4_0TileFn = void (*)(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA,
                                float* out);
 
+// The Q4_0 panel product for batches of activation rows (a prompt, several running sequences):
+// y[x·yStride + r] = dot(Q4_0 weight row r, Q8_0 activation row x) for r < nW (1..16), x < nA.
+// The panel's weight rows are first unpacked once into `panel` (kQ4_0PanelBytesPerBlock bytes per
+// block, 64-byte aligned, owned by the caller) in an order where each 32-bit lane of a vector
+// belongs to one weight row; every activation row then costs eight byte dot products per block
+// for all sixteen rows, and no horizontal sum. aBias and aScale ([nA][n/32]) come from
+// q4_0PanelActivationTerms.
+using GemmQ4_0Fn = void (*)(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_t aStride,
+                            const int32_t* aBias, const float* aScale, int64_t nA, float* y, size_t yStride,
+                            void* panel);
+constexpr int kQ4_0PanelRows = 16;
+constexpr size_t kQ4_0PanelBytesPerBlock = 8 * 64 + 16 * 4;  // [8 groups][16 rows][4 nibbles], [16] scales
+
+// Per activation block b of row x: aBias = −8·Σ quants (the offset of the unsigned nibbles) and
+// aScale = its scale as a float. Baseline code, shared by every set's panel kernel.
+void q4_0PanelActivationTerms(int64_t n, const void* a, size_t aStride, int64_t nA, int32_t* aBias, float* aScale);
+
 struct SimdKernelSet {
   const char* name;      // "avx512-vnni", "avx2", "neon", "neon-dotprod"
   bool (*runsHere)();    // this CPU (and OS) can execute the set
@@ -38,6 +55,7 @@ struct SimdKernelSet {
   // Bit-identical to the scalar quantizeRow(Q8_0, ...).
   QuantizeRowFn quantizeRowQ8_0;
   DotQ4_0TileFn q4_0Tile;  // nullptr: none (matmul then takes one row at a time)
+  GemmQ4_0Fn q4_0Panel;    // nullptr: none (matmul then uses the tile for batches too)
 
   VecDotFn dotFor(TensorType weightType) const;
 };
@@ -53,6 +71,8 @@ QuantizeRowFn bestSimdQuantizeRowQ8_0();
 const char* simdKernelSetNameFor(TensorType weightType);
 // The fastest Q4_0 tile kernel this CPU runs, or nullptr.
 DotQ4_0TileFn bestSimdDotQ4_0Tile();
+// The fastest Q4_0 panel kernel this CPU runs, or nullptr.
+GemmQ4_0Fn bestSimdGemmQ4_0();
 
 #if defined(__x86_64__)
 extern const SimdKernelSet kAvx512VnniKernels;  // Q4_0 tile only; the rest falls through to AVX2

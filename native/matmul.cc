@@ -14,6 +14,9 @@ namespace {
 constexpr int64_t kActivationTile = 32;
 // Weight rows per claimed chunk at least: keeps the claim counter cold and the stream long.
 constexpr int64_t kMinRowsPerChunk = 16;
+// Batches of at least this many activation rows go through the Q4_0 panel kernel; below it the
+// unpacking of each panel costs more than it saves (decode, one row, streams its weights once).
+constexpr int64_t kPanelMinActivationRows = 4;
 
 void convertActivations(ThreadPool& pool, TensorType aType, const float* X, int64_t nX, int64_t cols,
                         uint8_t* A, size_t aRowBytes) {
@@ -35,6 +38,55 @@ void convertActivations(ThreadPool& pool, TensorType aType, const float* X, int6
   }
 }
 
+// Weight rows [rBegin, rEnd) of t against every activation row, sixteen rows per panel.
+void multiplyPanels(GemmQ4_0Fn panel, const MatmulTarget& t, int64_t cols, size_t wRowBytes, const uint8_t* A,
+                    size_t aRowBytes, const int32_t* aBias, const float* aScale, int64_t nX, int64_t rBegin,
+                    int64_t rEnd) {
+  const int64_t nb = cols / kQK;
+  // The unpacked panel: 576 bytes per block (72 KB for 4096 columns), in L2 for the whole batch.
+  thread_local std::vector<uint8_t> unpacked;
+  const size_t bytes = static_cast<size_t>(nb) * kQ4_0PanelBytesPerBlock + 64;
+  if (unpacked.size() < bytes) unpacked.resize(bytes);
+  void* aligned = unpacked.data() + (64 - reinterpret_cast<uintptr_t>(unpacked.data()) % 64) % 64;
+  for (int64_t r = rBegin; r < rEnd; r += kQ4_0PanelRows) {
+    const int nW = static_cast<int>(std::min<int64_t>(kQ4_0PanelRows, rEnd - r));
+    panel(cols, t.W + r * wRowBytes, wRowBytes, nW, A, aRowBytes, aBias, aScale, nX, t.Y + r,
+          static_cast<size_t>(t.rows), aligned);
+  }
+}
+
+// Weight rows [rBegin, rEnd) of t against every activation row: four rows at a time through the
+// tile kernel where there is one, then one by one.
+void multiplyRows(VecDotFn dot, DotQ4_0TileFn tile, const MatmulTarget& t, int64_t cols, size_t wRowBytes,
+                  const uint8_t* A, size_t aRowBytes, int64_t nX, int64_t rBegin, int64_t rEnd) {
+  for (int64_t x0 = 0; x0 < nX; x0 += kActivationTile) {
+    const int64_t x1 = std::min(nX, x0 + kActivationTile);
+    int64_t r = rBegin;
+    if (tile) {
+      // Four weight rows at a time against every activation row of the tile, four by four.
+      for (; r + 4 <= rEnd; r += 4) {
+        const uint8_t* w = t.W + r * wRowBytes;  // [4][wRowBytes]
+        for (int64_t x = x0; x < x1; x += 4) {
+          const int nA = static_cast<int>(std::min<int64_t>(4, x1 - x));
+          float out[16];  // [nA][4]
+          tile(cols, w, wRowBytes, A + x * aRowBytes, aRowBytes, nA, out);
+          for (int j = 0; j < nA; j++)
+            for (int k = 0; k < 4; k++) t.Y[(x + j) * t.rows + r + k] = out[j * 4 + k];
+        }
+      }
+    }
+    for (; r < rEnd; ++r) {
+      const uint8_t* w = t.W + r * wRowBytes;  // [wRowBytes]
+      if (r + 1 < rEnd) {
+        // The next row's first lines: the hardware prefetcher starts each stream late.
+        __builtin_prefetch(w + wRowBytes);
+        __builtin_prefetch(w + wRowBytes + 64);
+      }
+      for (int64_t x = x0; x < x1; ++x) t.Y[x * t.rows + r] = dot(cols, w, A + x * aRowBytes);
+    }
+  }
+}
+
 }  // namespace
 
 void matmul(ThreadPool& pool, const uint8_t* W, TensorType wType, int64_t rows, int64_t cols,
@@ -47,12 +99,14 @@ void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64
   constexpr int kMaxTargets = 4;
   if (count < 1 || count > kMaxTargets) throw std::invalid_argument("matmulGroup: 1 to 4 targets");
   const DotQ4_0TileFn dotQ4_0Tile = bestSimdDotQ4_0Tile();
+  const GemmQ4_0Fn gemmQ4_0 = nX >= kPanelMinActivationRows ? bestSimdGemmQ4_0() : nullptr;
   struct Prepared {
     VecDotFn dot;
     DotQ4_0TileFn tile; // four weight rows × up to four activation rows, or nullptr
+    GemmQ4_0Fn panel;   // sixteen weight rows × every activation row, or nullptr
     size_t wRowBytes, aRowBytes;
     const uint8_t* A;   // [nX][aRowBytes]: the activations in this weight's dotWith format
-    int64_t firstRow;   // of this target in the group's row space
+    int64_t firstUnit;  // of this target in the group's unit space
   } prepared[kMaxTargets];
 
   // One converted copy of X per distinct dot format (F32 weights use X as is).
@@ -60,7 +114,7 @@ void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64
   TensorType converted[kMaxTargets];
   const uint8_t* convertedRows[kMaxTargets];
   int nConverted = 0;
-  int64_t totalRows = 0;
+  bool anyPanel = false;
   for (int i = 0; i < count; i++) {
     const MatmulTarget& t = targets[i];
     const TypeTraits& wTraits = traitsOf(t.type);
@@ -72,10 +126,10 @@ void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64
     Prepared& p = prepared[i];
     p.dot = vecDotFor(t.type);
     p.tile = t.type == TensorType::Q4_0 ? dotQ4_0Tile : nullptr;
+    p.panel = t.type == TensorType::Q4_0 ? gemmQ4_0 : nullptr;
+    anyPanel = anyPanel || p.panel;
     p.wRowBytes = rowBytes(t.type, cols);
     p.aRowBytes = rowBytes(aType, cols);
-    p.firstRow = totalRows;
-    totalRows += t.rows;
     p.A = reinterpret_cast<const uint8_t*>(X);
     if (aType == TensorType::F32) continue;
     int k = 0;
@@ -90,39 +144,44 @@ void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64
     p.A = convertedRows[k];
   }
 
-  pool.parallelFor(totalRows, [&](int64_t begin, int64_t end, int) {
+  // The panel kernel's per-block activation terms, once for all its targets (they share the Q8_0 rows).
+  thread_local std::vector<int32_t> panelBias;
+  thread_local std::vector<float> panelScale;
+  const int32_t* aBias = nullptr;  // pointers, not the thread_locals: the workers have their own
+  const float* aScale = nullptr;
+  if (anyPanel) {
+    const int64_t nb = cols / kQK;
+    panelBias.resize(static_cast<size_t>(nX * nb));
+    panelScale.resize(static_cast<size_t>(nX * nb));
+    const Prepared* q = nullptr;
+    for (int i = 0; i < count && !q; i++) q = prepared[i].panel ? &prepared[i] : nullptr;
+    q4_0PanelActivationTerms(cols, q->A, q->aRowBytes, nX, panelBias.data(), panelScale.data());
+    aBias = panelBias.data();
+    aScale = panelScale.data();
+  }
+
+  // The threads claim units: single rows, or with a panel target in the group whole panels of
+  // sixteen rows (for every target, so that no panel is split between threads).
+  const int64_t rowsPerUnit = anyPanel ? kQ4_0PanelRows : 1;
+  int64_t totalUnits = 0;
+  for (int i = 0; i < count; i++) {
+    prepared[i].firstUnit = totalUnits;
+    totalUnits += (targets[i].rows + rowsPerUnit - 1) / rowsPerUnit;
+  }
+  pool.parallelFor(totalUnits, [&](int64_t begin, int64_t end, int) {
     // The chunk may span targets: walk it target by target.
     for (int i = 0; i < count; i++) {
       const Prepared& p = prepared[i];
       const MatmulTarget& t = targets[i];
-      const int64_t rBegin = std::max(begin, p.firstRow) - p.firstRow;
-      const int64_t rEnd = std::min(end, p.firstRow + t.rows) - p.firstRow;
-      for (int64_t x0 = 0; x0 < nX; x0 += kActivationTile) {
-        const int64_t x1 = std::min(nX, x0 + kActivationTile);
-        int64_t r = rBegin;
-        if (p.tile) {
-          // Four weight rows at a time against every activation row of the tile, four by four.
-          for (; r + 4 <= rEnd; r += 4) {
-            const uint8_t* w = t.W + r * p.wRowBytes;  // [4][wRowBytes]
-            for (int64_t x = x0; x < x1; x += 4) {
-              const int nA = static_cast<int>(std::min<int64_t>(4, x1 - x));
-              float out[16];  // [nA][4]
-              p.tile(cols, w, p.wRowBytes, p.A + x * p.aRowBytes, p.aRowBytes, nA, out);
-              for (int j = 0; j < nA; j++)
-                for (int k = 0; k < 4; k++) t.Y[(x + j) * t.rows + r + k] = out[j * 4 + k];
-            }
-          }
-        }
-        for (; r < rEnd; ++r) {
-          const uint8_t* w = t.W + r * p.wRowBytes;  // [wRowBytes]
-          if (r + 1 < rEnd) {
-            // The next row's first lines: the hardware prefetcher starts each stream late.
-            __builtin_prefetch(w + p.wRowBytes);
-            __builtin_prefetch(w + p.wRowBytes + 64);
-          }
-          for (int64_t x = x0; x < x1; ++x) t.Y[x * t.rows + r] = p.dot(cols, w, p.A + x * p.aRowBytes);
-        }
+      const int64_t uBegin = std::max(begin, p.firstUnit) - p.firstUnit;
+      const int64_t uEnd = std::min(end - p.firstUnit, (t.rows + rowsPerUnit - 1) / rowsPerUnit);
+      if (uBegin >= uEnd) continue;
+      const int64_t rBegin = uBegin * rowsPerUnit, rEnd = std::min(t.rows, uEnd * rowsPerUnit);
+      if (p.panel) {
+        multiplyPanels(p.panel, t, cols, p.wRowBytes, p.A, p.aRowBytes, aBias, aScale, nX, rBegin, rEnd);
+      } else {
+        multiplyRows(p.dot, p.tile, t, cols, p.wRowBytes, p.A, p.aRowBytes, nX, rBegin, rEnd);
       }
     }
-  }, kMinRowsPerChunk);
+  }, anyPanel ? 1 : kMinRowsPerChunk);
 }

@@ -199,6 +199,73 @@ void checkQ4_0Tile(const SimdKernelSet& set) {
   }
 }
 
+// The panel product against the one-row scalar reference, every (weight row, activation row)
+// pair: short panels (nW < 16), activation counts around the kernel's pass of eight, strides
+// beyond the row, and a y stride beyond nW whose untouched entries must stay as they were.
+void checkQ4_0Panel(const SimdKernelSet& set) {
+  const VecDotFn reference = vecDotScalar(TensorType::Q4_0);
+  const struct { int64_t n; int nW; int64_t nA; } cases[] = {
+      {32, 16, 1}, {96, 1, 8},    {160, 5, 9},   {256, 16, 13}, {4096, 16, 32},
+      {4096, 11, 3}, {11008, 16, 17}, {64, 15, 40},
+  };
+  for (const auto& c : cases) {
+    for (int unit = 0; unit < 2; ++unit) {
+      if (unit && c.n > 4096) continue;  // exact mode keeps partial sums below 2^24
+      const int64_t nb = c.n / 32;
+      const size_t wStride = rowBytes(TensorType::Q4_0, c.n) + 18 * randomInt(0, 2);
+      const size_t aStride = rowBytes(TensorType::Q8_0, c.n) + 34 * randomInt(0, 2);
+      const size_t yStride = static_cast<size_t>(c.nW + randomInt(0, 3));
+      std::vector<std::vector<uint8_t>> w(c.nW), a(c.nA);
+      std::vector<uint8_t> wAll(c.nW * wStride), aAll(c.nA * aStride);
+      for (int r = 0; r < c.nW; ++r) {
+        w[r] = randomWeights(TensorType::Q4_0, c.n, unit);
+        std::memcpy(wAll.data() + r * wStride, w[r].data(), w[r].size());
+      }
+      for (int64_t j = 0; j < c.nA; ++j) {
+        a[j] = randomActivations(TensorType::Q8_0, c.n, unit);
+        std::memcpy(aAll.data() + j * aStride, a[j].data(), a[j].size());
+      }
+      std::vector<int32_t> bias(c.nA * nb);
+      std::vector<float> scale(c.nA * nb);
+      q4_0PanelActivationTerms(c.n, aAll.data(), aStride, c.nA, bias.data(), scale.data());
+      std::vector<uint8_t> panel(nb * kQ4_0PanelBytesPerBlock + 64);
+      void* aligned = panel.data() + (64 - reinterpret_cast<uintptr_t>(panel.data()) % 64) % 64;
+      const float kUntouched = -12345.0f;
+      std::vector<float> y(c.nA * yStride, kUntouched);
+      set.q4_0Panel(c.n, wAll.data(), wStride, c.nW, aAll.data(), aStride, bias.data(), scale.data(), c.nA, y.data(),
+                    yStride, aligned);
+      int bad = 0;
+      std::string first;
+      for (int64_t j = 0; j < c.nA; ++j) {
+        for (size_t r = 0; r < yStride; ++r) {
+          const float got = y[j * yStride + r];
+          bool ok;
+          float want = kUntouched;
+          if (r >= static_cast<size_t>(c.nW)) {
+            ok = got == kUntouched;
+          } else {
+            want = reference(c.n, w[r].data(), a[j].data());
+            const double bound =
+                unit ? 0.0 : 1e-5 * absoluteProductSum(TensorType::Q4_0, w[r], TensorType::Q8_0, a[j], c.n) + 1e-30;
+            ok = unit ? got == want : std::fabs(static_cast<double>(got) - want) <= bound;
+          }
+          if (!ok && bad++ == 0) {
+            char what[160];
+            std::snprintf(what, sizeof what, " (first: row %zu act %lld got %.9g want %.9g)", r,
+                          static_cast<long long>(j), got, want);
+            first = what;
+          }
+        }
+      }
+      char what[200];
+      std::snprintf(what, sizeof what, "%s q4_0 panel n=%lld nW=%d nA=%lld %s: %d of %lld wrong%s", set.name,
+                    static_cast<long long>(c.n), c.nW, static_cast<long long>(c.nA), unit ? "exact" : "scaled", bad,
+                    static_cast<long long>(c.nA * yStride), first.c_str());
+      report(bad == 0, what);
+    }
+  }
+}
+
 void checkQuantizeQ8_0(const SimdKernelSet& set) {
   const int64_t n = 32 * 64;
   for (int trial = 0; trial < 8; ++trial) {
@@ -235,7 +302,8 @@ void checkDispatch() {
 void checkMatmul() {
   const struct { TensorType type; int64_t rows, cols, nX; } cases[] = {
       {TensorType::Q4_0, 67, 256, 1},  {TensorType::Q4_0, 130, 512, 5}, {TensorType::Q4_K, 40, 512, 3},
-      {TensorType::Q4_0, 45, 128, 2},  {TensorType::Q4_0, 36, 64, 39},
+      {TensorType::Q4_0, 45, 128, 2},  {TensorType::Q4_0, 36, 64, 39}, {TensorType::Q4_0, 259, 256, 4},
+      {TensorType::Q4_0, 16, 96, 8},
       {TensorType::Q6_K, 33, 256, 2},  {TensorType::Q8_0, 50, 128, 35}, {TensorType::F32, 21, 40, 3},
       {TensorType::F16, 19, 24, 4},    {TensorType::Q4_1, 300, 64, 1},
   };
@@ -311,6 +379,7 @@ int main() {
     }
     if (set.quantizeRowQ8_0) checkQuantizeQ8_0(set);
     if (set.q4_0Tile) checkQ4_0Tile(set);
+    if (set.q4_0Panel) checkQ4_0Panel(set);
   }
   checkDispatch();
   checkThreadPool();

@@ -123,28 +123,63 @@ inline __m512i loadPanelQuants(const uint8_t* const rows[kQ4_0PanelRows], int64_
   return _mm512_inserti32x4(v, at(12 + k), 3);
 }
 
-void unpackPanel(int64_t nb, const uint8_t* w, size_t wStride, int nW, uint8_t* panel) {
-  const uint8_t* rows[kQ4_0PanelRows];
-  for (int r = 0; r < kQ4_0PanelRows; ++r) rows[r] = r < nW ? w + r * wStride : nullptr;
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m512i a0 = loadPanelQuants(rows, b, 0), a1 = loadPanelQuants(rows, b, 1);
-    const __m512i a2 = loadPanelQuants(rows, b, 2), a3 = loadPanelQuants(rows, b, 3);
+// The sixteen weight rows of one panel, unpacked block by block into registers.
+class PanelSource {
+ public:
+  PanelSource(int64_t nb, const uint8_t* w, size_t wStride, int nW)
+      : w_(w),
+        rowMask_(static_cast<__mmask16>((1u << nW) - 1)),
+        offsets_(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                    _mm512_set1_epi32(static_cast<int32_t>(wStride)))),
+        next_(reinterpret_cast<const char*>(w + kQ4_0PanelRows * wStride)),
+        share_(kQ4_0PanelRows * wStride / static_cast<size_t>(nb)) {
+    for (int r = 0; r < kQ4_0PanelRows; ++r) rows_[r] = r < nW ? w + r * wStride : nullptr;
+  }
+
+  // Block b: wq[g] lane r = row r's nibbles of elements 4g..4g+3, dw lane r = row r's scale.
+  inline void block(int64_t b, __m512i wq[8], __m512* dw) const {
+    // Sixteen rows read side by side are sixteen streams, which the hardware prefetcher follows
+    // poorly; the next panel is the one stretch of 16·wStride bytes right after this one, so it
+    // is fetched here in order, a block's share (16·18 bytes) per block unpacked.
+    for (size_t off = 0; off < share_; off += 64) _mm_prefetch(next_ + b * share_ + off, _MM_HINT_T0);
+    const __m512i a0 = loadPanelQuants(rows_, b, 0), a1 = loadPanelQuants(rows_, b, 1);
+    const __m512i a2 = loadPanelQuants(rows_, b, 2), a3 = loadPanelQuants(rows_, b, 3);
     // A 4×4 transpose of 32-bit words inside each 128-bit lane: t_g lane r = row r's word g,
     // that is bytes 4g..4g+3: nibbles of elements 4g.. (low) and 16+4g.. (high).
     const __m512i u0 = _mm512_unpacklo_epi32(a0, a1), u1 = _mm512_unpackhi_epi32(a0, a1);
     const __m512i u2 = _mm512_unpacklo_epi32(a2, a3), u3 = _mm512_unpackhi_epi32(a2, a3);
     const __m512i t[4] = {_mm512_unpacklo_epi64(u0, u2), _mm512_unpackhi_epi64(u0, u2),
                           _mm512_unpacklo_epi64(u1, u3), _mm512_unpackhi_epi64(u1, u3)};
-    auto* out = reinterpret_cast<__m512i*>(panel + b * kQ4_0PanelBytesPerBlock);  // [8] then scales
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
     for (int g = 0; g < 4; ++g) {
-      _mm512_store_si512(out + g, _mm512_and_si512(t[g], low4));
-      _mm512_store_si512(out + 4 + g, _mm512_and_si512(_mm512_srli_epi32(t[g], 4), low4));
+      wq[g] = _mm512_and_si512(t[g], low4);
+      wq[4 + g] = _mm512_and_si512(_mm512_srli_epi32(t[g], 4), low4);
     }
-    alignas(32) uint16_t d[kQ4_0PanelRows];
-    for (int r = 0; r < kQ4_0PanelRows; ++r) d[r] = rows[r] ? reinterpret_cast<const BlockQ4_0*>(rows[r])[b].d : 0;
-    _mm512_store_ps(reinterpret_cast<float*>(out + 8),
-                    _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d))));
+    // The fp16 scales, the low half of the word at each row's block start (lane r: byte offset
+    // r·wStride), gathered: sixteen scalar loads cost more. Lanes of missing rows stay zero.
+    const __m512i d = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rowMask_, offsets_, w_ + b * sizeof(BlockQ4_0), 1);
+    *dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d));
+  }
+
+ private:
+  const uint8_t* w_;
+  const uint8_t* rows_[kQ4_0PanelRows];
+  __mmask16 rowMask_;
+  __m512i offsets_;
+  const char* next_;
+  size_t share_;
+};
+
+// The whole panel into `panel` (kQ4_0PanelBytesPerBlock per block), for batches that pass over
+// it more than once.
+void unpackPanel(int64_t nb, const PanelSource& source, uint8_t* panel) {
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i wq[8];
+    __m512 dw;
+    source.block(b, wq, &dw);
+    auto* out = reinterpret_cast<__m512i*>(panel + b * kQ4_0PanelBytesPerBlock);  // [8] then scales
+    for (int g = 0; g < 8; ++g) _mm512_store_si512(out + g, wq[g]);
+    _mm512_store_ps(reinterpret_cast<float*>(out + 8), dw);
   }
 }
 
@@ -154,17 +189,23 @@ inline __m512i broadcastQuads(const int8_t* q) {
   return _mm512_set1_epi32(v);
 }
 
-// NA activation rows against the unpacked panel; their results go to y[x·yStride + 0..nW).
-template <int NA>
-void panelRows(int64_t nb, const uint8_t* panel, const BlockQ8_0* const a[NA], const int32_t* const bias[NA],
-               const float* const scale[NA], float* const y[NA], __mmask16 rowMask) {
+// NA activation rows against the panel, read from its unpacked copy (panel) or, in a single
+// pass, unpacked on the way (source); their results go to y[x·yStride + 0..nW).
+template <int NA, bool kUnpacked>
+void panelRows(int64_t nb, const PanelSource& source, const uint8_t* panel, const BlockQ8_0* const a[NA],
+               const int32_t* const bias[NA], const float* const scale[NA], float* const y[NA], __mmask16 rowMask) {
   __m512 acc[NA];
   for (int j = 0; j < NA; ++j) acc[j] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const auto* p = reinterpret_cast<const __m512i*>(panel + b * kQ4_0PanelBytesPerBlock);
     __m512i wq[8];
-    for (int g = 0; g < 8; ++g) wq[g] = _mm512_load_si512(p + g);
-    const __m512 dw = _mm512_load_ps(reinterpret_cast<const float*>(p + 8));
+    __m512 dw;
+    if (kUnpacked) {
+      const auto* p = reinterpret_cast<const __m512i*>(panel + b * kQ4_0PanelBytesPerBlock);
+      for (int g = 0; g < 8; ++g) wq[g] = _mm512_load_si512(p + g);
+      dw = _mm512_load_ps(reinterpret_cast<const float*>(p + 8));
+    } else {
+      source.block(b, wq, &dw);
+    }
     for (int j = 0; j < NA; ++j) {
       const int8_t* q = a[j][b].qs;
       // Two chains of four for latency; both start from the nibble offset, so subtract one.
@@ -185,9 +226,12 @@ void gemmQ4_0Avx512Vnni(int64_t n, const void* w, size_t wStride, int nW, const 
                         void* panel) {
   const int64_t nb = n / kQK;
   auto* pb = static_cast<uint8_t*>(panel);
-  unpackPanel(nb, static_cast<const uint8_t*>(w), wStride, nW, pb);
+  const PanelSource source(nb, static_cast<const uint8_t*>(w), wStride, nW);
   const __mmask16 rowMask = static_cast<__mmask16>((1u << nW) - 1);
   constexpr int kRows = 8;  // activation rows per pass: 8 accumulators + 8 weight vectors in registers
+  // One pass (a few running sequences) unpacks on the way; more unpack once into the panel.
+  const bool onePass = nA <= kRows;
+  if (!onePass) unpackPanel(nb, source, pb);
   for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
     const int na = static_cast<int>(nA - x0 < kRows ? nA - x0 : kRows);
     const BlockQ8_0* ar[kRows];
@@ -200,16 +244,20 @@ void gemmQ4_0Avx512Vnni(int64_t n, const void* w, size_t wStride, int nW, const 
       sr[j] = aScale + (x0 + j) * nb;
       yr[j] = y + (x0 + j) * yStride;
     }
+#define ALPACA_PANEL_ROWS(NA)                                                                    \
+  (onePass ? panelRows<NA, false>(nb, source, pb, ar, br, sr, yr, rowMask)                      \
+           : panelRows<NA, true>(nb, source, pb, ar, br, sr, yr, rowMask))
     switch (na) {
-      case 1: panelRows<1>(nb, pb, ar, br, sr, yr, rowMask); break;
-      case 2: panelRows<2>(nb, pb, ar, br, sr, yr, rowMask); break;
-      case 3: panelRows<3>(nb, pb, ar, br, sr, yr, rowMask); break;
-      case 4: panelRows<4>(nb, pb, ar, br, sr, yr, rowMask); break;
-      case 5: panelRows<5>(nb, pb, ar, br, sr, yr, rowMask); break;
-      case 6: panelRows<6>(nb, pb, ar, br, sr, yr, rowMask); break;
-      case 7: panelRows<7>(nb, pb, ar, br, sr, yr, rowMask); break;
-      default: panelRows<8>(nb, pb, ar, br, sr, yr, rowMask); break;
+      case 1: ALPACA_PANEL_ROWS(1); break;
+      case 2: ALPACA_PANEL_ROWS(2); break;
+      case 3: ALPACA_PANEL_ROWS(3); break;
+      case 4: ALPACA_PANEL_ROWS(4); break;
+      case 5: ALPACA_PANEL_ROWS(5); break;
+      case 6: ALPACA_PANEL_ROWS(6); break;
+      case 7: ALPACA_PANEL_ROWS(7); break;
+      default: ALPACA_PANEL_ROWS(8); break;
     }
+#undef ALPACA_PANEL_ROWS
   }
 }
 

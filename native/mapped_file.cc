@@ -11,6 +11,35 @@
 #include <cstring>
 #include <stdexcept>
 
+namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// A read-only shared mapping of the whole file at an address that is a multiple of 2 MiB (file
+// offset 0 is, too), so that a 2 MiB folio of the page cache can be mapped by one page-table
+// entry: reserve 2 MiB more than needed, map the file over the aligned part, give the rest back.
+void* mapAligned(int fd, size_t size) {
+  void* reserved = ::mmap(nullptr, size + kHugePage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (reserved == MAP_FAILED) return ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  const auto start = reinterpret_cast<uintptr_t>(reserved);
+  const uintptr_t aligned = (start + kHugePage - 1) & ~(kHugePage - 1);
+  void* p = ::mmap(reinterpret_cast<void*>(aligned), size, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    ::munmap(reserved, size + kHugePage);
+    errno = err;
+    return MAP_FAILED;
+  }
+  // The unused head and tail of the reservation.
+  if (aligned > start) ::munmap(reserved, aligned - start);
+  const uintptr_t end = aligned + ((size + 4095) & ~size_t{4095});
+  const uintptr_t reservedEnd = start + size + kHugePage;
+  if (reservedEnd > end) ::munmap(reinterpret_cast<void*>(end), reservedEnd - end);
+  return p;
+}
+
+}  // namespace
+
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
@@ -31,12 +60,17 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   }
   // MAP_SHARED + PROT_READ: the weights live in the page cache once, shared with every
   // process mapping the same file, and are never copied into anonymous memory.
-  void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
+  void* p = mapAligned(fd, size_);
   int err = errno;
   if (p == MAP_FAILED) {
     ::close(fd);
     throw std::runtime_error(path + ": cannot map: " + std::strerror(err));
   }
+  // Where the page cache holds the file in 2 MiB folios (ext4, XFS and tmpfs on recent kernels),
+  // an aligned mapping with this advice maps them whole: one TLB entry per 2 MiB of weights
+  // instead of 512, on a decode that walks every page of the file for each token. Advice only:
+  // kernels without it keep 4 KiB pages.
+  ::madvise(p, size_, MADV_HUGEPAGE);
   // The descriptor stays open: an fstat of it tells whether this very file shrank, whatever the
   // path names by then.
   fd_ = fd;

@@ -20,6 +20,7 @@
         "native/model.cc",
         "native/forward.cc",
         "native/residency.cc",
+        "native/stream_probe.cc",
         "native/kv_cache.cc",
         "native/vocab.cc",
         "native/tokenizer_spm.cc",

@@ -24,6 +24,8 @@ export interface BenchOptions {
   seed?: number;
   /** The ids to feed (prompt then decode); default: benchTokens(model file, prompt + decode, seed). */
   tokens?: number[];
+  /** Reads of the decode weights after the runs to find decode's ceiling (0: none, the default). */
+  streamPasses?: number;
   /** Called after every repetition, warm-up included. */
   onRep?: (rep: BenchRep, counted: boolean) => void;
 }
@@ -53,6 +55,8 @@ export interface BenchResult {
   decodeSpread: Spread;
   /** Bytes of weights one decode step reads (every matrix once). */
   weightBytes: number;
+  /** The fastest of `streamPasses` reads of the weights a decode step uses; null when not measured. */
+  stream: StreamCeiling | null;
   /** median decode tokens/s × weight bytes, in GB/s (10^9): the memory bandwidth decode achieves. */
   decodeGBs: number;
 }
@@ -131,6 +135,29 @@ function benchRep(model: NativeModel, ids: number[], prompt: number, decode: num
   };
 }
 
+export interface StreamCeiling {
+  /** What one decode step reads of the weights (every layer and the output matrix). */
+  bytesPerToken: number;
+  /** The rate the threads read them at, GB/s (10^9), the fastest pass. */
+  gbs: number;
+  /** gbs / bytesPerToken: the decode tokens/s this machine's memory allows at most. */
+  tokensPerSecond: number;
+}
+
+/**
+ * Reads the decode weights `passes` times and keeps the fastest pass: decode cannot beat it, since
+ * each token reads every one of those bytes. The first pass also faults the mapping in.
+ */
+export function measureStreamCeiling(model: NativeModel, passes = 3): StreamCeiling {
+  let best = { bytes: 0, ms: Infinity };
+  for (let i = 0; i < passes; i++) {
+    const r = model.streamWeights();
+    if (r.ms < best.ms) best = r;
+  }
+  const gbs = best.bytes / (best.ms / 1000) / 1e9;
+  return { bytesPerToken: best.bytes, gbs, tokensPerSecond: (gbs * 1e9) / best.bytes };
+}
+
 /** read_bytes of /proc/self/io: what this process made the kernel fetch from storage (page cache misses). */
 export function storageReadBytes(): number | null {
   try {
@@ -168,6 +195,7 @@ export function runBench(model: NativeModel, options: BenchOptions): BenchResult
     prefill,
     decodeSpread,
     weightBytes: info.weightBytes,
+    stream: options.streamPasses ? measureStreamCeiling(model, options.streamPasses) : null,
     decodeGBs: (decodeSpread.median * info.weightBytes) / 1e9,
   };
 }

@@ -98,6 +98,8 @@ export interface NativeModel {
   kvUsedCells(): number;
   /** What became of the mapped model file since it was loaded (an fstat of the kept-open file). */
   fileStatus(): ModelFileStatus;
+  /** Reads the weights a decode step uses once with the context's threads: bytes read and the time it took. */
+  streamWeights(): { bytes: number; ms: number };
   close(): void;
 }
 

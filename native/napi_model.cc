@@ -7,6 +7,7 @@
 #include "forward.h"
 #include "napi_common.h"
 #include "sampler.h"
+#include "stream_probe.h"
 
 using napi_common::guarded;
 
@@ -71,7 +72,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod("kvLength", &ModelWrap::kvLength), InstanceMethod("kvTruncate", &ModelWrap::kvTruncate),
                         InstanceMethod("kvCopyPrefix", &ModelWrap::kvCopyPrefix),
                         InstanceMethod("kvUsedCells", &ModelWrap::kvUsedCells),
-                        InstanceMethod("fileStatus", &ModelWrap::fileStatus), InstanceMethod("close", &ModelWrap::close)});
+                        InstanceMethod("fileStatus", &ModelWrap::fileStatus),
+                        InstanceMethod("streamWeights", &ModelWrap::streamWeights),
+                        InstanceMethod("close", &ModelWrap::close)});
   }
 
   // new Model(path, {nCtx, nSeq, threads, kvType, residency: {streamLayers, lock}})
@@ -128,6 +131,23 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // After a pass: a read that faulted returned zeros, so its logits are not to be used.
   static void checkNotDamaged(const LlamaModel& model) {
     if (model.file().mapping().status().damaged) checkMapping(model);
+  }
+
+  // streamWeights() -> {bytes, ms}: one read of the weights a decode step uses (stream_probe.h).
+  Napi::Value streamWeights(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ensureOpen(env);
+    checkMapping(*model_);
+    StreamProbe probe;
+    guarded(env, [&] {
+      probe = streamDecodeWeights(context_->pool(), *model_);
+      return 0;
+    });
+    checkNotDamaged(*model_);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("bytes", static_cast<double>(probe.bytes));
+    o.Set("ms", probe.seconds * 1000.0);
+    return o;
   }
 
   // fileStatus() -> {ok, truncated, modified, replaced, damaged, size, mappedSize, problem}

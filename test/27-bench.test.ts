@@ -26,6 +26,18 @@ testNeeding(test, needShared, "bench --json reports positive medians within thei
   }
   t.true(Number.isFinite(j.decodeGBs) && j.decodeGBs > 0);
   t.is(j.runs.length, 3);
+  // The stream ceiling reads every matrix a decode step uses: all of the weights but the
+  // embedding table (stories260K Q4_0: 18 KiB of 240 KiB) and the norms.
+  const { stream } = j;
+  t.true(stream.bytesPerToken < j.weightBytes && stream.bytesPerToken > 0.85 * j.weightBytes, JSON.stringify(stream));
+  t.true(Number.isFinite(stream.gbs) && stream.gbs > 0, JSON.stringify(stream));
+  t.true(Math.abs(stream.tokensPerSecond - (stream.gbs * 1e9) / stream.bytesPerToken) < 1e-6 * stream.tokensPerSecond);
+});
+
+testNeeding(test, needShared, "bench under --memory-limit does not read the streamed weights to measure memory", (t) => {
+  const r = alpaca(["bench", "-m", model(), "-p", "4", "-n", "2", "--reps", "1", "--warmup", "0", "--memory-limit", "64G", "--json"]);
+  t.is(r.code, 0, r.stderr);
+  t.is(JSON.parse(r.stdout).stream, null);
 });
 
 testNeeding(test, needShared, "bench prints a table with both phases", (t) => {
@@ -34,6 +46,7 @@ testNeeding(test, needShared, "bench prints a table with both phases", (t) => {
   t.regex(r.stdout, /^prefill\s+4\s+\d/m);
   t.regex(r.stdout, /^decode\s+2\s+\d/m);
   t.regex(r.stdout, /GB\/s/);
+  t.regex(r.stdout, /^memory: .* stream at [\d.]+ GB\/s with \d+ threads .*: decode ≤ [\d.]+ tok\/s here, this run \d+ % of it$/m);
 });
 
 testNeeding(test, needShared, "bench feeds the same ordinary tokens for the same seed", (t) => {

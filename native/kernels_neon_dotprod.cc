@@ -27,6 +27,108 @@ float dotQ4_KQ8_KNeonDotprod(int64_t n, const void* w, const void* a) { return n
 float dotQ5_KQ8_KNeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ5_KQ8_K<Sdot>(n, w, a); }
 float dotQ6_KQ8_KNeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ6_KQ8_K<Sdot>(n, w, a); }
 
+// ---- The panel product (GemmQ4_0Fn), layout in kernels_neon_impl.h ----
+//
+// SDOT by lane: vdotq_laneq_s32(acc, W[g], A, g % 4) adds to lane r of acc the products of row
+// r's four nibbles of group g with activation bytes 4g..4g+3, which are word g % 4 of one of the
+// activation row's two 16-byte halves: the activation side needs no broadcast at all. The
+// nibbles stay unsigned (0..15 is a valid signed byte) and the int32 sums start from aBias.
+//
+// The unit is one quad (four rows) against up to four activation rows: 8 SDOT per pair and
+// block, against 2 SDOT plus the unpacking, pairwise sums and scale gathering of the one-row dot
+// product per pair and block. Registers: 4 float accumulators, 4 int32 sums, 8 activation
+// halves, the quad's 8 weight vectors (or the four rows they are unpacked from), the scales.
+
+using neon::kPanelQuadRecordBytes;
+using neon::NextPanel;
+
+// NA activation rows against the four rows `rows` of the panel, unpacked on the way (kUnpacked
+// false) or read from their unpacked copy `quad`: out[j][r] = row r against activation row j.
+// out holds separate pointers: rows of one array (out[0] + 4j) let GCC turn the final stores
+// into one block copy, and then it kept the accumulators in memory, stored every block. Not
+// inlined: one loop per instantiation, to read and count in the disassembly.
+template <int NA, bool kUnpacked>
+__attribute__((noinline)) void quadRows(int64_t nb, const uint8_t* quad, const uint8_t* const rows[4],
+                                        const NextPanel* next, const BlockQ8_0* const a[NA],
+                                        const int32_t* const bias[NA], const float* const scale[NA],
+                                        float* const out[NA]) {
+  float32x4_t acc[NA];
+  for (int j = 0; j < NA; ++j) acc[j] = vdupq_n_f32(0.0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8x16_t w[8];
+    float32x4_t dw;
+    if (kUnpacked) {
+      const uint8_t* record = quad + b * kPanelQuadRecordBytes;
+      for (int g = 0; g < 8; ++g) w[g] = vld1q_u8(record + 16 * g);
+      dw = vld1q_f32(reinterpret_cast<const float*>(record + 8 * 16));
+    } else {
+      if (next) next->fetch(b);
+      neon::unpackQuad(rows, b, w);
+      dw = neon::quadScales(rows, b);
+    }
+    int32x4_t s[NA];
+    int8x16_t lo[NA], hi[NA];
+    for (int j = 0; j < NA; ++j) {
+      s[j] = vld1q_dup_s32(bias[j] + b);
+      lo[j] = vld1q_s8(a[j][b].qs);
+      hi[j] = vld1q_s8(a[j][b].qs + 16);
+    }
+#define ALPACA_SDOT_GROUP(G, HALF) \
+  for (int j = 0; j < NA; ++j) s[j] = vdotq_laneq_s32(s[j], vreinterpretq_s8_u8(w[G]), HALF[j], (G) % 4)
+    ALPACA_SDOT_GROUP(0, lo); ALPACA_SDOT_GROUP(1, lo); ALPACA_SDOT_GROUP(2, lo); ALPACA_SDOT_GROUP(3, lo);
+    ALPACA_SDOT_GROUP(4, hi); ALPACA_SDOT_GROUP(5, hi); ALPACA_SDOT_GROUP(6, hi); ALPACA_SDOT_GROUP(7, hi);
+#undef ALPACA_SDOT_GROUP
+    for (int j = 0; j < NA; ++j) acc[j] = vfmaq_n_f32(acc[j], vmulq_f32(vcvtq_f32_s32(s[j]), dw), scale[j][b]);
+  }
+  for (int j = 0; j < NA; ++j) vst1q_f32(out[j], acc[j]);
+}
+
+void gemmQ4_0NeonDotprod(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_t aStride,
+                         const int32_t* aBias, const float* aScale, int64_t nA, float* y, size_t yStride, void* panel) {
+  const int64_t nb = n / kQK;
+  auto* pb = static_cast<uint8_t*>(panel);
+  const uint8_t* rows[kQ4_0PanelRows];
+  neon::panelRowPointers(static_cast<const uint8_t*>(w), wStride, nW, rows);
+  const NextPanel next(nb, static_cast<const uint8_t*>(w), wStride);
+  const int quads = (nW + 3) / 4;
+  constexpr int kRows = 4;  // activation rows per pass over a quad
+  // One pass (a few running sequences) unpacks on the way; more unpack once into the panel.
+  const bool onePass = nA <= kRows;
+  if (!onePass) neon::unpackPanel(nb, rows, quads, next, pb);
+  // Quad by quad: a quad stays in L1 while every group of activation rows passes over it.
+  for (int q = 0; q < quads; ++q) {
+    const uint8_t* quad = pb + q * nb * kPanelQuadRecordBytes;
+    const int count = nW - 4 * q < 4 ? nW - 4 * q : 4;
+    const NextPanel* fetch = q == 0 ? &next : nullptr;  // in one pass, while the first quad is read
+    for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
+      const int na = static_cast<int>(nA - x0 < kRows ? nA - x0 : kRows);
+      const BlockQ8_0* ar[kRows];
+      const int32_t* br[kRows];
+      const float* sr[kRows];
+      for (int j = 0; j < na; ++j) {
+        ar[j] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + (x0 + j) * aStride);
+        br[j] = aBias + (x0 + j) * nb;
+        sr[j] = aScale + (x0 + j) * nb;
+      }
+      float results[kRows][4];
+      float* const resultRows[kRows] = {results[0], results[1], results[2], results[3]};
+#define ALPACA_QUAD_ROWS(NA)                                                           \
+  (onePass ? quadRows<NA, false>(nb, quad, rows + 4 * q, fetch, ar, br, sr, resultRows) \
+           : quadRows<NA, true>(nb, quad, rows + 4 * q, nullptr, ar, br, sr, resultRows))
+      switch (na) {
+        case 1: ALPACA_QUAD_ROWS(1); break;
+        case 2: ALPACA_QUAD_ROWS(2); break;
+        case 3: ALPACA_QUAD_ROWS(3); break;
+        default: ALPACA_QUAD_ROWS(4); break;
+      }
+#undef ALPACA_QUAD_ROWS
+      // Only the panel's rows: y beyond nW belongs to someone else.
+      for (int j = 0; j < na; ++j)
+        for (int r = 0; r < count; ++r) y[(x0 + j) * yStride + 4 * q + r] = results[j][r];
+    }
+  }
+}
+
 bool dotprodRunsHere() { return cpuFeatures().neonDotprod; }
 
 }  // namespace
@@ -35,5 +137,5 @@ const SimdKernelSet kNeonDotprodKernels = {
     "neon-dotprod",         dotprodRunsHere,        dotQ4_0Q8_0NeonDotprod, dotQ8_0Q8_0NeonDotprod,
     dotQ4_1Q8_1NeonDotprod, dotQ4_KQ8_KNeonDotprod, dotQ5_KQ8_KNeonDotprod, dotQ6_KQ8_KNeonDotprod,
     nullptr,                nullptr,                nullptr,                nullptr,
-    nullptr,
+    gemmQ4_0NeonDotprod,
 };

@@ -4,6 +4,8 @@
 // (ARMv8.2, Cortex-A76). Everything here has internal linkage, so each file keeps its own copy
 // compiled with its own flags (a shared copy could carry SDOT into the baseline code).
 //
+// The Q4_0 panel's layout and unpacking, shared by both panel kernels, are at the end.
+//
 // A policy provides, for signed bytes with lanes holding sums of the listed products:
 //   dot32(x0, a0, x1, a1)  Σ x0·a0 + x1·a1, where |x| <= 32 or x in 0..31 (4 products per
 //                          16-bit lane in the A72 version fit: 4·32·128 = 2^14)
@@ -13,7 +15,9 @@
 #include <arm_neon.h>
 
 #include <cstddef>
+#include <cstdint>
 
+#include "kernels_simd.h"
 #include "tensor_types.h"
 
 namespace {
@@ -233,6 +237,89 @@ float dotQ6_KQ8_K(int64_t n, const void* w, const void* a) {
     sum += halfToFloat(x[i].d) * y[i].d * static_cast<float>(vaddvq_s32(acc));
   }
   return sum;
+}
+
+// ---------------------------------------------------------------- the Q4_0 panel (GemmQ4_0Fn)
+// The unpacked panel of both arm64 panel kernels, in the caller's scratch: four quads of four
+// rows, each nb records of 144 bytes, so that a quad is one sequential stream (18 KB for 4096
+// columns: it stays in L1 while groups of activation rows pass over it). Record b of quad q:
+// eight vectors W[g] whose 32-bit lane r holds row 4q+r's nibbles of elements 4g..4g+3 (0..15,
+// unsigned, in element order), then the four rows' scales as floats. The lanes are those of the
+// x86 panel: an SDOT by lane, or a widening multiply by the same four activation bytes repeated,
+// adds four products into each of four rows at once, and a row's sum never crosses lanes.
+//
+// A block of all sixteen rows is 32 vectors, the whole register file, hence quads: a quad's
+// block is 8 vectors, which leaves room for the accumulators of several activation rows.
+constexpr size_t kPanelQuadRecordBytes = 8 * 16 + 4 * sizeof(float);
+constexpr int kPanelQuads = kQ4_0PanelRows / 4;
+static_assert(kPanelQuads * kPanelQuadRecordBytes == kQ4_0PanelBytesPerBlock, "the quads fill the caller's block size");
+
+// The rows of a panel; those past nW repeat the last one, so the kernels compute every lane
+// without a special case and only the stores look at nW.
+inline void panelRowPointers(const uint8_t* w, size_t wStride, int nW, const uint8_t* rows[kQ4_0PanelRows]) {
+  for (int r = 0; r < kQ4_0PanelRows; ++r) rows[r] = w + (r < nW ? r : nW - 1) * wStride;
+}
+
+// Block b of four rows as W[0..7] of the layout above: a 4×4 transpose of 32-bit words (word g
+// of a row holds the nibbles of elements 4g.. low and 16+4g.. high), then the two nibbles apart.
+// LD4 to one lane would transpose while loading, but GCC 12 copies its register quadruple
+// through the stack when registers are short, as they are in a kernel that unpacks on the way.
+inline void unpackQuad(const uint8_t* const rows[4], int64_t b, uint8x16_t w[8]) {
+  const auto quants = [&](int r) {
+    return vreinterpretq_s32_u8(vld1q_u8(reinterpret_cast<const BlockQ4_0*>(rows[r])[b].qs));
+  };
+  const int32x4_t r0 = quants(0), r1 = quants(1), r2 = quants(2), r3 = quants(3);
+  const int64x2_t u0 = vreinterpretq_s64_s32(vtrn1q_s32(r0, r1)), u1 = vreinterpretq_s64_s32(vtrn2q_s32(r0, r1));
+  const int64x2_t u2 = vreinterpretq_s64_s32(vtrn1q_s32(r2, r3)), u3 = vreinterpretq_s64_s32(vtrn2q_s32(r2, r3));
+  const int64x2_t t[4] = {vtrn1q_s64(u0, u2), vtrn1q_s64(u1, u3), vtrn2q_s64(u0, u2), vtrn2q_s64(u1, u3)};
+  const uint8x16_t low4 = vdupq_n_u8(0x0F);
+  for (int g = 0; g < 4; ++g) {
+    const uint8x16_t v = vreinterpretq_u8_s64(t[g]);
+    w[g] = vandq_u8(v, low4);
+    w[4 + g] = vshrq_n_u8(v, 4);
+  }
+}
+
+// The fp16 scales of block b of four rows, as floats.
+inline float32x4_t quadScales(const uint8_t* const rows[4], int64_t b) {
+  const auto scale = [&](int r) { return &reinterpret_cast<const BlockQ4_0*>(rows[r])[b].d; };
+  uint16x4_t h = vld1_dup_u16(scale(0));
+  h = vld1_lane_u16(scale(1), h, 1);
+  h = vld1_lane_u16(scale(2), h, 2);
+  h = vld1_lane_u16(scale(3), h, 3);
+  return vcvt_f32_f16(vreinterpret_f16_u16(h));
+}
+
+// Sixteen rows read side by side are sixteen short streams; the next panel is the one stretch
+// of 16·wStride bytes after this one, so it is fetched in order, a block's share per block
+// unpacked (the reasoning of the x86 panel; not measured on a Pi).
+class NextPanel {
+ public:
+  NextPanel(int64_t nb, const uint8_t* w, size_t wStride)
+      : next_(w + kQ4_0PanelRows * wStride), share_(kQ4_0PanelRows * wStride / static_cast<size_t>(nb)) {}
+  inline void fetch(int64_t b) const {
+    for (size_t off = 0; off < share_; off += 64) __builtin_prefetch(next_ + b * share_ + off);
+  }
+
+ private:
+  const uint8_t* next_;
+  size_t share_;
+};
+
+// The first `quads` quads of the panel into `panel` (kQ4_0PanelBytesPerBlock per block), for
+// batches that pass over it more than once.
+inline void unpackPanel(int64_t nb, const uint8_t* const rows[kQ4_0PanelRows], int quads, const NextPanel& next,
+                        uint8_t* panel) {
+  for (int64_t b = 0; b < nb; ++b) {
+    next.fetch(b);
+    for (int q = 0; q < quads; ++q) {
+      uint8_t* out = panel + (q * nb + b) * kPanelQuadRecordBytes;
+      uint8x16_t w[8];
+      unpackQuad(rows + 4 * q, b, w);
+      for (int g = 0; g < 8; ++g) vst1q_u8(out + 16 * g, w[g]);
+      vst1q_f32(reinterpret_cast<float*>(out + 8 * 16), quadScales(rows + 4 * q, b));
+    }
+  }
 }
 
 }  // namespace neon

@@ -33,7 +33,9 @@ using GemmQ4_0Fn = void (*)(int64_t n, const void* w, size_t wStride, int nW, co
                             const int32_t* aBias, const float* aScale, int64_t nA, float* y, size_t yStride,
                             void* panel);
 constexpr int kQ4_0PanelRows = 16;
-constexpr size_t kQ4_0PanelBytesPerBlock = 8 * 64 + 16 * 4;  // [8 groups][16 rows][4 nibbles], [16] scales
+// x86: [8 groups][16 rows][4 nibbles], [16] scales; arm64 orders the same bytes by quads of rows
+// (kernels_neon_impl.h).
+constexpr size_t kQ4_0PanelBytesPerBlock = 8 * 64 + 16 * 4;
 
 // Per activation block b of row x: aBias = −8·Σ quants (the offset of the unsigned nibbles) and
 // aScale = its scale as a float. Baseline code, shared by every set's panel kernel.

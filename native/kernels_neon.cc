@@ -124,6 +124,95 @@ void quantizeRowQ8_0Neon(const float* src, void* dst, int64_t n) {
   }
 }
 
+// ---- The panel product (GemmQ4_0Fn), layout in kernels_neon_impl.h ----
+//
+// The multiplies cannot get fewer: 512 products per block of sixteen rows are 64 SMULL/SMLAL of
+// eight, as in the one-row kernel. What the panel removes is the rest: the unpacking (once per
+// panel, not per activation row), the pairwise sums of four blocks and the gathering of their
+// fp16 scales. W[g] (four rows × four nibbles) is multiplied by word g of the activation row
+// repeated: SMULL on the low halves gives rows 0-1, SMULL2 on the high halves rows 2-3, a 16-bit
+// lane per (row, element mod 4). Over the eight groups a lane sums 8 products, |8·15·128| < 2^14;
+// ADDP adds two lanes (< 2^15), SADDLP the other two into int32, once per block and quad. One
+// DUP of an activation word serves all four quads (8 multiplies).
+//
+// One activation row at a time: 8 repeated words, 2 int16 sums, 4 float accumulators and the
+// weights fit the register file; with two rows GCC 12 spilled, and more instructions per row.
+
+using neon::kPanelQuadRecordBytes;
+using neon::kPanelQuads;
+
+// One activation row against blocks [0, nb) of the four quads of the unpacked panel (quads
+// quadStride bytes apart), added to sums[r] for row r in block order, as if in one pass.
+// (Not inlined: one loop, to read and count in the disassembly.)
+__attribute__((noinline)) void panelRow(int64_t nb, const uint8_t* panel, size_t quadStride, const BlockQ8_0* a,
+                                        const int32_t* bias, const float* scale, float* sums) {
+  float32x4_t acc[kPanelQuads];
+  for (int q = 0; q < kPanelQuads; ++q) acc[q] = vld1q_f32(sums + 4 * q);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* record = panel + b * kPanelQuadRecordBytes;
+    const int32x4_t lo = vreinterpretq_s32_s8(vld1q_s8(a[b].qs));
+    const int32x4_t hi = vreinterpretq_s32_s8(vld1q_s8(a[b].qs + 16));
+    const int8x16_t word[8] = {
+        vreinterpretq_s8_s32(vdupq_laneq_s32(lo, 0)), vreinterpretq_s8_s32(vdupq_laneq_s32(lo, 1)),
+        vreinterpretq_s8_s32(vdupq_laneq_s32(lo, 2)), vreinterpretq_s8_s32(vdupq_laneq_s32(lo, 3)),
+        vreinterpretq_s8_s32(vdupq_laneq_s32(hi, 0)), vreinterpretq_s8_s32(vdupq_laneq_s32(hi, 1)),
+        vreinterpretq_s8_s32(vdupq_laneq_s32(hi, 2)), vreinterpretq_s8_s32(vdupq_laneq_s32(hi, 3)),
+    };
+    const int32x4_t offset = vdupq_n_s32(bias[b]);
+    // Unrolled early: as a loop, acc[q] stayed in memory.
+#pragma GCC unroll 4
+    for (int q = 0; q < kPanelQuads; ++q) {
+      const auto* quad = reinterpret_cast<const int8_t*>(record + q * quadStride);
+      int8x16_t w = vld1q_s8(quad);
+      int16x8_t p0 = vmull_s8(vget_low_s8(w), vget_low_s8(word[0]));  // rows 0-1
+      int16x8_t p1 = vmull_high_s8(w, word[0]);                       // rows 2-3
+      for (int g = 1; g < 8; ++g) {
+        w = vld1q_s8(quad + 16 * g);
+        p0 = vmlal_s8(p0, vget_low_s8(w), vget_low_s8(word[g]));
+        p1 = vmlal_high_s8(p1, w, word[g]);
+      }
+      const int32x4_t s = vaddq_s32(vpaddlq_s16(vpaddq_s16(p0, p1)), offset);
+      const float32x4_t dw = vld1q_f32(reinterpret_cast<const float*>(quad + 8 * 16));
+      acc[q] = vfmaq_n_f32(acc[q], vmulq_f32(vcvtq_f32_s32(s), dw), scale[b]);
+    }
+  }
+  for (int q = 0; q < kPanelQuads; ++q) vst1q_f32(sums + 4 * q, acc[q]);
+}
+
+// Always through the unpacked panel: matmul sends batches of four or more activation rows, and
+// with one row per pass, unpacking on the way would repeat the unpacking for every row.
+void gemmQ4_0Neon(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_t aStride,
+                  const int32_t* aBias, const float* aScale, int64_t nA, float* y, size_t yStride, void* panel) {
+  const int64_t nb = n / kQK;
+  auto* pb = static_cast<uint8_t*>(panel);
+  const uint8_t* rows[kQ4_0PanelRows];
+  neon::panelRowPointers(static_cast<const uint8_t*>(w), wStride, nW, rows);
+  // All four quads even of a short panel (the last of a matrix at most): one loop for all.
+  neon::unpackPanel(nb, rows, kPanelQuads, neon::NextPanel(nb, static_cast<const uint8_t*>(w), wStride), pb);
+  const size_t quadStride = static_cast<size_t>(nb) * kPanelQuadRecordBytes;
+  // Every activation row reads the whole panel (72 KB for 4096 columns), more than the A72's
+  // 32 KB L1: so the rows of a group take turns over a chunk of blocks (18 KB) before the next,
+  // and the panel comes from L2 once per group instead of once per row. Their running sums wait
+  // here between chunks; the order of the additions is that of one pass.
+  constexpr int64_t kChunkBlocks = 32;
+  constexpr int64_t kGroupRows = 32;
+  for (int64_t x0 = 0; x0 < nA; x0 += kGroupRows) {
+    const int64_t x1 = nA - x0 < kGroupRows ? nA : x0 + kGroupRows;
+    float sums[kGroupRows][kQ4_0PanelRows] = {};
+    for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks) {
+      const int64_t blocks = nb - b0 < kChunkBlocks ? nb - b0 : kChunkBlocks;
+      for (int64_t x = x0; x < x1; ++x) {
+        const auto* ax = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + x * aStride);
+        panelRow(blocks, pb + b0 * kPanelQuadRecordBytes, quadStride, ax + b0, aBias + x * nb + b0,
+                 aScale + x * nb + b0, sums[x - x0]);
+      }
+    }
+    // Only the panel's rows: y beyond nW belongs to someone else.
+    for (int64_t x = x0; x < x1; ++x)
+      for (int r = 0; r < nW; ++r) y[x * yStride + r] = sums[x - x0][r];
+  }
+}
+
 bool neonRunsHere() { return cpuFeatures().neon; }
 
 }  // namespace
@@ -131,7 +220,7 @@ bool neonRunsHere() { return cpuFeatures().neon; }
 const SimdKernelSet kNeonKernels = {
     "neon",          neonRunsHere,    dotQ4_0Q8_0Neon, dotQ8_0Q8_0Neon, dotQ4_1Q8_1Neon,    dotQ4_KQ8_KNeon,
     dotQ5_KQ8_KNeon, dotQ6_KQ8_KNeon, dotF16F16Neon,   dotF32F32Neon,   quantizeRowQ8_0Neon,
-    nullptr,         nullptr,
+    nullptr,         gemmQ4_0Neon,
 };
 
 const SimdKernelSet kNeonSdotEmulatedKernels = {

@@ -200,13 +200,16 @@ void checkQ4_0Tile(const SimdKernelSet& set) {
 }
 
 // The panel product against the one-row scalar reference, every (weight row, activation row)
-// pair: short panels (nW < 16), activation counts around the kernel's pass of eight, strides
-// beyond the row, and a y stride beyond nW whose untouched entries must stay as they were.
+// pair: short panels (nW < 16), activation counts around the kernels' passes (x86: eight rows,
+// arm64 SDOT: four; every remainder 1..4 of the latter, both unpacked on the way and from the
+// panel), strides beyond the row, and a y stride beyond nW whose untouched entries must stay as
+// they were.
 void checkQ4_0Panel(const SimdKernelSet& set) {
   const VecDotFn reference = vecDotScalar(TensorType::Q4_0);
   const struct { int64_t n; int nW; int64_t nA; } cases[] = {
       {32, 16, 1}, {96, 1, 8},    {160, 5, 9},   {256, 16, 13}, {4096, 16, 32},
-      {4096, 11, 3}, {11008, 16, 17}, {64, 15, 40},
+      {4096, 11, 3}, {11008, 16, 17}, {64, 15, 40}, {64, 16, 2}, {256, 9, 4},
+      {160, 16, 6}, {96, 13, 7},
   };
   for (const auto& c : cases) {
     for (int unit = 0; unit < 2; ++unit) {

@@ -135,8 +135,9 @@ void quantizeRowQ8_0Neon(const float* src, void* dst, int64_t n) {
 // ADDP adds two lanes (< 2^15), SADDLP the other two into int32, once per block and quad. One
 // DUP of an activation word serves all four quads (8 multiplies).
 //
-// One activation row at a time: 8 repeated words, 2 int16 sums, 4 float accumulators and the
-// weights fit the register file; with two rows GCC 12 spilled, and more instructions per row.
+// One activation row at a time, group by group: 8 int16 sums, 4 float accumulators, a repeated
+// word and a weight vector at a time. GCC 12 spilled with two rows, and with the quads outer
+// (eight repeated words live) under the generic tuning the addon is built with.
 
 using neon::kPanelQuadRecordBytes;
 using neon::kPanelQuads;
@@ -149,30 +150,33 @@ __attribute__((noinline)) void panelRow(int64_t nb, const uint8_t* panel, size_t
   float32x4_t acc[kPanelQuads];
   for (int q = 0; q < kPanelQuads; ++q) acc[q] = vld1q_f32(sums + 4 * q);
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* record = panel + b * kPanelQuadRecordBytes;
+    const auto* record = reinterpret_cast<const int8_t*>(panel + b * kPanelQuadRecordBytes);
     const int32x4_t lo = vreinterpretq_s32_s8(vld1q_s8(a[b].qs));
     const int32x4_t hi = vreinterpretq_s32_s8(vld1q_s8(a[b].qs + 16));
-    const int8x16_t word[8] = {
-        vreinterpretq_s8_s32(vdupq_laneq_s32(lo, 0)), vreinterpretq_s8_s32(vdupq_laneq_s32(lo, 1)),
-        vreinterpretq_s8_s32(vdupq_laneq_s32(lo, 2)), vreinterpretq_s8_s32(vdupq_laneq_s32(lo, 3)),
-        vreinterpretq_s8_s32(vdupq_laneq_s32(hi, 0)), vreinterpretq_s8_s32(vdupq_laneq_s32(hi, 1)),
-        vreinterpretq_s8_s32(vdupq_laneq_s32(hi, 2)), vreinterpretq_s8_s32(vdupq_laneq_s32(hi, 3)),
-    };
     const int32x4_t offset = vdupq_n_s32(bias[b]);
-    // Unrolled early: as a loop, acc[q] stayed in memory.
-#pragma GCC unroll 4
+    int16x8_t p0[kPanelQuads], p1[kPanelQuads];  // per quad: rows 0-1, rows 2-3
+    // Group G: word G % 4 of the activation half repeated, times W[G] of each quad. The first
+    // group multiplies, the others accumulate.
+#define ALPACA_PANEL_GROUP(G, HALF)                                                            \
+  {                                                                                            \
+    const int8x16_t word = vreinterpretq_s8_s32(vdupq_laneq_s32(HALF, (G) % 4));               \
+    for (int q = 0; q < kPanelQuads; ++q) {                                                    \
+      const int8x16_t w = vld1q_s8(record + q * quadStride + 16 * (G));                        \
+      if ((G) == 0) {                                                                          \
+        p0[q] = vmull_s8(vget_low_s8(w), vget_low_s8(word));                                   \
+        p1[q] = vmull_high_s8(w, word);                                                        \
+      } else {                                                                                 \
+        p0[q] = vmlal_s8(p0[q], vget_low_s8(w), vget_low_s8(word));                            \
+        p1[q] = vmlal_high_s8(p1[q], w, word);                                                 \
+      }                                                                                        \
+    }                                                                                          \
+  }
+    ALPACA_PANEL_GROUP(0, lo) ALPACA_PANEL_GROUP(1, lo) ALPACA_PANEL_GROUP(2, lo) ALPACA_PANEL_GROUP(3, lo)
+    ALPACA_PANEL_GROUP(4, hi) ALPACA_PANEL_GROUP(5, hi) ALPACA_PANEL_GROUP(6, hi) ALPACA_PANEL_GROUP(7, hi)
+#undef ALPACA_PANEL_GROUP
     for (int q = 0; q < kPanelQuads; ++q) {
-      const auto* quad = reinterpret_cast<const int8_t*>(record + q * quadStride);
-      int8x16_t w = vld1q_s8(quad);
-      int16x8_t p0 = vmull_s8(vget_low_s8(w), vget_low_s8(word[0]));  // rows 0-1
-      int16x8_t p1 = vmull_high_s8(w, word[0]);                       // rows 2-3
-      for (int g = 1; g < 8; ++g) {
-        w = vld1q_s8(quad + 16 * g);
-        p0 = vmlal_s8(p0, vget_low_s8(w), vget_low_s8(word[g]));
-        p1 = vmlal_high_s8(p1, w, word[g]);
-      }
-      const int32x4_t s = vaddq_s32(vpaddlq_s16(vpaddq_s16(p0, p1)), offset);
-      const float32x4_t dw = vld1q_f32(reinterpret_cast<const float*>(quad + 8 * 16));
+      const int32x4_t s = vaddq_s32(vpaddlq_s16(vpaddq_s16(p0[q], p1[q])), offset);
+      const float32x4_t dw = vld1q_f32(reinterpret_cast<const float*>(record + q * quadStride + 8 * 16));
       acc[q] = vfmaq_n_f32(acc[q], vmulq_f32(vcvtq_f32_s32(s), dw), scale[b]);
     }
   }

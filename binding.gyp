@@ -38,6 +38,7 @@
         ["target_arch=='x64'", {"dependencies": ["alpaca_kernels_avx2", "alpaca_kernels_avx512_vnni"]}],
         ["target_arch=='arm64'", {
           "sources": ["native/kernels_neon.cc"],
+          "cflags_cc": ["-mtune=cortex-a72"],
           "dependencies": ["alpaca_kernels_neon_dotprod"]
         }]
       ]
@@ -70,7 +71,7 @@
           "type": "static_library",
           "sources": ["native/kernels_neon_dotprod.cc"],
           "cflags": ["-fPIC"],
-          "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-march=armv8.2-a+dotprod"]
+          "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-march=armv8.2-a+dotprod", "-mtune=cortex-a76"]
         }
       ]
     }]

@@ -160,7 +160,7 @@ async function runAlpaca(o, model) {
     [CLI, "bench", "--model", model, "-p", o.p, "-n", o.n, "--threads", o.threads, "--reps", 1, "--warmup", o.warmup, "--seed", o.seed, "--json"].map(String),
     "alpaca bench",
   );
-  return { prefill: j.prefill.median, decode: j.decode.median, weightBytes: j.weightBytes };
+  return { prefill: j.prefill.median, decode: j.decode.median, weightBytes: j.weightBytes, stream: j.stream };
 }
 
 async function runLlamaCpp(o, model, tokens) {
@@ -203,12 +203,14 @@ async function main() {
   const runs = { alpaca: [], "llama.cpp": [] };
   let setup;
   let weightBytes = 0;
+  const ceilings = []; // decode tokens/s the memory allows, measured in each alpaca process
   for (let r = 0; r < o.reps; r++) {
     const order = r % 2 === 0 ? ["alpaca", "llama.cpp"] : ["llama.cpp", "alpaca"];
     for (const name of order) {
       const res = await engines[name]();
       if (res.setup) setup = res.setup;
       if (res.weightBytes) weightBytes = res.weightBytes;
+      if (res.stream) ceilings.push(res.stream);
       runs[name].push({ prefill: res.prefill, decode: res.decode });
       log(`rep ${r + 1}  ${name.padEnd(9)}  prefill ${fmt(res.prefill).padStart(7)} tok/s   decode ${fmt(res.decode).padStart(7)} tok/s`);
     }
@@ -237,6 +239,11 @@ async function main() {
     alpaca: summary.alpaca,
     llamaCpp: summary["llama.cpp"],
     ratio,
+    // The fastest read of the weights a decode step uses, per alpaca run (alpaca bench's
+    // "memory" line): no engine decodes faster than tokensPerSecond on this machine.
+    memoryCeiling: ceilings.length
+      ? { gbs: spread(ceilings.map((c) => c.gbs)), tokensPerSecond: spread(ceilings.map((c) => c.tokensPerSecond)) }
+      : null,
     peer: {
       package: `${PEER_PACKAGE}@${PEER_VERSION}`,
       llamaCppRelease: setup?.llamaCppRelease,
@@ -261,6 +268,15 @@ async function main() {
       row("prefill tok/s", a.prefill.median, l.prefill.median, ratio.prefill),
       row("decode tok/s", a.decode.median, l.decode.median, ratio.decode),
       row("decode GB/s", a.decodeGBs, l.decodeGBs, ratio.decode),
+      ...(report.memoryCeiling
+        ? [
+            `memory ceiling: the weights a decode step reads stream at ${fmt(report.memoryCeiling.gbs.median)} GB/s ` +
+              `(${fmt(report.memoryCeiling.gbs.min)}–${fmt(report.memoryCeiling.gbs.max)}), so decode ≤ ` +
+              `${fmt(report.memoryCeiling.tokensPerSecond.median)} tok/s: alpaca ` +
+              `${Math.round((100 * a.decode.median) / report.memoryCeiling.tokensPerSecond.median)} %, llama.cpp ` +
+              `${Math.round((100 * l.decode.median) / report.memoryCeiling.tokensPerSecond.median)} % of it`,
+          ]
+        : []),
       "",
       `weights ${(weightBytes / 2 ** 30).toFixed(2)} GiB; llama.cpp ${setup?.llamaCppRelease ?? "?"} via ${PEER_PACKAGE}@${PEER_VERSION} ` +
         `(flash attention ${setup?.flashAttention}); load average now ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`,

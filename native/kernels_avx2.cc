@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "cpu_features.h"
+#include "kernels_panel_pass.h"
 #include "kernels_simd.h"
 #include "kernels_x86_q4_0_tile.h"
 
@@ -464,22 +465,12 @@ void gemmQ4_0Avx2(int64_t n, const void* w, size_t wStride, int nW, const void* 
   for (int64_t b = 0; b < nb; ++b) source.block(b, pb + b);
   constexpr int kRows = 4;  // activation rows per pass: eight accumulators (3 to 6 measured the same)
   for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
-    const int na = static_cast<int>(nA - x0 < kRows ? nA - x0 : kRows);
-    const BlockQ8_0* ar[kRows];
-    const int32_t* br[kRows];
-    const float* sr[kRows];
-    float* yr[kRows];
-    for (int j = 0; j < na; ++j) {
-      ar[j] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + (x0 + j) * aStride);
-      br[j] = aBias + (x0 + j) * nb;
-      sr[j] = aScale + (x0 + j) * nb;
-      yr[j] = y + (x0 + j) * yStride;
-    }
-    switch (na) {
-      case 1: panelRows<1>(nb, pb, ar, br, sr, yr, nW); break;
-      case 2: panelRows<2>(nb, pb, ar, br, sr, yr, nW); break;
-      case 3: panelRows<3>(nb, pb, ar, br, sr, yr, nW); break;
-      default: panelRows<4>(nb, pb, ar, br, sr, yr, nW); break;
+    const PanelPass<kRows> p(x0, nA, nb, a, aStride, aBias, aScale, y, yStride);
+    switch (p.count) {
+      case 1: panelRows<1>(nb, pb, p.a, p.bias, p.scale, p.y, nW); break;
+      case 2: panelRows<2>(nb, pb, p.a, p.bias, p.scale, p.y, nW); break;
+      case 3: panelRows<3>(nb, pb, p.a, p.bias, p.scale, p.y, nW); break;
+      default: panelRows<4>(nb, pb, p.a, p.bias, p.scale, p.y, nW); break;
     }
   }
 }

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "cpu_features.h"
+#include "kernels_panel_pass.h"
 #include "kernels_simd.h"
 #include "kernels_x86_q4_0_tile.h"
 
@@ -233,21 +234,11 @@ void gemmQ4_0Avx512Vnni(int64_t n, const void* w, size_t wStride, int nW, const 
   const bool onePass = nA <= kRows;
   if (!onePass) unpackPanel(nb, source, pb);
   for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
-    const int na = static_cast<int>(nA - x0 < kRows ? nA - x0 : kRows);
-    const BlockQ8_0* ar[kRows];
-    const int32_t* br[kRows];
-    const float* sr[kRows];
-    float* yr[kRows];
-    for (int j = 0; j < na; ++j) {
-      ar[j] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + (x0 + j) * aStride);
-      br[j] = aBias + (x0 + j) * nb;
-      sr[j] = aScale + (x0 + j) * nb;
-      yr[j] = y + (x0 + j) * yStride;
-    }
+    const PanelPass<kRows> p(x0, nA, nb, a, aStride, aBias, aScale, y, yStride);
 #define ALPACA_PANEL_ROWS(NA)                                                                    \
-  (onePass ? panelRows<NA, false>(nb, source, pb, ar, br, sr, yr, rowMask)                      \
-           : panelRows<NA, true>(nb, source, pb, ar, br, sr, yr, rowMask))
-    switch (na) {
+  (onePass ? panelRows<NA, false>(nb, source, pb, p.a, p.bias, p.scale, p.y, rowMask)           \
+           : panelRows<NA, true>(nb, source, pb, p.a, p.bias, p.scale, p.y, rowMask))
+    switch (p.count) {
       case 1: ALPACA_PANEL_ROWS(1); break;
       case 2: ALPACA_PANEL_ROWS(2); break;
       case 3: ALPACA_PANEL_ROWS(3); break;

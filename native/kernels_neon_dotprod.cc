@@ -6,6 +6,7 @@
 #include "kernels_neon_impl.h"
 
 #include "cpu_features.h"
+#include "kernels_panel_pass.h"
 #include "kernels_simd.h"
 
 namespace {
@@ -101,20 +102,13 @@ void gemmQ4_0NeonDotprod(int64_t n, const void* w, size_t wStride, int nW, const
     const int count = nW - 4 * q < 4 ? nW - 4 * q : 4;
     const NextPanel* fetch = q == 0 ? &next : nullptr;  // in one pass, while the first quad is read
     for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
-      const int na = static_cast<int>(nA - x0 < kRows ? nA - x0 : kRows);
-      const BlockQ8_0* ar[kRows];
-      const int32_t* br[kRows];
-      const float* sr[kRows];
-      for (int j = 0; j < na; ++j) {
-        ar[j] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + (x0 + j) * aStride);
-        br[j] = aBias + (x0 + j) * nb;
-        sr[j] = aScale + (x0 + j) * nb;
-      }
+      const PanelPass<kRows> p(x0, nA, nb, a, aStride, aBias, aScale, y, yStride);
+      const int na = p.count;
       float results[kRows][4];
       float* const resultRows[kRows] = {results[0], results[1], results[2], results[3]};
-#define ALPACA_QUAD_ROWS(NA)                                                           \
-  (onePass ? quadRows<NA, false>(nb, quad, rows + 4 * q, fetch, ar, br, sr, resultRows) \
-           : quadRows<NA, true>(nb, quad, rows + 4 * q, nullptr, ar, br, sr, resultRows))
+#define ALPACA_QUAD_ROWS(NA)                                                                    \
+  (onePass ? quadRows<NA, false>(nb, quad, rows + 4 * q, fetch, p.a, p.bias, p.scale, resultRows) \
+           : quadRows<NA, true>(nb, quad, rows + 4 * q, nullptr, p.a, p.bias, p.scale, resultRows))
       switch (na) {
         case 1: ALPACA_QUAD_ROWS(1); break;
         case 2: ALPACA_QUAD_ROWS(2); break;

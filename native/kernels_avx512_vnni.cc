@@ -137,6 +137,8 @@ class PanelSource {
     for (int r = 0; r < kQ4_0PanelRows; ++r) rows_[r] = r < nW ? w + r * wStride : nullptr;
   }
 
+  __mmask16 rowMask() const { return rowMask_; }  // lanes of the panel's real rows
+
   // Block b: wq[g] lane r = row r's nibbles of elements 4g..4g+3, dw lane r = row r's scale.
   inline void block(int64_t b, __m512i wq[8], __m512* dw) const {
     // Sixteen rows read side by side are sixteen streams, which the hardware prefetcher follows
@@ -228,7 +230,7 @@ void gemmQ4_0Avx512Vnni(int64_t n, const void* w, size_t wStride, int nW, const 
   const int64_t nb = n / kQK;
   auto* pb = static_cast<uint8_t*>(panel);
   const PanelSource source(nb, static_cast<const uint8_t*>(w), wStride, nW);
-  const __mmask16 rowMask = static_cast<__mmask16>((1u << nW) - 1);
+  const __mmask16 rowMask = source.rowMask();
   constexpr int kRows = 8;  // activation rows per pass: 8 accumulators + 8 weight vectors in registers
   // One pass (a few running sequences) unpacks on the way; more unpack once into the panel.
   const bool onePass = nA <= kRows;

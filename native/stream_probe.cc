@@ -45,7 +45,7 @@ StreamProbe streamDecodeWeights(ThreadPool& pool, const LlamaModel& model) {
     for (const Weight* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.wGate, &l.wUp, &l.wDown}) add(*w);
   }
   add(model.output());
-  std::atomic<uint64_t> sink{0};
+  std::atomic<uint64_t> sink{0};  // the sums go somewhere observable, so the reads stay
   const auto t0 = std::chrono::steady_clock::now();
   pool.parallelFor(static_cast<int64_t>(pieces.size()), [&](int64_t begin, int64_t end, int) {
     uint64_t s = 0;
@@ -53,7 +53,5 @@ StreamProbe streamDecodeWeights(ThreadPool& pool, const LlamaModel& model) {
     sink.fetch_xor(s, std::memory_order_relaxed);
   });
   probe.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  // The sum is kept so the reads cannot be optimized away; its value means nothing.
-  if (sink.load() == 0x5eedULL) probe.seconds += 0.0;
   return probe;
 }

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels_simd.h"
 #include "matmul.h"
 
 namespace {
@@ -43,6 +44,16 @@ void rope(float* x, int64_t nHeads, int64_t headDim, int64_t nRot, int32_t pos, 
 }
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+// A row into the KV cache's type (or a query head into the type its dot product takes): fp16,
+// the default, through the SIMD conversion, bit-identical to quantizeRow.
+void convertRow(TensorType type, const float* src, void* dst, int64_t n) {
+  if (type == TensorType::F16) {
+    bestF16RowKernels().toF16(src, dst, n);
+  } else {
+    quantizeRow(type, src, dst, n);
+  }
+}
 
 }  // namespace
 
@@ -110,8 +121,8 @@ const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>
       rope(&q_[t * Q], hp.nHead, hp.headDim, hp.nRot, batch[t].pos, hp, model_.ropeFreqFactors());
       rope(&k_[t * KV], hp.nHeadKv, hp.headDim, hp.nRot, batch[t].pos, hp, model_.ropeFreqFactors());
       // the cache keeps k and v in its own type (f16 by default), as the reference does
-      quantizeRow(kv_.type(), &k_[t * KV], kv_.keyRow(l, batch[t].seq, batch[t].pos), KV);
-      quantizeRow(kv_.type(), &v_[t * KV], kv_.valueRow(l, batch[t].seq, batch[t].pos), KV);
+      convertRow(kv_.type(), &k_[t * KV], kv_.keyRow(l, batch[t].seq, batch[t].pos), KV);
+      convertRow(kv_.type(), &v_[t * KV], kv_.valueRow(l, batch[t].seq, batch[t].pos), KV);
     }
     attention(static_cast<int>(l), batch);                                   // xb [T][H·D]
     matmul(pool_, L.wo.data, L.wo.type, E, Q, xb_.data(), T, att_.data());  // att [T][E]
@@ -159,7 +170,9 @@ void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch
   const TensorType kvType = kv_.type();
   const TensorType qType = traitsOf(kvType).dotWith;
   const size_t qRowBytes = rowBytes(qType, D);
+  const size_t headBytes = rowBytes(kvType, D);  // one head of a cached key or value row
   VecDotFn dot = vecDotFor(kvType);
+  const AxpyF16Fn axpyF16 = kvType == TensorType::F16 ? bestF16RowKernels().axpy : nullptr;
   const int nThreads = pool_.threads();
   scores_.resize(static_cast<size_t>(nThreads) * C);                    // [threads][C]
   qHalf_.resize((static_cast<size_t>(nThreads) * qRowBytes + 1) / 2);   // [threads][one query head in the dot format]
@@ -173,10 +186,10 @@ void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch
       const int64_t t = i / H, h = i % H, kvh = h / group;
       const BatchToken& b = batch[t];
       const int64_t n = b.pos + 1;
-      quantizeRow(qType, &q_[t * Q + h * D], qh, D);
+      convertRow(qType, &q_[t * Q + h * D], qh, D);
       float maxScore = -INFINITY;
       for (int64_t j = 0; j < n; j++) {
-        const uint8_t* krow = kv_.keyRow(layer, b.seq, static_cast<int>(j)) + kvh * rowBytes(kvType, D);
+        const uint8_t* krow = kv_.keyRow(layer, b.seq, static_cast<int>(j)) + kvh * headBytes;
         s[j] = dot(D, krow, qh) * scale;
         if (s[j] > maxScore) maxScore = s[j];
       }
@@ -190,9 +203,13 @@ void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch
       std::memset(out, 0, sizeof(float) * D);
       for (int64_t j = 0; j < n; j++) {
         const float p = fp16ToFp32(fp32ToFp16(s[j] * inv));
-        const uint8_t* vr = kv_.valueRow(layer, b.seq, static_cast<int>(j)) + kvh * rowBytes(kvType, D);
-        dequantizeRow(kvType, vr, vrow, D);
-        for (int64_t d = 0; d < D; d++) out[d] += p * vrow[d];
+        const uint8_t* vr = kv_.valueRow(layer, b.seq, static_cast<int>(j)) + kvh * headBytes;
+        if (axpyF16) {
+          axpyF16(D, p, vr, out);  // out[d] += p · v[d]
+        } else {
+          dequantizeRow(kvType, vr, vrow, D);
+          for (int64_t d = 0; d < D; d++) out[d] += p * vrow[d];
+        }
       }
     }
   });

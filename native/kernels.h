@@ -53,6 +53,8 @@ float dotQ8_0Q8_0Scalar(int64_t n, const void* w, const void* a);
 float dotQ4_KQ8_KScalar(int64_t n, const void* w, const void* a);
 float dotQ5_KQ8_KScalar(int64_t n, const void* w, const void* a);
 float dotQ6_KQ8_KScalar(int64_t n, const void* w, const void* a);
+// y[i] += a · x[i] over an fp16 row x, multiplied then added (the reference of F16RowKernels::axpy).
+void axpyF16Scalar(int64_t n, float a, const void* x, float* y);
 
 // The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block; shared by the
 // dequantizer and the dot products so the packing is written down once.

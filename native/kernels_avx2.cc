@@ -313,6 +313,41 @@ void quantizeRowQ8_0Avx2(const float* src, void* dst, int64_t n) {
   }
 }
 
+// ---- fp16 rows (F16RowKernels) ----
+// F16C converts exactly one way and rounds to nearest even the other, as the scalar references do.
+
+void f16ToF32Avx2(const void* src, float* dst, int64_t n) {
+  const auto* h = static_cast<const uint16_t*>(src);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+  for (; i < n; ++i) dst[i] = halfToFloat(h[i]);
+}
+
+void f32ToF16Avx2(const float* src, void* dst, int64_t n) {
+  auto* h = static_cast<uint16_t*>(dst);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i v = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i), v);
+  }
+  for (; i < n; ++i) h[i] = fp32ToFp16(src[i]);
+}
+
+// Multiply, then add: no FMA, so every element rounds as the scalar loop's does.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+void axpyF16Avx2(int64_t n, float a, const void* x, float* y) {
+  const auto* h = static_cast<const uint16_t*>(x);
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i)));
+    _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(va, v)));
+  }
+  for (; i < n; ++i) y[i] += a * halfToFloat(h[i]);
+}
+#pragma GCC pop_options
+
 // ---- The panel product (GemmQ4_0Fn) ----
 //
 // The panel layout of kernels_avx512_vnni.cc on 256-bit vectors: per block, for each group g =
@@ -483,4 +518,5 @@ const SimdKernelSet kAvx2Kernels = {
     "avx2",          avx2RunsHere,    dotQ4_0Q8_0Avx2, dotQ8_0Q8_0Avx2, dotQ4_1Q8_1Avx2,    dotQ4_KQ8_KAvx2,
     dotQ5_KQ8_KAvx2, dotQ6_KQ8_KAvx2, dotF16F16Avx2,   dotF32F32Avx2,   quantizeRowQ8_0Avx2,
     q4_0_tile::dispatchTile, gemmQ4_0Avx2,
+    {f16ToF32Avx2, f32ToF16Avx2, axpyF16Avx2},
 };

@@ -259,5 +259,5 @@ bool avx512VnniRunsHere() { return cpuFeatures().avx512Vnni; }
 
 const SimdKernelSet kAvx512VnniKernels = {
     "avx512-vnni", avx512VnniRunsHere, q4_0_tile::dotRow, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-    nullptr,       nullptr,            dotQ4_0TileAvx512Vnni, gemmQ4_0Avx512Vnni,
+    nullptr,       nullptr,            dotQ4_0TileAvx512Vnni, gemmQ4_0Avx512Vnni, {},
 };

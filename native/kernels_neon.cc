@@ -124,6 +124,47 @@ void quantizeRowQ8_0Neon(const float* src, void* dst, int64_t n) {
   }
 }
 
+// ---- fp16 rows (F16RowKernels) ----
+// FCVTL converts exactly; FCVTN rounds to nearest even (the FPCR default), as the scalar
+// references do.
+
+void f16ToF32Neon(const void* src, float* dst, int64_t n) {
+  const auto* h = static_cast<const uint16_t*>(src);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const float16x8_t v = vreinterpretq_f16_u16(vld1q_u16(h + i));
+    vst1q_f32(dst + i, vcvt_f32_f16(vget_low_f16(v)));
+    vst1q_f32(dst + i + 4, vcvt_high_f32_f16(v));
+  }
+  for (; i < n; ++i) dst[i] = neon::halfToFloat(h[i]);
+}
+
+void f32ToF16Neon(const float* src, void* dst, int64_t n) {
+  auto* h = static_cast<uint16_t*>(dst);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const float16x8_t v = vcvt_high_f16_f32(vcvt_f16_f32(vld1q_f32(src + i)), vld1q_f32(src + i + 4));
+    vst1q_u16(h + i, vreinterpretq_u16_f16(v));
+  }
+  for (; i < n; ++i) h[i] = fp32ToFp16(src[i]);
+}
+
+// Multiply, then add (vmulq, vaddq: not fused), element by element.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+void axpyF16Neon(int64_t n, float a, const void* x, float* y) {
+  const auto* h = static_cast<const uint16_t*>(x);
+  const float32x4_t va = vdupq_n_f32(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const float16x8_t v = vreinterpretq_f16_u16(vld1q_u16(h + i));
+    vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vmulq_f32(va, vcvt_f32_f16(vget_low_f16(v)))));
+    vst1q_f32(y + i + 4, vaddq_f32(vld1q_f32(y + i + 4), vmulq_f32(va, vcvt_high_f32_f16(v))));
+  }
+  for (; i < n; ++i) y[i] += a * neon::halfToFloat(h[i]);
+}
+#pragma GCC pop_options
+
 // ---- The panel product (GemmQ4_0Fn), layout in kernels_neon_impl.h ----
 //
 // The multiplies cannot get fewer: 512 products per block of sixteen rows are 64 SMULL/SMLAL of
@@ -226,9 +267,10 @@ const SimdKernelSet kNeonKernels = {
     "neon",          neonRunsHere,    dotQ4_0Q8_0Neon, dotQ8_0Q8_0Neon, dotQ4_1Q8_1Neon,    dotQ4_KQ8_KNeon,
     dotQ5_KQ8_KNeon, dotQ6_KQ8_KNeon, dotF16F16Neon,   dotF32F32Neon,   quantizeRowQ8_0Neon,
     nullptr,         gemmQ4_0Neon,
+    {f16ToF32Neon, f32ToF16Neon, axpyF16Neon},
 };
 
 const SimdKernelSet kNeonSdotEmulatedKernels = {
     "neon-sdot-emulated", neonRunsHere, dotQ4_0Q8_0NeonSdotEmulated, nullptr, nullptr, nullptr, nullptr,
-    nullptr,              nullptr,      nullptr,                     nullptr, nullptr, nullptr,
+    nullptr,              nullptr,      nullptr,                     nullptr, nullptr, nullptr, {},
 };

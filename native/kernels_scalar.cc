@@ -36,6 +36,11 @@ float dotF16F16Scalar(int64_t n, const void* w, const void* a) {
   return static_cast<float>(sum);
 }
 
+void axpyF16Scalar(int64_t n, float a, const void* x, float* y) {
+  const auto* h = static_cast<const uint16_t*>(x);  // [n] fp16 bits
+  for (int64_t i = 0; i < n; ++i) y[i] += a * fp16ToFp32(h[i]);
+}
+
 // ---------------------------------------------------------------- 32-element blocks
 // Element j of a 4-bit block is the low nibble of qs[j] for j < 16 and the high nibble of
 // qs[j - 16] otherwise; the 5-bit formats add bit j of the little-endian 32-bit qh.

@@ -77,6 +77,23 @@ GemmQ4_0Fn bestSimdGemmQ4_0() {
   return nullptr;
 }
 
+namespace {
+void f16ToF32Scalar(const void* src, float* dst, int64_t n) { dequantizeRow(TensorType::F16, src, dst, n); }
+void f32ToF16Scalar(const float* src, void* dst, int64_t n) { quantizeRow(TensorType::F16, src, dst, n); }
+}  // namespace
+
+const F16RowKernels& bestF16RowKernels() {
+  static const F16RowKernels best = [] {
+    const SimdKernelSets all = compiledSimdKernelSets();
+    for (int i = 0; i < all.count; ++i) {
+      const F16RowKernels& k = all.sets[i]->f16Rows;
+      if (all.sets[i]->runsHere() && k.toF32 && k.toF16 && k.axpy) return k;
+    }
+    return F16RowKernels{f16ToF32Scalar, f32ToF16Scalar, kernels::axpyF16Scalar};
+  }();
+  return best;
+}
+
 void q4_0PanelActivationTerms(int64_t n, const void* a, size_t aStride, int64_t nA, int32_t* aBias, float* aScale) {
   const int64_t nb = n / kQK;
   for (int64_t x = 0; x < nA; ++x) {

@@ -41,6 +41,20 @@ constexpr size_t kQ4_0PanelBytesPerBlock = 8 * 64 + 16 * 4;
 // aScale = its scale as a float. Baseline code, shared by every set's panel kernel.
 void q4_0PanelActivationTerms(int64_t n, const void* a, size_t aStride, int64_t nA, int32_t* aBias, float* aScale);
 
+// fp16 rows, the KV cache's default type: attention converts every query head to fp16, stores
+// every new key and value, and weighs every value row of the context into its output, so at a
+// few hundred cells these loops cost as much as a weight matrix. The conversions are
+// bit-identical to fp16ToFp32 / fp32ToFp16 for every value but a signalling NaN (which the
+// hardware quiets); axpy is y[i] += a · float(x[i]), element by element in order.
+using F16ToF32Fn = void (*)(const void* src, float* dst, int64_t n);
+using F32ToF16Fn = void (*)(const float* src, void* dst, int64_t n);
+using AxpyF16Fn = void (*)(int64_t n, float a, const void* x, float* y);
+struct F16RowKernels {
+  F16ToF32Fn toF32;
+  F32ToF16Fn toF16;
+  AxpyF16Fn axpy;
+};
+
 struct SimdKernelSet {
   const char* name;      // "avx512-vnni", "avx2", "neon", "neon-dotprod"
   bool (*runsHere)();    // this CPU (and OS) can execute the set
@@ -58,6 +72,7 @@ struct SimdKernelSet {
   QuantizeRowFn quantizeRowQ8_0;
   DotQ4_0TileFn q4_0Tile;  // nullptr: none (matmul then takes one row at a time)
   GemmQ4_0Fn q4_0Panel;    // nullptr: none (matmul then uses the tile for batches too)
+  F16RowKernels f16Rows;   // all nullptr: none (the scalar references then)
 
   VecDotFn dotFor(TensorType weightType) const;
 };
@@ -75,6 +90,8 @@ const char* simdKernelSetNameFor(TensorType weightType);
 DotQ4_0TileFn bestSimdDotQ4_0Tile();
 // The fastest Q4_0 panel kernel this CPU runs, or nullptr.
 GemmQ4_0Fn bestSimdGemmQ4_0();
+// The fp16 row kernels of the fastest set that has them, else the scalar references; never null.
+const F16RowKernels& bestF16RowKernels();
 
 #if defined(__x86_64__)
 extern const SimdKernelSet kAvx512VnniKernels;  // Q4_0 tile only; the rest falls through to AVX2

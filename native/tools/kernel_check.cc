@@ -8,7 +8,7 @@
 //    both sides is on integers below 2^24, so any difference is an integer-sum error: bit equality.
 //  - float paths (real scales, F16, F32): |simd - scalar| <= 1e-5 · Σ|w_i·a_i| + 1e-30, the sum
 //    over the dequantized rows, which bounds a different order of float accumulation.
-//  - quantizeRow to Q8_0: byte-identical blocks.
+//  - quantizeRow to Q8_0: byte-identical blocks; fp16 row conversions: bit-identical.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "../kernels.h"
 #include "../kernels_simd.h"
 #include "../matmul.h"
 #include "../thread_pool.h"
@@ -290,6 +291,62 @@ void checkQuantizeQ8_0(const SimdKernelSet& set) {
   }
 }
 
+// The fp16 rows: every one of the 65536 halves converts to the reference's float (NaNs: to a
+// NaN), floats of every kind (halfway cases, subnormal halves, overflow, ±0, inf, NaN) round to
+// the reference's half, and axpy adds a·x to y exactly as the reference's loop does.
+void checkF16Rows(const SimdKernelSet& set) {
+  const F16RowKernels& k = set.f16Rows;
+  const auto sameFloat = [](float a, float b) { return std::isnan(a) ? std::isnan(b) : std::memcmp(&a, &b, 4) == 0; };
+  const int64_t all = 65536 + 3;  // a length with a tail after the last vector
+  std::vector<uint16_t> halves(all);
+  for (int64_t i = 0; i < all; ++i) halves[i] = static_cast<uint16_t>(i);
+  std::vector<float> want(all), got(all);
+  dequantizeRow(TensorType::F16, halves.data(), want.data(), all);
+  k.toF32(halves.data(), got.data(), all);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < all; ++i) bad += !sameFloat(want[i], got[i]);
+  report(bad == 0, std::string(set.name) + " f16 -> f32, all 65536 halves");
+
+  std::vector<float> floats;
+  for (int64_t i = 0; i < 65536; ++i) {
+    // each half, the midpoints to its neighbour and the floats one ulp either side of them
+    const float lo = want[i], hi = want[(i + 1) & 0xFFFF];
+    if (!std::isfinite(lo) || !std::isfinite(hi)) continue;
+    const float mid = lo + (hi - lo) / 2;
+    for (float f : {lo, mid, std::nextafter(mid, lo), std::nextafter(mid, hi)}) floats.push_back(f);
+  }
+  for (float f : {0.0f, -0.0f, 65504.0f, 65519.0f, 65520.0f, 1e30f, -1e30f, 1e-30f, 5.96e-8f, 2.98e-8f, 2.99e-8f,
+                  INFINITY, -INFINITY, NAN, -NAN})
+    floats.push_back(f);
+  for (int i = 0; i < 4096; ++i) floats.push_back(randomFloat(-3.0f, 3.0f) * std::pow(10.0f, randomFloat(-9.0f, 5.0f)));
+  const int64_t nf = static_cast<int64_t>(floats.size());
+  std::vector<uint16_t> wantH(nf), gotH(nf);
+  quantizeRow(TensorType::F16, floats.data(), wantH.data(), nf);
+  k.toF16(floats.data(), gotH.data(), nf);
+  bad = 0;
+  for (int64_t i = 0; i < nf; ++i) {
+    const bool nan = (wantH[i] & 0x7C00) == 0x7C00 && (wantH[i] & 0x3FF);
+    bad += nan ? !((gotH[i] & 0x7C00) == 0x7C00 && (gotH[i] & 0x3FF)) : wantH[i] != gotH[i];
+  }
+  report(bad == 0, std::string(set.name) + " f32 -> f16, " + std::to_string(nf) + " floats");
+
+  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{64}, int64_t{128}, int64_t{133}}) {
+    std::vector<uint16_t> x(n);
+    std::vector<float> y(n), yWant;
+    for (int64_t i = 0; i < n; ++i) {
+      x[i] = fp32ToFp16(randomFloat(-4.0f, 4.0f));
+      y[i] = randomFloat(-10.0f, 10.0f);
+    }
+    yWant = y;
+    const float a = randomFloat(-1.0f, 1.0f);
+    kernels::axpyF16Scalar(n, a, x.data(), yWant.data());
+    k.axpy(n, a, x.data(), y.data());
+    bool ok = true;
+    for (int64_t i = 0; i < n; ++i) ok = ok && sameFloat(y[i], yWant[i]);
+    report(ok, std::string(set.name) + " axpy f16 n=" + std::to_string(n));
+  }
+}
+
 void checkDispatch() {
   const SimdKernelSets all = compiledSimdKernelSets();
   for (TensorType t : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_1, TensorType::Q4_K, TensorType::Q5_K,
@@ -383,6 +440,7 @@ int main() {
     if (set.quantizeRowQ8_0) checkQuantizeQ8_0(set);
     if (set.q4_0Tile) checkQ4_0Tile(set);
     if (set.q4_0Panel) checkQ4_0Panel(set);
+    if (set.f16Rows.toF32) checkF16Rows(set);
   }
   checkDispatch();
   checkThreadPool();

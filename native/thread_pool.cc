@@ -34,6 +34,7 @@ bool spinUntil(Ready ready) {
 
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  shares_.reset(new Share[threads]);
   workers_.reserve(threads - 1);
   for (int t = 1; t < threads; ++t) workers_.emplace_back([this, t] { workerLoop(t); });
 }
@@ -48,11 +49,26 @@ ThreadPool::~ThreadPool() {
   for (std::thread& w : workers_) w.join();
 }
 
+int32_t ThreadPool::claimChunk(int share, bool fromFront) {
+  std::atomic<uint64_t>& range = shares_[share].range;
+  uint64_t r = range.load(std::memory_order_relaxed);
+  for (;;) {
+    const auto front = static_cast<uint32_t>(r >> 32), back = static_cast<uint32_t>(r);
+    if (front >= back) return -1;
+    const uint64_t taken = fromFront ? r + (uint64_t{1} << 32) : r - 1;
+    if (range.compare_exchange_weak(r, taken, std::memory_order_relaxed)) {
+      return static_cast<int32_t>(fromFront ? front : back - 1);
+    }
+  }
+}
+
 void ThreadPool::runChunks(int thread) {
+  const int t = threads();
   int32_t finished = 0;
   for (;;) {
-    const int32_t c = nextChunk_.fetch_add(1, std::memory_order_relaxed);
-    if (c >= chunkCount_) break;
+    int32_t c = claimChunk(thread, true);
+    for (int k = 1; c < 0 && k < t; ++k) c = claimChunk((thread + k) % t, false);
+    if (c < 0) break;
     const int64_t begin = c * chunk_;
     (*body_)(begin, std::min(n_, begin + chunk_), thread);
     ++finished;
@@ -104,7 +120,10 @@ void ThreadPool::parallelFor(int64_t n, const RangeFn& body, int64_t minChunk) {
   n_ = n;
   chunk_ = chunk;
   chunkCount_ = static_cast<int32_t>((n + chunk - 1) / chunk);
-  nextChunk_.store(0, std::memory_order_relaxed);
+  for (int s = 0; s < t; ++s) {
+    const uint64_t front = static_cast<uint64_t>(chunkCount_) * s / t, back = static_cast<uint64_t>(chunkCount_) * (s + 1) / t;
+    shares_[s].range.store(front << 32 | back, std::memory_order_relaxed);  // published by generation_ below
+  }
   doneChunks_.store(0, std::memory_order_relaxed);
   open_.store(true);
   generation_.fetch_add(1);

@@ -1,10 +1,12 @@
 // A persistent pool of worker threads for the matrix products of the forward pass.
 //
 // Threads are created once (default: one per core, the caller counting as one) and reused for
-// every call; no thread is created per token. A call splits [0, n) into contiguous chunks that
-// the caller and the workers claim from a shared counter, so a thread that loses its core to
-// another process (Home Assistant, Mosquitto on the same Pi) simply claims fewer chunks and the
-// call slows in proportion to the CPU lost. Waiting threads spin for a short while (the next
+// every call; no thread is created per token. A call splits [0, n) into contiguous chunks and
+// gives each thread an equal run of consecutive chunks, which it works through front to back:
+// its weight rows are one stream, so a kernel's prefetch of the rows after its own is never
+// wasted and no chunk starts cold. A thread that has finished its run steals chunks from the back
+// of another's, so a thread that loses its core to another process (Home Assistant, Mosquitto on
+// the same Pi) simply does fewer chunks and the call slows in proportion to the CPU lost. Waiting threads spin for a short while (the next
 // call usually follows within microseconds), then sleep on a condition variable, so that an idle
 // or starved pool never holds a core that another process needs.
 #pragma once
@@ -12,6 +14,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -38,6 +41,7 @@ class ThreadPool {
  private:
   void workerLoop(int thread);
   void runChunks(int thread);
+  int32_t claimChunk(int share, bool fromFront);
   void finishChunks(int32_t count);
 
   std::vector<std::thread> workers_;
@@ -49,7 +53,12 @@ class ThreadPool {
   int64_t n_ = 0;
   int64_t chunk_ = 1;
   int32_t chunkCount_ = 0;
-  std::atomic<int32_t> nextChunk_{0};
+  // Thread t's run of chunks [front, back) in one word (front << 32 | back): the owner takes
+  // from the front, a thread with nothing left of its own steals from the back.
+  struct alignas(64) Share {
+    std::atomic<uint64_t> range{0};
+  };
+  std::unique_ptr<Share[]> shares_;
   std::atomic<int32_t> doneChunks_{0};
   std::atomic<bool> open_{false};
   std::atomic<int32_t> activeWorkers_{0};

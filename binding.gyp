@@ -35,7 +35,7 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
-        ["target_arch=='x64'", {"dependencies": ["alpaca_kernels_avx2", "alpaca_kernels_avx512_vnni"]}],
+        ["target_arch=='x64'", {"dependencies": ["alpaca_kernels_avx2", "alpaca_kernels_avx512_vnni", "alpaca_kernels_avx512_vbmi"]}],
         ["target_arch=='arm64'", {
           "sources": ["native/kernels_neon.cc"],
           "cflags_cc": ["-mtune=cortex-a72"],
@@ -61,6 +61,14 @@
           "cflags": ["-fPIC"],
           "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-mavx2", "-mfma", "-mf16c",
                         "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]
+        },
+        {
+          "target_name": "alpaca_kernels_avx512_vbmi",
+          "type": "static_library",
+          "sources": ["native/kernels_avx512_vbmi.cc"],
+          "cflags": ["-fPIC"],
+          "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-mavx2", "-mfma", "-mf16c",
+                        "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mavx512vbmi"]
         }
       ]
     }],

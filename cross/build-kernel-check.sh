@@ -34,7 +34,10 @@ case "$target" in
         g++ $flags -mavx2 -mfma -mf16c -c native/kernels_avx2.cc -o "$out/kernels_avx2.o"
         g++ $flags -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni \
           -c native/kernels_avx512_vnni.cc -o "$out/kernels_avx512_vnni.o"
-        g++ $flags $common "$out/kernels_avx2.o" "$out/kernels_avx512_vnni.o" -o "$out/kernel_check" ;;
+        g++ $flags -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512vbmi \
+          -c native/kernels_avx512_vbmi.cc -o "$out/kernels_avx512_vbmi.o"
+        g++ $flags $common "$out/kernels_avx2.o" "$out/kernels_avx512_vnni.o" "$out/kernels_avx512_vbmi.o" \
+          -o "$out/kernel_check" ;;
       aarch64) build_arm64 g++ "" ;;
       *) g++ $flags $common -o "$out/kernel_check" ;;
     esac ;;

@@ -42,6 +42,7 @@ CpuFeatures detect() {
   f.avx2Fma = ymmSaved && avx2 && fma && f16c;
   f.avx512 = f.avx2Fma && zmmSaved && avx512f && avx512bw && avx512vl;
   f.avx512Vnni = f.avx512 && (ecx & (1u << 11));
+  f.avx512Vbmi = f.avx512Vnni && (ecx & (1u << 1));
 #elif defined(__aarch64__)
 #if defined(__linux__)
   const unsigned long hwcap = getauxval(AT_HWCAP);

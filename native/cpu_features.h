@@ -9,6 +9,8 @@ struct CpuFeatures {
   bool avx512 = false;
   // x86-64: the above plus AVX512_VNNI (vpdpbusd; Ice Lake, Zen 4 and later).
   bool avx512Vnni = false;
+  // x86-64: the above plus AVX512_VBMI (vpermb; Ice Lake, Zen 4 and later, not Cascade Lake).
+  bool avx512Vbmi = false;
   // aarch64: Advanced SIMD, part of ARMv8.0 (Cortex-A72, Pi 4).
   bool neon = false;
   // aarch64: SDOT/UDOT (ARMv8.2 dotprod; Cortex-A76, Pi 5). Absent on the A72.

@@ -518,5 +518,5 @@ const SimdKernelSet kAvx2Kernels = {
     "avx2",          avx2RunsHere,    dotQ4_0Q8_0Avx2, dotQ8_0Q8_0Avx2, dotQ4_1Q8_1Avx2,    dotQ4_KQ8_KAvx2,
     dotQ5_KQ8_KAvx2, dotQ6_KQ8_KAvx2, dotF16F16Avx2,   dotF32F32Avx2,   quantizeRowQ8_0Avx2,
     q4_0_tile::dispatchTile, gemmQ4_0Avx2,
-    {f16ToF32Avx2, f32ToF16Avx2, axpyF16Avx2},
+    {f16ToF32Avx2, f32ToF16Avx2, axpyF16Avx2}, nullptr,
 };

@@ -13,32 +13,10 @@
 #include "cpu_features.h"
 #include "kernels_panel_pass.h"
 #include "kernels_simd.h"
+#include "kernels_x86_avx512_pairs.h"
 #include "kernels_x86_q4_0_tile.h"
 
 namespace {
-
-// Two consecutive blocks of one row in one 512-bit vector, lanes (16 bytes each) in the order
-// [block i elements 0-15 | block i+1 elements 0-15 | block i elements 16-31 | block i+1 16-31]:
-// the weight side is two 16-byte loads, one shift and one mask.
-inline __m512i unpackNibblePair(const BlockQ4_0& b0, const BlockQ4_0& b1) {
-  const __m256i packed = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b1.qs)),
-                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0.qs)));
-  const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(packed), _mm256_srli_epi16(packed, 4), 1);
-  return _mm512_and_si512(both, _mm512_set1_epi8(0x0F));
-}
-
-// The activation quants of two consecutive blocks in the lane order of unpackNibblePair.
-inline __m512i loadActivationPair(const BlockQ8_0& b0, const BlockQ8_0& b1) {
-  const __m512i in = _mm512_inserti64x4(
-      _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0.qs))),
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1.qs)), 1);  // [0 lo | 0 hi | 1 lo | 1 hi]
-  return _mm512_shuffle_i64x2(in, in, _MM_SHUFFLE(3, 1, 2, 0));
-}
-
-// fp16 scales of two blocks as [d0 ×4 | d1 ×4 | d0 ×4 | d1 ×4], matching the lanes above.
-inline __m512 scalePair(uint16_t d0, uint16_t d1) {
-  return _mm512_mask_blend_ps(0xF0F0, _mm512_set1_ps(_cvtsh_ss(d0)), _mm512_set1_ps(_cvtsh_ss(d1)));
-}
 
 // The 4 × NA tile of kernels_x86_q4_0_tile.h on 512-bit vectors, two blocks per step: a prompt
 // batch is bound by these products, and one vpdpbusd/convert/FMA now covers 64 elements.
@@ -63,8 +41,7 @@ void tileZmm(int64_t n, const uint8_t* w, size_t wStride, const uint8_t* a, size
     __m512 da[NA];
     for (int j = 0; j < NA; ++j) {
       av[j] = loadActivationPair(y[j][i], y[j][i + 1]);
-      bias[j] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), av[j]));
+      bias[j] = activationBiasPair(av[j]);
       da[j] = scalePair(y[j][i].d, y[j][i + 1].d);
     }
     for (int r = 0; r < 4; ++r) {
@@ -259,5 +236,5 @@ bool avx512VnniRunsHere() { return cpuFeatures().avx512Vnni; }
 
 const SimdKernelSet kAvx512VnniKernels = {
     "avx512-vnni", avx512VnniRunsHere, q4_0_tile::dotRow, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-    nullptr,       nullptr,            dotQ4_0TileAvx512Vnni, gemmQ4_0Avx512Vnni, {},
+    nullptr,       nullptr,            dotQ4_0TileAvx512Vnni, gemmQ4_0Avx512Vnni, {}, nullptr,
 };

@@ -267,10 +267,10 @@ const SimdKernelSet kNeonKernels = {
     "neon",          neonRunsHere,    dotQ4_0Q8_0Neon, dotQ8_0Q8_0Neon, dotQ4_1Q8_1Neon,    dotQ4_KQ8_KNeon,
     dotQ5_KQ8_KNeon, dotQ6_KQ8_KNeon, dotF16F16Neon,   dotF32F32Neon,   quantizeRowQ8_0Neon,
     nullptr,         gemmQ4_0Neon,
-    {f16ToF32Neon, f32ToF16Neon, axpyF16Neon},
+    {f16ToF32Neon, f32ToF16Neon, axpyF16Neon}, nullptr,
 };
 
 const SimdKernelSet kNeonSdotEmulatedKernels = {
     "neon-sdot-emulated", neonRunsHere, dotQ4_0Q8_0NeonSdotEmulated, nullptr, nullptr, nullptr, nullptr,
-    nullptr,              nullptr,      nullptr,                     nullptr, nullptr, nullptr, {},
+    nullptr,              nullptr,      nullptr,                     nullptr, nullptr, nullptr, {}, nullptr,
 };

@@ -131,5 +131,5 @@ const SimdKernelSet kNeonDotprodKernels = {
     "neon-dotprod",         dotprodRunsHere,        dotQ4_0Q8_0NeonDotprod, dotQ8_0Q8_0NeonDotprod,
     dotQ4_1Q8_1NeonDotprod, dotQ4_KQ8_KNeonDotprod, dotQ5_KQ8_KNeonDotprod, dotQ6_KQ8_KNeonDotprod,
     nullptr,                nullptr,                nullptr,                nullptr,
-    gemmQ4_0NeonDotprod,    {},
+    gemmQ4_0NeonDotprod,    {}, nullptr,
 };

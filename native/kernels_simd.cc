@@ -18,8 +18,8 @@ VecDotFn SimdKernelSet::dotFor(TensorType weightType) const {
 
 SimdKernelSets compiledSimdKernelSets() {
 #if defined(__x86_64__)
-  static const SimdKernelSet* const sets[] = {&kAvx512VnniKernels, &kAvx2Kernels};
-  return {sets, 2};
+  static const SimdKernelSet* const sets[] = {&kAvx512VbmiKernels, &kAvx512VnniKernels, &kAvx2Kernels};
+  return {sets, 3};
 #elif defined(__aarch64__)
   static const SimdKernelSet* const sets[] = {&kNeonDotprodKernels, &kNeonKernels, &kNeonSdotEmulatedKernels};
   return {sets, 3};
@@ -92,6 +92,14 @@ const F16RowKernels& bestF16RowKernels() {
     return F16RowKernels{f16ToF32Scalar, f32ToF16Scalar, kernels::axpyF16Scalar};
   }();
   return best;
+}
+
+DotQ4_0RowsFn bestSimdDotQ4_0Rows() {
+  const SimdKernelSets all = compiledSimdKernelSets();
+  for (int i = 0; i < all.count; ++i) {
+    if (all.sets[i]->runsHere() && all.sets[i]->q4_0Rows) return all.sets[i]->q4_0Rows;
+  }
+  return nullptr;
 }
 
 void q4_0PanelActivationTerms(int64_t n, const void* a, size_t aStride, int64_t nA, int32_t* aBias, float* aScale) {

@@ -33,6 +33,12 @@ using GemmQ4_0Fn = void (*)(int64_t n, const void* w, size_t wStride, int nW, co
                             const int32_t* aBias, const float* aScale, int64_t nA, float* y, size_t yStride,
                             void* panel);
 constexpr int kQ4_0PanelRows = 16;
+
+// The decode product: out[r] = dot(Q4_0 weight row r, Q8_0 activation row) for the
+// kQ4_0RowsPerCall weight rows wStride bytes apart. One activation row has nothing to share but
+// itself, so this is the 4-row tile made lean enough to keep up with memory.
+using DotQ4_0RowsFn = void (*)(int64_t n, const void* w, size_t wStride, const void* a, float* out);
+constexpr int kQ4_0RowsPerCall = 8;
 // x86: [8 groups][16 rows][4 nibbles], [16] scales; arm64 orders the same bytes by quads of rows
 // (kernels_neon_impl.h).
 constexpr size_t kQ4_0PanelBytesPerBlock = 8 * 64 + 16 * 4;
@@ -73,6 +79,7 @@ struct SimdKernelSet {
   DotQ4_0TileFn q4_0Tile;  // nullptr: none (matmul then takes one row at a time)
   GemmQ4_0Fn q4_0Panel;    // nullptr: none (matmul then uses the tile for batches too)
   F16RowKernels f16Rows;   // all nullptr: none (the scalar references then)
+  DotQ4_0RowsFn q4_0Rows;  // nullptr: none (matmul then uses the tile for decode)
 
   VecDotFn dotFor(TensorType weightType) const;
 };
@@ -90,10 +97,13 @@ const char* simdKernelSetNameFor(TensorType weightType);
 DotQ4_0TileFn bestSimdDotQ4_0Tile();
 // The fastest Q4_0 panel kernel this CPU runs, or nullptr.
 GemmQ4_0Fn bestSimdGemmQ4_0();
+// The fastest Q4_0 decode kernel (eight rows, one activation row) this CPU runs, or nullptr.
+DotQ4_0RowsFn bestSimdDotQ4_0Rows();
 // The fp16 row kernels of the fastest set that has them, else the scalar references; never null.
 const F16RowKernels& bestF16RowKernels();
 
 #if defined(__x86_64__)
+extern const SimdKernelSet kAvx512VbmiKernels;  // the Q4_0 decode rows only
 extern const SimdKernelSet kAvx512VnniKernels;  // Q4_0 tile only; the rest falls through to AVX2
 extern const SimdKernelSet kAvx2Kernels;
 #endif

@@ -15,8 +15,9 @@ constexpr int64_t kActivationTile = 32;
 // Weight rows per claimed chunk at least: keeps the claim counter cold and the stream long.
 constexpr int64_t kMinRowsPerChunk = 16;
 // Batches of at least this many activation rows go through the Q4_0 panel kernel. One row
-// (decode) streams its weights best four rows at a time through the tile; from two rows on the
-// panel is as fast or faster (7B-shaped Q4_0, 2 threads: decode() of 3 rows 131 → 113 ms).
+// (decode) streams its weights best through the decode rows kernel (eight rows at a time) or the
+// 4-row tile; from two rows on the panel is as fast or faster (7B-shaped Q4_0, 2 threads:
+// decode() of 3 rows 131 → 113 ms).
 constexpr int64_t kPanelMinActivationRows = 2;
 
 void convertActivations(ThreadPool& pool, TensorType aType, const float* X, int64_t nX, int64_t cols,
@@ -56,13 +57,21 @@ void multiplyPanels(GemmQ4_0Fn panel, const MatmulTarget& t, int64_t cols, size_
   }
 }
 
-// Weight rows [rBegin, rEnd) of t against every activation row: four rows at a time through the
-// tile kernel where there is one, then one by one.
-void multiplyRows(VecDotFn dot, DotQ4_0TileFn tile, const MatmulTarget& t, int64_t cols, size_t wRowBytes,
-                  const uint8_t* A, size_t aRowBytes, int64_t nX, int64_t rBegin, int64_t rEnd) {
+// Weight rows [rBegin, rEnd) of t against every activation row: eight rows at a time through the
+// decode kernel for a single activation row where there is one, four at a time through the tile
+// kernel where there is one, then one by one.
+void multiplyRows(VecDotFn dot, DotQ4_0TileFn tile, DotQ4_0RowsFn decodeRows, const MatmulTarget& t, int64_t cols,
+                  size_t wRowBytes, const uint8_t* A, size_t aRowBytes, int64_t nX, int64_t rBegin, int64_t rEnd) {
   for (int64_t x0 = 0; x0 < nX; x0 += kActivationTile) {
     const int64_t x1 = std::min(nX, x0 + kActivationTile);
     int64_t r = rBegin;
+    if (decodeRows && x1 - x0 == 1) {
+      for (; r + kQ4_0RowsPerCall <= rEnd; r += kQ4_0RowsPerCall) {
+        float out[kQ4_0RowsPerCall];
+        decodeRows(cols, t.W + r * wRowBytes, wRowBytes, A + x0 * aRowBytes, out);
+        for (int k = 0; k < kQ4_0RowsPerCall; k++) t.Y[x0 * t.rows + r + k] = out[k];
+      }
+    }
     if (tile) {
       // Four weight rows at a time against every activation row of the tile, four by four.
       for (; r + 4 <= rEnd; r += 4) {
@@ -100,10 +109,12 @@ void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64
   constexpr int kMaxTargets = 4;
   if (count < 1 || count > kMaxTargets) throw std::invalid_argument("matmulGroup: 1 to 4 targets");
   const DotQ4_0TileFn dotQ4_0Tile = bestSimdDotQ4_0Tile();
+  const DotQ4_0RowsFn dotQ4_0Rows = nX == 1 ? bestSimdDotQ4_0Rows() : nullptr;
   const GemmQ4_0Fn gemmQ4_0 = nX >= kPanelMinActivationRows ? bestSimdGemmQ4_0() : nullptr;
   struct Prepared {
     VecDotFn dot;
     DotQ4_0TileFn tile; // four weight rows × up to four activation rows, or nullptr
+    DotQ4_0RowsFn rows; // eight weight rows × the one activation row of a decode step, or nullptr
     GemmQ4_0Fn panel;   // sixteen weight rows × every activation row, or nullptr
     size_t wRowBytes, aRowBytes;
     const uint8_t* A;   // [nX][aRowBytes]: the activations in this weight's dotWith format
@@ -127,6 +138,7 @@ void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64
     Prepared& p = prepared[i];
     p.dot = vecDotFor(t.type);
     p.tile = t.type == TensorType::Q4_0 ? dotQ4_0Tile : nullptr;
+    p.rows = t.type == TensorType::Q4_0 ? dotQ4_0Rows : nullptr;
     p.panel = t.type == TensorType::Q4_0 ? gemmQ4_0 : nullptr;
     anyPanel = anyPanel || p.panel;
     p.wRowBytes = rowBytes(t.type, cols);
@@ -181,7 +193,7 @@ void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64
       if (p.panel) {
         multiplyPanels(p.panel, t, cols, p.wRowBytes, p.A, p.aRowBytes, aBias, aScale, nX, rBegin, rEnd);
       } else {
-        multiplyRows(p.dot, p.tile, t, cols, p.wRowBytes, p.A, p.aRowBytes, nX, rBegin, rEnd);
+        multiplyRows(p.dot, p.tile, p.rows, t, cols, p.wRowBytes, p.A, p.aRowBytes, nX, rBegin, rEnd);
       }
     }
   }, anyPanel ? 1 : kMinRowsPerChunk);

@@ -9,6 +9,9 @@
 //  - float paths (real scales, F16, F32): |simd - scalar| <= 1e-5 · Σ|w_i·a_i| + 1e-30, the sum
 //    over the dequantized rows, which bounds a different order of float accumulation.
 //  - quantizeRow to Q8_0: byte-identical blocks; fp16 row conversions: bit-identical.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -200,6 +203,45 @@ void checkQ4_0Tile(const SimdKernelSet& set) {
   }
 }
 
+// The decode rows against the one-row scalar reference: block counts of every remainder modulo
+// the kernel's four-block step, strides beyond the row, and the eight rows ending right at a
+// page the process may not read, so that a load past the last row faults here.
+void checkQ4_0Rows(const SimdKernelSet& set) {
+  const VecDotFn reference = vecDotScalar(TensorType::Q4_0);
+  const long page = sysconf(_SC_PAGESIZE);
+  for (int64_t n : {int64_t{32}, int64_t{64}, int64_t{96}, int64_t{128}, int64_t{160}, int64_t{224}, int64_t{4096},
+                    int64_t{11008}}) {
+    for (int unit = 0; unit < 2; ++unit) {
+      if (unit && n > 4096) continue;  // exact mode keeps partial sums below 2^24
+      const size_t rowSize = rowBytes(TensorType::Q4_0, n);
+      const size_t wStride = rowSize + 18 * randomInt(0, 2);
+      const size_t used = (kQ4_0RowsPerCall - 1) * wStride + rowSize;
+      const size_t mapped = (used + page - 1) / page * page + page;
+      auto* region = static_cast<uint8_t*>(mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      mprotect(region + mapped - page, page, PROT_NONE);
+      uint8_t* wAll = region + mapped - page - used;
+      std::vector<std::vector<uint8_t>> w(kQ4_0RowsPerCall);
+      for (int r = 0; r < kQ4_0RowsPerCall; ++r) {
+        w[r] = randomWeights(TensorType::Q4_0, n, unit);
+        std::memcpy(wAll + r * wStride, w[r].data(), rowSize);
+      }
+      const std::vector<uint8_t> a = randomActivations(TensorType::Q8_0, n, unit);
+      float out[kQ4_0RowsPerCall];
+      set.q4_0Rows(n, wAll, wStride, a.data(), out);
+      for (int r = 0; r < kQ4_0RowsPerCall; ++r) {
+        const float want = reference(n, w[r].data(), a.data());
+        const double bound = unit ? 0.0 : 1e-5 * absoluteProductSum(TensorType::Q4_0, w[r], TensorType::Q8_0, a, n) + 1e-30;
+        const bool ok = unit ? out[r] == want : std::fabs(static_cast<double>(out[r]) - want) <= bound;
+        char what[200];
+        std::snprintf(what, sizeof what, "%s q4_0 rows n=%lld row %d %s: got %.9g want %.9g", set.name,
+                      static_cast<long long>(n), r, unit ? "exact" : "scaled", out[r], want);
+        report(ok, what);
+      }
+      munmap(region, mapped);
+    }
+  }
+}
+
 // The panel product against the one-row scalar reference, every (weight row, activation row)
 // pair: short panels (nW < 16), activation counts around the kernels' passes (x86: eight rows,
 // arm64 SDOT: four; every remainder 1..4 of the latter, both unpacked on the way and from the
@@ -363,7 +405,7 @@ void checkMatmul() {
   const struct { TensorType type; int64_t rows, cols, nX; } cases[] = {
       {TensorType::Q4_0, 67, 256, 1},  {TensorType::Q4_0, 130, 512, 5}, {TensorType::Q4_K, 40, 512, 3},
       {TensorType::Q4_0, 45, 128, 2},  {TensorType::Q4_0, 36, 64, 39}, {TensorType::Q4_0, 259, 256, 4},
-      {TensorType::Q4_0, 16, 96, 8},
+      {TensorType::Q4_0, 16, 96, 8},   {TensorType::Q4_0, 83, 352, 1},
       {TensorType::Q6_K, 33, 256, 2},  {TensorType::Q8_0, 50, 128, 35}, {TensorType::F32, 21, 40, 3},
       {TensorType::F16, 19, 24, 4},    {TensorType::Q4_1, 300, 64, 1},
   };
@@ -423,8 +465,8 @@ void checkThreadPool() {
 
 int main() {
   const CpuFeatures& f = cpuFeatures();
-  std::printf("cpu: avx2+fma+f16c=%d avx512=%d avx512-vnni=%d neon=%d neon-dotprod=%d\n", f.avx2Fma, f.avx512,
-              f.avx512Vnni, f.neon, f.neonDotprod);
+  std::printf("cpu: avx2+fma+f16c=%d avx512=%d avx512-vnni=%d avx512-vbmi=%d neon=%d neon-dotprod=%d\n", f.avx2Fma,
+              f.avx512, f.avx512Vnni, f.avx512Vbmi, f.neon, f.neonDotprod);
   const SimdKernelSets all = compiledSimdKernelSets();
   for (int i = 0; i < all.count; ++i) {
     const SimdKernelSet& set = *all.sets[i];
@@ -441,6 +483,7 @@ int main() {
     if (set.q4_0Tile) checkQ4_0Tile(set);
     if (set.q4_0Panel) checkQ4_0Panel(set);
     if (set.f16Rows.toF32) checkF16Rows(set);
+    if (set.q4_0Rows) checkQ4_0Rows(set);
   }
   checkDispatch();
   checkThreadPool();

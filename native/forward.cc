@@ -133,7 +133,9 @@ const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>
     const MatmulTarget gateUp[] = {{L.wGate.data, L.wGate.type, F, gate_.data()},  // gate [T][F]
                                    {L.wUp.data, L.wUp.type, F, up_.data()}};       // up [T][F]
     matmulGroup(pool_, gateUp, 2, E, xb_.data(), T);
-    for (int64_t i = 0; i < T * F; i++) gate_[i] = silu(gate_[i]) * up_[i];         // gate [T][F]
+    pool_.parallelFor(T * F, [&](int64_t begin, int64_t end, int) {  // an exp per element: both cores
+      for (int64_t i = begin; i < end; i++) gate_[i] = silu(gate_[i]) * up_[i];   // gate [T][F]
+    }, 2048);
     matmul(pool_, L.wDown.data, L.wDown.type, E, F, gate_.data(), T, att_.data()); // att [T][E]
     for (int64_t i = 0; i < T * E; i++) x_[i] += att_[i];
     // a streamed layer is released now and the next streamed one read ahead behind our compute
@@ -172,7 +174,7 @@ void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch
   const size_t qRowBytes = rowBytes(qType, D);
   const size_t headBytes = rowBytes(kvType, D);  // one head of a cached key or value row
   VecDotFn dot = vecDotFor(kvType);
-  const AxpyF16Fn axpyF16 = kvType == TensorType::F16 ? bestF16RowKernels().axpy : nullptr;
+  const WeighF16Fn weighF16 = kvType == TensorType::F16 ? bestF16RowKernels().weigh : nullptr;
   const int nThreads = pool_.threads();
   scores_.resize(static_cast<size_t>(nThreads) * C);                    // [threads][C]
   qHalf_.resize((static_cast<size_t>(nThreads) * qRowBytes + 1) / 2);   // [threads][one query head in the dot format]
@@ -199,16 +201,15 @@ void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch
         sum += s[j];
       }
       const float inv = static_cast<float>(1.0 / sum);
+      for (int64_t j = 0; j < n; j++) s[j] = fp16ToFp32(fp32ToFp16(s[j] * inv));  // the probabilities p
       float* out = &xb_[t * Q + h * D];
-      std::memset(out, 0, sizeof(float) * D);
-      for (int64_t j = 0; j < n; j++) {
-        const float p = fp16ToFp32(fp32ToFp16(s[j] * inv));
-        const uint8_t* vr = kv_.valueRow(layer, b.seq, static_cast<int>(j)) + kvh * headBytes;
-        if (axpyF16) {
-          axpyF16(D, p, vr, out);  // out[d] += p · v[d]
-        } else {
-          dequantizeRow(kvType, vr, vrow, D);
-          for (int64_t d = 0; d < D; d++) out[d] += p * vrow[d];
+      if (weighF16) {
+        weighF16(n, s, kv_.valueRow(layer, b.seq, 0) + kvh * headBytes, kv_.rowBytes(), D, out);  // Σ p_j · v_j
+      } else {
+        std::memset(out, 0, sizeof(float) * D);
+        for (int64_t j = 0; j < n; j++) {
+          dequantizeRow(kvType, kv_.valueRow(layer, b.seq, static_cast<int>(j)) + kvh * headBytes, vrow, D);
+          for (int64_t d = 0; d < D; d++) out[d] += s[j] * vrow[d];
         }
       }
     }

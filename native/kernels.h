@@ -53,8 +53,9 @@ float dotQ8_0Q8_0Scalar(int64_t n, const void* w, const void* a);
 float dotQ4_KQ8_KScalar(int64_t n, const void* w, const void* a);
 float dotQ5_KQ8_KScalar(int64_t n, const void* w, const void* a);
 float dotQ6_KQ8_KScalar(int64_t n, const void* w, const void* a);
-// y[i] += a · x[i] over an fp16 row x, multiplied then added (the reference of F16RowKernels::axpy).
-void axpyF16Scalar(int64_t n, float a, const void* x, float* y);
+// The reference of F16RowKernels::weigh: out[i] = Σ_j p[j] · x_j[i] over n fp16 rows `stride`
+// bytes apart, i < d, in the order j = 0..n-1 from +0, each term multiplied then added.
+void weighF16Scalar(int64_t n, const float* p, const void* rows, size_t stride, int64_t d, float* out);
 
 // The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block; shared by the
 // dequantizer and the dot products so the packing is written down once.

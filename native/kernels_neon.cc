@@ -149,19 +149,40 @@ void f32ToF16Neon(const float* src, void* dst, int64_t n) {
   for (; i < n; ++i) h[i] = fp32ToFp16(src[i]);
 }
 
-// Multiply, then add (vmulq, vaddq: not fused), element by element.
+// Multiply, then add (vmulq, vaddq: not fused), element by element. Thirty-two outputs at a time
+// stay in eight registers while the rows go by.
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
-void axpyF16Neon(int64_t n, float a, const void* x, float* y) {
-  const auto* h = static_cast<const uint16_t*>(x);
-  const float32x4_t va = vdupq_n_f32(a);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const float16x8_t v = vreinterpretq_f16_u16(vld1q_u16(h + i));
-    vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vmulq_f32(va, vcvt_f32_f16(vget_low_f16(v)))));
-    vst1q_f32(y + i + 4, vaddq_f32(vld1q_f32(y + i + 4), vmulq_f32(va, vcvt_high_f32_f16(v))));
+void weighF16Neon(int64_t n, const float* p, const void* rows, size_t stride, int64_t d, float* out) {
+  const auto* base = static_cast<const uint8_t*>(rows);
+  auto row = [&](int64_t j) { return reinterpret_cast<const uint16_t*>(base + j * stride); };
+  int64_t c = 0;
+  for (; c + 32 <= d; c += 32) {
+    float32x4_t acc[8];
+    for (int k = 0; k < 8; ++k) acc[k] = vdupq_n_f32(0.0f);
+    for (int64_t j = 0; j < n; ++j) {
+      const float32x4_t pj = vdupq_n_f32(p[j]);
+      const uint16_t* h = row(j) + c;
+      for (int k = 0; k < 4; ++k) {
+        const float16x8_t v = vreinterpretq_f16_u16(vld1q_u16(h + 8 * k));
+        acc[2 * k] = vaddq_f32(acc[2 * k], vmulq_f32(pj, vcvt_f32_f16(vget_low_f16(v))));
+        acc[2 * k + 1] = vaddq_f32(acc[2 * k + 1], vmulq_f32(pj, vcvt_high_f32_f16(v)));
+      }
+    }
+    for (int k = 0; k < 8; ++k) vst1q_f32(out + c + 4 * k, acc[k]);
   }
-  for (; i < n; ++i) y[i] += a * neon::halfToFloat(h[i]);
+  for (; c + 4 <= d; c += 4) {
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (int64_t j = 0; j < n; ++j) {
+      acc = vaddq_f32(acc, vmulq_f32(vdupq_n_f32(p[j]), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(row(j) + c)))));
+    }
+    vst1q_f32(out + c, acc);
+  }
+  for (; c < d; ++c) {
+    float acc = 0.0f;
+    for (int64_t j = 0; j < n; ++j) acc += p[j] * neon::halfToFloat(row(j)[c]);
+    out[c] = acc;
+  }
 }
 #pragma GCC pop_options
 
@@ -267,7 +288,7 @@ const SimdKernelSet kNeonKernels = {
     "neon",          neonRunsHere,    dotQ4_0Q8_0Neon, dotQ8_0Q8_0Neon, dotQ4_1Q8_1Neon,    dotQ4_KQ8_KNeon,
     dotQ5_KQ8_KNeon, dotQ6_KQ8_KNeon, dotF16F16Neon,   dotF32F32Neon,   quantizeRowQ8_0Neon,
     nullptr,         gemmQ4_0Neon,
-    {f16ToF32Neon, f32ToF16Neon, axpyF16Neon}, nullptr,
+    {f16ToF32Neon, f32ToF16Neon, weighF16Neon}, nullptr,
 };
 
 const SimdKernelSet kNeonSdotEmulatedKernels = {

@@ -36,9 +36,12 @@ float dotF16F16Scalar(int64_t n, const void* w, const void* a) {
   return static_cast<float>(sum);
 }
 
-void axpyF16Scalar(int64_t n, float a, const void* x, float* y) {
-  const auto* h = static_cast<const uint16_t*>(x);  // [n] fp16 bits
-  for (int64_t i = 0; i < n; ++i) y[i] += a * fp16ToFp32(h[i]);
+void weighF16Scalar(int64_t n, const float* p, const void* rows, size_t stride, int64_t d, float* out) {
+  for (int64_t i = 0; i < d; ++i) out[i] = 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    const auto* x = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(rows) + j * stride);  // [d] fp16 bits
+    for (int64_t i = 0; i < d; ++i) out[i] += p[j] * fp16ToFp32(x[i]);
+  }
 }
 
 // ---------------------------------------------------------------- 32-element blocks

@@ -87,9 +87,9 @@ const F16RowKernels& bestF16RowKernels() {
     const SimdKernelSets all = compiledSimdKernelSets();
     for (int i = 0; i < all.count; ++i) {
       const F16RowKernels& k = all.sets[i]->f16Rows;
-      if (all.sets[i]->runsHere() && k.toF32 && k.toF16 && k.axpy) return k;
+      if (all.sets[i]->runsHere() && k.toF32 && k.toF16 && k.weigh) return k;
     }
-    return F16RowKernels{f16ToF32Scalar, f32ToF16Scalar, kernels::axpyF16Scalar};
+    return F16RowKernels{f16ToF32Scalar, f32ToF16Scalar, kernels::weighF16Scalar};
   }();
   return best;
 }

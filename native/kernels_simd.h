@@ -51,14 +51,17 @@ void q4_0PanelActivationTerms(int64_t n, const void* a, size_t aStride, int64_t 
 // every new key and value, and weighs every value row of the context into its output, so at a
 // few hundred cells these loops cost as much as a weight matrix. The conversions are
 // bit-identical to fp16ToFp32 / fp32ToFp16 for every value but a signalling NaN (which the
-// hardware quiets); axpy is y[i] += a · float(x[i]), element by element in order.
+// hardware quiets). weigh is attention's output for one head: out[i] = Σ_j p[j] · float(x_j[i])
+// over n fp16 rows x_j, `stride` bytes apart, i < d; the sum runs in the order j = 0..n-1 from
+// +0, each term multiplied then added, so it equals the loop of axpys it replaces bit for bit,
+// with out held in registers instead of loaded and stored per row.
 using F16ToF32Fn = void (*)(const void* src, float* dst, int64_t n);
 using F32ToF16Fn = void (*)(const float* src, void* dst, int64_t n);
-using AxpyF16Fn = void (*)(int64_t n, float a, const void* x, float* y);
+using WeighF16Fn = void (*)(int64_t n, const float* p, const void* rows, size_t stride, int64_t d, float* out);
 struct F16RowKernels {
   F16ToF32Fn toF32;
   F32ToF16Fn toF16;
-  AxpyF16Fn axpy;
+  WeighF16Fn weigh;
 };
 
 struct SimdKernelSet {

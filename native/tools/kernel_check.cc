@@ -335,7 +335,7 @@ void checkQuantizeQ8_0(const SimdKernelSet& set) {
 
 // The fp16 rows: every one of the 65536 halves converts to the reference's float (NaNs: to a
 // NaN), floats of every kind (halfway cases, subnormal halves, overflow, ±0, inf, NaN) round to
-// the reference's half, and axpy adds a·x to y exactly as the reference's loop does.
+// the reference's half, and weigh sums p[j]·x_j exactly as the reference's loop does.
 void checkF16Rows(const SimdKernelSet& set) {
   const F16RowKernels& k = set.f16Rows;
   const auto sameFloat = [](float a, float b) { return std::isnan(a) ? std::isnan(b) : std::memcmp(&a, &b, 4) == 0; };
@@ -372,20 +372,24 @@ void checkF16Rows(const SimdKernelSet& set) {
   }
   report(bad == 0, std::string(set.name) + " f32 -> f16, " + std::to_string(nf) + " floats");
 
-  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{64}, int64_t{128}, int64_t{133}}) {
-    std::vector<uint16_t> x(n);
-    std::vector<float> y(n), yWant;
-    for (int64_t i = 0; i < n; ++i) {
-      x[i] = fp32ToFp16(randomFloat(-4.0f, 4.0f));
-      y[i] = randomFloat(-10.0f, 10.0f);
+  // d: every path of the kernels (64- and 32-wide blocks, 8- and 4-wide, single elements);
+  // rows: none, one, a context's worth; strides beyond the row (a head inside a KV row).
+  for (int64_t d : {int64_t{1}, int64_t{7}, int64_t{64}, int64_t{100}, int64_t{128}, int64_t{133}}) {
+    for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{37}}) {
+      const size_t stride = static_cast<size_t>(d + randomInt(0, 40)) * 2;
+      std::vector<uint8_t> rows(n * stride + 2 * d);
+      for (int64_t j = 0; j < n; ++j) {
+        auto* x = reinterpret_cast<uint16_t*>(rows.data() + j * stride);
+        for (int64_t i = 0; i < d; ++i) x[i] = fp32ToFp16(randomFloat(-4.0f, 4.0f));
+      }
+      std::vector<float> p(n + 1), got(d, NAN), want(d, NAN);
+      for (float& v : p) v = randomFloat(0.0f, 1.0f);
+      kernels::weighF16Scalar(n, p.data(), rows.data(), stride, d, want.data());
+      k.weigh(n, p.data(), rows.data(), stride, d, got.data());
+      bool ok = true;
+      for (int64_t i = 0; i < d; ++i) ok = ok && sameFloat(got[i], want[i]);
+      report(ok, std::string(set.name) + " weigh f16 rows d=" + std::to_string(d) + " n=" + std::to_string(n));
     }
-    yWant = y;
-    const float a = randomFloat(-1.0f, 1.0f);
-    kernels::axpyF16Scalar(n, a, x.data(), yWant.data());
-    k.axpy(n, a, x.data(), y.data());
-    bool ok = true;
-    for (int64_t i = 0; i < n; ++i) ok = ok && sameFloat(y[i], yWant[i]);
-    report(ok, std::string(set.name) + " axpy f16 n=" + std::to_string(n));
   }
 }
 

@@ -43,15 +43,19 @@ const kernels::KernelRegistration kSimdRegistration{10, [](kernels::DotTable& ta
     }
   }
 }};
-}  // namespace
 
-QuantizeRowFn bestSimdQuantizeRowQ8_0() {
+// The entry `member` of the fastest set this CPU runs that has one, or nullptr.
+template <typename Fn>
+Fn fastest(Fn SimdKernelSet::*member) {
   const SimdKernelSets all = compiledSimdKernelSets();
   for (int i = 0; i < all.count; ++i) {
-    if (all.sets[i]->runsHere() && all.sets[i]->quantizeRowQ8_0) return all.sets[i]->quantizeRowQ8_0;
+    if (all.sets[i]->runsHere() && all.sets[i]->*member) return all.sets[i]->*member;
   }
   return nullptr;
 }
+}  // namespace
+
+QuantizeRowFn bestSimdQuantizeRowQ8_0() { return fastest(&SimdKernelSet::quantizeRowQ8_0); }
 
 const char* simdKernelSetNameFor(TensorType weightType) {
   const SimdKernelSets all = compiledSimdKernelSets();
@@ -61,21 +65,9 @@ const char* simdKernelSetNameFor(TensorType weightType) {
   return nullptr;
 }
 
-DotQ4_0TileFn bestSimdDotQ4_0Tile() {
-  const SimdKernelSets all = compiledSimdKernelSets();
-  for (int i = 0; i < all.count; ++i) {
-    if (all.sets[i]->runsHere() && all.sets[i]->q4_0Tile) return all.sets[i]->q4_0Tile;
-  }
-  return nullptr;
-}
+DotQ4_0TileFn bestSimdDotQ4_0Tile() { return fastest(&SimdKernelSet::q4_0Tile); }
 
-GemmQ4_0Fn bestSimdGemmQ4_0() {
-  const SimdKernelSets all = compiledSimdKernelSets();
-  for (int i = 0; i < all.count; ++i) {
-    if (all.sets[i]->runsHere() && all.sets[i]->q4_0Panel) return all.sets[i]->q4_0Panel;
-  }
-  return nullptr;
-}
+GemmQ4_0Fn bestSimdGemmQ4_0() { return fastest(&SimdKernelSet::q4_0Panel); }
 
 namespace {
 void f16ToF32Scalar(const void* src, float* dst, int64_t n) { dequantizeRow(TensorType::F16, src, dst, n); }
@@ -94,13 +86,7 @@ const F16RowKernels& bestF16RowKernels() {
   return best;
 }
 
-DotQ4_0RowsFn bestSimdDotQ4_0Rows() {
-  const SimdKernelSets all = compiledSimdKernelSets();
-  for (int i = 0; i < all.count; ++i) {
-    if (all.sets[i]->runsHere() && all.sets[i]->q4_0Rows) return all.sets[i]->q4_0Rows;
-  }
-  return nullptr;
-}
+DotQ4_0RowsFn bestSimdDotQ4_0Rows() { return fastest(&SimdKernelSet::q4_0Rows); }
 
 void q4_0PanelActivationTerms(int64_t n, const void* a, size_t aStride, int64_t nA, int32_t* aBias, float* aScale) {
   const int64_t nb = n / kQK;

@@ -19,7 +19,7 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -f
 sources=(mapped_file mapping_guard gguf tensor_types kernels_scalar kernels_simd cpu_features model vocab tokenizer_spm tokenizer_bpe unicode_tables)
 isa=()
 case "$(uname -m)" in
-  x86_64) isa=(kernels_avx2 kernels_avx512_vnni) ;;
+  x86_64) isa=(kernels_avx2 kernels_avx512_vnni kernels_avx512_vbmi) ;;
   aarch64) isa=(kernels_neon kernels_neon_dotprod) ;;
 esac
 
@@ -37,6 +37,7 @@ for s in "${isa[@]}"; do
   case "$s" in
     kernels_avx2) compile "$s" -mavx2 -mfma -mf16c ;;
     kernels_avx512_vnni) compile "$s" -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni ;;
+    kernels_avx512_vbmi) compile "$s" -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512vbmi ;;
     kernels_neon_dotprod) compile "$s" -march=armv8.2-a+dotprod ;;
     *) compile "$s" ;;
   esac

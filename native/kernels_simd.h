@@ -33,12 +33,6 @@ using GemmQ4_0Fn = void (*)(int64_t n, const void* w, size_t wStride, int nW, co
                             const int32_t* aBias, const float* aScale, int64_t nA, float* y, size_t yStride,
                             void* panel);
 constexpr int kQ4_0PanelRows = 16;
-
-// The decode product: out[r] = dot(Q4_0 weight row r, Q8_0 activation row) for the
-// kQ4_0RowsPerCall weight rows wStride bytes apart. One activation row has nothing to share but
-// itself, so this is the 4-row tile made lean enough to keep up with memory.
-using DotQ4_0RowsFn = void (*)(int64_t n, const void* w, size_t wStride, const void* a, float* out);
-constexpr int kQ4_0RowsPerCall = 8;
 // x86: [8 groups][16 rows][4 nibbles], [16] scales; arm64 orders the same bytes by quads of rows
 // (kernels_neon_impl.h).
 constexpr size_t kQ4_0PanelBytesPerBlock = 8 * 64 + 16 * 4;
@@ -46,6 +40,12 @@ constexpr size_t kQ4_0PanelBytesPerBlock = 8 * 64 + 16 * 4;
 // Per activation block b of row x: aBias = −8·Σ quants (the offset of the unsigned nibbles) and
 // aScale = its scale as a float. Baseline code, shared by every set's panel kernel.
 void q4_0PanelActivationTerms(int64_t n, const void* a, size_t aStride, int64_t nA, int32_t* aBias, float* aScale);
+
+// The decode product: out[r] = dot(Q4_0 weight row r, Q8_0 activation row) for the
+// kQ4_0RowsPerCall weight rows wStride bytes apart. One activation row has nothing to share but
+// itself, so this is the 4-row tile made lean enough to keep up with memory.
+using DotQ4_0RowsFn = void (*)(int64_t n, const void* w, size_t wStride, const void* a, float* out);
+constexpr int kQ4_0RowsPerCall = 8;
 
 // fp16 rows, the KV cache's default type: attention converts every query head to fp16, stores
 // every new key and value, and weighs every value row of the context into its output, so at a
@@ -65,7 +65,7 @@ struct F16RowKernels {
 };
 
 struct SimdKernelSet {
-  const char* name;      // "avx512-vnni", "avx2", "neon", "neon-dotprod"
+  const char* name;      // "avx512-vbmi", "avx512-vnni", "avx2", "neon", "neon-dotprod"
   bool (*runsHere)();    // this CPU (and OS) can execute the set
   // Dot products, same contract as VecDotFn; nullptr where the set has nothing faster than the
   // set below it (the dispatcher then falls through to the next set, finally to scalar).

@@ -12,7 +12,7 @@ namespace {
 // Activation rows per pass over a weight row: their quantized rows (≈ 4.5 KB each for 4096
 // columns in Q8_0) stay in L2 while the weight rows of a chunk are streamed past them once.
 constexpr int64_t kActivationTile = 32;
-// Weight rows per claimed chunk at least: keeps the claim counter cold and the stream long.
+// Weight rows per claimed chunk at least: keeps claims rare and the stream long.
 constexpr int64_t kMinRowsPerChunk = 16;
 // Batches of at least this many activation rows go through the Q4_0 panel kernel. One row
 // (decode) streams its weights best through the decode rows kernel (eight rows at a time) or the
@@ -58,14 +58,14 @@ void multiplyPanels(GemmQ4_0Fn panel, const MatmulTarget& t, int64_t cols, size_
 }
 
 // Weight rows [rBegin, rEnd) of t against every activation row: eight rows at a time through the
-// decode kernel for a single activation row where there is one, four at a time through the tile
+// decode kernel (given only when nX is 1) where there is one, four at a time through the tile
 // kernel where there is one, then one by one.
 void multiplyRows(VecDotFn dot, DotQ4_0TileFn tile, DotQ4_0RowsFn decodeRows, const MatmulTarget& t, int64_t cols,
                   size_t wRowBytes, const uint8_t* A, size_t aRowBytes, int64_t nX, int64_t rBegin, int64_t rEnd) {
   for (int64_t x0 = 0; x0 < nX; x0 += kActivationTile) {
     const int64_t x1 = std::min(nX, x0 + kActivationTile);
     int64_t r = rBegin;
-    if (decodeRows && x1 - x0 == 1) {
+    if (decodeRows) {
       for (; r + kQ4_0RowsPerCall <= rEnd; r += kQ4_0RowsPerCall) {
         float out[kQ4_0RowsPerCall];
         decodeRows(cols, t.W + r * wRowBytes, wRowBytes, A + x0 * aRowBytes, out);

@@ -122,7 +122,7 @@ void ThreadPool::parallelFor(int64_t n, const RangeFn& body, int64_t minChunk) {
   chunkCount_ = static_cast<int32_t>((n + chunk - 1) / chunk);
   for (int s = 0; s < t; ++s) {
     const uint64_t front = static_cast<uint64_t>(chunkCount_) * s / t, back = static_cast<uint64_t>(chunkCount_) * (s + 1) / t;
-    shares_[s].range.store(front << 32 | back, std::memory_order_relaxed);  // published by generation_ below
+    shares_[s].range.store(front << 32 | back, std::memory_order_relaxed);  // published by open_ and generation_ below
   }
   doneChunks_.store(0, std::memory_order_relaxed);
   open_.store(true);

@@ -6,9 +6,10 @@
 // its weight rows are one stream, so a kernel's prefetch of the rows after its own is never
 // wasted and no chunk starts cold. A thread that has finished its run steals chunks from the back
 // of another's, so a thread that loses its core to another process (Home Assistant, Mosquitto on
-// the same Pi) simply does fewer chunks and the call slows in proportion to the CPU lost. Waiting threads spin for a short while (the next
-// call usually follows within microseconds), then sleep on a condition variable, so that an idle
-// or starved pool never holds a core that another process needs.
+// the same Pi) simply does fewer chunks and the call slows in proportion to the CPU lost.
+// Waiting threads spin for a short while (the next call usually follows within microseconds),
+// then sleep on a condition variable, so that an idle or starved pool never holds a core that
+// another process needs.
 #pragma once
 #include <atomic>
 #include <condition_variable>

@@ -217,8 +217,12 @@ void checkQ4_0Rows(const SimdKernelSet& set) {
       const size_t wStride = rowSize + 18 * randomInt(0, 2);
       const size_t used = (kQ4_0RowsPerCall - 1) * wStride + rowSize;
       const size_t mapped = (used + page - 1) / page * page + page;
-      auto* region = static_cast<uint8_t*>(mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-      mprotect(region + mapped - page, page, PROT_NONE);
+      void* map = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (map == MAP_FAILED || mprotect(static_cast<uint8_t*>(map) + mapped - page, page, PROT_NONE) != 0) {
+        report(false, std::string(set.name) + " q4_0 rows: cannot map a guarded buffer");
+        return;
+      }
+      auto* region = static_cast<uint8_t*>(map);
       uint8_t* wAll = region + mapped - page - used;
       std::vector<std::vector<uint8_t>> w(kQ4_0RowsPerCall);
       for (int r = 0; r < kQ4_0RowsPerCall; ++r) {

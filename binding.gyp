@@ -3,31 +3,31 @@
     {
       "target_name": "alpaca",
       "sources": [
-        "native/addon.cc",
-        "native/napi_gguf.cc",
-        "native/napi_tensor_types.cc",
-        "native/napi_tokenizer.cc",
-        "native/napi_model.cc",
-        "native/mapped_file.cc",
-        "native/mapping_guard.cc",
-        "native/gguf.cc",
-        "native/tensor_types.cc",
-        "native/kernels_scalar.cc",
-        "native/kernels_simd.cc",
-        "native/cpu_features.cc",
-        "native/thread_pool.cc",
-        "native/matmul.cc",
-        "native/model.cc",
-        "native/forward.cc",
-        "native/residency.cc",
-        "native/stream_probe.cc",
-        "native/kv_cache.cc",
-        "native/vocab.cc",
-        "native/tokenizer_spm.cc",
-        "native/tokenizer_bpe.cc",
-        "native/unicode_tables.cc",
-        "native/sampler.cc",
-        "native/sd_notify.cc"
+        "native/napi/addon.cc",
+        "native/napi/napi_gguf.cc",
+        "native/napi/napi_tensor_types.cc",
+        "native/napi/napi_tokenizer.cc",
+        "native/napi/napi_model.cc",
+        "native/gguf/mapped_file.cc",
+        "native/gguf/mapping_guard.cc",
+        "native/gguf/gguf.cc",
+        "native/gguf/tensor_types.cc",
+        "native/kernels/kernels_scalar.cc",
+        "native/kernels/kernels_simd.cc",
+        "native/kernels/cpu_features.cc",
+        "native/kernels/thread_pool.cc",
+        "native/kernels/matmul.cc",
+        "native/model/model.cc",
+        "native/model/forward.cc",
+        "native/model/residency.cc",
+        "native/kernels/stream_probe.cc",
+        "native/model/kv_cache.cc",
+        "native/tokenizer/vocab.cc",
+        "native/tokenizer/tokenizer_spm.cc",
+        "native/tokenizer/tokenizer_bpe.cc",
+        "native/tokenizer/unicode_tables.cc",
+        "native/sampler/sampler.cc",
+        "native/napi/sd_notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
@@ -37,7 +37,7 @@
       "conditions": [
         ["target_arch=='x64'", {"dependencies": ["alpaca_kernels_avx2", "alpaca_kernels_avx512_vnni", "alpaca_kernels_avx512_vbmi"]}],
         ["target_arch=='arm64'", {
-          "sources": ["native/kernels_neon.cc"],
+          "sources": ["native/kernels/kernels_neon.cc"],
           "cflags_cc": ["-mtune=cortex-a72"],
           "dependencies": ["alpaca_kernels_neon_dotprod"]
         }]
@@ -50,14 +50,14 @@
         {
           "target_name": "alpaca_kernels_avx2",
           "type": "static_library",
-          "sources": ["native/kernels_avx2.cc"],
+          "sources": ["native/kernels/kernels_avx2.cc"],
           "cflags": ["-fPIC"],
           "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-mavx2", "-mfma", "-mf16c"]
         },
         {
           "target_name": "alpaca_kernels_avx512_vnni",
           "type": "static_library",
-          "sources": ["native/kernels_avx512_vnni.cc"],
+          "sources": ["native/kernels/kernels_avx512_vnni.cc"],
           "cflags": ["-fPIC"],
           "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-mavx2", "-mfma", "-mf16c",
                         "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]
@@ -65,7 +65,7 @@
         {
           "target_name": "alpaca_kernels_avx512_vbmi",
           "type": "static_library",
-          "sources": ["native/kernels_avx512_vbmi.cc"],
+          "sources": ["native/kernels/kernels_avx512_vbmi.cc"],
           "cflags": ["-fPIC"],
           "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-mavx2", "-mfma", "-mf16c",
                         "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mavx512vbmi"]
@@ -77,7 +77,7 @@
         {
           "target_name": "alpaca_kernels_neon_dotprod",
           "type": "static_library",
-          "sources": ["native/kernels_neon_dotprod.cc"],
+          "sources": ["native/kernels/kernels_neon_dotprod.cc"],
           "cflags": ["-fPIC"],
           "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-march=armv8.2-a+dotprod", "-mtune=cortex-a76"]
         }

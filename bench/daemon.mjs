@@ -18,7 +18,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dist = (p) => pathToFileURL(path.join(ROOT, "dist", p)).href;
-const { Server } = await import(dist("daemon/server.js"));
+const { Server } = await import(dist("daemon/serving/server.js"));
 const { SocketClient } = await import(dist("daemon/transports/socket.js"));
 const log = (s) => process.stderr.write(s + "\n");
 
@@ -53,7 +53,7 @@ const model = o.model ?? (await randomSevenB());
 // The engine's own ceiling for batching: one decode() of `parallel` one-token rows against one row,
 // on a model opened apart from the daemon (the mapping and the page cache are shared).
 async function engineCeiling() {
-  const { openModel } = await import(dist("daemon/engine.js"));
+  const { openModel } = await import(dist("daemon/engine/engine.js"));
   const m = openModel(model, { threads, nCtx: 64, nSeq: parallel, kvType: "f16" });
   const step = async (rows) => {
     for (let s = 0; s < rows; s++) m.kvTruncate(s, 0);

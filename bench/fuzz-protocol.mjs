@@ -5,7 +5,7 @@
 // Usage: node bench/fuzz-protocol.mjs [--messages 100000] [--mqtt-share 0.2] [--seed 1] [--json]
 //   (needs `npm run build`; MQTT needs mosquitto installed; --mqtt-share 0 for the socket only)
 import net from "node:net";
-import { createMqttClient } from "../dist/daemon/transports/mqtt.js";
+import { createMqttClient } from "../dist/daemon/transports/mqtt/transport.js";
 import { mib, parseArgs, rng, startBenchDaemon } from "./bench-daemon.mjs";
 
 const o = parseArgs({ messages: 100000, "mqtt-share": 0.2, seed: 1, connections: 4, batch: 50, json: false });

@@ -1,6 +1,6 @@
 // The llama.cpp side of `npm run bench:peer`, run in its own process by bench/peer.mjs:
 // llama.cpp through node-llama-cpp (its prebuilt CPU library, loaded offline), timed exactly
-// as alpaca's daemon/bench.ts times itself:
+// as alpaca's daemon/engine/bench.ts times itself:
 //   prefill = the prompt ids in one batch, with the next token sampled (greedy) after the last;
 //   decode  = `n` fixed ids one at a time, each followed by a greedy sample;
 // on a cleared sequence every repetition, after `warmup` repetitions that are not counted.

@@ -19,7 +19,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dist = (p) => pathToFileURL(path.join(ROOT, "dist", p)).href;
 const { startMqttDaemon } = await import(dist("test/helpers/mqtt-daemon.js"));
-const { createMqttClient } = await import(dist("daemon/transports/mqtt.js"));
+const { createMqttClient } = await import(dist("daemon/transports/mqtt/transport.js"));
 const { Mosquitto, needMosquitto } = await import(dist("test/helpers/mosquitto.js"));
 const log = (s) => process.stderr.write(s + "\n");
 

@@ -3,11 +3,11 @@
 // memory is measured apart from the client's. Prints "ready" on stdout; SIGUSR2 runs a full GC
 // (started with --expose-gc) so RSS is read without garbage; SIGTERM stops it cleanly.
 // Usage: node --expose-gc bench/protocol-daemon.mjs MODEL SOCKET [MQTT_URL BASE_TOPIC [JOURNAL_DIR]]
-import { openModel } from "../dist/daemon/engine.js";
+import { openModel } from "../dist/daemon/engine/engine.js";
 import { createLogger } from "../dist/daemon/log.js";
-import { Router } from "../dist/daemon/router.js";
-import { Scheduler } from "../dist/daemon/scheduler.js";
-import { MqttTransport } from "../dist/daemon/transports/mqtt.js";
+import { Router } from "../dist/daemon/serving/router.js";
+import { Scheduler } from "../dist/daemon/serving/scheduler.js";
+import { MqttTransport } from "../dist/daemon/transports/mqtt/transport.js";
 import { SocketTransport } from "../dist/daemon/transports/socket.js";
 
 const [modelPath, socketPath, mqttUrl, baseTopic, journalDir] = process.argv.slice(2);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Cross-builds the native addon for linux-arm64 (the Raspberry Pi 4 and 5) on an x86-64 machine
-# and stores it as prebuilds/linux-arm64/alpaca.node, where daemon/native.ts looks for it.
+# and stores it as prebuilds/linux-arm64/alpaca.node, where daemon/engine/native.ts looks for it.
 #
 # Needs Debian's g++-aarch64-linux-gnu. Builds against the headers of Node for arm64 (fetched by
 # cross/node-arm64.sh), in build-arm64/ so that the x86-64 build in build/ is left alone.

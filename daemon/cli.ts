@@ -2,19 +2,19 @@
 // The alpaca command line: one table of commands; user mistakes are one line and exit code 2.
 import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
-import { askCommand } from "./commands/ask.js";
-import { benchCommand } from "./commands/bench.js";
-import { doctorCommand } from "./commands/doctor.js";
-import { evalCommand } from "./commands/eval.js";
-import { infoCommand } from "./commands/info.js";
-import { modelsCommand } from "./commands/models.js";
-import { pullCommand } from "./commands/pull.js";
-import { quantizeCommand } from "./commands/quantize.js";
-import { planCommand } from "./commands/plan.js";
-import { runCommand } from "./commands/run.js";
-import { serveCommand } from "./commands/serve.js";
-import { statusCommand } from "./commands/status.js";
-import { tokenizeCommand } from "./commands/tokenize.js";
+import { askCommand } from "./cli/ask.js";
+import { benchCommand } from "./cli/bench.js";
+import { doctorCommand } from "./cli/doctor.js";
+import { evalCommand } from "./cli/eval.js";
+import { infoCommand } from "./cli/info.js";
+import { modelsCommand } from "./cli/models.js";
+import { pullCommand } from "./cli/pull.js";
+import { quantizeCommand } from "./cli/quantize.js";
+import { planCommand } from "./cli/plan.js";
+import { runCommand } from "./cli/run.js";
+import { serveCommand } from "./cli/serve.js";
+import { statusCommand } from "./cli/status.js";
+import { tokenizeCommand } from "./cli/tokenize.js";
 import { isUserFacing } from "./errors.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

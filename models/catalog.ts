@@ -2,7 +2,7 @@
 // `alpaca models` lists, and which model `serve` fetches when none is configured.
 import fs from "node:fs";
 import path from "node:path";
-import { projectRoot } from "../daemon/native.js";
+import { projectRoot } from "../daemon/engine/native.js";
 
 export type PromptTemplate = "alpaca" | "chat" | "raw";
 

@@ -1,9 +1,9 @@
-// Whether a model fits this machine, for `alpaca models`: the costs of daemon/memory.ts (weights,
+// Whether a model fits this machine, for `alpaca models`: the costs of daemon/serving/memory.ts (weights,
 // KV cache) against the memory a new process can use. The short answer a listing needs;
-// `alpaca plan` (daemon/plan.ts) makes the full plan for one model.
-import { kvBytesPerToken, type ModelShape } from "../daemon/memory.js";
-import type { GgufInfo } from "../daemon/gguf.js";
-import { readSystemMemory } from "../daemon/system-memory.js";
+// `alpaca plan` (daemon/serving/plan.ts) makes the full plan for one model.
+import { kvBytesPerToken, type ModelShape } from "../daemon/serving/memory.js";
+import type { GgufInfo } from "../daemon/engine/gguf.js";
+import { readSystemMemory } from "../daemon/system/system-memory.js";
 
 export type Fit = "resident" | "tight" | "does not fit";
 

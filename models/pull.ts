@@ -13,7 +13,7 @@ import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { UserError } from "../daemon/errors.js";
-import { formatBytes } from "../daemon/memory.js";
+import { formatBytes } from "../daemon/serving/memory.js";
 import { defaultCatalogEntry, findCatalogEntry, loadCatalog, type Catalog, type CatalogEntry } from "./catalog.js";
 
 // ── where models live ──────────────────────────────────────────────────────────────────────

@@ -22,7 +22,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../daemon/errors.js";
-import { TensorType, tensorTypes, type TensorTypeInfo } from "../daemon/tensor-types.js";
+import { TensorType, tensorTypes, type TensorTypeInfo } from "../daemon/engine/tensor-types.js";
 
 export type QuantizeTarget = "q4_0" | "q8_0";
 

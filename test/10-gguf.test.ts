@@ -4,13 +4,13 @@ import test from "ava";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { readGguf, isArraySummary, type GgufInfo } from "../daemon/gguf.js";
+import { readGguf, isArraySummary, type GgufInfo } from "../daemon/engine/gguf.js";
 import {
   GgmlType, encodeGguf, fp32ToFp16, meta, tensorBytes, writeGguf, type GgufSpec,
 } from "../models/gguf-writer.js";
 import { LLAMA_SHAPES, llamaGgufSpec, syntheticVocab, writeSyntheticLlama } from "../models/synthetic.js";
-import { openModel, sequenceBatch } from "../daemon/engine.js";
-import { openVocab } from "../daemon/tokenizer.js";
+import { openModel, sequenceBatch } from "../daemon/engine/engine.js";
+import { openVocab } from "../daemon/engine/tokenizer.js";
 import { needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-10-gguf-"));

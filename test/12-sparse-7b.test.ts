@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
-import { readGguf } from "../daemon/gguf.js";
+import { readGguf } from "../daemon/engine/gguf.js";
 import { LLAMA_SHAPES, writeSyntheticLlama } from "../models/synthetic.js";
 import type { LoadMeasurement } from "./helpers/measure-load-child.js";
 

@@ -2,7 +2,7 @@
 // layouts, every dot product against a float64 dot of the dequantized rows, the quantizers against
 // ggml's reference numerics (byte for byte), and fp16 conversion over all 65536 values.
 import test from "ava";
-import { tensorTypes, rowBytes, TensorType, type TensorTypeInfo } from "../daemon/tensor-types.js";
+import { tensorTypes, rowBytes, TensorType, type TensorTypeInfo } from "../daemon/engine/tensor-types.js";
 
 const tt = tensorTypes();
 const infoById = new Map<number, TensorTypeInfo>(tt.types().map((t) => [t.id, t]));

@@ -4,8 +4,8 @@ import test from "ava";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { projectRoot } from "../daemon/native.js";
-import { openVocab, tokenDecoder, type NativeVocab } from "../daemon/tokenizer.js";
+import { projectRoot } from "../daemon/engine/native.js";
+import { openVocab, tokenDecoder, type NativeVocab } from "../daemon/engine/tokenizer.js";
 
 const shared = path.join(projectRoot(), "..", "shared");
 const vocabDir = path.join(shared, "vocab");

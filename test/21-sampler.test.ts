@@ -1,6 +1,6 @@
 // Sampling: greedy ties, the filters narrowing the choice, repetition penalty, seeds.
 import test from "ava";
-import { createSampler } from "../daemon/engine.js";
+import { createSampler } from "../daemon/engine/engine.js";
 
 const logits = Float32Array.from([1, 5, 5, 2, 4.9, -3]);
 

@@ -1,8 +1,8 @@
 // alpaca bench: the report is well formed. Never its speed: these machines are shared and noisy.
 import test from "ava";
 import { spawnSync } from "node:child_process";
-import { benchTokens, median, seededRandom } from "../daemon/bench.js";
-import { openVocab } from "../daemon/tokenizer.js";
+import { benchTokens, median, seededRandom } from "../daemon/engine/bench.js";
+import { openVocab } from "../daemon/engine/tokenizer.js";
 import { CLI, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 
 function alpaca(args: string[]) {

@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import {
   parseCgroupValue, readCgroupLimit, readMeminfo, readMemlockLimit, readMemoryPressure, readSystemMemory,
-} from "../daemon/system-memory.js";
+} from "../daemon/system/system-memory.js";
 
 const GiB = 2 ** 30;
 

@@ -5,8 +5,8 @@ import test from "ava";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { kvBytesPerToken } from "../daemon/memory.js";
-import { formatPlan, parameterCount, planFromSystem, planMemory, PLAN_RULES, type PlanModel } from "../daemon/plan.js";
+import { kvBytesPerToken } from "../daemon/serving/memory.js";
+import { formatPlan, parameterCount, planFromSystem, planMemory, PLAN_RULES, type PlanModel } from "../daemon/serving/plan.js";
 
 const KiB = 2 ** 10, MiB = 2 ** 20, GiB = 2 ** 30;
 

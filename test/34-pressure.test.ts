@@ -5,7 +5,7 @@ import test from "ava";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { PressureWatcher, type PressureChange } from "../daemon/pressure.js";
+import { PressureWatcher, type PressureChange } from "../daemon/system/pressure.js";
 
 const MiB = 2 ** 20, GiB = 2 ** 30;
 

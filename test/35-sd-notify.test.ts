@@ -8,7 +8,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import {
   notifyReady, notifyStatus, notifyStopping, sdNotify, startWatchdog, watchdogIntervalMs,
-} from "../daemon/sd-notify.js";
+} from "../daemon/system/sd-notify.js";
 import { testNeeding } from "./helpers/shared.js";
 
 const RECEIVER = `

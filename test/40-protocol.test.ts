@@ -1,7 +1,7 @@
 // The request schema: every field checked at the boundary with a message naming it.
 import test from "ava";
-import type { GenerateRequest } from "../daemon/protocol.js";
-import { LIMITS, parseRequestLine, ProtocolError, transactionOf, validateRequest } from "../daemon/protocol.js";
+import type { GenerateRequest } from "../daemon/serving/protocol.js";
+import { LIMITS, parseRequestLine, ProtocolError, transactionOf, validateRequest } from "../daemon/serving/protocol.js";
 
 const ctx = { nCtx: 128 };
 let assigned = 0;

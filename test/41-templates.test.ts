@@ -1,7 +1,7 @@
 // Prompt templates: the Alpaca instruction format and GGUF chat templates through Jinja.
 import test from "ava";
-import { ProtocolError } from "../daemon/protocol.js";
-import { alpacaPrompt, ChatTemplate } from "../daemon/templates.js";
+import { ProtocolError } from "../daemon/serving/protocol.js";
+import { alpacaPrompt, ChatTemplate } from "../daemon/serving/templates.js";
 
 test("the Alpaca template without and with input", (t) => {
   t.is(

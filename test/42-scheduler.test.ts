@@ -1,14 +1,14 @@
 // The scheduler on the real engine: batched sequences give what each gives alone, prefixes are
 // reused, stop strings, limits, cancellation, timeouts and shutdown end requests as documented.
 import test from "ava";
-import type { NativeModel } from "../daemon/engine.js";
-import { createSampler, openModel } from "../daemon/engine.js";
-import { generate } from "../daemon/generate.js";
-import type { ErrorCode, GenerateResult } from "../daemon/protocol.js";
-import { DEFAULT_SAMPLING, ProtocolError } from "../daemon/protocol.js";
-import type { GenerationJob, SchedulerOptions } from "../daemon/scheduler.js";
-import { Scheduler } from "../daemon/scheduler.js";
-import { StopStringFilter } from "../daemon/stop-strings.js";
+import type { NativeModel } from "../daemon/engine/engine.js";
+import { createSampler, openModel } from "../daemon/engine/engine.js";
+import { generate } from "../daemon/engine/generate.js";
+import type { ErrorCode, GenerateResult } from "../daemon/serving/protocol.js";
+import { DEFAULT_SAMPLING, ProtocolError } from "../daemon/serving/protocol.js";
+import type { GenerationJob, SchedulerOptions } from "../daemon/serving/scheduler.js";
+import { Scheduler } from "../daemon/serving/scheduler.js";
+import { StopStringFilter } from "../daemon/serving/stop-strings.js";
 import { STORIES, waitFor } from "./helpers/daemon.js";
 import { needShared, testNeeding } from "./helpers/shared.js";
 

@@ -1,12 +1,12 @@
 // The router without a transport: the op table, chat templates on the real tokenizer, duplicate
 // transactions, and a session that closes with work in flight.
 import test from "ava";
-import { openModel } from "../daemon/engine.js";
-import type { ReplyMessage } from "../daemon/protocol.js";
-import type { ReplyChannel } from "../daemon/router.js";
-import { Router } from "../daemon/router.js";
-import { Scheduler } from "../daemon/scheduler.js";
-import { ChatTemplate } from "../daemon/templates.js";
+import { openModel } from "../daemon/engine/engine.js";
+import type { ReplyMessage } from "../daemon/serving/protocol.js";
+import type { ReplyChannel } from "../daemon/serving/router.js";
+import { Router } from "../daemon/serving/router.js";
+import { Scheduler } from "../daemon/serving/scheduler.js";
+import { ChatTemplate } from "../daemon/serving/templates.js";
 import { STORIES, waitFor } from "./helpers/daemon.js";
 import { needShared, testNeeding } from "./helpers/shared.js";
 

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { listModels } from "../daemon/commands/models.js";
+import { listModels } from "../daemon/cli/models.js";
 import { loadCatalog } from "../models/catalog.js";
 import { classifyFit, memoryBudget, PLAN_CONTEXT, PROCESS_OVERHEAD } from "../models/fit.js";
 import { defaultModelsDir, STATE_MODELS_DIR } from "../models/pull.js";

@@ -138,7 +138,7 @@ function ask(socket: string, request: object): Promise<Record<string, unknown>> 
 
 // serve comes from branch daemon: without it this test skips, in CI too (nothing the machine
 // lacks, and nothing CI could install). Checked against a merge of that branch.
-const hasServe = fs.existsSync(path.join(ROOT, "daemon/commands/serve.ts"));
+const hasServe = fs.existsSync(path.join(ROOT, "daemon/cli/serve.ts"));
 const serveTitle = "the installed tree starts `alpaca serve` as the unit does and answers on the socket";
 
 async function serveFromInstalledTree(t: ExecutionContext) {

@@ -5,7 +5,7 @@ import test from "ava";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { runDoctor, type DoctorCheck, type DoctorReport, type ReadMeasurer } from "../daemon/doctor.js";
+import { runDoctor, type DoctorCheck, type DoctorReport, type ReadMeasurer } from "../daemon/system/doctor.js";
 import { writeSyntheticLlama } from "../models/synthetic.js";
 import { CLI, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 import { scratchDir } from "./helpers/pi.js";

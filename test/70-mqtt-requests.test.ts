@@ -3,7 +3,7 @@
 // retained bridge topics, and bad payloads answered with an error envelope while serving goes on.
 import test from "ava";
 import type { MqttClient } from "mqtt";
-import { resolveMqttOptions } from "../daemon/transports/mqtt.js";
+import { resolveMqttOptions } from "../daemon/transports/mqtt/transport.js";
 import type { MqttDaemon, Received } from "./helpers/mqtt-daemon.js";
 import { answersFor, closeClient, connectClient, publish, record, startMqttDaemon, subscribe, waitFor } from "./helpers/mqtt-daemon.js";
 import { Mosquitto, needMosquitto } from "./helpers/mosquitto.js";

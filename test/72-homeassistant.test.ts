@@ -3,7 +3,7 @@
 // command topic answered on the response sensor and the completion event; the cancel button.
 import test from "ava";
 import type { ExecutionContext } from "ava";
-import { ENTITIES } from "../daemon/homeassistant.js";
+import { ENTITIES } from "../daemon/transports/mqtt/homeassistant.js";
 import type { Received } from "./helpers/mqtt-daemon.js";
 import { closeClient, connectClient, publish, record, sleep, startMqttDaemon, subscribe, waitFor } from "./helpers/mqtt-daemon.js";
 import { Mosquitto, needMosquitto } from "./helpers/mosquitto.js";

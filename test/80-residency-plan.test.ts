@@ -1,8 +1,8 @@
 // The plan's layer split on made-up budgets (pure functions): how many layers stay and how many
 // stream, what the cgroup is charged for them, and when nothing can be done.
 import test from "ava";
-import { parameterCount, planMemory, residencyOptions, type PlanModel } from "../daemon/plan.js";
-import { splitLayers, weightLayout, type ResidencyModel } from "../daemon/residency.js";
+import { parameterCount, planMemory, residencyOptions, type PlanModel } from "../daemon/serving/plan.js";
+import { splitLayers, weightLayout, type ResidencyModel } from "../daemon/serving/residency.js";
 
 const MiB = 2 ** 20, GiB = 2 ** 30;
 

@@ -6,8 +6,8 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createSampler, openModel, type ModelOptions, type ResidencyInfo } from "../daemon/engine.js";
-import { generate } from "../daemon/generate.js";
+import { createSampler, openModel, type ModelOptions, type ResidencyInfo } from "../daemon/engine/engine.js";
+import { generate } from "../daemon/engine/generate.js";
 import { writeSyntheticLlama } from "../models/synthetic.js";
 import { ROOT, testNeeding } from "./helpers/shared.js";
 

@@ -3,8 +3,8 @@ import test from "ava";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { openModel } from "../daemon/engine.js";
-import { openVocab } from "../daemon/tokenizer.js";
+import { openModel } from "../daemon/engine/engine.js";
+import { openVocab } from "../daemon/engine/tokenizer.js";
 import { needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 
 /** stories260K with one byte token's text replaced by another of the same length. */

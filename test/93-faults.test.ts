@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { pullModel } from "../models/pull.js";
-import { PendingJournal } from "../daemon/transports/mqtt-journal.js";
+import { PendingJournal } from "../daemon/transports/mqtt/journal.js";
 import { startDaemon } from "./helpers/daemon.js";
 import { Mosquitto, needMosquitto } from "./helpers/mosquitto.js";
 import { connectClient, publish, subscribe, waitFor } from "./helpers/mqtt-daemon.js";

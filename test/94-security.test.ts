@@ -4,7 +4,7 @@ import test from "ava";
 import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "../daemon/log.js";
-import { LIMITS } from "../daemon/protocol.js";
+import { LIMITS } from "../daemon/serving/protocol.js";
 import { spawnSync } from "node:child_process";
 import { groupId } from "../daemon/transports/socket.js";
 import { STORIES, startDaemon, tempSocketPath } from "./helpers/daemon.js";

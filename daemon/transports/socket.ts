@@ -7,9 +7,9 @@ import path from "node:path";
 import { UserError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
-import type { ReplyMessage } from "../protocol.js";
-import { errorMessage, LIMITS } from "../protocol.js";
-import type { Router, Session } from "../router.js";
+import type { ReplyMessage } from "../serving/protocol.js";
+import { errorMessage, LIMITS } from "../serving/protocol.js";
+import type { Router, Session } from "../serving/router.js";
 
 export interface SocketTransportOptions {
   path: string;

@@ -16,18 +16,19 @@ mkdir -p "$out/obj"
 flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -DALPACA_SHARED="\"$shared\"")
 # The engine sources the reader, the model binding and the tokenizers need; no N-API.
-sources=(mapped_file mapping_guard gguf tensor_types kernels_scalar kernels_simd cpu_features model vocab tokenizer_spm tokenizer_bpe unicode_tables)
+sources=(gguf/mapped_file gguf/mapping_guard gguf/gguf gguf/tensor_types kernels/kernels_scalar kernels/kernels_simd kernels/cpu_features
+         model/model tokenizer/vocab tokenizer/tokenizer_spm tokenizer/tokenizer_bpe tokenizer/unicode_tables)
 isa=()
 case "$(uname -m)" in
-  x86_64) isa=(kernels_avx2 kernels_avx512_vnni kernels_avx512_vbmi) ;;
-  aarch64) isa=(kernels_neon kernels_neon_dotprod) ;;
+  x86_64) isa=(kernels/kernels_avx2 kernels/kernels_avx512_vnni kernels/kernels_avx512_vbmi) ;;
+  aarch64) isa=(kernels/kernels_neon kernels/kernels_neon_dotprod) ;;
 esac
 
 objects=()
 compile() {  # name, extra flags...
   local name="$1"; shift
-  local obj="$out/obj/$name.o"
-  if [ ! -f "$obj" ] || [ "$root/native/$name.cc" -nt "$obj" ] || [ -n "$(find "$root/native" -maxdepth 1 -name '*.h' -newer "$obj")" ]; then
+  local obj="$out/obj/${name//\//_}.o"
+  if [ ! -f "$obj" ] || [ "$root/native/$name.cc" -nt "$obj" ] || [ -n "$(find "$root/native" -name '*.h' -newer "$obj")" ]; then
     "$CXX" "${flags[@]}" -fsanitize=fuzzer-no-link "$@" -c "$root/native/$name.cc" -o "$obj"
   fi
   objects+=("$obj")
@@ -35,10 +36,10 @@ compile() {  # name, extra flags...
 for s in "${sources[@]}"; do compile "$s"; done
 for s in "${isa[@]}"; do
   case "$s" in
-    kernels_avx2) compile "$s" -mavx2 -mfma -mf16c ;;
-    kernels_avx512_vnni) compile "$s" -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni ;;
-    kernels_avx512_vbmi) compile "$s" -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512vbmi ;;
-    kernels_neon_dotprod) compile "$s" -march=armv8.2-a+dotprod ;;
+    kernels/kernels_avx2) compile "$s" -mavx2 -mfma -mf16c ;;
+    kernels/kernels_avx512_vnni) compile "$s" -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni ;;
+    kernels/kernels_avx512_vbmi) compile "$s" -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512vbmi ;;
+    kernels/kernels_neon_dotprod) compile "$s" -march=armv8.2-a+dotprod ;;
     *) compile "$s" ;;
   esac
 done

@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "../gguf.h"
-#include "../vocab.h"
+#include "../gguf/gguf.h"
+#include "../tokenizer/vocab.h"
 
 namespace fuzz {
 

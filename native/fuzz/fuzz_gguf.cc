@@ -7,7 +7,7 @@
 #include <exception>
 #include <stdexcept>
 
-#include "../model.h"
+#include "../model/model.h"
 #include "fuzz_common.h"
 
 namespace {

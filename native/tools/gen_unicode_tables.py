@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes native/unicode_tables.cc: the code point classes the byte-level BPE pre-tokenizer needs.
+"""Writes native/tokenizer/unicode_tables.cc: the code point classes the byte-level BPE pre-tokenizer needs.
 
 The Llama 3 split rule speaks of \\p{L}, \\p{N} and \\s. std::regex knows none of them for
 code points beyond ASCII, so the tokenizer classifies code points itself from these tables.
@@ -7,7 +7,7 @@ Letters are general categories L* (Lu Ll Lt Lm Lo), numbers N* (Nd Nl No), white
 Unicode White_Space property (what \\s means in the regex engines tokenizer.json was written for).
 unicodedata has no White_Space property; that list is short and stable, so it is spelled out.
 
-Run from the project root:  python3 native/tools/gen_unicode_tables.py > native/unicode_tables.cc
+Run from the project root:  python3 native/tools/gen_unicode_tables.py > native/tokenizer/unicode_tables.cc
 """
 import sys
 import unicodedata

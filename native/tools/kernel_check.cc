@@ -19,11 +19,11 @@
 #include <string>
 #include <vector>
 
-#include "../kernels.h"
-#include "../kernels_simd.h"
-#include "../matmul.h"
-#include "../thread_pool.h"
-#include "../cpu_features.h"
+#include "../kernels/kernels.h"
+#include "../kernels/kernels_simd.h"
+#include "../kernels/matmul.h"
+#include "../kernels/thread_pool.h"
+#include "../kernels/cpu_features.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 
 #include <cstdio>
 
-#include "../mapped_file.h"
+#include "../gguf/mapped_file.h"
 
 int main(int argc, char** argv) {
   if (argc != 2) return 2;

@@ -4,8 +4,8 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { ServerOptions } from "../../daemon/server.js";
-import { Server } from "../../daemon/server.js";
+import type { ServerOptions } from "../../daemon/serving/server.js";
+import { Server } from "../../daemon/serving/server.js";
 import { SocketClient } from "../../daemon/transports/socket.js";
 import { CLI, sharedModel } from "./shared.js";
 

@@ -2,7 +2,7 @@
 // readGguf and writes one JSON line per file as soon as it is done, so that if the native
 // code crashes the parent knows exactly which file did it (the first one without a line).
 import fs from "node:fs";
-import { readGguf } from "../../daemon/gguf.js";
+import { readGguf } from "../../daemon/engine/gguf.js";
 
 export interface BatchResult {
   file: string;

@@ -3,8 +3,8 @@
 // A fresh process keeps ava's own memory out of the measurement.
 //   node measure-load-child.js gguf|engine FILE
 import fs from "node:fs";
-import { openModel } from "../../daemon/engine.js";
-import { readGguf } from "../../daemon/gguf.js";
+import { openModel } from "../../daemon/engine/engine.js";
+import { readGguf } from "../../daemon/engine/gguf.js";
 
 export interface LoadMeasurement {
   ms: number;

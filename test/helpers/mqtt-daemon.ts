@@ -2,13 +2,13 @@
 // optionally paced to Pi-like step times so that a generation is still running when a test stops
 // the broker; MQTT test clients with TCP_NODELAY; collecting messages and waiting for them.
 import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
-import type { NativeModel } from "../../daemon/engine.js";
-import { openModel } from "../../daemon/engine.js";
+import type { NativeModel } from "../../daemon/engine/engine.js";
+import { openModel } from "../../daemon/engine/engine.js";
 import { createLogger } from "../../daemon/log.js";
-import { Router } from "../../daemon/router.js";
-import { Scheduler } from "../../daemon/scheduler.js";
-import type { MqttSettings } from "../../daemon/transports/mqtt.js";
-import { createMqttClient, MqttTransport } from "../../daemon/transports/mqtt.js";
+import { Router } from "../../daemon/serving/router.js";
+import { Scheduler } from "../../daemon/serving/scheduler.js";
+import type { MqttSettings } from "../../daemon/transports/mqtt/transport.js";
+import { createMqttClient, MqttTransport } from "../../daemon/transports/mqtt/transport.js";
 import { STORIES, waitFor } from "./daemon.js";
 
 export { waitFor };

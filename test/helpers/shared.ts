@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { ExecutionContext, TestFn } from "ava";
-import { projectRoot } from "../../daemon/native.js";
+import { projectRoot } from "../../daemon/engine/native.js";
 
 export const ROOT = projectRoot();
 export const SHARED = path.resolve(ROOT, "..", "shared");

@@ -1,0 +1,139 @@
+// alpaca bench: prefill and decode speed of a model, and the memory bandwidth decode reaches.
+import path from "node:path";
+import type { CommandModule } from "yargs";
+import { median, runBench, type BenchRep } from "../engine/bench.js";
+import { parseSize } from "../config.js";
+import { openModel } from "../engine/engine.js";
+import { UserError } from "../errors.js";
+import { formatBytes } from "../serving/memory.js";
+import { commandResidency, planModelOf } from "../serving/plan.js";
+import { residencySummary } from "./run.js";
+import { defaultThreads, nonNegativeInt, threadsOption } from "./options.js";
+
+interface BenchArgs {
+  model: string;
+  p: number;
+  n: number;
+  threads?: number;
+  reps: number;
+  warmup: number;
+  seed: number;
+  "memory-limit"?: string;
+  json: boolean;
+  verbose: boolean;
+}
+
+const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+export const benchCommand: CommandModule<object, BenchArgs> = {
+  command: "bench",
+  describe: "Measure prefill and decode speed (tokens/s, median of repetitions)",
+  builder: (y) =>
+    y
+      .option("model", { alias: "m", type: "string", demandOption: true, describe: "GGUF model file" })
+      .option("p", { alias: "prompt-tokens", type: "number", default: 64, describe: "prompt tokens, evaluated in one batch" })
+      .option("n", { alias: "decode-tokens", type: "number", default: 32, describe: "tokens decoded one at a time" })
+      .option("threads", threadsOption)
+      .option("reps", { alias: "r", type: "number", default: 5, describe: "counted repetitions (the median is reported)" })
+      .option("warmup", { type: "number", default: 1, describe: "repetitions run first and not counted" })
+      .option("seed", { type: "number", default: 1, describe: "seed of the prompt token ids" })
+      .option("memory-limit", {
+        type: "string", requiresArg: true,
+        describe: "run under the memory plan of this budget (e.g. 3500M): the layers that do not fit stream from storage",
+      })
+      .option("json", { type: "boolean", default: false, describe: "print one JSON object" })
+      .option("verbose", { alias: "v", type: "boolean", default: false, describe: "print every repetition to stderr" })
+      .check((a) => {
+        nonNegativeInt("-p", a.p, 1);
+        nonNegativeInt("-n", a.n, 1);
+        nonNegativeInt("--reps", a.reps, 1);
+        nonNegativeInt("--warmup", a.warmup);
+        nonNegativeInt("--seed", a.seed);
+        defaultThreads(a.threads);
+        const limit = a["memory-limit"];
+        if (limit !== undefined && !parseSize(limit)) throw new Error(`--memory-limit ${JSON.stringify(limit)} is not a size (e.g. 3500M)`);
+        return true;
+      }),
+  handler: (a) => {
+    const threads = defaultThreads(a.threads);
+    // Check the context length before sizing a KV cache for it (a 7B one of 100k tokens is 50 GB).
+    const probe = openModel(a.model, { nCtx: 1 });
+    const probeInfo = probe.info();
+    probe.close();
+    const { nCtxTrain } = probeInfo;
+    if (a.p + a.n > nCtxTrain)
+      throw new UserError(`-p ${a.p} + -n ${a.n} tokens exceed the model's context length ${nCtxTrain}`);
+    // --memory-limit: the plan of that budget (and this machine's) for exactly this context,
+    // with the f16 KV cache of an unlimited run, so that the two differ only in residency.
+    const limited = a["memory-limit"] === undefined ? null
+      : commandResidency(planModelOf(probeInfo), { ctx: a.p + a.n, kvType: "f16", threads, memoryLimit: parseSize(a["memory-limit"]) });
+    if (limited && !limited.plan.fits) throw new UserError(limited.note ?? "the memory plan does not fit");
+    if (limited?.note) process.stderr.write(limited.note + "\n");
+    const model = openModel(a.model, { threads, nCtx: a.p + a.n, residency: limited?.residency });
+    try {
+      const info = model.info();
+      const onRep = a.verbose
+        ? (r: BenchRep, counted: boolean) =>
+            process.stderr.write(
+              `${counted ? "rep   " : "warmup"} prefill ${fmt(r.prefill)} tok/s (${r.prefillMs.toFixed(0)} ms), ` +
+                `decode ${fmt(r.decode)} tok/s (${r.decodeMs.toFixed(0)} ms)\n`,
+            )
+        : undefined;
+      // The stream ceiling only where the weights stay in memory: under a residency plan the
+      // probe would read the streamed layers from storage and measure the disk instead.
+      const streamPasses = limited ? 0 : 3;
+      const result = runBench(model, { prompt: a.p, decode: a.n, reps: a.reps, warmup: a.warmup, seed: a.seed, streamPasses, onRep });
+      // one pass over the weights per decoded token and one for the prompt
+      const reads = result.reps.map((r) => r.readBytes).filter((b): b is number => b !== null);
+      const readPerToken = reads.length ? median(reads) / (a.n + 1) : null;
+      const residency = residencySummary(model.info().residency);
+      if (a.json) {
+        process.stdout.write(
+          JSON.stringify({
+            model: a.model,
+            threads,
+            p: a.p,
+            n: a.n,
+            reps: a.reps,
+            prefill: result.prefill,
+            decode: result.decodeSpread,
+            decodeGBs: result.decodeGBs,
+            stream: result.stream,
+            weightBytes: result.weightBytes,
+            memoryLimit: limited ? limited.plan.budget.limit : null,
+            readBytesPerToken: readPerToken,
+            residency,
+            runs: result.reps.map((r) => ({ prefill: r.prefill, decode: r.decode, readBytes: r.readBytes })),
+          }) + "\n",
+        );
+        return;
+      }
+      const row = (what: string, tokens: number, s: { median: number; min: number; max: number }) =>
+        `${what.padEnd(8)} ${String(tokens).padStart(6)} ${fmt(s.median).padStart(10)} ${fmt(s.min).padStart(9)} ${fmt(s.max).padStart(9)}`;
+      const lines = [
+        `model    ${path.basename(a.model)}${info.name ? ` (${info.name})` : ""}, weights ${formatBytes(info.weightBytes)}`,
+        `threads  ${threads}, ${a.reps} reps (+${a.warmup} warm-up), median tokens/s`,
+        "",
+        `${"".padEnd(8)} ${"tokens".padStart(6)} ${"median".padStart(10)} ${"min".padStart(9)} ${"max".padStart(9)}`,
+        row("prefill", a.p, result.prefill),
+        row("decode", a.n, result.decodeSpread),
+        "",
+        `decode × weights = ${result.decodeGBs.toFixed(2)} GB/s`,
+        ...(result.stream
+          ? [
+              `memory: the ${formatBytes(result.stream.bytesPerToken)} a decode step reads stream at ${result.stream.gbs.toFixed(2)} GB/s ` +
+                `with ${threads} threads (fastest of 3 reads): decode ≤ ${fmt(result.stream.tokensPerSecond)} tok/s here, ` +
+                `this run ${Math.round((100 * result.decodeSpread.median) / result.stream.tokensPerSecond)} % of it`,
+            ]
+          : []),
+        `read from storage ${readPerToken === null ? "unknown" : formatBytes(readPerToken)} per token; ` +
+          (residency.managed
+            ? `${residency.locked_layers} layers locked, ${residency.streamed_layers.length} streamed (${formatBytes(residency.streamed_bytes)} per token)`
+            : "residency left to the kernel"),
+      ];
+      process.stdout.write(lines.join("\n") + "\n");
+    } finally {
+      model.close();
+    }
+  },
+};

@@ -1,0 +1,149 @@
+// alpaca serve: plan memory, load the model and answer requests on the Unix socket until
+// SIGTERM/SIGINT. Settings come from flags, ALPACA_* and the config file (docs/configuration.md).
+import type { CommandModule } from "yargs";
+import { defaultModelsDir, ensureDefaultModel } from "../../models/pull.js";
+import { loadConfig, withConfigOptions } from "../config.js";
+import { checkModelPath, openModel } from "../engine/engine.js";
+import type { Logger } from "../log.js";
+import { createLogger } from "../log.js";
+import { formatPlan, planFromSystem, planModelOf, residencyOptions } from "../serving/plan.js";
+import { PressureWatcher } from "../system/pressure.js";
+import { LIMITS } from "../serving/protocol.js";
+import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from "../system/sd-notify.js";
+import { mqttSettingsFromConfig } from "../transports/mqtt/settings.js";
+import { Server } from "../serving/server.js";
+import { groupId, serverSocketPath } from "../transports/socket.js";
+import { UserError } from "../errors.js";
+import { describeProgress } from "./pull.js";
+
+interface ServeArgs {
+  "batch-tokens"?: number;
+  "pressure-watch": boolean;
+  "max-line-bytes": number;
+  [key: string]: unknown;
+}
+
+const DEFAULT_SOCKET = "/run/alpaca/alpaca.sock";
+
+export const serveCommand: CommandModule<object, ServeArgs> = {
+  command: "serve",
+  describe: "Run the daemon: plan memory, load the model, answer requests on the Unix socket",
+  builder: (y) =>
+    withConfigOptions(y)
+      .option("batch-tokens", { type: "number", describe: "tokens per engine step (default: the plan's prompt batch)" })
+      .option("pressure-watch", {
+        type: "boolean",
+        default: true,
+        describe: "under memory pressure run one request at a time (--no-pressure-watch: never hold back)",
+      })
+      .option("max-line-bytes", { type: "number", default: LIMITS.maxLineBytes, describe: "longest request line on the socket" })
+      .check((a) => {
+        const b = a["batch-tokens"];
+        if (b !== undefined && !(Number.isInteger(b) && b >= 1)) throw new Error("--batch-tokens must be an integer ≥ 1");
+        if (!(Number.isInteger(a["max-line-bytes"]) && a["max-line-bytes"] >= 1024)) throw new Error("--max-line-bytes must be an integer ≥ 1024");
+        return true;
+      }) as never,
+  handler: async (a) => {
+    const config = loadConfig(a);
+    const log = createLogger(config.logLevel);
+    const mqtt = mqttSettingsFromConfig(config, log);
+    const socketGid = config.socketGroup === null ? undefined : groupId(config.socketGroup);
+    if (socketGid === null) throw new UserError(`--socket-group / ALPACA_SOCKET_GROUP: no group named ${JSON.stringify(config.socketGroup)} in /etc/group`);
+    const modelPath = config.model ?? (await downloadDefaultModel(log));
+    checkModelPath(modelPath);
+
+    // The plan needs only the shapes: open with a 1-token context, plan, then open for real.
+    const probe = openModel(modelPath, { nCtx: 1, threads: 1 });
+    const planModel = planModelOf(probe.info());
+    probe.close();
+    const plan = planFromSystem(planModel, config);
+    for (const line of formatPlan(plan, planModel)) (plan.fits ? log.info : log.warn)(`plan: ${line}`);
+    if (!plan.fits) log.warn("serving anyway: expect every token to re-read weights from storage (seconds per token)");
+    // A plan that does not fit leaves residency to the kernel: there is no split that would hold.
+    const residency = plan.fits ? residencyOptions(plan) : undefined;
+
+    const server = await Server.start({
+      modelPath,
+      // The default path falls back to $XDG_RUNTIME_DIR or the state directory outside systemd.
+      socketPath: config.socket === DEFAULT_SOCKET ? serverSocketPath() : config.socket,
+      socketMode: parseInt(config.socketMode, 8),
+      socketGid,
+      threads: config.threads,
+      nCtx: plan.nCtx,
+      nSeq: plan.nSeq,
+      kvType: plan.kvType,
+      residency,
+      maxQueue: config.queueSize,
+      maxBatchTokens: a["batch-tokens"] ?? plan.nBatch,
+      maxLineBytes: a["max-line-bytes"],
+      mqtt,
+      describePlan: () => ({
+        fits: plan.fits,
+        budget_bytes: plan.budget.bytes,
+        bound_by: plan.budget.boundBy,
+        batch_tokens: a["batch-tokens"] ?? plan.nBatch,
+        total_bytes: plan.costs.total,
+        planned_stream_layers: plan.residency.streamLayers,
+      }),
+      log,
+    });
+    const stopHelpers = superviseServer(server, a["pressure-watch"] ? plan.costs.weights : null, log);
+
+    let signals = 0;
+    const onSignal = (name: string) => {
+      if (++signals > 1) {
+        log.warn(`${name} again: exiting without waiting`);
+        process.exit(1);
+      }
+      log.info(`${name}: shutting down`);
+      notifyStopping(`stopping, ${config.grace} s grace for running requests`);
+      stopHelpers();
+      server.stop(config.grace * 1000).then(
+        () => process.exit(0),
+        (e: unknown) => {
+          log.error(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`);
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("SIGINT", () => onSignal("SIGINT"));
+    await new Promise(() => {}); // serve until a signal ends the process
+  },
+};
+
+/** No model configured: the catalog's default, downloaded on first start. */
+async function downloadDefaultModel(log: Logger): Promise<string> {
+  const dir = defaultModelsDir();
+  log.info(`no model configured: using the catalog's default model in ${dir}`);
+  return ensureDefaultModel(dir, {
+    onProgress: (p) => log.info(`download: ${describeProgress(p)}`),
+    onWarning: (w: string) => log.warn(w),
+  });
+}
+
+/** systemd readiness, status and watchdog, and the memory-pressure watch; returns their stop. */
+function superviseServer(server: Server, pressureResidentBytes: number | null, log: Logger): () => void {
+  const info = server.router.info;
+  notifyReady(`serving ${info.name || info.path} on ${server.socket.path}`);
+  const watchdog = startWatchdog(() => server.scheduler.healthy());
+  const pressure = pressureResidentBytes === null ? null : new PressureWatcher({ residentBytes: pressureResidentBytes });
+  pressure?.on("change", (c) => {
+    (c.admitting ? log.info : log.warn)(`memory: ${c.admitting ? "all slots again" : "one request at a time"}: ${c.reason}`);
+    server.scheduler.setAdmitting(c.admitting, c.reason);
+  });
+  pressure?.start();
+  let lastStatus = "";
+  const statusTimer = setInterval(() => {
+    const s = server.scheduler.stats();
+    const text = `${s.running} running, ${s.queued} queued, ${s.tokensPerSecond.toFixed(1)} tokens/s`;
+    if (text !== lastStatus) notifyStatus(text);
+    lastStatus = text;
+  }, 5000);
+  statusTimer.unref();
+  return () => {
+    watchdog.stop();
+    pressure?.stop();
+    clearInterval(statusTimer);
+  };
+}

@@ -1,0 +1,47 @@
+// Memory costs of a model: weights (mapped), KV cache, scratch. The planner builds on these.
+import type { KvType, ModelInfo } from "../engine/engine.js";
+
+export const KV_BYTES_PER_ELEMENT: Record<KvType, number> = { f32: 4, f16: 2, q8_0: 34 / 32 };
+
+export interface ModelShape {
+  nLayer: number;
+  nHeadKv: number;
+  headDim: number;
+  nEmbd: number;
+  nFf: number;
+  nHead: number;
+  nVocab: number;
+}
+
+/** KV cache bytes for one token of one sequence: n_layer × 2 × n_kv_head × head_dim × bytes. */
+export function kvBytesPerToken(m: ModelShape, kvType: KvType): number {
+  return m.nLayer * 2 * m.nHeadKv * m.headDim * KV_BYTES_PER_ELEMENT[kvType];
+}
+
+/**
+ * Activations for a batch of `batch` tokens, logits for `outputs` of them (default: all), and
+ * per-thread attention scores. The engine keeps its buffers at the largest batch it has seen,
+ * so this is what a step of that size leaves allocated.
+ */
+export function scratchBytes(m: ModelShape, nCtx: number, batch: number, threads: number, outputs = batch): number {
+  const perToken = 4 * (2 * m.nEmbd + 2 * m.nHead * m.headDim + 2 * m.nHeadKv * m.headDim + 2 * m.nFf + m.nEmbd);
+  const quantized = 2 * Math.max(m.nEmbd, m.nFf) * batch; // activations in their 8-bit dot format
+  return perToken * batch + quantized + 4 * m.nVocab * outputs + threads * 4 * (nCtx + m.headDim);
+}
+
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 2)} ${units[i]}`;
+}
+
+export function memoryEstimate(info: ModelInfo, nCtx: number, nSeq: number, kvType: KvType, threads: number) {
+  const weights = info.weightBytes;
+  const kv = kvBytesPerToken(info, kvType) * nCtx * nSeq;
+  const scratch = scratchBytes(info, nCtx, Math.min(512, nCtx), threads);
+  return { weights, kv, scratch, total: weights + kv + scratch };
+}

@@ -1,0 +1,393 @@
+// One request router for every transport (DESIGN §1, §5): a table from operation to handler, the
+// same envelope and errors whether a request came over the Unix socket or MQTT. A transport only
+// frames bytes and hands each request to a Session, which addresses the replies back to it.
+import type { ModelInfo, NativeModel } from "../engine/engine.js";
+import type { Logger } from "../log.js";
+import { silentLogger } from "../log.js";
+import type {
+  CancelRequest,
+  ChunkMessage,
+  ErrorCode,
+  GenerateRequest,
+  GenerateResult,
+  Op,
+  ReplyMessage,
+  Request,
+  SimpleRequest,
+} from "./protocol.js";
+import {
+  API_VERSION,
+  errorMessage,
+  LIMITS,
+  okMessage,
+  parseRequestLine,
+  ProtocolError,
+  transactionOf,
+  validateRequest,
+} from "./protocol.js";
+import type { GenerationHandle, Scheduler } from "./scheduler.js";
+import type { ChatTemplate } from "./templates.js";
+import { alpacaPrompt } from "./templates.js";
+
+/** How a transport delivers replies to one client. */
+export interface ReplyChannel {
+  send(message: ReplyMessage): void;
+  /** True while the client is not reading fast enough; stream deltas are then merged, not queued. */
+  congested(): boolean;
+  /** Calls back once when congested() turns false. */
+  onceDrained(callback: () => void): void;
+}
+
+export interface RouterOptions {
+  model: NativeModel;
+  scheduler: Scheduler;
+  chatTemplate?: ChatTemplate;
+  version: string;
+  /** Extra facts for status/info (the memory plan); read on every call. */
+  describePlan?: () => Record<string, unknown>;
+  log?: Logger;
+}
+
+type Handler<R extends Request> = (session: Session, request: R) => void;
+type RequestOf<K extends Op> = K extends "generate" ? GenerateRequest : K extends "cancel" ? CancelRequest : SimpleRequest;
+
+export class Router {
+  readonly info: ModelInfo;
+  private readonly log: Logger;
+  private accepting = true;
+  private readonly sessions = new Set<Session>();
+  private readonly started = Date.now();
+  private nextAssigned = 0;
+
+  // The table: every operation and who answers it.
+  private readonly handlers: { [K in Op]: Handler<RequestOf<K>> } = {
+    generate: (s, r) => this.generate(s, r),
+    cancel: (s, r) => this.cancel(s, r),
+    status: (s, r) => s.reply(okMessage(r.transaction, this.status())),
+    info: (s, r) => s.reply(okMessage(r.transaction, this.describe())),
+    models: (s, r) => s.reply(okMessage(r.transaction, { models: [this.modelSummary()] })),
+  };
+
+  constructor(private readonly options: RouterOptions) {
+    this.info = options.model.info();
+    this.log = options.log ?? silentLogger;
+  }
+
+  openSession(channel: ReplyChannel, label = "client"): Session {
+    const session = new Session(this, channel, label);
+    this.sessions.add(session);
+    return session;
+  }
+
+  /** From now on generate is answered shutting_down; status and the rest keep working. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /** Sessions with a generation still in flight. */
+  busySessions(): number {
+    let n = 0;
+    for (const s of this.sessions) if (s.inFlight() > 0) n++;
+    return n;
+  }
+
+  // ─── Dispatch ──────────────────────────────────────────────────────────────────────────────
+
+  /** @internal Session entry point: any bad input becomes an error reply, never an exception. */
+  dispatch(session: Session, raw: unknown): void {
+    let request: Request;
+    try {
+      request = validateRequest(raw, { nCtx: this.info.nCtx }, () => `auto-${++this.nextAssigned}`);
+    } catch (e) {
+      session.replyError(transactionOf(raw), e);
+      return;
+    }
+    try {
+      (this.handlers[request.op] as Handler<Request>)(session, request);
+    } catch (e) {
+      session.replyError(request.transaction, e);
+    }
+  }
+
+  /** @internal */
+  closed(session: Session): void {
+    this.sessions.delete(session);
+  }
+
+  /** @internal */
+  logError(message: string): void {
+    this.log.error(message);
+  }
+
+  /** @internal Counts and times only: prompts and answers never reach the log. */
+  logDone(label: string, transaction: string, r: GenerateResult): void {
+    this.log.debug(
+      `${label} ${JSON.stringify(transaction)}: ${r.stop_reason}, ${r.usage.prompt_tokens} prompt tokens ` +
+        `(${r.usage.cached_tokens} cached) + ${r.usage.completion_tokens} generated in ${r.timings.total_ms} ms`,
+    );
+  }
+
+  // ─── Handlers ──────────────────────────────────────────────────────────────────────────────
+
+  private generate(session: Session, r: GenerateRequest): void {
+    if (!this.accepting) throw new ProtocolError("shutting_down", "the daemon is shutting down");
+    if (session.has(r.transaction)) throw new ProtocolError("bad_request", `transaction "${r.transaction}" is already in flight`);
+    const promptTokens = this.promptTokens(r);
+    session.startGeneration(r, (sink) =>
+      this.options.scheduler.submit(
+        {
+          promptTokens,
+          maxTokens: r.maxTokens,
+          sampling: r.sampling,
+          stop: r.stop,
+          timeoutMs: r.timeoutMs,
+          priority: r.priority,
+        },
+        sink,
+      ),
+    );
+  }
+
+  private promptTokens(r: GenerateRequest): number[] {
+    const { model } = this.options;
+    const src = r.source;
+    if (src.kind === "prompt") return Array.from(model.tokenize(src.prompt));
+    if (src.kind === "instruction") return Array.from(model.tokenize(alpacaPrompt(src.instruction, src.input)));
+    const template = this.options.chatTemplate;
+    if (!template)
+      throw new ProtocolError("bad_request", "this model has no chat template (tokenizer.chat_template); send prompt or instruction");
+    const text = template.render(src.messages);
+    // Templates write their own BOS and special tokens ("<|im_start|>"): parse them, and do not
+    // add a second BOS.
+    const bosText = this.info.bos >= 0 ? model.tokenBytes(this.info.bos, true).toString("utf8") : "";
+    const addBos = this.info.addBos && !(bosText && text.startsWith(bosText));
+    return Array.from(model.tokenize(text, addBos, true));
+  }
+
+  private cancel(session: Session, r: CancelRequest): void {
+    const cancelled = session.cancel(r.target);
+    session.reply(okMessage(r.transaction, { cancelled }));
+  }
+
+  private modelSummary() {
+    const i = this.info;
+    return { name: i.name, path: i.path, architecture: i.architecture, n_ctx_train: i.nCtxTrain, n_vocab: i.nVocab, loaded: true };
+  }
+
+  private plan() {
+    const i = this.info;
+    return {
+      n_ctx: i.nCtx,
+      n_seq: i.nSeq,
+      threads: i.threads,
+      kv_type: i.kvType,
+      kv_bytes: i.kvBytes,
+      weight_bytes: i.weightBytes,
+      residency: this.residency(),
+      ...(this.options.describePlan?.() ?? {}),
+    };
+  }
+
+  /** What the engine keeps in RAM and streams, as it is now (the pass count moves). */
+  private residency() {
+    const r = this.options.model.info().residency;
+    return {
+      managed: r.managed,
+      resident_bytes: r.residentBytes,
+      locked_bytes: r.lockedBytes,
+      streamed_bytes: r.streamedBytes,
+      window_bytes: r.windowBytes,
+      locked_layers: r.lockedLayers,
+      streamed_layers: r.streamedLayers,
+      locking_permitted: r.lockingPermitted,
+      ...(r.lockError ? { lock_error: r.lockError } : {}),
+      streamed_passes: r.passes,
+    };
+  }
+
+  private describe() {
+    return {
+      api_version: API_VERSION,
+      version: this.options.version,
+      model: this.modelSummary(),
+      plan: this.plan(),
+      chat_template: !!this.options.chatTemplate,
+      ops: Object.keys(this.handlers),
+      limits: {
+        max_line_bytes: LIMITS.maxLineBytes,
+        max_prompt_chars: LIMITS.maxPromptChars,
+        max_messages: LIMITS.maxMessages,
+        max_stop_strings: LIMITS.maxStopStrings,
+        max_stop_chars: LIMITS.maxStopChars,
+      },
+    };
+  }
+
+  private status() {
+    const s = this.options.scheduler.stats();
+    const mem = process.memoryUsage();
+    return {
+      api_version: API_VERSION,
+      version: this.options.version,
+      uptime_s: Math.round((Date.now() - this.started) / 1000),
+      model: this.modelSummary(),
+      plan: this.plan(),
+      queue: {
+        queued: s.queued,
+        running: s.running,
+        max_queue: s.maxQueue,
+        accepting: this.accepting && s.accepting,
+        admitting: s.admitting,
+        ...(s.admitting ? {} : { held_because: s.admissionNote }),
+      },
+      slots: s.slots.map((x) => ({ slot: x.slot, busy: x.busy, cached_tokens: x.cachedTokens })),
+      tokens_per_second: Math.round(s.tokensPerSecond * 10) / 10,
+      totals: {
+        requests: s.totals.requests,
+        completed: s.totals.completed,
+        rejected_busy: s.totals.rejected,
+        prompt_tokens: s.totals.promptTokens,
+        cached_tokens: s.totals.cachedTokens,
+        generated_tokens: s.totals.generatedTokens,
+      },
+      memory: {
+        rss_bytes: mem.rss,
+        heap_used_bytes: mem.heapUsed,
+        kv_bytes: this.info.kvBytes,
+        kv_used_cells: s.kvUsedCells,
+        kv_total_cells: s.nCtx * s.nSeq,
+      },
+      clients: this.sessions.size,
+    };
+  }
+}
+
+// ─── Sessions ────────────────────────────────────────────────────────────────────────────────
+
+interface Stream {
+  handle?: GenerationHandle;
+  stream: boolean;
+  seq: number;
+  unsent: string; // deltas merged while the client is congested
+  waitingForDrain: boolean;
+}
+
+/** One client of a transport: its generations in flight, by transaction id. */
+export class Session {
+  private readonly streams = new Map<string, Stream>();
+  private open = true;
+
+  constructor(
+    private readonly router: Router,
+    private readonly channel: ReplyChannel,
+    readonly label: string,
+  ) {}
+
+  /** A raw request line (bytes without the newline). */
+  handleLine(line: Buffer): void {
+    let raw: unknown;
+    try {
+      raw = parseRequestLine(line);
+    } catch (e) {
+      this.replyError(null, e);
+      return;
+    }
+    this.router.dispatch(this, raw);
+  }
+
+  /** An already parsed request (a transport that frames JSON itself). */
+  handle(raw: unknown): void {
+    this.router.dispatch(this, raw);
+  }
+
+  /** The client is gone: its generations are cancelled and their slots freed. */
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    for (const s of this.streams.values()) s.handle?.cancel();
+    this.streams.clear();
+    this.router.closed(this);
+  }
+
+  inFlight(): number {
+    return this.streams.size;
+  }
+
+  has(transaction: string): boolean {
+    return this.streams.has(transaction);
+  }
+
+  reply(message: ReplyMessage): void {
+    if (!this.open) return;
+    try {
+      this.channel.send(message);
+    } catch (e) {
+      this.router.logError(`${this.label}: cannot send a reply: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  replyError(transaction: string | null, e: unknown): void {
+    if (e instanceof ProtocolError) return this.reply(errorMessage(transaction, e.code, e.message));
+    const message = e instanceof Error ? e.message : String(e);
+    this.router.logError(`${this.label}: internal error: ${message}`);
+    this.reply(errorMessage(transaction, "internal", message));
+  }
+
+  /** Registers a generation and wires the scheduler's events to replies on this session. */
+  startGeneration(r: GenerateRequest, submit: (sink: Parameters<Scheduler["submit"]>[1]) => GenerationHandle): void {
+    const t = r.transaction;
+    const st: Stream = { stream: r.stream, seq: 0, unsent: "", waitingForDrain: false };
+    this.streams.set(t, st);
+    const ended = () => this.streams.get(t) === st && this.streams.delete(t);
+    try {
+      st.handle = submit({
+        delta: (text) => this.delta(t, st, text),
+        done: (result: GenerateResult) => {
+          if (!ended()) return;
+          this.flush(t, st);
+          this.reply(okMessage(t, result));
+          this.router.logDone(this.label, t, result);
+        },
+        fail: (code: ErrorCode, message: string) => {
+          if (!ended()) return;
+          this.flush(t, st);
+          this.reply(errorMessage(t, code, message));
+        },
+      });
+    } catch (e) {
+      ended();
+      throw e;
+    }
+  }
+
+  /** Cancels one generation (target) or all of this session's; returns the transactions cancelled. */
+  cancel(target: string | undefined): string[] {
+    const ids = target === undefined ? [...this.streams.keys()] : this.streams.has(target) ? [target] : [];
+    for (const id of ids) this.streams.get(id)?.handle?.cancel();
+    return ids;
+  }
+
+  private delta(t: string, st: Stream, text: string): void {
+    if (!st.stream || !this.open) return;
+    st.unsent += text;
+    if (this.channel.congested()) {
+      // A slow reader gets fewer, larger chunks instead of an ever-growing write buffer.
+      if (!st.waitingForDrain) {
+        st.waitingForDrain = true;
+        this.channel.onceDrained(() => {
+          st.waitingForDrain = false;
+          if (this.streams.get(t) === st) this.flush(t, st);
+        });
+      }
+      return;
+    }
+    this.flush(t, st);
+  }
+
+  private flush(t: string, st: Stream): void {
+    if (!st.stream || st.unsent === "") return;
+    const chunk: ChunkMessage = { transaction: t, seq: st.seq++, delta: st.unsent };
+    st.unsent = "";
+    this.reply(chunk);
+  }
+}

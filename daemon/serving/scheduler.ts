@@ -1,0 +1,528 @@
+// The scheduler owns the one loaded model and its n_seq sequence slots (DESIGN §1).
+//
+// Each step builds ONE batch from every running sequence — a bounded chunk of each prompt still
+// being read, and one token for each sequence that is generating — calls the engine once, samples
+// every sequence's next token with its own sampler and streams the text. Requests join and leave
+// between steps (continuous batching): decode is bound by memory bandwidth, so one pass over the
+// weights serves several sequences for nearly the price of one.
+//
+// Each slot remembers the tokens its KV cache holds. A new request takes the slot sharing the
+// longest prefix with its prompt (or copies that prefix from a busy slot) and reads only the rest.
+import type { Batch, NativeModel, NativeSampler, SamplerOptions } from "../engine/engine.js";
+import { createSampler, Utf8Stream } from "../engine/engine.js";
+import type { ErrorCode, GenerateResult, SamplingParams, StopReason } from "./protocol.js";
+import { ProtocolError } from "./protocol.js";
+import { StopStringFilter } from "./stop-strings.js";
+
+export interface SchedulerOptions {
+  maxQueue?: number; // requests waiting for a slot before new ones are answered busy
+  maxBatchTokens?: number; // tokens per step; prompt chunks fill what decode tokens leave
+  minReuseTokens?: number; // a shorter common prefix is not worth keeping a slot's cache for
+  createSampler?: (options: SamplerOptions) => NativeSampler; // tests may count or fake sampling
+}
+
+export interface GenerationJob {
+  promptTokens: number[];
+  maxTokens?: number; // undefined: up to DEFAULT_MAX_TOKENS, as many as fit
+  sampling: SamplingParams;
+  stop: string[];
+  timeoutMs?: number;
+  priority: number;
+  arrival?: number; // performance.now() when the request arrived (defaults to submit time)
+}
+
+/** Where a generation reports; exactly one of done / fail is called, once. */
+export interface GenerationSink {
+  delta(text: string): void;
+  done(result: GenerateResult): void;
+  fail(code: ErrorCode, message: string): void;
+}
+
+export interface GenerationHandle {
+  cancel(): void;
+}
+
+export interface SchedulerStats {
+  nSeq: number;
+  nCtx: number;
+  queued: number;
+  running: number;
+  maxQueue: number;
+  accepting: boolean;
+  admitting: boolean; // false while memory pressure holds queued requests back
+  admissionNote: string;
+  slots: { slot: number; busy: boolean; cachedTokens: number }[];
+  kvUsedCells: number;
+  tokensPerSecond: number; // generated tokens per second of busy time over the last ~10 s
+  totals: { requests: number; completed: number; rejected: number; promptTokens: number; cachedTokens: number; generatedTokens: number };
+}
+
+const DEFAULT_MAX_TOKENS = 256;
+
+// ─── One request's life ────────────────────────────────────────────────────────────────────────
+
+interface Ticket {
+  job: GenerationJob;
+  sink: GenerationSink;
+  arrival: number;
+  deadline: number; // Infinity without a timeout
+  order: number; // FIFO within a priority
+  maxTokens: number;
+  endReason?: "cancelled" | "timeout" | "shutting_down";
+  running?: Running;
+  settled: boolean;
+}
+
+interface Running {
+  ticket: Ticket;
+  slot: number;
+  sampler: NativeSampler;
+  pending: number[]; // tokens still to feed: the rest of the prompt, then the last sampled token
+  reusedTokens: number; // prompt tokens found in the cache
+  promptLeft: number; // prompt tokens not yet read
+  generated: number;
+  utf8: Utf8Stream;
+  stops: StopStringFilter;
+  text: string;
+  admitted: number;
+  promptDone?: number;
+  firstToken?: number;
+}
+
+interface Slot {
+  cached: number[]; // exactly the tokens the KV cache holds for this sequence, positions 0…
+  running?: Running;
+  lastUsed: number;
+}
+
+// ─── Scheduler ─────────────────────────────────────────────────────────────────────────────────
+
+export class Scheduler {
+  readonly nSeq: number;
+  readonly nCtx: number;
+  private readonly nVocab: number;
+  private readonly maxQueue: number;
+  private readonly maxBatchTokens: number;
+  private readonly minReuseTokens: number;
+  private readonly newSampler: (options: SamplerOptions) => NativeSampler;
+  private readonly eog: Set<number>;
+  private readonly slots: Slot[];
+  private queue: Ticket[] = [];
+  private nextOrder = 0;
+  private accepting = true;
+  private admitting = true; // false while memory pressure says to start no new work
+  private admissionNote = "";
+  private stepStarted: number | null = null;
+  private stopping = false;
+  private wake?: () => void;
+  private loopDone?: Promise<void>;
+  private recentSteps: { end: number; ms: number; tokens: number }[] = [];
+  private totals = { requests: 0, completed: 0, rejected: 0, promptTokens: 0, cachedTokens: 0, generatedTokens: 0 };
+
+  constructor(
+    private readonly model: NativeModel,
+    options: SchedulerOptions = {},
+  ) {
+    const info = model.info();
+    this.nSeq = info.nSeq;
+    this.nCtx = info.nCtx;
+    this.nVocab = info.nVocab;
+    this.eog = new Set(info.eog);
+    this.maxQueue = options.maxQueue ?? 32;
+    this.maxBatchTokens = options.maxBatchTokens ?? 128;
+    this.minReuseTokens = options.minReuseTokens ?? 4;
+    this.newSampler = options.createSampler ?? createSampler;
+    this.slots = Array.from({ length: this.nSeq }, (_, i) => ({ cached: [], lastUsed: -1 - i }));
+    for (let s = 0; s < this.nSeq; s++) model.kvTruncate(s, 0);
+  }
+
+  start(): void {
+    this.loopDone ??= this.loop();
+  }
+
+  /** Queues a generation; throws ProtocolError busy / too_long / shutting_down / bad_request at once. */
+  submit(job: GenerationJob, sink: GenerationSink): GenerationHandle {
+    if (!this.accepting) throw new ProtocolError("shutting_down", "the daemon is shutting down");
+    const n = job.promptTokens.length;
+    if (n === 0) throw new ProtocolError("bad_request", "the prompt is empty and the model adds no BOS token");
+    if (job.maxTokens !== undefined && n + job.maxTokens > this.nCtx)
+      throw new ProtocolError(
+        "too_long",
+        `prompt (${n} tokens) + max_tokens (${job.maxTokens}) exceed the context of ${this.nCtx} tokens`,
+      );
+    const maxTokens = job.maxTokens ?? Math.min(DEFAULT_MAX_TOKENS, this.nCtx - n);
+    if (maxTokens < 1)
+      throw new ProtocolError("too_long", `the prompt (${n} tokens) leaves no room in the context of ${this.nCtx} tokens`);
+    const freeSlots = this.slots.filter((s) => !s.running).length;
+    if (this.queue.length >= this.maxQueue + freeSlots) {
+      this.totals.rejected++;
+      throw new ProtocolError("busy", `the queue is full (${this.maxQueue} waiting); try again later`);
+    }
+    const arrival = job.arrival ?? performance.now();
+    const ticket: Ticket = {
+      job,
+      sink,
+      arrival,
+      deadline: job.timeoutMs === undefined ? Infinity : arrival + job.timeoutMs,
+      order: this.nextOrder++,
+      maxTokens,
+      settled: false,
+    };
+    // Higher priority first, then first come first served.
+    let i = this.queue.length;
+    while (i > 0 && this.queue[i - 1].job.priority < job.priority) i--;
+    this.queue.splice(i, 0, ticket);
+    this.totals.requests++;
+    if (ticket.deadline !== Infinity) setTimeout(() => this.expireQueued(ticket), job.timeoutMs! + 1).unref();
+    this.wake?.();
+    return { cancel: () => this.end(ticket, "cancelled") };
+  }
+
+  /**
+   * Opens or closes admission into free slots (the memory-pressure watch): while closed, running
+   * sequences go on and queued ones start only when no other is running (one at a time); new
+   * ones queue as usual (busy when the queue is full).
+   */
+  setAdmitting(admitting: boolean, reason = ""): void {
+    this.admitting = admitting;
+    this.admissionNote = admitting ? "" : reason;
+    if (admitting) this.wake?.();
+  }
+
+  /** False when one engine step has run for longer than maxStepMs (a hung engine): for the watchdog. */
+  healthy(maxStepMs = 120_000): boolean {
+    return this.stepStarted === null || performance.now() - this.stepStarted < maxStepMs;
+  }
+
+  stats(): SchedulerStats {
+    const horizon = performance.now() - 10_000;
+    this.recentSteps = this.recentSteps.filter((s) => s.end >= horizon);
+    const busyMs = this.recentSteps.reduce((a, s) => a + s.ms, 0);
+    const tokens = this.recentSteps.reduce((a, s) => a + s.tokens, 0);
+    return {
+      nSeq: this.nSeq,
+      nCtx: this.nCtx,
+      queued: this.queue.length,
+      running: this.slots.filter((s) => s.running).length,
+      maxQueue: this.maxQueue,
+      accepting: this.accepting,
+      admitting: this.admitting,
+      admissionNote: this.admissionNote,
+      slots: this.slots.map((s, slot) => ({ slot, busy: !!s.running, cachedTokens: s.cached.length })),
+      // The mirror of the engine's lengths, kept in step with every kvTruncate/kvCopyPrefix/decode
+      // (the engine cannot be asked while a decode runs).
+      kvUsedCells: this.slots.reduce((a, s) => a + s.cached.length, 0),
+      tokensPerSecond: busyMs > 0 ? (tokens * 1000) / busyMs : 0,
+      totals: { ...this.totals },
+    };
+  }
+
+  /**
+   * Stops taking requests; queued ones are answered shutting_down at once, running ones may
+   * finish within graceMs and are then ended with shutting_down. Resolves when the loop has stopped.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.accepting = false;
+    for (const t of [...this.queue]) this.end(t, "shutting_down");
+    const timer = setTimeout(() => {
+      for (const s of this.slots) if (s.running) this.end(s.running.ticket, "shutting_down");
+    }, graceMs);
+    await this.idle();
+    clearTimeout(timer);
+    this.stopping = true;
+    this.wake?.();
+    await this.loopDone;
+  }
+
+  /** Resolves once no request is queued or running. */
+  private async idle(): Promise<void> {
+    while (this.queue.length > 0 || this.slots.some((s) => s.running)) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  // ─── Ending a request ──────────────────────────────────────────────────────────────────────
+
+  /** Marks a request to end; a queued one ends now, a running one at the next step boundary. */
+  private end(ticket: Ticket, reason: NonNullable<Ticket["endReason"]>): void {
+    if (ticket.settled || ticket.endReason) return;
+    ticket.endReason = reason;
+    const i = this.queue.indexOf(ticket);
+    if (i >= 0) {
+      this.queue.splice(i, 1);
+      this.settle(ticket, () =>
+        ticket.sink.fail(
+          reason,
+          reason === "timeout"
+            ? "the request timed out before a slot was free"
+            : reason === "cancelled"
+              ? "cancelled before it started"
+              : "the daemon is shutting down",
+        ),
+      );
+    }
+    // running: finishEnded() picks it up between steps, when the KV cache may be touched
+  }
+
+  private expireQueued(ticket: Ticket): void {
+    if (!ticket.running) this.end(ticket, "timeout");
+  }
+
+  private settle(ticket: Ticket, report: () => void): void {
+    if (ticket.settled) return;
+    ticket.settled = true;
+    try {
+      report();
+    } catch {
+      // a sink that throws (a client gone mid-write) must not stop the other sequences
+    }
+  }
+
+  // ─── The loop ──────────────────────────────────────────────────────────────────────────────
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      this.finishEnded();
+      this.admit();
+      const active = this.slots.filter((s) => s.running).map((s) => s.running!);
+      if (active.length === 0) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+        continue;
+      }
+      await this.step(active);
+    }
+  }
+
+  /** Ends running sequences that were cancelled, timed out or cut off by shutdown. */
+  private finishEnded(): void {
+    const now = performance.now();
+    for (const slot of this.slots) {
+      const r = slot.running;
+      if (!r) continue;
+      if (!r.ticket.endReason && now >= r.ticket.deadline) r.ticket.endReason = "timeout";
+      const reason = r.ticket.endReason;
+      if (!reason) continue;
+      if (reason === "cancelled") {
+        // Its cache would only hold what a client walked away from: free the cells.
+        this.model.kvTruncate(r.slot, r.reusedTokens);
+        slot.cached.length = r.reusedTokens;
+      }
+      if (reason === "shutting_down") {
+        slot.running = undefined;
+        this.settle(r.ticket, () => r.ticket.sink.fail("shutting_down", "the daemon is shutting down"));
+      } else this.finish(r, reason);
+    }
+  }
+
+  /** Moves queued requests into free slots, best prefix match first. */
+  private admit(): void {
+    // Under memory pressure one sequence still runs at a time: the cache it touches is small,
+    // and a queue that never moves would only turn pressure into timeouts.
+    while (this.queue.length > 0 && (this.admitting || !this.slots.some((s) => s.running))) {
+      const free = this.slots.map((s, i) => ({ s, i })).filter(({ s }) => !s.running);
+      if (free.length === 0) return;
+      const ticket = this.queue.shift()!;
+      const prompt = ticket.job.promptTokens;
+      const usable = prompt.length - 1; // the last prompt token is always read, for its logits
+      const common = (slot: Slot) => commonPrefix(slot.cached, prompt, usable);
+
+      // The free slot with the longest useful prefix, else an empty slot, else the least recently used.
+      let best = free.reduce((a, b) => (common(b.s) > common(a.s) ? b : a));
+      let reuse = common(best.s);
+      if (reuse < this.minReuseTokens) {
+        reuse = 0;
+        best = free.find(({ s }) => s.cached.length === 0) ?? free.reduce((a, b) => (b.s.lastUsed < a.s.lastUsed ? b : a));
+      }
+      const slot = best.s;
+      this.model.kvTruncate(best.i, reuse);
+      slot.cached.length = reuse;
+
+      // A busy (or other free) slot may hold a longer prefix of this prompt: copy its cells.
+      let source = -1;
+      for (let i = 0; i < this.slots.length; i++) {
+        const n = common(this.slots[i]);
+        if (i !== best.i && n >= this.minReuseTokens && n > reuse) {
+          reuse = n;
+          source = i;
+        }
+      }
+      if (source >= 0) {
+        this.model.kvCopyPrefix(source, best.i, reuse);
+        slot.cached = this.slots[source].cached.slice(0, reuse);
+      }
+
+      const job = ticket.job;
+      const sampler = this.newSampler({
+        temperature: job.sampling.temperature,
+        topK: job.sampling.topK,
+        topP: job.sampling.topP,
+        minP: job.sampling.minP,
+        repeatPenalty: job.sampling.repeatPenalty,
+        seed: job.sampling.seed ?? Math.floor(Math.random() * 2 ** 32),
+      });
+      for (const t of prompt) sampler.accept(t); // the repetition penalty sees the prompt too
+      const running: Running = {
+        ticket,
+        slot: best.i,
+        sampler,
+        pending: prompt.slice(reuse),
+        reusedTokens: reuse,
+        promptLeft: prompt.length - reuse,
+        generated: 0,
+        utf8: new Utf8Stream(),
+        stops: new StopStringFilter(job.stop),
+        text: "",
+        admitted: performance.now(),
+      };
+      ticket.running = running;
+      slot.running = running;
+      slot.lastUsed = this.nextOrder++;
+      this.totals.promptTokens += prompt.length;
+      this.totals.cachedTokens += reuse;
+    }
+  }
+
+  /** One engine call for every running sequence. */
+  private async step(active: Running[]): Promise<void> {
+    // Generating sequences first (one token each, keeps their latency low), then prompt chunks in
+    // arrival order within what is left of the token budget.
+    const decoding = active.filter((r) => r.promptLeft === 0);
+    const reading = active.filter((r) => r.promptLeft > 0).sort((a, b) => a.ticket.order - b.ticket.order);
+    // At least one prompt token per step, so that a prompt is never starved by many decoders.
+    let budget = Math.max(this.maxBatchTokens - decoding.length, 1);
+    const parts: { r: Running; n: number; logits: boolean }[] = decoding.map((r) => ({ r, n: 1, logits: true }));
+    for (const r of reading) {
+      const n = Math.min(r.pending.length, budget);
+      if (n === 0) break;
+      budget -= n;
+      parts.push({ r, n, logits: n === r.pending.length });
+    }
+
+    // batch: [nTokens] token, position, sequence, wants-logits
+    const total = parts.reduce((a, p) => a + p.n, 0);
+    const batch: Batch = {
+      tokens: new Int32Array(total),
+      positions: new Int32Array(total),
+      seqs: new Int32Array(total),
+      logits: new Uint8Array(total),
+    };
+    let k = 0;
+    for (const p of parts) {
+      const start = this.slots[p.r.slot].cached.length;
+      for (let j = 0; j < p.n; j++, k++) {
+        batch.tokens[k] = p.r.pending[j];
+        batch.positions[k] = start + j;
+        batch.seqs[k] = p.r.slot;
+      }
+      if (p.logits) batch.logits[k - 1] = 1;
+    }
+
+    const t0 = performance.now();
+    this.stepStarted = t0;
+    let logits: Float32Array;
+    try {
+      logits = await this.model.decodeAsync(batch);
+    } catch (e) {
+      this.stepStarted = null;
+      // The engine refused the batch: these sequences cannot go on; their cache is unknown.
+      const message = `engine error: ${e instanceof Error ? e.message : String(e)}`;
+      for (const p of parts) this.abort(p.r, message);
+      return;
+    }
+    const t1 = performance.now();
+    this.stepStarted = null;
+
+    // logits: [nOut][nVocab], one row per part that asked, in batch order
+    const nVocab = this.nVocab;
+    let row = 0;
+    let produced = 0;
+    for (const p of parts) {
+      const slot = this.slots[p.r.slot];
+      for (let j = 0; j < p.n; j++) slot.cached.push(p.r.pending[j]);
+      p.r.pending.splice(0, p.n);
+      if (p.r.promptLeft > 0) p.r.promptLeft -= p.n;
+      if (!p.logits) continue;
+      const token = p.r.sampler.sample(logits, row * nVocab, nVocab);
+      row++;
+      produced++;
+      this.accept(p.r, token, t1);
+    }
+    this.recentSteps.push({ end: t1, ms: t1 - t0, tokens: produced });
+    if (this.recentSteps.length > 4096) this.recentSteps.splice(0, 2048);
+  }
+
+  /** A sampled token: stream its text, or end the sequence. */
+  private accept(r: Running, token: number, now: number): void {
+    if (r.firstToken === undefined) r.promptDone = r.firstToken = now;
+    if (r.ticket.endReason) return; // ended while the step ran; finishEnded() reports it
+    r.generated++;
+    this.totals.generatedTokens++;
+    if (this.eog.has(token)) return this.finish(r, "eos");
+    const { emit, stopped } = r.stops.push(r.utf8.push(this.model.tokenBytes(token)));
+    this.emit(r, emit);
+    if (stopped) return this.finish(r, "stop");
+    if (r.generated >= r.ticket.maxTokens) return this.finish(r, "length");
+    r.pending = [token];
+  }
+
+  private emit(r: Running, text: string): void {
+    if (!text) return;
+    r.text += text;
+    const { sink } = r.ticket;
+    this.settleSafe(() => sink.delta(text));
+  }
+
+  private settleSafe(f: () => void): void {
+    try {
+      f();
+    } catch {
+      // see settle()
+    }
+  }
+
+  private finish(r: Running, reason: StopReason): void {
+    const slot = this.slots[r.slot];
+    slot.running = undefined;
+    if (reason !== "stop") this.emit(r, r.stops.flush(r.utf8.finish()));
+    const now = performance.now();
+    const t = r.ticket;
+    const promptDone = r.promptDone ?? now;
+    const promptMs = promptDone - r.admitted;
+    const decodeMs = now - promptDone;
+    const promptRead = t.job.promptTokens.length - r.reusedTokens;
+    this.totals.completed++;
+    const result: GenerateResult = {
+      text: r.text,
+      stop_reason: reason,
+      usage: { prompt_tokens: t.job.promptTokens.length, completion_tokens: r.generated, cached_tokens: r.reusedTokens },
+      timings: {
+        queue_ms: round(r.admitted - t.arrival),
+        prompt_ms: round(promptMs),
+        decode_ms: round(decodeMs),
+        first_token_ms: round((r.firstToken ?? now) - t.arrival),
+        total_ms: round(now - t.arrival),
+        prompt_tokens_per_second: round(promptMs > 0 ? (promptRead * 1000) / promptMs : 0),
+        decode_tokens_per_second: round(decodeMs > 0 && r.generated > 1 ? ((r.generated - 1) * 1000) / decodeMs : 0),
+      },
+    };
+    this.settle(t, () => t.sink.done(result));
+  }
+
+  private abort(r: Running, message: string): void {
+    const slot = this.slots[r.slot];
+    slot.running = undefined;
+    this.model.kvTruncate(r.slot, 0);
+    slot.cached = [];
+    this.settle(r.ticket, () => r.ticket.sink.fail("internal", message));
+  }
+}
+
+function commonPrefix(a: number[], b: number[], limit: number): number {
+  const n = Math.min(a.length, b.length, limit);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}

@@ -1,0 +1,131 @@
+// The daemon: one model, one scheduler, one router, its transports. start() brings them up in
+// that order and stop() takes them down in reverse, each part finishing cleanly.
+import fs from "node:fs";
+import path from "node:path";
+import type { KvType, NativeModel, ResidencyOptions } from "../engine/engine.js";
+import { openModel } from "../engine/engine.js";
+import type { Logger } from "../log.js";
+import { silentLogger } from "../log.js";
+import { readGguf } from "../engine/gguf.js";
+import { projectRoot } from "../engine/native.js";
+import { Router } from "./router.js";
+import { Scheduler } from "./scheduler.js";
+import { ChatTemplate } from "./templates.js";
+import type { MqttSettings } from "../transports/mqtt/transport.js";
+import { MqttTransport } from "../transports/mqtt/transport.js";
+import { SocketTransport } from "../transports/socket.js";
+
+export interface ServerOptions {
+  modelPath: string;
+  socketPath: string;
+  /** Permission bits and group of the socket (default 0660, the daemon's group). */
+  socketMode?: number;
+  socketGid?: number;
+  threads: number;
+  nCtx?: number;
+  nSeq: number;
+  kvType?: KvType;
+  /** The plan's layers to stream and whether to mlock the rest (absent: the kernel decides). */
+  residency?: ResidencyOptions;
+  maxQueue?: number;
+  maxBatchTokens?: number;
+  maxLineBytes?: number;
+  /** Bytes queued to a slow client before its chunks are merged (the socket's default if unset). */
+  highWaterBytes?: number;
+  /** Facts from the memory plan, shown by status and info. */
+  describePlan?: () => Record<string, unknown>;
+  /** The broker to serve through as well; absent: the socket only. */
+  mqtt?: MqttSettings | null;
+  log?: Logger;
+}
+
+export function packageVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(projectRoot(), "package.json"), "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** tokenizer.chat_template from the GGUF header, if the file has one. */
+export function readChatTemplate(modelPath: string): string | undefined {
+  const t = readGguf(modelPath).metadata["tokenizer.chat_template"];
+  return typeof t === "string" && t.trim() !== "" ? t : undefined;
+}
+
+export class Server {
+  private stopping?: Promise<void>;
+
+  private constructor(
+    readonly model: NativeModel,
+    readonly scheduler: Scheduler,
+    readonly router: Router,
+    readonly socket: SocketTransport,
+    readonly mqtt: MqttTransport | null,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(o: ServerOptions): Promise<Server> {
+    const log = o.log ?? silentLogger;
+    const t0 = performance.now();
+    const model = openModel(o.modelPath, { threads: o.threads, nCtx: o.nCtx, nSeq: o.nSeq, kvType: o.kvType, residency: o.residency });
+    try {
+      const info = model.info();
+      log.info(
+        `model ${info.name || path.basename(info.path)} (${info.architecture}, ${info.nLayer} layers, vocab ${info.nVocab}) ` +
+          `loaded in ${Math.round(performance.now() - t0)} ms; context ${info.nCtx} × ${info.nSeq} sequences, ` +
+          `KV ${info.kvType} ${(info.kvBytes / 2 ** 20).toFixed(1)} MiB, ${info.threads} threads`,
+      );
+      let chatTemplate: ChatTemplate | undefined;
+      const source = readChatTemplate(o.modelPath);
+      if (source) {
+        try {
+          const text = (id: number) => (id >= 0 ? model.tokenBytes(id, true).toString("utf8") : "");
+          chatTemplate = new ChatTemplate(source, { bos: text(info.bos), eos: text(info.eos) });
+        } catch (e) {
+          log.warn(`the model's chat template does not parse (${e instanceof Error ? e.message : e}); messages are refused`);
+        }
+      }
+      const scheduler = new Scheduler(model, { maxQueue: o.maxQueue, maxBatchTokens: o.maxBatchTokens });
+      const router = new Router({ model, scheduler, chatTemplate, version: packageVersion(), describePlan: o.describePlan, log });
+      const socket = new SocketTransport(router, {
+        path: o.socketPath,
+        mode: o.socketMode,
+        gid: o.socketGid,
+        maxLineBytes: o.maxLineBytes,
+        highWaterBytes: o.highWaterBytes,
+        log,
+      });
+      scheduler.start();
+      await socket.start();
+      // The broker may be away: the transport connects (and reconnects) on its own.
+      const mqtt = o.mqtt ? new MqttTransport(router, o.mqtt, { version: packageVersion(), log }) : null;
+      mqtt?.start();
+      return new Server(model, scheduler, router, socket, mqtt, log);
+    } catch (e) {
+      model.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Stops accepting; queued requests are answered shutting_down, running ones get graceMs to
+   * finish (then shutting_down); every reply is flushed before the connections close.
+   */
+  stop(graceMs: number): Promise<void> {
+    this.stopping ??= (async () => {
+      const s = this.scheduler.stats();
+      this.log.info(`stopping: ${s.running} running, ${s.queued} queued, grace ${graceMs} ms`);
+      this.router.stopAccepting();
+      // MQTT requests arriving from now on stay unacknowledged: the broker keeps them for the next start.
+      this.mqtt?.stopListening();
+      await this.socket.stopListening();
+      await this.scheduler.stop(graceMs);
+      await this.socket.close();
+      await this.mqtt?.close();
+      this.model.close();
+      this.log.info("stopped");
+    })();
+    return this.stopping;
+  }
+}

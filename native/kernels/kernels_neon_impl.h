@@ -1,0 +1,326 @@
+// The aarch64 kernels, written once over the one operation that differs between the A72 and the
+// A76: a 32- or 16-element int8 dot product into int32x4 lanes. kernels_neon.cc instantiates
+// them with 16-bit multiply-accumulate (ARMv8.0, Cortex-A72), kernels_neon_dotprod.cc with SDOT
+// (ARMv8.2, Cortex-A76). Everything here has internal linkage, so each file keeps its own copy
+// compiled with its own flags (a shared copy could carry SDOT into the baseline code).
+//
+// The Q4_0 panel's layout and unpacking, shared by both panel kernels, are at the end.
+//
+// A policy provides, for signed bytes with lanes holding sums of the listed products:
+//   dot32(x0, a0, x1, a1)  Σ x0·a0 + x1·a1, where |x| <= 32 or x in 0..31 (4 products per
+//                          16-bit lane in the A72 version fit: 4·32·128 = 2^14)
+//   dot16(x, a)            Σ x·a, |x| <= 64 (2 products per 16-bit lane)
+//   dot32Bytes(...)        as dot32 for any int8 x (Q8_0 weights), -128 included
+#pragma once
+#include <arm_neon.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels_simd.h"
+#include "../gguf/tensor_types.h"
+
+namespace {
+namespace neon {
+
+// Four fp16 fields, one from each of four consecutive blocks, widened to float.
+template <typename Block>
+inline float32x4_t loadHalves4(const Block* b, size_t fieldOffset) {
+  const auto* p = reinterpret_cast<const uint8_t*>(b) + fieldOffset;
+  uint16x4_t h = vld1_dup_u16(reinterpret_cast<const uint16_t*>(p));  // no zeroing needed
+  h = vld1_lane_u16(reinterpret_cast<const uint16_t*>(p + sizeof(Block)), h, 1);
+  h = vld1_lane_u16(reinterpret_cast<const uint16_t*>(p + 2 * sizeof(Block)), h, 2);
+  h = vld1_lane_u16(reinterpret_cast<const uint16_t*>(p + 3 * sizeof(Block)), h, 3);
+  return vcvt_f32_f16(vreinterpret_f16_u16(h));
+}
+
+inline float halfToFloat(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
+
+// Four blocks' int32x4 partial sums -> one vector whose lane k is the total of block k.
+inline int32x4_t blockTotals4(int32x4_t s0, int32x4_t s1, int32x4_t s2, int32x4_t s3) {
+  return vpaddq_s32(vpaddq_s32(s0, s1), vpaddq_s32(s2, s3));
+}
+
+// ---------------------------------------------------------------- 32-element blocks
+// Four blocks per iteration: their integer totals land in the four lanes of one vector, so the
+// int-to-float conversion, the fp16 scales and the FMA are paid once per four blocks.
+
+template <class Dot>
+inline int32x4_t dotQ4_0Block(const BlockQ4_0& x, const BlockQ8_0& y) {
+  const uint8x16_t q = vld1q_u8(x.qs);
+  const int8x16_t eight = vdupq_n_s8(8);
+  const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0F))), eight);
+  const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), eight);
+  return Dot::dot32(lo, vld1q_s8(y.qs), hi, vld1q_s8(y.qs + 16));
+}
+
+template <class Dot>
+float dotQ4_0Q8_0(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_0*>(w);  // [n / 32]
+  const auto* y = static_cast<const BlockQ8_0*>(a);  // [n / 32]
+  const int64_t nb = n / kQK;
+  float32x4_t acc = vdupq_n_f32(0.0f);
+  int64_t i = 0;
+  for (; i + 4 <= nb; i += 4) {
+    const int32x4_t totals = blockTotals4(dotQ4_0Block<Dot>(x[i], y[i]), dotQ4_0Block<Dot>(x[i + 1], y[i + 1]),
+                                          dotQ4_0Block<Dot>(x[i + 2], y[i + 2]), dotQ4_0Block<Dot>(x[i + 3], y[i + 3]));
+    const float32x4_t d = vmulq_f32(loadHalves4(x + i, offsetof(BlockQ4_0, d)), loadHalves4(y + i, offsetof(BlockQ8_0, d)));
+    acc = vfmaq_f32(acc, vcvtq_f32_s32(totals), d);
+  }
+  float sum = vaddvq_f32(acc);
+  for (; i < nb; ++i) {
+    sum += static_cast<float>(vaddvq_s32(dotQ4_0Block<Dot>(x[i], y[i]))) * (halfToFloat(x[i].d) * halfToFloat(y[i].d));
+  }
+  return sum;
+}
+
+template <class Dot>
+inline int32x4_t dotQ8_0Block(const BlockQ8_0& x, const BlockQ8_0& y) {
+  return Dot::dot32Bytes(vld1q_s8(x.qs), vld1q_s8(y.qs), vld1q_s8(x.qs + 16), vld1q_s8(y.qs + 16));
+}
+
+template <class Dot>
+float dotQ8_0Q8_0(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ8_0*>(w);
+  const auto* y = static_cast<const BlockQ8_0*>(a);
+  const int64_t nb = n / kQK;
+  float32x4_t acc = vdupq_n_f32(0.0f);
+  int64_t i = 0;
+  for (; i + 4 <= nb; i += 4) {
+    const int32x4_t totals = blockTotals4(dotQ8_0Block<Dot>(x[i], y[i]), dotQ8_0Block<Dot>(x[i + 1], y[i + 1]),
+                                          dotQ8_0Block<Dot>(x[i + 2], y[i + 2]), dotQ8_0Block<Dot>(x[i + 3], y[i + 3]));
+    const float32x4_t d = vmulq_f32(loadHalves4(x + i, offsetof(BlockQ8_0, d)), loadHalves4(y + i, offsetof(BlockQ8_0, d)));
+    acc = vfmaq_f32(acc, vcvtq_f32_s32(totals), d);
+  }
+  float sum = vaddvq_f32(acc);
+  for (; i < nb; ++i) {
+    sum += static_cast<float>(vaddvq_s32(dotQ8_0Block<Dot>(x[i], y[i]))) * (halfToFloat(x[i].d) * halfToFloat(y[i].d));
+  }
+  return sum;
+}
+
+// Q4_1: Σ(d·q + m)·(e·a) = d·e·Σq·a + m·s, with s = e·Σa stored in the activation block.
+template <class Dot>
+inline int32x4_t dotQ4_1Block(const BlockQ4_1& x, const BlockQ8_1& y) {
+  const uint8x16_t q = vld1q_u8(x.qs);
+  const int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0F)));
+  const int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
+  return Dot::dot32(lo, vld1q_s8(y.qs), hi, vld1q_s8(y.qs + 16));
+}
+
+template <class Dot>
+float dotQ4_1Q8_1(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_1*>(w);
+  const auto* y = static_cast<const BlockQ8_1*>(a);
+  const int64_t nb = n / kQK;
+  float32x4_t acc = vdupq_n_f32(0.0f);
+  int64_t i = 0;
+  for (; i + 4 <= nb; i += 4) {
+    const int32x4_t totals = blockTotals4(dotQ4_1Block<Dot>(x[i], y[i]), dotQ4_1Block<Dot>(x[i + 1], y[i + 1]),
+                                          dotQ4_1Block<Dot>(x[i + 2], y[i + 2]), dotQ4_1Block<Dot>(x[i + 3], y[i + 3]));
+    const float32x4_t d = vmulq_f32(loadHalves4(x + i, offsetof(BlockQ4_1, d)), loadHalves4(y + i, offsetof(BlockQ8_1, d)));
+    acc = vfmaq_f32(acc, vcvtq_f32_s32(totals), d);
+    acc = vfmaq_f32(acc, loadHalves4(x + i, offsetof(BlockQ4_1, m)), loadHalves4(y + i, offsetof(BlockQ8_1, s)));
+  }
+  float sum = vaddvq_f32(acc);
+  for (; i < nb; ++i) {
+    sum += static_cast<float>(vaddvq_s32(dotQ4_1Block<Dot>(x[i], y[i]))) * (halfToFloat(x[i].d) * halfToFloat(y[i].d)) +
+           halfToFloat(x[i].m) * halfToFloat(y[i].s);
+  }
+  return sum;
+}
+
+// ---------------------------------------------------------------- 256-element super-blocks
+
+inline void unpackScalesMinsK(const uint8_t* s, uint8_t* scales, uint8_t* mins) {
+  for (int j = 0; j < 4; ++j) {
+    scales[j] = s[j] & 63;
+    mins[j] = s[j + 4] & 63;
+    scales[j + 4] = (s[j + 8] & 0x0F) | ((s[j] >> 6) << 4);
+    mins[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
+  }
+}
+
+// Σ_j mins[j]·(bsums[2j] + bsums[2j+1]). A pair of bsums fits 16 bits (|Σ| <= 32·128).
+inline int32_t minsTimesBlockSums(const int16_t* bsums, const uint8_t* mins) {
+  const int16x8_t pairs = vpaddq_s16(vld1q_s16(bsums), vld1q_s16(bsums + 8));
+  const int16x8_t m = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mins)));
+  const int32x4_t p = vmlal_high_s16(vmull_s16(vget_low_s16(pairs), vget_low_s16(m)), pairs, m);
+  return vaddvq_s32(p);
+}
+
+// Q4_K and Q5_K: quants 0..15 (0..31 with Q5_K's fifth bit), one 6-bit scale and min per 32.
+template <class Dot, bool kFifthBit, class Block>
+float dotQ4Q5KQ8_K(int64_t n, const Block* x, const BlockQ8_K* y, const uint8_t* (*highBits)(const Block&)) {
+  const int64_t nb = n / kQK_K;
+  const uint8x16_t nibble = vdupq_n_u8(0x0F);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t scales[8], mins[8];
+    unpackScalesMinsK(x[i].scales, scales, mins);
+    uint8x16_t h0 = vdupq_n_u8(0), h1 = vdupq_n_u8(0);
+    if (kFifthBit) {
+      h0 = vld1q_u8(highBits(x[i]));
+      h1 = vld1q_u8(highBits(x[i]) + 16);
+    }
+    int32x4_t acc = vdupq_n_s32(0);
+    const int8_t* q8 = y[i].qs;
+    for (int j = 0; j < 4; ++j, q8 += 64) {  // 32 bytes: sub-block 2j low nibbles, 2j+1 high
+      const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * j), q1 = vld1q_u8(x[i].qs + 32 * j + 16);
+      uint8x16_t lo0 = vandq_u8(q0, nibble), lo1 = vandq_u8(q1, nibble);
+      uint8x16_t hi0 = vshrq_n_u8(q0, 4), hi1 = vshrq_n_u8(q1, 4);
+      if (kFifthBit) {  // bit 2j of qh[l] -> 16 on element 64j+l, bit 2j+1 -> on 64j+32+l
+        const uint8x16_t bit16 = vdupq_n_u8(16);
+        lo0 = vorrq_u8(lo0, vandq_u8(vshlq_n_u8(h0, 4), bit16));
+        lo1 = vorrq_u8(lo1, vandq_u8(vshlq_n_u8(h1, 4), bit16));
+        hi0 = vorrq_u8(hi0, vandq_u8(vshlq_n_u8(h0, 3), bit16));
+        hi1 = vorrq_u8(hi1, vandq_u8(vshlq_n_u8(h1, 3), bit16));
+        h0 = vshrq_n_u8(h0, 2);
+        h1 = vshrq_n_u8(h1, 2);
+      }
+      const int32x4_t sLo = Dot::dot32(vreinterpretq_s8_u8(lo0), vld1q_s8(q8), vreinterpretq_s8_u8(lo1), vld1q_s8(q8 + 16));
+      const int32x4_t sHi = Dot::dot32(vreinterpretq_s8_u8(hi0), vld1q_s8(q8 + 32), vreinterpretq_s8_u8(hi1), vld1q_s8(q8 + 48));
+      acc = vmlaq_n_s32(acc, sLo, scales[2 * j]);
+      acc = vmlaq_n_s32(acc, sHi, scales[2 * j + 1]);
+    }
+    const float dy = y[i].d;
+    sum += halfToFloat(x[i].d) * dy * static_cast<float>(vaddvq_s32(acc)) -
+           halfToFloat(x[i].dmin) * dy * static_cast<float>(minsTimesBlockSums(y[i].bsums, mins));
+  }
+  return sum;
+}
+
+inline const uint8_t* noHighBits(const BlockQ4_K&) { return nullptr; }
+inline const uint8_t* q5KHighBits(const BlockQ5_K& b) { return b.qh; }
+
+template <class Dot>
+float dotQ4_KQ8_K(int64_t n, const void* w, const void* a) {
+  return dotQ4Q5KQ8_K<Dot, false>(n, static_cast<const BlockQ4_K*>(w), static_cast<const BlockQ8_K*>(a), noHighBits);
+}
+
+template <class Dot>
+float dotQ5_KQ8_K(int64_t n, const void* w, const void* a) {
+  return dotQ4Q5KQ8_K<Dot, true>(n, static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(a), q5KHighBits);
+}
+
+// Q6_K: quants (low 4 bits from ql, top 2 from qh) - 32, a signed 8-bit scale per 16 elements.
+template <class Dot>
+float dotQ6_KQ8_K(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ6_K*>(w);
+  const auto* y = static_cast<const BlockQ8_K*>(a);
+  const int64_t nb = n / kQK_K;
+  const uint8x16_t low2 = vdupq_n_u8(0x03), bits45 = vdupq_n_u8(0x30);
+  const int8x16_t bias = vdupq_n_s8(32);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < nb; ++i) {
+    int32x4_t acc = vdupq_n_s32(0);
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = x[i].ql + 64 * half;
+      const uint8_t* qh = x[i].qh + 32 * half;
+      const int8_t* sc = x[i].scales + 8 * half;
+      const int8_t* q8 = y[i].qs + 128 * half;
+      for (int r = 0; r < 2; ++r) {  // 16 of the 32 positions l, for all four quarters
+        const uint8x16_t l0 = vld1q_u8(ql + 16 * r), l1 = vld1q_u8(ql + 32 + 16 * r), h = vld1q_u8(qh + 16 * r);
+        // Shift-and-insert: keep one nibble of l, put the two high bits from h beside it.
+        const uint8x16_t u[4] = {
+            vsliq_n_u8(l0, vandq_u8(h, low2), 4),
+            vsliq_n_u8(l1, vandq_u8(vshrq_n_u8(h, 2), low2), 4),
+            vsriq_n_u8(vandq_u8(h, bits45), l0, 4),
+            vsriq_n_u8(vandq_u8(vshrq_n_u8(h, 2), bits45), l1, 4),
+        };
+        for (int k = 0; k < 4; ++k) {  // quarter k: elements 32k + 16r .. +15, scale sc[2k + r]
+          const int8x16_t q = vsubq_s8(vreinterpretq_s8_u8(u[k]), bias);
+          acc = vmlaq_n_s32(acc, Dot::dot16(q, vld1q_s8(q8 + 32 * k + 16 * r)), sc[2 * k + r]);
+        }
+      }
+    }
+    sum += halfToFloat(x[i].d) * y[i].d * static_cast<float>(vaddvq_s32(acc));
+  }
+  return sum;
+}
+
+// ---------------------------------------------------------------- the Q4_0 panel (GemmQ4_0Fn)
+// The unpacked panel of both arm64 panel kernels, in the caller's scratch: four quads of four
+// rows, each nb records of 144 bytes, so that a quad is one sequential stream (18 KB for 4096
+// columns: it stays in L1 while groups of activation rows pass over it). Record b of quad q:
+// eight vectors W[g] whose 32-bit lane r holds row 4q+r's nibbles of elements 4g..4g+3 (0..15,
+// unsigned, in element order), then the four rows' scales as floats. The lanes are those of the
+// x86 panel: an SDOT by lane, or a widening multiply by the same four activation bytes repeated,
+// adds four products into each of four rows at once, and a row's sum never crosses lanes.
+//
+// A block of all sixteen rows is 32 vectors, the whole register file, hence quads: a quad's
+// block is 8 vectors, which leaves room for the accumulators of several activation rows.
+constexpr size_t kPanelQuadRecordBytes = 8 * 16 + 4 * sizeof(float);
+constexpr int kPanelQuads = kQ4_0PanelRows / 4;
+static_assert(kPanelQuads * kPanelQuadRecordBytes == kQ4_0PanelBytesPerBlock, "the quads fill the caller's block size");
+
+// The rows of a panel; those past nW repeat the last one, so the kernels compute every lane
+// without a special case and only the stores look at nW.
+inline void panelRowPointers(const uint8_t* w, size_t wStride, int nW, const uint8_t* rows[kQ4_0PanelRows]) {
+  for (int r = 0; r < kQ4_0PanelRows; ++r) rows[r] = w + (r < nW ? r : nW - 1) * wStride;
+}
+
+// Block b of four rows as W[0..7] of the layout above: a 4×4 transpose of 32-bit words (word g
+// of a row holds the nibbles of elements 4g.. low and 16+4g.. high), then the two nibbles apart.
+// LD4 to one lane would transpose while loading, but GCC 12 copies its register quadruple
+// through the stack when registers are short, as they are in a kernel that unpacks on the way.
+inline void unpackQuad(const uint8_t* const rows[4], int64_t b, uint8x16_t w[8]) {
+  const auto quants = [&](int r) {
+    return vreinterpretq_s32_u8(vld1q_u8(reinterpret_cast<const BlockQ4_0*>(rows[r])[b].qs));
+  };
+  const int32x4_t r0 = quants(0), r1 = quants(1), r2 = quants(2), r3 = quants(3);
+  const int64x2_t u0 = vreinterpretq_s64_s32(vtrn1q_s32(r0, r1)), u1 = vreinterpretq_s64_s32(vtrn2q_s32(r0, r1));
+  const int64x2_t u2 = vreinterpretq_s64_s32(vtrn1q_s32(r2, r3)), u3 = vreinterpretq_s64_s32(vtrn2q_s32(r2, r3));
+  const int64x2_t t[4] = {vtrn1q_s64(u0, u2), vtrn1q_s64(u1, u3), vtrn2q_s64(u0, u2), vtrn2q_s64(u1, u3)};
+  const uint8x16_t low4 = vdupq_n_u8(0x0F);
+  for (int g = 0; g < 4; ++g) {
+    const uint8x16_t v = vreinterpretq_u8_s64(t[g]);
+    w[g] = vandq_u8(v, low4);
+    w[4 + g] = vshrq_n_u8(v, 4);
+  }
+}
+
+// The fp16 scales of block b of four rows, as floats.
+inline float32x4_t quadScales(const uint8_t* const rows[4], int64_t b) {
+  const auto scale = [&](int r) { return &reinterpret_cast<const BlockQ4_0*>(rows[r])[b].d; };
+  uint16x4_t h = vld1_dup_u16(scale(0));
+  h = vld1_lane_u16(scale(1), h, 1);
+  h = vld1_lane_u16(scale(2), h, 2);
+  h = vld1_lane_u16(scale(3), h, 3);
+  return vcvt_f32_f16(vreinterpret_f16_u16(h));
+}
+
+// Sixteen rows read side by side are sixteen short streams; the next panel is the one stretch
+// of 16·wStride bytes after this one, so it is fetched in order, a block's share per block
+// unpacked (the reasoning of the x86 panel; not measured on a Pi).
+class NextPanel {
+ public:
+  NextPanel(int64_t nb, const uint8_t* w, size_t wStride)
+      : next_(w + kQ4_0PanelRows * wStride), share_(kQ4_0PanelRows * wStride / static_cast<size_t>(nb)) {}
+  inline void fetch(int64_t b) const {
+    for (size_t off = 0; off < share_; off += 64) __builtin_prefetch(next_ + b * share_ + off);
+  }
+
+ private:
+  const uint8_t* next_;
+  size_t share_;
+};
+
+// The first `quads` quads of the panel into `panel` (kQ4_0PanelBytesPerBlock per block), for
+// batches that pass over it more than once.
+inline void unpackPanel(int64_t nb, const uint8_t* const rows[kQ4_0PanelRows], int quads, const NextPanel& next,
+                        uint8_t* panel) {
+  for (int64_t b = 0; b < nb; ++b) {
+    next.fetch(b);
+    for (int q = 0; q < quads; ++q) {
+      uint8_t* out = panel + (q * nb + b) * kPanelQuadRecordBytes;
+      uint8x16_t w[8];
+      unpackQuad(rows + 4 * q, b, w);
+      for (int g = 0; g < 8; ++g) vst1q_u8(out + 16 * g, w[g]);
+      vst1q_f32(reinterpret_cast<float*>(out + 8 * 16), quadScales(rows + 4 * q, b));
+    }
+  }
+}
+
+}  // namespace neon
+}  // namespace

@@ -1,0 +1,34 @@
+// One pass of a Q4_0 panel kernel (GemmQ4_0Fn) over up to kMax activation rows: where their
+// quants, activation terms and results are. Included by each ISA source that has a panel kernel;
+// the anonymous namespace gives every including file its own copy, compiled with its own flags
+// (see the rule in kernels_simd.h).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "../gguf/tensor_types.h"
+
+namespace {
+
+template <int kMax>
+struct PanelPass {
+  int count;                 // activation rows in this pass, 1..kMax
+  const BlockQ8_0* a[kMax];  // [count] rows of n/32 blocks
+  const int32_t* bias[kMax]; // [count] rows of aBias
+  const float* scale[kMax];  // [count] rows of aScale
+  float* y[kMax];            // [count] result rows (y + x·yStride)
+
+  // Rows x0 .. min(x0 + kMax, nA) of the kernel's arguments.
+  PanelPass(int64_t x0, int64_t nA, int64_t nb, const void* activations, size_t aStride, const int32_t* aBias,
+            const float* aScale, float* results, size_t yStride)
+      : count(static_cast<int>(nA - x0 < kMax ? nA - x0 : kMax)) {
+    for (int j = 0; j < count; ++j) {
+      a[j] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(activations) + (x0 + j) * aStride);
+      bias[j] = aBias + (x0 + j) * nb;
+      scale[j] = aScale + (x0 + j) * nb;
+      y[j] = results + (x0 + j) * yStride;
+    }
+  }
+};
+
+}  // namespace

@@ -1,0 +1,244 @@
+// Scalar reference dot products: one weight row against one activation row already in the
+// weight's dotWith format. Written for reading, not speed: every SIMD variant is tested against
+// these, and they follow the arithmetic order of ggml's CPU backend (integer sums per block, then
+// the float scales) so that the engine's logits track llama.cpp's.
+#include <algorithm>
+#include <vector>
+
+#include "kernels.h"
+#include "../gguf/tensor_types.h"
+
+// No fused multiply-add: the reference must give the same bits on x86-64 and on aarch64 (where
+// GCC would otherwise contract a*b + c).
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace kernels {
+
+// ---------------------------------------------------------------- float formats
+
+float dotF32F32Scalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const float*>(w);  // [n]
+  const auto* y = static_cast<const float*>(a);  // [n]
+  double sum = 0;  // a double accumulator, as ggml's scalar path, keeps long rows accurate
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * y[i]);
+  return static_cast<float>(sum);
+}
+
+float dotF16F16Scalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const uint16_t*>(w);  // [n] fp16 bits
+  const auto* y = static_cast<const uint16_t*>(a);  // [n] fp16 bits
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(fp16ToFp32(x[i]) * fp16ToFp32(y[i]));
+  return static_cast<float>(sum);
+}
+
+void weighF16Scalar(int64_t n, const float* p, const void* rows, size_t stride, int64_t d, float* out) {
+  for (int64_t i = 0; i < d; ++i) out[i] = 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    const auto* x = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(rows) + j * stride);  // [d] fp16 bits
+    for (int64_t i = 0; i < d; ++i) out[i] += p[j] * fp16ToFp32(x[i]);
+  }
+}
+
+// ---------------------------------------------------------------- 32-element blocks
+// Element j of a 4-bit block is the low nibble of qs[j] for j < 16 and the high nibble of
+// qs[j - 16] otherwise; the 5-bit formats add bit j of the little-endian 32-bit qh.
+
+static inline uint32_t loadQh(const uint8_t qh[4]) {
+  return uint32_t(qh[0]) | uint32_t(qh[1]) << 8 | uint32_t(qh[2]) << 16 | uint32_t(qh[3]) << 24;
+}
+
+float dotQ4_0Q8_0Scalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_0*>(w);  // [n / 32]
+  const auto* y = static_cast<const BlockQ8_0*>(a);  // [n / 32]
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    int sumi = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int lo = (x[b].qs[j] & 0x0F) - 8;
+      const int hi = (x[b].qs[j] >> 4) - 8;
+      sumi += lo * y[b].qs[j] + hi * y[b].qs[j + kQK / 2];
+    }
+    sum += sumi * fp16ToFp32(x[b].d) * fp16ToFp32(y[b].d);
+  }
+  return sum;
+}
+
+float dotQ4_1Q8_1Scalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_1*>(w);  // [n / 32]
+  const auto* y = static_cast<const BlockQ8_1*>(a);  // [n / 32]
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    int sumi = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      sumi += (x[b].qs[j] & 0x0F) * y[b].qs[j] + (x[b].qs[j] >> 4) * y[b].qs[j + kQK / 2];
+    }
+    // sum((q*d + m) * yq*yd) = d*yd*sum(q*yq) + m*(yd*sum(yq)), and y.s holds yd*sum(yq)
+    sum += (fp16ToFp32(x[b].d) * fp16ToFp32(y[b].d)) * sumi + fp16ToFp32(x[b].m) * fp16ToFp32(y[b].s);
+  }
+  return sum;
+}
+
+float dotQ5_0Q8_0Scalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ5_0*>(w);  // [n / 32]
+  const auto* y = static_cast<const BlockQ8_0*>(a);  // [n / 32]
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const uint32_t qh = loadQh(x[b].qh);
+    int sumi = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int lo = ((x[b].qs[j] & 0x0F) | ((qh >> j) & 1) << 4) - 16;
+      const int hi = ((x[b].qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16;
+      sumi += lo * y[b].qs[j] + hi * y[b].qs[j + kQK / 2];
+    }
+    sum += (fp16ToFp32(x[b].d) * fp16ToFp32(y[b].d)) * sumi;
+  }
+  return sum;
+}
+
+float dotQ5_1Q8_1Scalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ5_1*>(w);  // [n / 32]
+  const auto* y = static_cast<const BlockQ8_1*>(a);  // [n / 32]
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const uint32_t qh = loadQh(x[b].qh);
+    int sumi = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int lo = (x[b].qs[j] & 0x0F) | ((qh >> j) & 1) << 4;
+      const int hi = (x[b].qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
+      sumi += lo * y[b].qs[j] + hi * y[b].qs[j + kQK / 2];
+    }
+    sum += (fp16ToFp32(x[b].d) * fp16ToFp32(y[b].d)) * sumi + fp16ToFp32(x[b].m) * fp16ToFp32(y[b].s);
+  }
+  return sum;
+}
+
+float dotQ8_0Q8_0Scalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ8_0*>(w);  // [n / 32]
+  const auto* y = static_cast<const BlockQ8_0*>(a);  // [n / 32]
+  float sum = 0;
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    int sumi = 0;
+    for (int j = 0; j < kQK; ++j) sumi += x[b].qs[j] * y[b].qs[j];
+    sum += sumi * (fp16ToFp32(x[b].d) * fp16ToFp32(y[b].d));
+  }
+  return sum;
+}
+
+// ---------------------------------------------------------------- 256-element super-blocks
+// Q4_K/Q5_K: 8 sub-blocks of 32, each with a 6-bit scale and min; element = d*scale*q - dmin*min
+// (layout in kernels.h). The mins are folded in through Q8_K's bsums (sums of 16 activation quants).
+
+// Shared by Q4_K and Q5_K once the quants are unpacked.
+static float dotScaleMinSuperBlock(const int8_t q[kQK_K], const uint8_t packedScales[12], uint16_t d,
+                                   uint16_t dmin, const BlockQ8_K& y) {
+  uint8_t scale[8], min[8];
+  for (int j = 0; j < 8; ++j) unpackScaleMinK4(j, packedScales, &scale[j], &min[j]);
+  int sumScaled = 0;  // sum over sub-blocks of scale * sum(q * yq)
+  for (int j = 0; j < 8; ++j) {
+    int sumi = 0;
+    for (int i = 0; i < 32; ++i) sumi += q[32 * j + i] * y.qs[32 * j + i];
+    sumScaled += scale[j] * sumi;
+  }
+  int sumMins = 0;  // sum over sub-blocks of min * sum(yq)
+  for (int g = 0; g < kQK_K / 16; ++g) sumMins += y.bsums[g] * min[g / 2];
+  return fp16ToFp32(d) * y.d * sumScaled - fp16ToFp32(dmin) * y.d * sumMins;
+}
+
+float dotQ4_KQ8_KScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_K*>(w);  // [n / 256]
+  const auto* y = static_cast<const BlockQ8_K*>(a);  // [n / 256]
+  float sum = 0;
+  int8_t q[kQK_K];
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    unpackQ4Q5K(x[b].qs, nullptr, q);
+    sum += dotScaleMinSuperBlock(q, x[b].scales, x[b].d, x[b].dmin, y[b]);
+  }
+  return sum;
+}
+
+float dotQ5_KQ8_KScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ5_K*>(w);  // [n / 256]
+  const auto* y = static_cast<const BlockQ8_K*>(a);  // [n / 256]
+  float sum = 0;
+  int8_t q[kQK_K];
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    unpackQ4Q5K(x[b].qs, x[b].qh, q);
+    sum += dotScaleMinSuperBlock(q, x[b].scales, x[b].d, x[b].dmin, y[b]);
+  }
+  return sum;
+}
+
+// Q6_K: 16 groups of 16 with signed 8-bit scales, quants in -32..31 (layout in kernels.h).
+float dotQ6_KQ8_KScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ6_K*>(w);  // [n / 256]
+  const auto* y = static_cast<const BlockQ8_K*>(a);  // [n / 256]
+  float sum = 0;
+  int8_t q[kQK_K];
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    unpackQ6K(x[b], q);
+    int sumScaled = 0;
+    for (int g = 0; g < kQK_K / 16; ++g) {
+      int sumi = 0;
+      for (int i = 0; i < 16; ++i) sumi += q[16 * g + i] * y[b].qs[16 * g + i];
+      sumScaled += x[b].scales[g] * sumi;
+    }
+    sum += fp16ToFp32(x[b].d) * y[b].d * sumScaled;
+  }
+  return sum;
+}
+
+// ---------------------------------------------------------------- dispatch
+
+const DotTable& scalarTable() {
+  static const DotTable table = [] {
+    DotTable t;
+    t.set(TensorType::F32, dotF32F32Scalar);
+    t.set(TensorType::F16, dotF16F16Scalar);
+    t.set(TensorType::Q4_0, dotQ4_0Q8_0Scalar);
+    t.set(TensorType::Q4_1, dotQ4_1Q8_1Scalar);
+    t.set(TensorType::Q5_0, dotQ5_0Q8_0Scalar);
+    t.set(TensorType::Q5_1, dotQ5_1Q8_1Scalar);
+    t.set(TensorType::Q8_0, dotQ8_0Q8_0Scalar);
+    t.set(TensorType::Q4_K, dotQ4_KQ8_KScalar);
+    t.set(TensorType::Q5_K, dotQ5_KQ8_KScalar);
+    t.set(TensorType::Q6_K, dotQ6_KQ8_KScalar);
+    return t;
+  }();
+  return table;
+}
+
+namespace {
+struct Registered {
+  int priority;
+  KernelRegistrar registrar;
+};
+// A function-local static, so that registrations from other files' static initialisers find it
+// constructed whatever the link order.
+std::vector<Registered>& registrations() {
+  static std::vector<Registered> list;
+  return list;
+}
+}  // namespace
+
+KernelRegistration::KernelRegistration(int priority, KernelRegistrar registrar) {
+  registrations().push_back({priority, registrar});
+}
+
+const DotTable& bestTable() {
+  static const DotTable table = [] {
+    DotTable t = scalarTable();
+    std::vector<Registered> list = registrations();
+    std::stable_sort(list.begin(), list.end(),
+                     [](const Registered& a, const Registered& b) { return a.priority < b.priority; });
+    for (const Registered& r : list) r.registrar(t);
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace kernels

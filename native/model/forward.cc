@@ -1,0 +1,217 @@
+// The whole forward pass, top to bottom. T = tokens in the batch, E = n_embd, F = n_ff,
+// H = n_head, Hkv = n_head_kv, D = head_dim, V = n_vocab, C = n_ctx.
+#include "forward.h"
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "../kernels/kernels_simd.h"
+#include "../kernels/matmul.h"
+
+namespace {
+
+// ---- elementwise helpers (numerics follow ggml's CPU backend) -------------------------------
+
+// out = x / sqrt(mean(x²) + eps) · weight; the sum of squares accumulates in double.
+void rmsNorm(float* out, const float* x, const float* weight, int64_t n, float eps) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; i++) sum += static_cast<double>(x[i]) * x[i];
+  const float mean = static_cast<float>(sum / static_cast<double>(n));
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * weight[i];
+}
+
+// Rotates pairs (x[2i], x[2i+1]) of each head by pos · theta^(-2i/nRot) (LLaMA's "normal" RoPE).
+// The angle is built by repeated multiplication, as ggml does, so that its rounding matches.
+void rope(float* x, int64_t nHeads, int64_t headDim, int64_t nRot, int32_t pos, const LlamaHparams& hp,
+          const float* freqFactors) {
+  const float thetaScale = std::pow(hp.ropeTheta, -2.0f / static_cast<float>(nRot));
+  float theta = static_cast<float>(pos);
+  for (int64_t i = 0; i < nRot; i += 2) {
+    const float ff = freqFactors ? freqFactors[i / 2] : 1.0f;
+    const float angle = hp.ropeFreqScale * (theta / ff);
+    const float c = std::cos(angle), s = std::sin(angle);
+    for (int64_t h = 0; h < nHeads; h++) {
+      float* v = x + h * headDim + i;
+      const float x0 = v[0], x1 = v[1];
+      v[0] = x0 * c - x1 * s;
+      v[1] = x0 * s + x1 * c;
+    }
+    theta *= thetaScale;
+  }
+}
+
+inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+// A row into the KV cache's type (or a query head into the type its dot product takes): fp16,
+// the default, through the SIMD conversion, bit-identical to quantizeRow.
+void convertRow(TensorType type, const float* src, void* dst, int64_t n) {
+  if (type == TensorType::F16) {
+    bestF16RowKernels().toF16(src, dst, n);
+  } else {
+    quantizeRow(type, src, dst, n);
+  }
+}
+
+}  // namespace
+
+InferenceContext::InferenceContext(const LlamaModel& model, const ContextParams& params)
+    : model_(model),
+      params_(params),
+      kv_(static_cast<int>(model.hparams().nLayer), static_cast<int>(model.hparams().kvDim()), params.nCtx, params.nSeq,
+          params.kvType),
+      pool_(params.threads) {
+  const int64_t block = traitsOf(params.kvType).blockSize;
+  if (model.hparams().headDim % block != 0)
+    throw std::invalid_argument(std::string("a ") + traitsOf(params.kvType).name + " KV cache needs a head size that is a multiple of " +
+                                std::to_string(block) + " (this model's is " + std::to_string(model.hparams().headDim) + ")");
+}
+
+void InferenceContext::validate(const std::vector<BatchToken>& batch) const {
+  if (batch.empty()) throw std::invalid_argument("empty batch");
+  std::vector<int> next(static_cast<size_t>(params_.nSeq));
+  for (int s = 0; s < params_.nSeq; s++) next[s] = kv_.length(s);
+  const int64_t nVocab = model_.hparams().nVocab;
+  for (const BatchToken& b : batch) {
+    if (b.seq < 0 || b.seq >= params_.nSeq)
+      throw std::invalid_argument("sequence " + std::to_string(b.seq) + " is out of range (0.." + std::to_string(params_.nSeq - 1) + ")");
+    if (b.token < 0 || b.token >= nVocab)
+      throw std::invalid_argument("token " + std::to_string(b.token) + " is out of range (0.." + std::to_string(nVocab - 1) + ")");
+    if (b.pos != next[b.seq])
+      throw std::invalid_argument("sequence " + std::to_string(b.seq) + " expects position " + std::to_string(next[b.seq]) +
+                                  ", got " + std::to_string(b.pos));
+    if (b.pos >= params_.nCtx)
+      throw std::invalid_argument("position " + std::to_string(b.pos) + " is past the context size " + std::to_string(params_.nCtx));
+    next[b.seq]++;
+  }
+}
+
+const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>& batch) {
+  validate(batch);
+  const LlamaHparams& hp = model_.hparams();
+  const int64_t T = static_cast<int64_t>(batch.size());
+  const int64_t E = hp.nEmbd, F = hp.nFf, Q = hp.qDim(), KV = hp.kvDim(), V = hp.nVocab;
+
+  x_.resize(T * E);        // [T][E] the residual stream
+  xb_.resize(T * std::max(E, Q));  // [T][E] normed input of a block, then [T][Q] attention output
+  q_.resize(T * Q);        // [T][H·D]
+  k_.resize(T * KV);       // [T][Hkv·D]
+  v_.resize(T * KV);       // [T][Hkv·D]
+  att_.resize(T * E);      // [T][E] a block's output before the residual add
+  gate_.resize(T * F);     // [T][F]
+  up_.resize(T * F);       // [T][F]
+
+  // ---- token embeddings: x[t] = token_embd[token_t] --------------------------------------
+  const Weight& emb = model_.tokenEmbedding();
+  for (int64_t t = 0; t < T; t++)
+    dequantizeRow(emb.type, emb.data + batch[t].token * emb.rowBytes(), &x_[t * E], E);
+
+  for (int64_t l = 0; l < hp.nLayer; l++) {
+    const LlamaLayer& L = model_.layers()[l];
+
+    // ---- attention block -----------------------------------------------------------------
+    for (int64_t t = 0; t < T; t++) rmsNorm(&xb_[t * E], &x_[t * E], L.attnNorm, E, hp.rmsEps);  // xb [T][E]
+    const MatmulTarget qkv[] = {{L.wq.data, L.wq.type, Q, q_.data()},     // q [T][H·D]
+                                {L.wk.data, L.wk.type, KV, k_.data()},    // k [T][Hkv·D]
+                                {L.wv.data, L.wv.type, KV, v_.data()}};   // v [T][Hkv·D]
+    matmulGroup(pool_, qkv, 3, E, xb_.data(), T);
+    for (int64_t t = 0; t < T; t++) {
+      rope(&q_[t * Q], hp.nHead, hp.headDim, hp.nRot, batch[t].pos, hp, model_.ropeFreqFactors());
+      rope(&k_[t * KV], hp.nHeadKv, hp.headDim, hp.nRot, batch[t].pos, hp, model_.ropeFreqFactors());
+      // the cache keeps k and v in its own type (f16 by default), as the reference does
+      convertRow(kv_.type(), &k_[t * KV], kv_.keyRow(l, batch[t].seq, batch[t].pos), KV);
+      convertRow(kv_.type(), &v_[t * KV], kv_.valueRow(l, batch[t].seq, batch[t].pos), KV);
+    }
+    attention(static_cast<int>(l), batch);                                   // xb [T][H·D]
+    matmul(pool_, L.wo.data, L.wo.type, E, Q, xb_.data(), T, att_.data());  // att [T][E]
+    for (int64_t i = 0; i < T * E; i++) x_[i] += att_[i];
+
+    // ---- feed-forward block (SwiGLU) -----------------------------------------------------
+    for (int64_t t = 0; t < T; t++) rmsNorm(&xb_[t * E], &x_[t * E], L.ffnNorm, E, hp.rmsEps);     // xb [T][E]
+    const MatmulTarget gateUp[] = {{L.wGate.data, L.wGate.type, F, gate_.data()},  // gate [T][F]
+                                   {L.wUp.data, L.wUp.type, F, up_.data()}};       // up [T][F]
+    matmulGroup(pool_, gateUp, 2, E, xb_.data(), T);
+    pool_.parallelFor(T * F, [&](int64_t begin, int64_t end, int) {  // an exp per element: both cores
+      for (int64_t i = begin; i < end; i++) gate_[i] = silu(gate_[i]) * up_[i];   // gate [T][F]
+    }, 2048);
+    matmul(pool_, L.wDown.data, L.wDown.type, E, F, gate_.data(), T, att_.data()); // att [T][E]
+    for (int64_t i = 0; i < T * E; i++) x_[i] += att_[i];
+    // a streamed layer is released now and the next streamed one read ahead behind our compute
+    if (residency_) residency_->afterLayer(static_cast<int>(l));
+  }
+
+  // ---- sequence lengths now include the batch -------------------------------------------
+  for (const BatchToken& b : batch) kv_.setLength(b.seq, b.pos + 1);
+
+  // ---- output: logits for the marked tokens ---------------------------------------------
+  int64_t nOut = 0;
+  for (int64_t t = 0; t < T; t++) {
+    if (!batch[t].wantLogits) continue;
+    rmsNorm(&xb_[nOut * E], &x_[t * E], model_.outputNorm(), E, hp.rmsEps);  // xb [nOut][E]
+    nOut++;
+  }
+  logits_.resize(nOut * V);  // [nOut][V]
+  if (nOut > 0) {
+    const Weight& out = model_.output();
+    matmul(pool_, out.data, out.type, V, E, xb_.data(), nOut, logits_.data());
+  }
+  return logits_;
+}
+
+// xb[t][h·D..] = softmax(q_h · K_kvh^T / √D) · V_kvh over the cells 0..pos of the token's
+// sequence (causal). Query and probabilities are rounded to the cache's f16 as the reference
+// does when it multiplies them with f16 keys and values.
+void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch) {
+  const LlamaHparams& hp = model_.hparams();
+  const int64_t T = static_cast<int64_t>(batch.size());
+  const int64_t H = hp.nHead, D = hp.headDim, Q = hp.qDim(), group = hp.nHead / hp.nHeadKv;
+  const int64_t C = params_.nCtx;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const TensorType kvType = kv_.type();
+  const TensorType qType = traitsOf(kvType).dotWith;
+  const size_t qRowBytes = rowBytes(qType, D);
+  const size_t headBytes = rowBytes(kvType, D);  // one head of a cached key or value row
+  VecDotFn dot = vecDotFor(kvType);
+  const WeighF16Fn weighF16 = kvType == TensorType::F16 ? bestF16RowKernels().weigh : nullptr;
+  const int nThreads = pool_.threads();
+  scores_.resize(static_cast<size_t>(nThreads) * C);                    // [threads][C]
+  qHalf_.resize((static_cast<size_t>(nThreads) * qRowBytes + 1) / 2);   // [threads][one query head in the dot format]
+  std::vector<float> valueRow(static_cast<size_t>(nThreads) * D);      // [threads][D]
+
+  pool_.parallelFor(T * H, [&](int64_t begin, int64_t end, int thread) {
+    float* s = &scores_[static_cast<size_t>(thread) * C];
+    uint8_t* qh = reinterpret_cast<uint8_t*>(qHalf_.data()) + thread * qRowBytes;
+    float* vrow = &valueRow[static_cast<size_t>(thread) * D];
+    for (int64_t i = begin; i < end; i++) {
+      const int64_t t = i / H, h = i % H, kvh = h / group;
+      const BatchToken& b = batch[t];
+      const int64_t n = b.pos + 1;
+      convertRow(qType, &q_[t * Q + h * D], qh, D);
+      float maxScore = -INFINITY;
+      for (int64_t j = 0; j < n; j++) {
+        const uint8_t* krow = kv_.keyRow(layer, b.seq, static_cast<int>(j)) + kvh * headBytes;
+        s[j] = dot(D, krow, qh) * scale;
+        if (s[j] > maxScore) maxScore = s[j];
+      }
+      double sum = 0.0;
+      for (int64_t j = 0; j < n; j++) {
+        s[j] = std::exp(s[j] - maxScore);
+        sum += s[j];
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int64_t j = 0; j < n; j++) s[j] = fp16ToFp32(fp32ToFp16(s[j] * inv));  // the probabilities p
+      float* out = &xb_[t * Q + h * D];
+      if (weighF16) {
+        weighF16(n, s, kv_.valueRow(layer, b.seq, 0) + kvh * headBytes, kv_.rowBytes(), D, out);  // Σ p_j · v_j
+      } else {
+        std::memset(out, 0, sizeof(float) * D);
+        for (int64_t j = 0; j < n; j++) {
+          dequantizeRow(kvType, kv_.valueRow(layer, b.seq, static_cast<int>(j)) + kvh * headBytes, vrow, D);
+          for (int64_t d = 0; d < D; d++) out[d] += s[j] * vrow[d];
+        }
+      }
+    }
+  });
+}

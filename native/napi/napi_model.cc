@@ -1,0 +1,431 @@
+// N-API surface of the engine: Model (weights + KV cache + forward pass) and Sampler.
+#include <atomic>
+#include <memory>
+
+#include <stdexcept>
+
+#include "../model/forward.h"
+#include "napi_common.h"
+#include "../sampler/sampler.h"
+#include "../kernels/stream_probe.h"
+
+using napi_common::guarded;
+
+namespace {
+
+int optionalInt(const Napi::Object& o, const char* key, int fallback, int min, int max) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<int64_t>(d)))
+    throw Napi::RangeError::New(o.Env(), std::string(key) + " must be an integer from " + std::to_string(min) + " to " +
+                                             std::to_string(max));
+  return static_cast<int>(d);
+}
+
+double optionalNumber(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+TensorType kvTypeFromName(const Napi::Env& env, const std::string& name) {
+  if (name == "f16") return TensorType::F16;
+  if (name == "f32") return TensorType::F32;
+  if (name == "q8_0") return TensorType::Q8_0;
+  throw Napi::RangeError::New(env, "kvType must be f16, f32 or q8_0");
+}
+
+// Reads {tokens, positions, seqs, logits} typed arrays into a batch.
+std::vector<BatchToken> readBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "batch must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto int32s = [&](const char* key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(env, std::string("batch.") + key + " must be an Int32Array");
+    return v.As<Napi::Int32Array>();
+  };
+  Napi::Int32Array tokens = int32s("tokens"), positions = int32s("positions"), seqs = int32s("seqs");
+  Napi::Value lv = o.Get("logits");
+  if (!lv.IsTypedArray() || lv.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "batch.logits must be a Uint8Array");
+  Napi::Uint8Array logits = lv.As<Napi::Uint8Array>();
+  size_t n = tokens.ElementLength();
+  if (positions.ElementLength() != n || seqs.ElementLength() != n || logits.ElementLength() != n)
+    throw Napi::RangeError::New(env, "batch arrays must have the same length");
+  std::vector<BatchToken> batch(n);
+  for (size_t i = 0; i < n; i++) batch[i] = {tokens[i], positions[i], seqs[i], logits[i] != 0};
+  return batch;
+}
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "Model",
+                       {InstanceMethod("info", &ModelWrap::info), InstanceMethod("tokenize", &ModelWrap::tokenize),
+                        InstanceMethod("tokenBytes", &ModelWrap::tokenBytes), InstanceMethod("decode", &ModelWrap::decode),
+                        InstanceMethod("decodeAsync", &ModelWrap::decodeAsync),
+                        InstanceMethod("kvLength", &ModelWrap::kvLength), InstanceMethod("kvTruncate", &ModelWrap::kvTruncate),
+                        InstanceMethod("kvCopyPrefix", &ModelWrap::kvCopyPrefix),
+                        InstanceMethod("kvUsedCells", &ModelWrap::kvUsedCells),
+                        InstanceMethod("fileStatus", &ModelWrap::fileStatus),
+                        InstanceMethod("streamWeights", &ModelWrap::streamWeights),
+                        InstanceMethod("close", &ModelWrap::close)});
+  }
+
+  // new Model(path, {nCtx, nSeq, threads, kvType, residency: {streamLayers, lock}})
+  ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+    Napi::Env env = info.Env();
+    std::string path = napi_common::requireString(info, 0, "model path");
+    Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+    ContextParams params;
+    params.nSeq = optionalInt(opts, "nSeq", 1, 1, 256);
+    params.threads = optionalInt(opts, "threads", 1, 1, 256);
+    Napi::Value kvt = opts.Get("kvType");
+    if (!kvt.IsUndefined()) {
+      if (!kvt.IsString()) throw Napi::TypeError::New(env, "kvType must be a string");
+      params.kvType = kvTypeFromName(env, kvt.As<Napi::String>().Utf8Value());
+    }
+    // residency: absent = unmanaged (the kernel's LRU decides what stays in RAM)
+    bool managed = false;
+    ResidencyOptions residency;
+    Napi::Value rv = opts.Get("residency");
+    if (!rv.IsUndefined() && !rv.IsNull()) {
+      if (!rv.IsObject() || rv.IsArray()) throw Napi::TypeError::New(env, "residency must be an object {streamLayers, lock}");
+      Napi::Object r = rv.As<Napi::Object>();
+      residency.streamLayers = optionalInt(r, "streamLayers", 0, 0, 1024);
+      Napi::Value lock = r.Get("lock");
+      if (!lock.IsUndefined() && !lock.IsBoolean()) throw Napi::TypeError::New(env, "residency.lock must be a boolean");
+      residency.lock = lock.IsUndefined() ? true : lock.As<Napi::Boolean>().Value();
+      managed = true;
+    }
+    guarded(env, [&] {
+      model_ = std::make_unique<LlamaModel>(path);
+      params.nCtx = optionalInt(opts, "nCtx", static_cast<int>(std::min<int64_t>(model_->hparams().nCtxTrain, 4096)), 1,
+                                1 << 20);
+      context_ = std::make_unique<InferenceContext>(*model_, params);
+      if (managed) {
+        residency_ = std::make_unique<ResidencyManager>(*model_, residency);
+        context_->setResidency(residency_.get());
+      }
+      return 0;
+    });
+  }
+
+ private:
+  void ensureOpen(const Napi::Env& env) const {
+    if (!context_) throw Napi::Error::New(env, "model is closed");
+    if (busy_) throw Napi::Error::New(env, "model is busy with an asynchronous decode");
+  }
+
+  // The mapped file must still hold every byte the forward pass may read (mapping_guard.h).
+  // Throws the reason when it does not; cheap (one fstat), so asked before every decode.
+  static void checkMapping(const LlamaModel& model) {
+    const std::string problem = model.file().mapping().status().problem();
+    if (!problem.empty()) throw std::runtime_error(model.file().path() + ": " + problem);
+  }
+  // After a pass: a read that faulted returned zeros, so its logits are not to be used.
+  static void checkNotDamaged(const LlamaModel& model) {
+    if (model.file().mapping().status().damaged) checkMapping(model);
+  }
+
+  // streamWeights() -> {bytes, ms}: one read of the weights a decode step uses (stream_probe.h).
+  Napi::Value streamWeights(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ensureOpen(env);
+    checkMapping(*model_);
+    StreamProbe probe;
+    guarded(env, [&] {
+      probe = streamDecodeWeights(context_->pool(), *model_);
+      return 0;
+    });
+    checkNotDamaged(*model_);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("bytes", static_cast<double>(probe.bytes));
+    o.Set("ms", probe.seconds * 1000.0);
+    return o;
+  }
+
+  // fileStatus() -> {ok, truncated, modified, replaced, damaged, size, mappedSize, problem}
+  Napi::Value fileStatus(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) throw Napi::Error::New(env, "model is closed");
+    const MappedFile& m = model_->file().mapping();
+    const MappedFile::Status s = m.status();
+    const std::string problem = s.problem();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ok", problem.empty());
+    o.Set("truncated", s.truncated);
+    o.Set("modified", s.modified);
+    o.Set("replaced", s.replaced);
+    o.Set("damaged", s.damaged);
+    o.Set("size", static_cast<double>(s.currentSize));
+    o.Set("mappedSize", static_cast<double>(m.size()));
+    if (!problem.empty()) o.Set("problem", problem);
+    return o;
+  }
+
+  Napi::Value info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) throw Napi::Error::New(env, "model is closed");
+    const LlamaHparams& hp = model_->hparams();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("path", model_->file().path());
+    o.Set("architecture", hp.architecture);
+    o.Set("name", hp.name);
+    o.Set("nVocab", static_cast<double>(hp.nVocab));
+    o.Set("nCtxTrain", static_cast<double>(hp.nCtxTrain));
+    o.Set("nEmbd", static_cast<double>(hp.nEmbd));
+    o.Set("nLayer", static_cast<double>(hp.nLayer));
+    o.Set("nFf", static_cast<double>(hp.nFf));
+    o.Set("nHead", static_cast<double>(hp.nHead));
+    o.Set("nHeadKv", static_cast<double>(hp.nHeadKv));
+    o.Set("headDim", static_cast<double>(hp.headDim));
+    o.Set("nRot", static_cast<double>(hp.nRot));
+    o.Set("ropeTheta", hp.ropeTheta);
+    o.Set("rmsEps", hp.rmsEps);
+    o.Set("weightBytes", static_cast<double>(model_->weightBytes()));
+    o.Set("fileBytes", static_cast<double>(model_->file().fileSize()));
+    o.Set("bos", model_->vocab().bos());
+    o.Set("eos", model_->vocab().eos());
+    Napi::Array eog = Napi::Array::New(env);
+    uint32_t k = 0;
+    for (int32_t id = 0; id < model_->vocab().size(); id++)
+      if (model_->vocab().isEndOfGeneration(id)) eog.Set(k++, id);
+    o.Set("eog", eog);
+    o.Set("addBos", model_->vocab().addBosByDefault());
+    if (context_) {
+      const ContextParams& p = context_->params();
+      o.Set("nCtx", p.nCtx);
+      o.Set("nSeq", p.nSeq);
+      o.Set("threads", p.threads);
+      o.Set("kvType", traitsOf(p.kvType).name);
+      o.Set("kvBytes", static_cast<double>(context_->kv().bytes()));
+    }
+    o.Set("residency", residencyInfo(env));
+    // where the weight bytes are, for the memory plan: the layer stack streams, the rest does not
+    double layerBytes = 0, embeddingBytes = 0, outputBytes = 0;
+    for (const GgufTensor& t : model_->file().tensors()) {
+      if (t.name.compare(0, 4, "blk.") == 0) layerBytes += static_cast<double>(t.nbytes);
+      else if (t.name == "token_embd.weight") embeddingBytes = static_cast<double>(t.nbytes);
+      else if (t.name == "output.weight") outputBytes = static_cast<double>(t.nbytes);
+    }
+    o.Set("layerBytes", layerBytes);
+    o.Set("embeddingBytes", embeddingBytes);
+    o.Set("outputBytes", outputBytes);  // 0 with tied embeddings: the embedding table is the output
+    Napi::Object types = Napi::Object::New(env);
+    for (const GgufTensor& t : model_->file().tensors()) {
+      const char* name = traitsOf(t.type).name;
+      Napi::Value prev = types.Get(name);
+      types.Set(name, (prev.IsNumber() ? prev.As<Napi::Number>().Int32Value() : 0) + 1);
+    }
+    o.Set("tensorTypes", types);
+    return o;
+  }
+
+  // {managed, lockedLayers, streamedLayers: [i…], residentBytes, lockedBytes, streamedBytes, windowBytes,
+  //  lockRequested, lockingPermitted, lockError, passes}; unmanaged: every weight counts as resident.
+  Napi::Object residencyInfo(const Napi::Env& env) const {
+    Napi::Object r = Napi::Object::New(env);
+    ResidencyReport rep;
+    if (residency_) rep = residency_->report();
+    else rep.residentBytes = model_->weightBytes();
+    r.Set("managed", residency_ != nullptr);
+    r.Set("lockedLayers", rep.lockedLayers);
+    Napi::Array streamed = Napi::Array::New(env, rep.streamedLayers.size());
+    for (size_t i = 0; i < rep.streamedLayers.size(); i++) streamed.Set(static_cast<uint32_t>(i), rep.streamedLayers[i]);
+    r.Set("streamedLayers", streamed);
+    r.Set("residentBytes", static_cast<double>(rep.residentBytes));
+    r.Set("lockedBytes", static_cast<double>(rep.lockedBytes));
+    r.Set("streamedBytes", static_cast<double>(rep.streamedBytes));
+    r.Set("windowBytes", static_cast<double>(rep.windowBytes));
+    r.Set("lockRequested", rep.lockRequested);
+    r.Set("lockingPermitted", rep.lockingPermitted);
+    r.Set("lockError", rep.lockError);
+    r.Set("passes", static_cast<double>(rep.passes));
+    return r;
+  }
+
+  // tokenize(text, addBos = vocab default, parseSpecial = false) -> Int32Array
+  Napi::Value tokenize(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) throw Napi::Error::New(env, "model is closed");
+    std::string text = napi_common::requireString(info, 0, "text");
+    bool addBos = napi_common::optionalBool(info, 1, model_->vocab().addBosByDefault());
+    bool special = napi_common::optionalBool(info, 2, false);
+    std::vector<int32_t> ids = guarded(env, [&] { return model_->vocab().tokenize(text, addBos, special); });
+    Napi::Int32Array out = Napi::Int32Array::New(env, ids.size());
+    for (size_t i = 0; i < ids.size(); i++) out[i] = ids[i];
+    return out;
+  }
+
+  Napi::Value tokenBytes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) throw Napi::Error::New(env, "model is closed");
+    double id = napi_common::requireNumber(info, 0, "token id");
+    if (!(id >= 0 && id < model_->vocab().size())) throw Napi::RangeError::New(env, "token id out of range");
+    bool special = napi_common::optionalBool(info, 1, false);
+    std::string bytes = guarded(env, [&] { return model_->vocab().tokenBytes(static_cast<int32_t>(id), special); });
+    return Napi::Buffer<char>::Copy(env, bytes.data(), bytes.size());
+  }
+
+  Napi::Value logitsArray(const Napi::Env& env, const std::vector<float>& logits) {
+    Napi::Float32Array out = Napi::Float32Array::New(env, logits.size());
+    std::copy(logits.begin(), logits.end(), out.Data());
+    return out;
+  }
+
+  // decode({tokens, positions, seqs, logits}) -> Float32Array [nOut * nVocab]
+  Napi::Value decode(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ensureOpen(env);
+    std::vector<BatchToken> batch = readBatch(info);
+    const std::vector<float>* logits = nullptr;
+    guarded(env, [&] {
+      checkMapping(*model_);
+      logits = &context_->decode(batch);
+      checkNotDamaged(*model_);
+      return 0;
+    });
+    return logitsArray(env, *logits);
+  }
+
+  class DecodeWorker : public Napi::AsyncWorker {
+   public:
+    DecodeWorker(Napi::Env env, ModelWrap* owner, std::vector<BatchToken> batch)
+        : Napi::AsyncWorker(env), owner_(owner), batch_(std::move(batch)), deferred_(Napi::Promise::Deferred::New(env)) {
+      owner_->Ref();
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+    void Execute() override {
+      try {
+        checkMapping(*owner_->model_);
+        logits_ = owner_->context_->decode(batch_);
+        checkNotDamaged(*owner_->model_);
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override {
+      finish();
+      deferred_.Resolve(owner_->logitsArray(Env(), logits_));
+      owner_->Unref();
+    }
+    void OnError(const Napi::Error& e) override {
+      finish();
+      deferred_.Reject(e.Value());
+      owner_->Unref();
+    }
+
+   private:
+    void finish() { owner_->busy_ = false; }
+    ModelWrap* owner_;
+    std::vector<BatchToken> batch_;
+    std::vector<float> logits_;
+    Napi::Promise::Deferred deferred_;
+  };
+
+  // decodeAsync(batch) -> Promise<Float32Array>; one at a time per model.
+  Napi::Value decodeAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ensureOpen(env);
+    std::vector<BatchToken> batch = readBatch(info);
+    auto* worker = new DecodeWorker(env, this, std::move(batch));
+    busy_ = true;
+    Napi::Promise p = worker->promise();
+    worker->Queue();
+    return p;
+  }
+
+  int seqArg(const Napi::CallbackInfo& info, size_t i) {
+    ensureOpen(info.Env());
+    double s = napi_common::requireNumber(info, i, "sequence");
+    if (!(s >= 0 && s < context_->params().nSeq)) throw Napi::RangeError::New(info.Env(), "sequence out of range");
+    return static_cast<int>(s);
+  }
+  Napi::Value kvLength(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), context_ ? context_->kv().length(seqArg(info, 0)) : 0); }
+  Napi::Value kvTruncate(const Napi::CallbackInfo& info) {
+    int seq = seqArg(info, 0);
+    double from = napi_common::requireNumber(info, 1, "position");
+    context_->kv().truncate(seq, static_cast<int>(std::max(0.0, std::min(from, 1e9))));
+    return info.Env().Undefined();
+  }
+  Napi::Value kvCopyPrefix(const Napi::CallbackInfo& info) {
+    int from = seqArg(info, 0), to = seqArg(info, 1);
+    double n = napi_common::requireNumber(info, 2, "count");
+    if (!(n >= 0 && n <= context_->kv().length(from))) throw Napi::RangeError::New(info.Env(), "prefix longer than the source");
+    context_->kv().copyPrefix(from, to, static_cast<int>(n));
+    return info.Env().Undefined();
+  }
+  Napi::Value kvUsedCells(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), context_ ? context_->kv().usedCells() : 0);
+  }
+  Napi::Value close(const Napi::CallbackInfo& info) {
+    if (busy_) throw Napi::Error::New(info.Env(), "model is busy with an asynchronous decode");
+    context_.reset();
+    residency_.reset();
+    model_.reset();
+    return info.Env().Undefined();
+  }
+
+  // declared in this order so that they are destroyed context first, model (the mapping) last
+  std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<ResidencyManager> residency_;
+  std::unique_ptr<InferenceContext> context_;
+  std::atomic<bool> busy_{false};
+};
+
+class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "Sampler", {InstanceMethod("sample", &SamplerWrap::sample), InstanceMethod("accept", &SamplerWrap::accept)});
+  }
+  // new Sampler({temperature, topK, topP, minP, repeatPenalty, repeatLastN, seed})
+  SamplerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SamplerWrap>(info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
+    SamplerParams p;
+    p.temperature = static_cast<float>(optionalNumber(o, "temperature", p.temperature));
+    p.topK = optionalInt(o, "topK", p.topK, 0, 1 << 30);
+    p.topP = static_cast<float>(optionalNumber(o, "topP", p.topP));
+    p.minP = static_cast<float>(optionalNumber(o, "minP", p.minP));
+    p.repeatPenalty = static_cast<float>(optionalNumber(o, "repeatPenalty", p.repeatPenalty));
+    p.repeatLastN = optionalInt(o, "repeatLastN", p.repeatLastN, 0, 1 << 20);
+    double seed = optionalNumber(o, "seed", 0);
+    if (!(p.temperature >= 0) || !(p.topP > 0 && p.topP <= 1) || !(p.minP >= 0 && p.minP <= 1) || !(p.repeatPenalty > 0) ||
+        !(seed >= 0 && seed <= 9007199254740991.0))
+      throw Napi::RangeError::New(env, "sampler settings out of range");
+    p.seed = static_cast<uint64_t>(seed);
+    sampler_ = std::make_unique<Sampler>(p);
+  }
+
+ private:
+  // sample(logits: Float32Array, offset = 0, n = length - offset) -> token id
+  Napi::Value sample(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(env, "logits must be a Float32Array");
+    Napi::Float32Array logits = info[0].As<Napi::Float32Array>();
+    size_t len = logits.ElementLength();
+    double offset = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+    double n = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : len - offset;
+    if (!(offset >= 0 && n >= 1 && offset + n <= len)) throw Napi::RangeError::New(env, "logits slice out of range");
+    return Napi::Number::New(env, sampler_->sample(logits.Data() + static_cast<size_t>(offset), static_cast<int64_t>(n)));
+  }
+  Napi::Value accept(const Napi::CallbackInfo& info) {
+    sampler_->accept(static_cast<int32_t>(napi_common::requireNumber(info, 0, "token id")));
+    return info.Env().Undefined();
+  }
+  std::unique_ptr<Sampler> sampler_;
+};
+
+}  // namespace
+
+void registerModel(Napi::Env env, Napi::Object exports) {
+  exports.Set("Model", ModelWrap::define(env));
+  exports.Set("Sampler", SamplerWrap::define(env));
+}

@@ -43,8 +43,8 @@ testNeeding(test, needShared, "messages go through the chat template with one BO
     const final = s.finals()[0];
     if (final.status !== "ok") return t.fail(JSON.stringify(final));
     const expected = s.model.tokenize("<s>user: Tell me a story\nassistant:", false, true);
-    t.is(expected[0], s.router.info.bos, "the template's <s> is the BOS token");
-    t.is(expected.filter((id) => id === s.router.info.bos).length, 1);
+    t.is(expected[0], s.router.modelInfo.bos, "the template's <s> is the BOS token");
+    t.is(expected.filter((id) => id === s.router.modelInfo.bos).length, 1);
     t.is((final.data as { usage: { prompt_tokens: number } }).usage.prompt_tokens, expected.length);
   } finally {
     await s.teardown();

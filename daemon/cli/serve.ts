@@ -124,7 +124,7 @@ async function downloadDefaultModel(log: Logger): Promise<string> {
 
 /** systemd readiness, status and watchdog, and the memory-pressure watch; returns their stop. */
 function superviseServer(server: Server, pressureResidentBytes: number | null, log: Logger): () => void {
-  const info = server.router.info;
+  const info = server.router.modelInfo;
   notifyReady(`serving ${info.name || info.path} on ${server.socket.path}`);
   const watchdog = startWatchdog(() => server.scheduler.healthy());
   const pressure = pressureResidentBytes === null ? null : new PressureWatcher({ residentBytes: pressureResidentBytes });

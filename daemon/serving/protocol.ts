@@ -3,6 +3,13 @@
 
 export const API_VERSION = 1;
 
+/**
+ * Every operation, defined once: validation, the router's table (which must answer each), the
+ * `info` answer and the transports' request topics and routes all read this list.
+ */
+export const OPS = ["generate", "cancel", "status", "info", "models"] as const;
+export type Op = (typeof OPS)[number];
+
 export type ErrorCode = "bad_request" | "too_long" | "busy" | "timeout" | "cancelled" | "shutting_down" | "internal";
 
 export type StopReason = "eos" | "length" | "stop" | "cancelled" | "timeout";
@@ -81,7 +88,10 @@ export interface SimpleRequest {
 }
 
 export type Request = GenerateRequest | CancelRequest | SimpleRequest;
-export type Op = Request["op"];
+// Each op has its request type and each request type is an op: a new op is added to OPS and here.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const requestsCoverOps: Same<Request["op"], Op> = true;
+void requestsCoverOps;
 
 export const DEFAULT_MAX_TOKENS = 256;
 
@@ -118,6 +128,86 @@ export interface GenerateResult {
   timings: Timings;
 }
 
+/** One model as `models`, `info` and `status` describe it. */
+export interface ModelSummary {
+  name: string;
+  path: string;
+  architecture: string;
+  n_ctx_train: number;
+  n_vocab: number;
+  loaded: true;
+}
+
+/** What the engine keeps in RAM and streams, as it is now. */
+export interface ResidencyFacts {
+  managed: boolean;
+  resident_bytes: number;
+  locked_bytes: number;
+  streamed_bytes: number;
+  window_bytes: number;
+  locked_layers: number;
+  streamed_layers: number[];
+  locking_permitted: boolean;
+  lock_error?: string;
+  streamed_passes: number;
+}
+
+/** The memory plan in force; `alpaca serve` adds the planner's facts (budget, fits, …). */
+export interface PlanFacts {
+  n_ctx: number;
+  n_seq: number;
+  threads: number;
+  kv_type: string;
+  kv_bytes: number;
+  weight_bytes: number;
+  residency: ResidencyFacts;
+  [fact: string]: unknown;
+}
+
+/** The `info` answer: what is loaded and what a request may hold. */
+export interface InfoData {
+  api_version: number;
+  version: string;
+  model: ModelSummary;
+  plan: PlanFacts;
+  chat_template: boolean;
+  ops: readonly Op[];
+  limits: {
+    max_line_bytes: number;
+    max_prompt_chars: number;
+    max_messages: number;
+    max_stop_strings: number;
+    max_stop_chars: number;
+  };
+}
+
+/** The `status` answer: the queue, the slots and the counters, now. */
+export interface StatusData {
+  api_version: number;
+  version: string;
+  uptime_s: number;
+  model: ModelSummary;
+  plan: PlanFacts;
+  queue: { queued: number; running: number; max_queue: number; accepting: boolean; admitting: boolean; held_because?: string };
+  slots: { slot: number; busy: boolean; cached_tokens: number }[];
+  tokens_per_second: number;
+  totals: {
+    requests: number;
+    completed: number;
+    rejected_busy: number;
+    prompt_tokens: number;
+    cached_tokens: number;
+    generated_tokens: number;
+  };
+  memory: { rss_bytes: number; heap_used_bytes: number; kv_bytes: number; kv_used_cells: number; kv_total_cells: number };
+  clients: number;
+}
+
+/** The `models` answer. */
+export interface ModelsData {
+  models: ModelSummary[];
+}
+
 export interface ChunkMessage {
   transaction: string;
   seq: number;
@@ -151,8 +241,6 @@ export function errorMessage(transaction: string | null, code: ErrorCode, messag
 // problem is reported by field name, so a client knows what to fix.
 
 type Json = Record<string, unknown>;
-
-const OPS: readonly Op[] = ["generate", "cancel", "status", "info", "models"];
 
 const GENERATE_FIELDS = new Set([
   "op", "transaction", "prompt", "instruction", "input", "messages", "max_tokens", "temperature", "top_k",

@@ -10,16 +10,23 @@ import type {
   ErrorCode,
   GenerateRequest,
   GenerateResult,
+  InfoData,
+  ModelsData,
+  ModelSummary,
   Op,
+  PlanFacts,
   ReplyMessage,
   Request,
+  ResidencyFacts,
   SimpleRequest,
+  StatusData,
 } from "./protocol.js";
 import {
   API_VERSION,
   errorMessage,
   LIMITS,
   okMessage,
+  OPS,
   parseRequestLine,
   ProtocolError,
   transactionOf,
@@ -52,7 +59,8 @@ type Handler<R extends Request> = (session: Session, request: R) => void;
 type RequestOf<K extends Op> = K extends "generate" ? GenerateRequest : K extends "cancel" ? CancelRequest : SimpleRequest;
 
 export class Router {
-  readonly info: ModelInfo;
+  /** The loaded model's facts, as the engine reported them at start. */
+  readonly modelInfo: ModelInfo;
   private readonly log: Logger;
   private accepting = true;
   private readonly sessions = new Set<Session>();
@@ -64,12 +72,12 @@ export class Router {
     generate: (s, r) => this.generate(s, r),
     cancel: (s, r) => this.cancel(s, r),
     status: (s, r) => s.reply(okMessage(r.transaction, this.status())),
-    info: (s, r) => s.reply(okMessage(r.transaction, this.describe())),
-    models: (s, r) => s.reply(okMessage(r.transaction, { models: [this.modelSummary()] })),
+    info: (s, r) => s.reply(okMessage(r.transaction, this.info())),
+    models: (s, r) => s.reply(okMessage(r.transaction, this.models())),
   };
 
   constructor(private readonly options: RouterOptions) {
-    this.info = options.model.info();
+    this.modelInfo = options.model.info();
     this.log = options.log ?? silentLogger;
   }
 
@@ -97,7 +105,7 @@ export class Router {
   dispatch(session: Session, raw: unknown): void {
     let request: Request;
     try {
-      request = validateRequest(raw, { nCtx: this.info.nCtx }, () => `auto-${++this.nextAssigned}`);
+      request = validateRequest(raw, { nCtx: this.modelInfo.nCtx }, () => `auto-${++this.nextAssigned}`);
     } catch (e) {
       session.replyError(transactionOf(raw), e);
       return;
@@ -159,8 +167,8 @@ export class Router {
     const text = template.render(src.messages);
     // Templates write their own BOS and special tokens ("<|im_start|>"): parse them, and do not
     // add a second BOS.
-    const bosText = this.info.bos >= 0 ? model.tokenBytes(this.info.bos, true).toString("utf8") : "";
-    const addBos = this.info.addBos && !(bosText && text.startsWith(bosText));
+    const bosText = this.modelInfo.bos >= 0 ? model.tokenBytes(this.modelInfo.bos, true).toString("utf8") : "";
+    const addBos = this.modelInfo.addBos && !(bosText && text.startsWith(bosText));
     return Array.from(model.tokenize(text, addBos, true));
   }
 
@@ -169,13 +177,20 @@ export class Router {
     session.reply(okMessage(r.transaction, { cancelled }));
   }
 
-  private modelSummary() {
-    const i = this.info;
+  // ─── Answers (typed, for transports that describe the daemon themselves) ───────────────────
+
+  /** What `models` answers. */
+  models(): ModelsData {
+    return { models: [this.modelSummary()] };
+  }
+
+  private modelSummary(): ModelSummary {
+    const i = this.modelInfo;
     return { name: i.name, path: i.path, architecture: i.architecture, n_ctx_train: i.nCtxTrain, n_vocab: i.nVocab, loaded: true };
   }
 
-  private plan() {
-    const i = this.info;
+  private plan(): PlanFacts {
+    const i = this.modelInfo;
     return {
       n_ctx: i.nCtx,
       n_seq: i.nSeq,
@@ -189,7 +204,7 @@ export class Router {
   }
 
   /** What the engine keeps in RAM and streams, as it is now (the pass count moves). */
-  private residency() {
+  private residency(): ResidencyFacts {
     const r = this.options.model.info().residency;
     return {
       managed: r.managed,
@@ -205,14 +220,15 @@ export class Router {
     };
   }
 
-  private describe() {
+  /** What `info` answers. */
+  info(): InfoData {
     return {
       api_version: API_VERSION,
       version: this.options.version,
       model: this.modelSummary(),
       plan: this.plan(),
       chat_template: !!this.options.chatTemplate,
-      ops: Object.keys(this.handlers),
+      ops: OPS,
       limits: {
         max_line_bytes: LIMITS.maxLineBytes,
         max_prompt_chars: LIMITS.maxPromptChars,
@@ -223,7 +239,8 @@ export class Router {
     };
   }
 
-  private status() {
+  /** What `status` answers. */
+  status(): StatusData {
     const s = this.options.scheduler.stats();
     const mem = process.memoryUsage();
     return {
@@ -253,7 +270,7 @@ export class Router {
       memory: {
         rss_bytes: mem.rss,
         heap_used_bytes: mem.heapUsed,
-        kv_bytes: this.info.kvBytes,
+        kv_bytes: this.modelInfo.kvBytes,
         kv_used_cells: s.kvUsedCells,
         kv_total_cells: s.nCtx * s.nSeq,
       },

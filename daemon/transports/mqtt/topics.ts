@@ -1,18 +1,14 @@
 // Every MQTT topic the daemon uses, with the payload it carries and how it is published: one
 // typed table (topic → payload, QoS, retain) instead of strings scattered through the transport.
 // Topics are relative to the base topic (default "alpaca"); docs/mqtt.md lists them for users.
-import type { ReplyMessage } from "../../serving/protocol.js";
+import type { InfoData, ReplyMessage } from "../../serving/protocol.js";
+import { OPS } from "../../serving/protocol.js";
 
 export type BridgeState = "online" | "offline";
 
 /** bridge/info: what is loaded and how memory was planned (the `info` op's answer, plus MQTT facts). */
-export interface BridgeInfo {
-  version: string;
-  api_version: number;
-  model: unknown;
-  plan: unknown;
+export interface BridgeInfo extends Pick<InfoData, "version" | "api_version" | "model" | "plan"> {
   mqtt: { base_topic: string; protocol_version: 4 | 5; share_group: string | null; client_id: string };
-  [key: string]: unknown;
 }
 
 /** bridge/stats: refreshed every statsInterval seconds and whenever the daemon turns busy or idle. */
@@ -80,9 +76,6 @@ export const SUBSCRIBED = {
 
 export const CHUNK_QOS = 0;
 export const FINAL_QOS = 1;
-
-/** The operations a request topic may name; other names still get an error answer. */
-export const OPS = ["generate", "cancel", "status", "info", "models"] as const;
 
 export class Topics {
   constructor(readonly base: string) {}

@@ -142,8 +142,7 @@ export function createMqttClient(
 /** Where the answer to one request goes. */
 type Route =
   | { kind: "mqtt"; topic: string; correlation?: Buffer; generation: boolean }
-  | { kind: "prompt"; prompt: string; generation: true } // from <base>/prompt/set (Home Assistant)
-  | { kind: "internal"; deliver: (m: ReplyMessage) => void; generation: false };
+  | { kind: "prompt"; prompt: string; generation: true }; // from <base>/prompt/set (Home Assistant)
 
 interface Held {
   topic: string;
@@ -217,8 +216,8 @@ export class MqttTransport {
       },
       "mqtt",
     );
-    const info = this.ask("info") as unknown as Pick<BridgeInfo, "version" | "api_version" | "model" | "plan">;
-    this.info = { ...info, mqtt: { base_topic: o.baseTopic, protocol_version: o.protocolVersion, share_group: o.shareGroup, client_id: o.clientId } };
+    const { version, api_version, model, plan } = this.router.info();
+    this.info = { version, api_version, model, plan, mqtt: { base_topic: o.baseTopic, protocol_version: o.protocolVersion, share_group: o.shareGroup, client_id: o.clientId } };
     const v5 = o.protocolVersion === 5;
     const password = o.passwordFile ? fs.readFileSync(o.passwordFile, "utf8").replace(/\r?\n$/, "") : o.password;
     this.client = createMqttClient(o, {
@@ -473,14 +472,6 @@ export class MqttTransport {
     if (before === 0 && this.generations() > 0) this.statsChanged();
   }
 
-  /** A synchronous op answered by the router for the transport itself (info, status). */
-  private ask(op: "info" | "status"): Record<string, unknown> {
-    let reply: ReplyMessage | undefined;
-    this.dispatch({ op, transaction: `alpaca-${op}-${++this.nextId}` }, { kind: "internal", deliver: (m) => (reply = m), generation: false });
-    if (!reply || !("status" in reply) || reply.status !== "ok") throw new Error(`the router did not answer ${op}`);
-    return reply.data as Record<string, unknown>;
-  }
-
   private generations(): number {
     let n = 0;
     for (const r of this.routes.values()) if (r.generation) n++;
@@ -503,7 +494,6 @@ export class MqttTransport {
   }
 
   private replyTo(route: Route, m: ReplyMessage): void {
-    if (route.kind === "internal") return route.deliver(m);
     if (route.kind === "prompt") return this.promptReply(route.prompt, m);
     const payload = JSON.stringify(m);
     if (!("status" in m)) {
@@ -595,7 +585,7 @@ export class MqttTransport {
   private publishDiscovery(): void {
     const ha = this.options.homeAssistant;
     if (!ha || !this.connected) return;
-    const model = (this.info?.model as { name?: string } | undefined)?.name ?? "";
+    const model = this.info?.model.name ?? "";
     for (const { topic, config } of discoveryConfigs({ topics: this.topics, ha, version: this.deps.version, model }))
       this.publish(topic, JSON.stringify(config), { qos: 1, retain: true });
   }
@@ -614,15 +604,11 @@ export class MqttTransport {
 
   /** The stats message; memory and temperature come from systeminformation (null where unknown). */
   async stats(): Promise<BridgeStats> {
-    const s = this.ask("status") as {
-      queue: { queued: number; running: number; max_queue: number };
-      tokens_per_second: number;
-      memory: { rss_bytes: number; kv_used_cells: number; kv_total_cells: number };
-    };
+    const s = this.router.status();
     const [mem, temp] = await Promise.all([si.mem().catch(() => null), si.cpuTemperature().catch(() => null)]);
     return {
       busy: s.queue.running + s.queue.queued > 0 || this.generations() > 0,
-      queue: s.queue,
+      queue: { queued: s.queue.queued, running: s.queue.running, max_queue: s.queue.max_queue },
       tokens_per_second: s.tokens_per_second,
       memory: {
         rss_bytes: s.memory.rss_bytes,

@@ -191,7 +191,7 @@ async function main() {
   ensurePeer();
 
   // The prompt and decode ids, from alpaca's own list, so that both engines get the same ones.
-  const { benchTokens } = await import(pathToFileURL(path.join(ROOT, "dist", "daemon", "bench.js")).href);
+  const { benchTokens } = await import(pathToFileURL(path.join(ROOT, "dist", "daemon", "engine", "bench.js")).href);
   const tokens = benchTokens(model, o.p + o.n, o.seed);
 
   log(`model ${path.relative(process.cwd(), model)}, threads ${o.threads}, prompt ${o.p}, decode ${o.n}, ` +

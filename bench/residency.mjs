@@ -146,7 +146,7 @@ async function main() {
   }
   const model = o.model ?? (await syntheticModel("7b", "random"));
   if (o.engines.includes("llama.cpp")) ensurePeer();
-  const { benchTokens } = await import(pathToFileURL(path.join(ROOT, "dist", "daemon", "bench.js")).href);
+  const { benchTokens } = await import(pathToFileURL(path.join(ROOT, "dist", "daemon", "engine", "bench.js")).href);
   const tokens = benchTokens(model, o.p + o.n, 1);
 
   const cgroups = new Map(o.limits.map((l) => [l, createMemoryCgroup(`alpaca-bench-${process.pid}-${l}`, l * MiB)]));

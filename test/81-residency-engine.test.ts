@@ -100,8 +100,8 @@ testNeeding(test, needSetpriv, "locking refused by RLIMIT_MEMLOCK: falls back, s
   const modelPath = await model();
   const reference = greedy(modelPath, {}).tokens;
   const script = `
-    const { openModel, createSampler } = await import(${JSON.stringify(path.join(ROOT, "dist", "daemon", "engine.js"))});
-    const { generate } = await import(${JSON.stringify(path.join(ROOT, "dist", "daemon", "generate.js"))});
+    const { openModel, createSampler } = await import(${JSON.stringify(path.join(ROOT, "dist", "daemon", "engine", "engine.js"))});
+    const { generate } = await import(${JSON.stringify(path.join(ROOT, "dist", "daemon", "engine", "generate.js"))});
     const m = openModel(${JSON.stringify(modelPath)}, { threads: 2, nCtx: 64, residency: { streamLayers: 2 } });
     const r = generate(m, createSampler({ temperature: 0 }), Array.from(m.tokenize(${JSON.stringify(PROMPT)})), { maxTokens: 24, stopAtEos: false });
     console.log(JSON.stringify({ tokens: r.tokens, residency: m.info().residency }));`;

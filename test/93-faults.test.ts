@@ -75,7 +75,7 @@ test("mapping_guard turns a SIGBUS on a truncated mapping into zeros and a damag
   const exe = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-guard-")), "mapping_guard_check");
   const native = path.join(ROOT, "native");
   const build = spawnSync("g++", ["-std=c++17", "-O1", "-o", exe, path.join(native, "tools", "mapping_guard_check.cc"),
-    path.join(native, "mapped_file.cc"), path.join(native, "mapping_guard.cc")], { encoding: "utf8" });
+    path.join(native, "gguf", "mapped_file.cc"), path.join(native, "gguf", "mapping_guard.cc")], { encoding: "utf8" });
   t.is(build.status, 0, build.stderr);
   const file = path.join(path.dirname(exe), "data.bin");
   fs.writeFileSync(file, Buffer.alloc(64 * 1024, 1));

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 
 const [shared, out] = process.argv.slice(2);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const { readGguf } = await import(path.join(root, "dist", "daemon", "gguf.js"));
+const { readGguf } = await import(path.join(root, "dist", "daemon", "engine", "gguf.js"));
 
 function write(target, name, bytes) {
   const dir = path.join(out, target);

@@ -56,7 +56,7 @@ test("every generate field is read and converted", (t) => {
 test("messages are checked entry by entry", (t) => {
   const r = validate({ op: "generate", messages: [{ role: "user", content: "hi" }] }) as GenerateRequest;
   t.deepEqual(r.source, { kind: "messages", messages: [{ role: "user", content: "hi" }] });
-  t.regex(r.transaction, /^auto-/);
+  t.regex(String(r.transaction), /^auto-/);
   rejects(t, { op: "generate", messages: [] }, /messages is empty/);
   rejects(t, { op: "generate", messages: "hi" }, /messages must be an array/);
   rejects(t, { op: "generate", messages: [{ role: "user" }] }, /content is required/);
@@ -79,7 +79,8 @@ test("wrong types name the field", (t) => {
   rejects(t, { op: "generate", prompt: "x", stream: "yes" }, /stream must be true or false/);
   rejects(t, { op: "generate", prompt: "x", stop: 5 }, /stop must be a string or an array/);
   rejects(t, { op: "generate", prompt: "x", stop: ["a", 3] }, /stop\[1\] must be a string/);
-  rejects(t, { op: "generate", prompt: "x", transaction: 12 }, /transaction must be a string/);
+  rejects(t, { op: "generate", prompt: "x", transaction: true }, /transaction must be a string or a number, got boolean true/);
+  rejects(t, { op: "generate", prompt: "x", transaction: { id: 1 } }, /transaction must be a string or a number, got an object/);
   rejects(t, { op: "generate", prompt: "x", seed: 1.5 }, /seed must be an integer/);
   rejects(t, { op: "generate", prompt: "x", top_p: 0 }, /top_p must be from/);
   rejects(t, { op: "generate", prompt: "x", temperature: -1 }, /temperature must be from 0/);
@@ -88,7 +89,7 @@ test("wrong types name the field", (t) => {
   rejects(t, { op: "generate", prompt: "x", input: "y" }, /input goes with instruction/);
   rejects(t, { op: "generate" }, /exactly one of prompt, instruction/);
   rejects(t, { op: "generate", prompt: "x", instruction: "y" }, /exactly one of/);
-  rejects(t, { op: "cancel", target: 5 }, /target must be a string/);
+  rejects(t, { op: "cancel", target: [5] }, /target must be a string or a number/);
 });
 
 test("max_tokens 0, negative, fractional and beyond the context are refused", (t) => {
@@ -122,8 +123,17 @@ test("parseRequestLine: invalid UTF-8 and non-JSON are bad_request", (t) => {
 
 test("transactionOf finds the id to echo even in a request that fails validation", (t) => {
   t.is(transactionOf({ op: "nope", transaction: "x1" }), "x1");
-  t.is(transactionOf({ transaction: 5 }), null);
+  t.is(transactionOf({ transaction: 5 }), 5);
+  t.is(transactionOf({ transaction: false }), null);
+  t.is(transactionOf({ transaction: "a\ud800" }), null, "a lone surrogate cannot be echoed");
   t.is(transactionOf("str"), null);
+});
+
+test("numeric transactions and targets are kept as numbers, to be echoed as given", (t) => {
+  t.is(validate({ op: "generate", prompt: "x", transaction: 12 }).transaction, 12);
+  t.is(validate({ op: "status", transaction: 0.5 }).transaction, 0.5);
+  t.deepEqual(validate({ op: "cancel", transaction: 13, target: 12 }), { op: "cancel", transaction: 13, target: 12 });
+  t.is(validate({ op: "status", transaction: "12" }).transaction, "12", "a string stays a string");
 });
 
 test("status, info, models and cancel need nothing but op", (t) => {

@@ -51,17 +51,28 @@ testNeeding(test, needShared, "messages go through the chat template with one BO
   }
 });
 
-testNeeding(test, needShared, "a transaction already in flight is refused; an unknown op names the choices", async (t) => {
+testNeeding(test, needShared, "a transaction already in flight is refused apart from the running one's final; an unknown op names the choices", async (t) => {
   const s = setup(false);
   try {
     s.session.handle({ op: "generate", transaction: "same", prompt: "Once upon a time", max_tokens: 60 });
     s.session.handle({ op: "generate", transaction: "same", prompt: "Once upon a time", max_tokens: 60 });
     s.session.handle({ op: "launch", transaction: "x" });
-    await waitFor(() => s.finals().length === 3);
-    const [dup, unknown, ok] = s.finals();
-    t.like(dup, { status: "error", transaction: "same", error: { code: "bad_request" } });
+    s.session.handle({ op: "generate", transaction: 7, prompt: "Once upon a time", max_tokens: 4 });
+    s.session.handle({ op: "generate", transaction: 7, prompt: "Once upon a time", max_tokens: 4 });
+    await waitFor(() => s.finals().length === 5);
+    const [dup, unknown, dup7] = s.finals();
+    t.deepEqual(dup, {
+      status: "error",
+      transaction: null,
+      error: { code: "bad_request", message: 'transaction "same" is already in flight; this request was not run', duplicate_of: "same" },
+    });
     t.like(unknown, { status: "error", transaction: "x", error: { code: "bad_request", message: 'unknown op "launch"; expected one of generate, cancel, status, info, models' } });
-    t.like(ok, { status: "ok", transaction: "same" });
+    t.like(dup7, { status: "error", transaction: null, error: { duplicate_of: 7 } });
+    t.is(s.finals().filter((m) => m.transaction === "same").length, 1, "one final carries the running transaction");
+    t.like(s.finals().find((m) => m.transaction === "same"), { status: "ok" });
+    const numbered = s.sent.filter((m) => m.transaction === 7);
+    t.true(numbered.length > 1 && numbered.every((m) => m.transaction === 7), "a numeric transaction is echoed as a number on chunks and final");
+    t.like(numbered[numbered.length - 1], { status: "ok" });
   } finally {
     await s.teardown();
   }

@@ -44,6 +44,12 @@ export const LIMITS = {
 
 // ─── Requests ──────────────────────────────────────────────────────────────────────────────────
 
+/**
+ * What a client names a request by: a string, or a number echoed as given (zigbee2mqtt's clients
+ * count their transactions). 7 and "7" are different transactions.
+ */
+export type TransactionId = string | number;
+
 export interface ChatMessage {
   role: string;
   content: string;
@@ -66,7 +72,7 @@ export interface SamplingParams {
 
 export interface GenerateRequest {
   op: "generate";
-  transaction: string;
+  transaction: TransactionId;
   source: PromptSource;
   maxTokens?: number; // undefined: as many as fit, at most DEFAULT_MAX_TOKENS
   sampling: SamplingParams;
@@ -78,13 +84,13 @@ export interface GenerateRequest {
 
 export interface CancelRequest {
   op: "cancel";
-  transaction: string;
-  target?: string; // the generation to cancel; absent: every generation of this client
+  transaction: TransactionId;
+  target?: TransactionId; // the generation to cancel; absent: every generation of this client
 }
 
 export interface SimpleRequest {
   op: "status" | "info" | "models";
-  transaction: string;
+  transaction: TransactionId;
 }
 
 export type Request = GenerateRequest | CancelRequest | SimpleRequest;
@@ -209,31 +215,46 @@ export interface ModelsData {
 }
 
 export interface ChunkMessage {
-  transaction: string;
+  transaction: TransactionId;
   seq: number;
   delta: string;
 }
 
 export interface OkMessage<T = unknown> {
   status: "ok";
-  transaction: string;
+  transaction: TransactionId;
   data: T;
 }
 
 export interface ErrorMessage {
   status: "error";
-  transaction: string | null; // null when the request could not be read far enough to find it
-  error: { code: ErrorCode; message: string };
+  /** null when the request could not be read far enough to find it, or when it was a duplicate. */
+  transaction: TransactionId | null;
+  /** duplicate_of: the transaction already in flight that this refused request named. */
+  error: { code: ErrorCode; message: string; duplicate_of?: TransactionId };
 }
 
 export type ReplyMessage = ChunkMessage | OkMessage | ErrorMessage;
 
-export function okMessage<T>(transaction: string, data: T): OkMessage<T> {
+export function okMessage<T>(transaction: TransactionId, data: T): OkMessage<T> {
   return { status: "ok", transaction, data };
 }
 
-export function errorMessage(transaction: string | null, code: ErrorCode, message: string): ErrorMessage {
+export function errorMessage(transaction: TransactionId | null, code: ErrorCode, message: string): ErrorMessage {
   return { status: "error", transaction, error: { code, message } };
+}
+
+/**
+ * The answer to a generate whose transaction is already in flight for the same client. It is not
+ * addressed to that transaction (a client takes the first final carrying its transaction as the
+ * answer, and this is not the running request's answer): transaction null, the id in duplicate_of.
+ */
+export function duplicateMessage(transaction: TransactionId): ErrorMessage {
+  return {
+    status: "error",
+    transaction: null,
+    error: { code: "bad_request", message: `transaction ${JSON.stringify(transaction)} is already in flight; this request was not run`, duplicate_of: transaction },
+  };
 }
 
 // ─── Validation ────────────────────────────────────────────────────────────────────────────────
@@ -252,10 +273,22 @@ function bad(message: string): never {
 }
 
 /** The transaction id of a parsed request, if it has a usable one (for error replies). */
-export function transactionOf(raw: unknown): string | null {
+export function transactionOf(raw: unknown): TransactionId | null {
   if (typeof raw !== "object" || raw === null) return null;
   const t = (raw as Json).transaction;
-  return typeof t === "string" && t.length <= LIMITS.maxTransactionChars ? t : null;
+  if (typeof t === "number") return Number.isFinite(t) ? t : null;
+  return typeof t === "string" && t.length <= LIMITS.maxTransactionChars && isWellFormed(t) ? t : null;
+}
+
+/** A transaction or cancel target: a string of at most 128 characters or a finite number. */
+function transactionField(o: Json, key: string): TransactionId | undefined {
+  const v = o[key];
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) bad(`${key} must be a string or a finite number`);
+    return v;
+  }
+  if (v !== undefined && v !== null && typeof v !== "string") bad(`${key} must be a string or a number, got ${typeName(v)}`);
+  return text(o, key, LIMITS.maxTransactionChars);
 }
 
 function text(o: Json, key: string, maxChars: number, required: true): string;
@@ -301,7 +334,7 @@ export interface ValidationContext {
 export function validateRequest(raw: unknown, ctx: ValidationContext, assignTransaction: () => string): Request {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) bad("a request must be a JSON object");
   const o = raw as Json;
-  const transaction = text(o, "transaction", LIMITS.maxTransactionChars) ?? assignTransaction();
+  const transaction = transactionField(o, "transaction") ?? assignTransaction();
   const op = o.op;
   if (typeof op !== "string") bad(`op must be a string, one of ${OPS.join(", ")}`);
   if (!(OPS as readonly string[]).includes(op)) bad(`unknown op "${op.slice(0, 40)}"; expected one of ${OPS.join(", ")}`);
@@ -309,13 +342,13 @@ export function validateRequest(raw: unknown, ctx: ValidationContext, assignTran
     case "generate":
       return validateGenerate(o, transaction, ctx);
     case "cancel":
-      return { op: "cancel", transaction, target: text(o, "target", LIMITS.maxTransactionChars) };
+      return { op: "cancel", transaction, target: transactionField(o, "target") };
     default:
       return { op: op as SimpleRequest["op"], transaction };
   }
 }
 
-function validateGenerate(o: Json, transaction: string, ctx: ValidationContext): GenerateRequest {
+function validateGenerate(o: Json, transaction: TransactionId, ctx: ValidationContext): GenerateRequest {
   for (const key of Object.keys(o)) if (!GENERATE_FIELDS.has(key)) bad(`unknown field "${key.slice(0, 40)}" for op generate`);
   const given = ["prompt", "instruction", "messages"].filter((k) => o[k] !== undefined && o[k] !== null);
   if (given.length !== 1) bad("give exactly one of prompt, instruction (with optional input) or messages");

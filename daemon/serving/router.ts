@@ -20,9 +20,11 @@ import type {
   ResidencyFacts,
   SimpleRequest,
   StatusData,
+  TransactionId,
 } from "./protocol.js";
 import {
   API_VERSION,
+  duplicateMessage,
   errorMessage,
   LIMITS,
   okMessage,
@@ -128,7 +130,7 @@ export class Router {
   }
 
   /** @internal Counts and times only: prompts and answers never reach the log. */
-  logDone(label: string, transaction: string, r: GenerateResult): void {
+  logDone(label: string, transaction: TransactionId, r: GenerateResult): void {
     this.log.debug(
       `${label} ${JSON.stringify(transaction)}: ${r.stop_reason}, ${r.usage.prompt_tokens} prompt tokens ` +
         `(${r.usage.cached_tokens} cached) + ${r.usage.completion_tokens} generated in ${r.timings.total_ms} ms`,
@@ -139,7 +141,7 @@ export class Router {
 
   private generate(session: Session, r: GenerateRequest): void {
     if (!this.accepting) throw new ProtocolError("shutting_down", "the daemon is shutting down");
-    if (session.has(r.transaction)) throw new ProtocolError("bad_request", `transaction "${r.transaction}" is already in flight`);
+    if (session.has(r.transaction)) return session.reply(duplicateMessage(r.transaction));
     const promptTokens = this.promptTokens(r);
     session.startGeneration(r, (sink) =>
       this.options.scheduler.submit(
@@ -291,7 +293,7 @@ interface Stream {
 
 /** One client of a transport: its generations in flight, by transaction id. */
 export class Session {
-  private readonly streams = new Map<string, Stream>();
+  private readonly streams = new Map<TransactionId, Stream>();
   private open = true;
 
   constructor(
@@ -330,7 +332,7 @@ export class Session {
     return this.streams.size;
   }
 
-  has(transaction: string): boolean {
+  has(transaction: TransactionId): boolean {
     return this.streams.has(transaction);
   }
 
@@ -343,7 +345,7 @@ export class Session {
     }
   }
 
-  replyError(transaction: string | null, e: unknown): void {
+  replyError(transaction: TransactionId | null, e: unknown): void {
     if (e instanceof ProtocolError) return this.reply(errorMessage(transaction, e.code, e.message));
     const message = e instanceof Error ? e.message : String(e);
     this.router.logError(`${this.label}: internal error: ${message}`);
@@ -378,13 +380,13 @@ export class Session {
   }
 
   /** Cancels one generation (target) or all of this session's; returns the transactions cancelled. */
-  cancel(target: string | undefined): string[] {
+  cancel(target: TransactionId | undefined): TransactionId[] {
     const ids = target === undefined ? [...this.streams.keys()] : this.streams.has(target) ? [target] : [];
     for (const id of ids) this.streams.get(id)?.handle?.cancel();
     return ids;
   }
 
-  private delta(t: string, st: Stream, text: string): void {
+  private delta(t: TransactionId, st: Stream, text: string): void {
     if (!st.stream || !this.open) return;
     st.unsent += text;
     if (this.channel.congested()) {
@@ -401,7 +403,7 @@ export class Session {
     this.flush(t, st);
   }
 
-  private flush(t: string, st: Stream): void {
+  private flush(t: TransactionId, st: Stream): void {
     if (!st.stream || st.unsent === "") return;
     const chunk: ChunkMessage = { transaction: t, seq: st.seq++, delta: st.unsent };
     st.unsent = "";

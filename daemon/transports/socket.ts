@@ -7,7 +7,7 @@ import path from "node:path";
 import { UserError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
-import type { ReplyMessage } from "../serving/protocol.js";
+import type { ReplyMessage, TransactionId } from "../serving/protocol.js";
 import { errorMessage, LIMITS } from "../serving/protocol.js";
 import type { Router, Session } from "../serving/router.js";
 
@@ -318,7 +318,7 @@ export type Chunk = Extract<ReplyMessage, { delta: string }>;
 
 /** A connection to the daemon with any number of requests in flight, matched by transaction. */
 export class SocketClient {
-  private readonly pending = new Map<string, { onChunk?: (c: Chunk) => void; resolve: (m: FinalMessage) => void }>();
+  private readonly pending = new Map<TransactionId, { onChunk?: (c: Chunk) => void; resolve: (m: FinalMessage) => void }>();
   private readonly unmatched: FinalMessage[] = [];
   private next = 0;
   private closedError?: Error;
@@ -350,7 +350,8 @@ export class SocketClient {
 
   /** Sends one request; resolves with its final message (ok or error). Chunks go to onChunk. */
   request(body: Record<string, unknown>, onChunk?: (c: Chunk) => void): Promise<FinalMessage> {
-    const transaction = typeof body.transaction === "string" ? body.transaction : `c${++this.next}`;
+    const given = body.transaction;
+    const transaction = typeof given === "string" || typeof given === "number" ? given : `c${++this.next}`;
     return new Promise((resolve) => {
       this.pending.set(transaction, { onChunk, resolve });
       this.socket.write(JSON.stringify({ ...body, transaction }) + "\n");

@@ -5,6 +5,7 @@
 // flight (bounded by the queue) and is replaced atomically (write, fsync, rename) on every change.
 import fs from "node:fs";
 import path from "node:path";
+import type { TransactionId } from "../../serving/protocol.js";
 
 /** Where an answer goes: an MQTT topic (with MQTT 5 correlation data) or Home Assistant's prompt entities. */
 export type JournalRoute =
@@ -12,7 +13,7 @@ export type JournalRoute =
   | { kind: "prompt"; prompt: string };
 
 export interface JournalEntry {
-  transaction: string;
+  transaction: TransactionId;
   request: unknown;
   route: JournalRoute;
   /** ms since the epoch when it was first accepted. */
@@ -20,7 +21,7 @@ export interface JournalEntry {
 }
 
 export class PendingJournal {
-  private readonly entries = new Map<string, JournalEntry>();
+  private readonly entries = new Map<TransactionId, JournalEntry>();
   private dirMade = false;
 
   constructor(readonly file: string) {}
@@ -50,7 +51,7 @@ export class PendingJournal {
     this.write();
   }
 
-  remove(transaction: string): void {
+  remove(transaction: TransactionId): void {
     if (this.entries.delete(transaction)) this.write();
   }
 
@@ -77,6 +78,6 @@ function isEntry(e: unknown): e is JournalEntry {
   if (typeof e !== "object" || e === null) return false;
   const x = e as Record<string, unknown>;
   const r = x.route as Record<string, unknown> | undefined;
-  return typeof x.transaction === "string" && typeof x.at === "number" && typeof r === "object" && r !== null &&
+  return (typeof x.transaction === "string" || typeof x.transaction === "number") && typeof x.at === "number" && typeof r === "object" && r !== null &&
     ((r.kind === "mqtt" && typeof r.topic === "string") || (r.kind === "prompt" && typeof r.prompt === "string"));
 }

@@ -1,7 +1,7 @@
 // Every MQTT topic the daemon uses, with the payload it carries and how it is published: one
 // typed table (topic → payload, QoS, retain) instead of strings scattered through the transport.
 // Topics are relative to the base topic (default "alpaca"); docs/mqtt.md lists them for users.
-import type { InfoData, ReplyMessage } from "../../serving/protocol.js";
+import type { InfoData, ReplyMessage, TransactionId } from "../../serving/protocol.js";
 import { OPS } from "../../serving/protocol.js";
 
 export type BridgeState = "online" | "offline";
@@ -27,7 +27,7 @@ export interface LastResponse {
   state: string; // at most 255 characters: Home Assistant's limit for a state
   text: string;
   prompt: string;
-  transaction: string;
+  transaction: TransactionId;
   stop_reason: string;
   usage: unknown;
   timings: unknown;
@@ -36,8 +36,8 @@ export interface LastResponse {
 
 /** event: one per prompt from `prompt/set`; Home Assistant's event entity reads event_type. */
 export type CompletionEvent =
-  | { event_type: "completed"; transaction: string; text: string; stop_reason: string; total_ms: number }
-  | { event_type: "error"; transaction: string | null; code: string; message: string };
+  | { event_type: "completed"; transaction: TransactionId; text: string; stop_reason: string; total_ms: number }
+  | { event_type: "error"; transaction: TransactionId | null; code: string; message: string };
 
 export interface TopicSpec<P> {
   /** Path under the base topic. */

@@ -19,8 +19,8 @@ import type { Logger } from "../../log.js";
 import { silentLogger } from "../../log.js";
 import type { BridgeInfo, BridgeStats, CompletionEvent, LastResponse, PayloadOf, PublishedTopic } from "./topics.js";
 import { CHUNK_QOS, checkTopicPart, FINAL_QOS, PUBLISHED, Topics } from "./topics.js";
-import type { GenerateResult, ReplyMessage } from "../../serving/protocol.js";
-import { errorMessage, LIMITS, parseRequestLine, ProtocolError, transactionOf } from "../../serving/protocol.js";
+import type { GenerateResult, ReplyMessage, TransactionId } from "../../serving/protocol.js";
+import { duplicateMessage, errorMessage, LIMITS, parseRequestLine, ProtocolError, transactionOf } from "../../serving/protocol.js";
 import type { Router, Session } from "../../serving/router.js";
 import type { JournalEntry } from "./journal.js";
 import { PendingJournal } from "./journal.js";
@@ -166,7 +166,7 @@ export class MqttTransport {
   private client?: MqttClient;
   private socket?: net.Socket;
   private session?: Session;
-  private readonly routes = new Map<string, Route>();
+  private readonly routes = new Map<TransactionId, Route>();
   private current?: Route; // the route of the request being dispatched (for replies without a transaction)
   private held: Held[] = [];
   private heldBytes = 0;
@@ -449,7 +449,7 @@ export class MqttTransport {
   private dispatch(raw: unknown, route: Route): void {
     const t = transactionOf(raw);
     if (t !== null) {
-      if (this.routes.has(t)) return this.replyTo(route, errorMessage(t, "bad_request", `transaction "${t}" is already in flight`));
+      if (this.routes.has(t)) return this.replyTo(route, duplicateMessage(t));
       this.routes.set(t, route);
       if (this.journal && route.generation) {
         const entry: JournalEntry = {

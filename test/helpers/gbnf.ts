@@ -4,6 +4,7 @@
 // escapes and ranges, negation, `.`), rewrites repetition into plain BNF, and decides membership
 // with an Earley parser over code points — slow, simple and able to take any context-free grammar
 // (ambiguity, nullable repetition such as home-llm's `(ws tosay)+`).
+import { seededRandom } from "../../daemon/engine/bench.js";
 
 /** One code point matched against ranges (inclusive); `negated` inverts the test. */
 export interface CharClass {
@@ -385,17 +386,8 @@ export function recognise(g: Grammar, input: string): Verdict {
 
 // ─── Sampling sentences ──────────────────────────────────────────────────────────────────────────
 
-/** A small deterministic generator (mulberry32), so that failures can be replayed by seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic generator, so that failures can be replayed by seed. */
+export const rng = seededRandom;
 
 // Characters a negated class or `.` draws from: ASCII, JSON's specials, controls, and some multi-byte
 // characters (2, 3 and 4 bytes in UTF-8).

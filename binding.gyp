@@ -17,6 +17,8 @@
         "native/kernels/cpu_features.cc",
         "native/kernels/thread_pool.cc",
         "native/kernels/matmul.cc",
+        "native/model/architecture.cc",
+        "native/model/arch_llama.cc",
         "native/model/model.cc",
         "native/model/forward.cc",
         "native/model/residency.cc",

@@ -43,7 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const std::exception&) {
     }
     try {
-      LlamaModel model(path);
+      Model model(path);
     } catch (const std::exception&) {
     }
   } catch (const std::exception&) {

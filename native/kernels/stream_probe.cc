@@ -33,7 +33,7 @@ uint64_t sumWords(const uint8_t* p, size_t n) {
 
 }  // namespace
 
-StreamProbe streamDecodeWeights(ThreadPool& pool, const LlamaModel& model) {
+StreamProbe streamDecodeWeights(ThreadPool& pool, const Model& model) {
   std::vector<Range> pieces;
   StreamProbe probe;
   auto add = [&](const Weight& w) {
@@ -41,7 +41,7 @@ StreamProbe streamDecodeWeights(ThreadPool& pool, const LlamaModel& model) {
     for (size_t off = 0; off < size; off += kPiece) pieces.push_back({w.data + off, std::min(kPiece, size - off)});
     probe.bytes += size;
   };
-  for (const LlamaLayer& l : model.layers()) {
+  for (const LayerWeights& l : model.layers()) {
     for (const Weight* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.wGate, &l.wUp, &l.wDown}) add(*w);
   }
   add(model.output());

@@ -16,4 +16,4 @@ struct StreamProbe {
 };
 
 // Reads every byte of the weights a decode step uses once, split over the pool's threads.
-StreamProbe streamDecodeWeights(ThreadPool& pool, const LlamaModel& model);
+StreamProbe streamDecodeWeights(ThreadPool& pool, const Model& model);

@@ -1,5 +1,7 @@
-// The whole forward pass, top to bottom. T = tokens in the batch, E = n_embd, F = n_ff,
-// H = n_head, Hkv = n_head_kv, D = head_dim, V = n_vocab, C = n_ctx.
+// The whole forward pass, top to bottom, for every architecture of the table (architecture.h):
+// their differences are parts a layer has or lacks (Q/K/V biases, per-head Q/K norms) and how
+// RoPE pairs dimensions. T = tokens in the batch, E = n_embd, F = n_ff, H = n_head,
+// Hkv = n_head_kv, D = head_dim (may differ from E / H), V = n_vocab, C = n_ctx.
 #include "forward.h"
 
 #include <cmath>
@@ -23,24 +25,34 @@ void rmsNorm(float* out, const float* x, const float* weight, int64_t n, float e
   for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * weight[i];
 }
 
-// Rotates pairs (x[2i], x[2i+1]) of each head by pos · theta^(-2i/nRot) (LLaMA's "normal" RoPE).
-// The angle is built by repeated multiplication, as ggml does, so that its rounding matches.
-void rope(float* x, int64_t nHeads, int64_t headDim, int64_t nRot, int32_t pos, const LlamaHparams& hp,
-          const float* freqFactors) {
+// Rotates each head's first nRot dimensions by pos · theta^(-2i/nRot) for the i-th pair — pairs
+// (x[2i], x[2i+1]) or, NEOX style, (x[i], x[i + nRot/2]) (architecture.h). The angle is built by
+// repeated multiplication, as ggml does, so that its rounding matches.
+void rope(float* x, int64_t nHeads, int64_t headDim, int32_t pos, const Hparams& hp, const float* freqFactors) {
+  const int64_t nRot = hp.nRot;
+  const bool halves = hp.arch->rope == RopeStyle::NeoxHalves;
   const float thetaScale = std::pow(hp.ropeTheta, -2.0f / static_cast<float>(nRot));
   float theta = static_cast<float>(pos);
-  for (int64_t i = 0; i < nRot; i += 2) {
-    const float ff = freqFactors ? freqFactors[i / 2] : 1.0f;
+  for (int64_t i = 0; i < nRot / 2; i++) {
+    const float ff = freqFactors ? freqFactors[i] : 1.0f;
     const float angle = hp.ropeFreqScale * (theta / ff);
     const float c = std::cos(angle), s = std::sin(angle);
+    const int64_t first = halves ? i : 2 * i, second = halves ? i + nRot / 2 : 2 * i + 1;
     for (int64_t h = 0; h < nHeads; h++) {
-      float* v = x + h * headDim + i;
-      const float x0 = v[0], x1 = v[1];
-      v[0] = x0 * c - x1 * s;
-      v[1] = x0 * s + x1 * c;
+      float* v = x + h * headDim;
+      const float x0 = v[first], x1 = v[second];
+      v[first] = x0 * c - x1 * s;
+      v[second] = x0 * s + x1 * c;
     }
     theta *= thetaScale;
   }
+}
+
+// x[t][..n) += bias[..n) for every row; a no-op for a projection without bias.
+void addBias(float* x, const float* bias, int64_t rows, int64_t n) {
+  if (!bias) return;
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t i = 0; i < n; i++) x[r * n + i] += bias[i];
 }
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
@@ -57,7 +69,7 @@ void convertRow(TensorType type, const float* src, void* dst, int64_t n) {
 
 }  // namespace
 
-InferenceContext::InferenceContext(const LlamaModel& model, const ContextParams& params)
+InferenceContext::InferenceContext(const Model& model, const ContextParams& params)
     : model_(model),
       params_(params),
       kv_(static_cast<int>(model.hparams().nLayer), static_cast<int>(model.hparams().kvDim()), params.nCtx, params.nSeq,
@@ -90,9 +102,9 @@ void InferenceContext::validate(const std::vector<BatchToken>& batch) const {
 
 const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>& batch) {
   validate(batch);
-  const LlamaHparams& hp = model_.hparams();
+  const Hparams& hp = model_.hparams();
   const int64_t T = static_cast<int64_t>(batch.size());
-  const int64_t E = hp.nEmbd, F = hp.nFf, Q = hp.qDim(), KV = hp.kvDim(), V = hp.nVocab;
+  const int64_t E = hp.nEmbd, F = hp.nFf, D = hp.headDim, Q = hp.qDim(), KV = hp.kvDim(), V = hp.nVocab;
 
   x_.resize(T * E);        // [T][E] the residual stream
   xb_.resize(T * std::max(E, Q));  // [T][E] normed input of a block, then [T][Q] attention output
@@ -109,7 +121,7 @@ const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>
     dequantizeRow(emb.type, emb.data + batch[t].token * emb.rowBytes(), &x_[t * E], E);
 
   for (int64_t l = 0; l < hp.nLayer; l++) {
-    const LlamaLayer& L = model_.layers()[l];
+    const LayerWeights& L = model_.layers()[l];
 
     // ---- attention block -----------------------------------------------------------------
     for (int64_t t = 0; t < T; t++) rmsNorm(&xb_[t * E], &x_[t * E], L.attnNorm, E, hp.rmsEps);  // xb [T][E]
@@ -117,11 +129,19 @@ const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>
                                 {L.wk.data, L.wk.type, KV, k_.data()},    // k [T][Hkv·D]
                                 {L.wv.data, L.wv.type, KV, v_.data()}};   // v [T][Hkv·D]
     matmulGroup(pool_, qkv, 3, E, xb_.data(), T);
+    addBias(q_.data(), L.bq, T, Q);    // q [T][H·D]   + bq (Qwen2)
+    addBias(k_.data(), L.bk, T, KV);   // k [T][Hkv·D] + bk
+    addBias(v_.data(), L.bv, T, KV);   // v [T][Hkv·D] + bv
     for (int64_t t = 0; t < T; t++) {
-      rope(&q_[t * Q], hp.nHead, hp.headDim, hp.nRot, batch[t].pos, hp, model_.ropeFreqFactors());
-      rope(&k_[t * KV], hp.nHeadKv, hp.headDim, hp.nRot, batch[t].pos, hp, model_.ropeFreqFactors());
+      float* qt = &q_[t * Q];          // [H][D]
+      float* kt = &k_[t * KV];         // [Hkv][D]
+      // Qwen3: each head RMS-normed on its own (one [D] weight for all heads), before RoPE
+      if (L.qNorm) for (int64_t h = 0; h < hp.nHead; h++) rmsNorm(qt + h * D, qt + h * D, L.qNorm, D, hp.rmsEps);
+      if (L.kNorm) for (int64_t h = 0; h < hp.nHeadKv; h++) rmsNorm(kt + h * D, kt + h * D, L.kNorm, D, hp.rmsEps);
+      rope(qt, hp.nHead, D, batch[t].pos, hp, model_.ropeFreqFactors());
+      rope(kt, hp.nHeadKv, D, batch[t].pos, hp, model_.ropeFreqFactors());
       // the cache keeps k and v in its own type (f16 by default), as the reference does
-      convertRow(kv_.type(), &k_[t * KV], kv_.keyRow(l, batch[t].seq, batch[t].pos), KV);
+      convertRow(kv_.type(), kt, kv_.keyRow(l, batch[t].seq, batch[t].pos), KV);
       convertRow(kv_.type(), &v_[t * KV], kv_.valueRow(l, batch[t].seq, batch[t].pos), KV);
     }
     attention(static_cast<int>(l), batch);                                   // xb [T][H·D]
@@ -164,7 +184,7 @@ const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>
 // sequence (causal). Query and probabilities are rounded to the cache's f16 as the reference
 // does when it multiplies them with f16 keys and values.
 void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch) {
-  const LlamaHparams& hp = model_.hparams();
+  const Hparams& hp = model_.hparams();
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = hp.nHead, D = hp.headDim, Q = hp.qDim(), group = hp.nHead / hp.nHeadKv;
   const int64_t C = params_.nCtx;

@@ -1,4 +1,5 @@
-// The forward pass of a LLaMA model over a batch of tokens from one or more sequences.
+// The forward pass of a model of the architecture table over a batch of tokens from one or more
+// sequences.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -25,7 +26,7 @@ struct ContextParams {
 
 class InferenceContext {
  public:
-  InferenceContext(const LlamaModel& model, const ContextParams& params);
+  InferenceContext(const Model& model, const ContextParams& params);
 
   // Runs the batch through the model. Within a sequence, tokens must come in order at the
   // positions kv().length(seq), +1, … . Returns the logits [nOut][nVocab] of the tokens
@@ -33,7 +34,7 @@ class InferenceContext {
   const std::vector<float>& decode(const std::vector<BatchToken>& batch);
 
   KvCache& kv() { return kv_; }
-  const LlamaModel& model() const { return model_; }
+  const Model& model() const { return model_; }
   ThreadPool& pool() { return pool_; }
   const ContextParams& params() const { return params_; }
   // Streams and releases layers around each layer's compute; null: the kernel decides (unmanaged).
@@ -43,7 +44,7 @@ class InferenceContext {
   void validate(const std::vector<BatchToken>& batch) const;
   void attention(int layer, const std::vector<BatchToken>& batch);
 
-  const LlamaModel& model_;
+  const Model& model_;
   ContextParams params_;
   KvCache kv_;
   ThreadPool pool_;

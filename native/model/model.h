@@ -1,11 +1,12 @@
-// A LLaMA-architecture model bound to the tensors of a mapped GGUF file: hyperparameters from
-// metadata, weights used in place (never copied).
+// A model bound to the tensors of a mapped GGUF file: its architecture's entry in the table
+// (architecture.h), hyperparameters from metadata, weights used in place (never copied).
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "architecture.h"
 #include "../gguf/gguf.h"
 #include "../tokenizer/vocab.h"
 
@@ -18,8 +19,9 @@ struct Weight {
   size_t rowBytes() const { return ::rowBytes(type, cols); }
 };
 
-struct LlamaHparams {
-  std::string architecture;
+struct Hparams {
+  std::string architecture;            // general.architecture
+  const Architecture* arch = nullptr;  // its entry in the table
   std::string name;
   int64_t nVocab = 0;
   int64_t nCtxTrain = 0;
@@ -28,7 +30,7 @@ struct LlamaHparams {
   int64_t nFf = 0;        // hidden dim of the FFN
   int64_t nHead = 0;
   int64_t nHeadKv = 0;
-  int64_t headDim = 0;    // n_embd / n_head unless the file says otherwise
+  int64_t headDim = 0;    // {arch}.attention.key_length, else n_embd / n_head
   int64_t nRot = 0;       // rotated dimensions per head
   float ropeTheta = 10000.0f;
   float ropeFreqScale = 1.0f;  // 1 / linear scaling factor
@@ -37,23 +39,29 @@ struct LlamaHparams {
   int64_t kvDim() const { return nHeadKv * headDim; }
 };
 
-struct LlamaLayer {
+// One transformer block's weights; optional parts are nullptr when the file has none.
+struct LayerWeights {
   const float* attnNorm = nullptr;  // [nEmbd]
   Weight wq, wk, wv, wo;            // [qDim][nEmbd], [kvDim][nEmbd] ×2, [nEmbd][qDim]
+  const float* bq = nullptr;        // [qDim]  (Qwen2)
+  const float* bk = nullptr;        // [kvDim]
+  const float* bv = nullptr;        // [kvDim]
+  const float* qNorm = nullptr;     // [headDim], one RMSNorm weight for every query head (Qwen3)
+  const float* kNorm = nullptr;     // [headDim]
   const float* ffnNorm = nullptr;   // [nEmbd]
   Weight wGate, wUp, wDown;         // [nFf][nEmbd] ×2, [nEmbd][nFf]
 };
 
-class LlamaModel {
+class Model {
  public:
   // Throws GgufError naming the file and what is wrong (missing tensor, wrong shape, unsupported
   // architecture or tensor type).
-  explicit LlamaModel(const std::string& path);
+  explicit Model(const std::string& path);
 
   const GgufFile& file() const { return *file_; }
   const Vocab& vocab() const { return *vocab_; }
-  const LlamaHparams& hparams() const { return hp_; }
-  const std::vector<LlamaLayer>& layers() const { return layers_; }
+  const Hparams& hparams() const { return hp_; }
+  const std::vector<LayerWeights>& layers() const { return layers_; }
   const Weight& tokenEmbedding() const { return tokEmbd_; }  // [nVocab][nEmbd]
   const float* outputNorm() const { return outputNorm_; }     // [nEmbd]
   const Weight& output() const { return output_; }            // [nVocab][nEmbd], tied to tokEmbd when absent
@@ -63,11 +71,15 @@ class LlamaModel {
  private:
   Weight weight(const std::string& name, int64_t cols, int64_t rows, bool required = true);
   const float* vector(const std::string& name, int64_t n, bool required = true);
+  // A tensor the architecture marks Absent / Optional / Required (architecture.h).
+  const float* vector(const std::string& name, int64_t n, Presence presence);
+  void readHparams();
+  void bindTensors();
 
   std::unique_ptr<GgufFile> file_;
   std::unique_ptr<Vocab> vocab_;
-  LlamaHparams hp_;
-  std::vector<LlamaLayer> layers_;
+  Hparams hp_;
+  std::vector<LayerWeights> layers_;
   Weight tokEmbd_, output_;
   const float* outputNorm_ = nullptr;
   const float* ropeFreqs_ = nullptr;

@@ -50,7 +50,7 @@ std::string memlockLimitText() {
 
 }  // namespace
 
-ResidencyManager::ResidencyManager(const LlamaModel& model, const ResidencyOptions& options) : model_(model) {
+ResidencyManager::ResidencyManager(const Model& model, const ResidencyOptions& options) : model_(model) {
   const int nLayer = static_cast<int>(model.hparams().nLayer);
   if (options.streamLayers < 0 || options.streamLayers > nLayer)
     throw std::invalid_argument("residency.streamLayers must be from 0 to " + std::to_string(nLayer) + " (the model's layers), got " +

@@ -48,7 +48,7 @@ class ResidencyManager {
  public:
   // Locks the resident layers now (this reads them from storage) and starts the read-ahead
   // thread. Throws std::invalid_argument when streamLayers is out of range.
-  ResidencyManager(const LlamaModel& model, const ResidencyOptions& options);
+  ResidencyManager(const Model& model, const ResidencyOptions& options);
   ~ResidencyManager();
   ResidencyManager(const ResidencyManager&) = delete;
   ResidencyManager& operator=(const ResidencyManager&) = delete;
@@ -68,7 +68,7 @@ class ResidencyManager {
   void readerLoop();
   void readLayer(int layer);
 
-  const LlamaModel& model_;
+  const Model& model_;
   int fd_ = -1;                                   // for posix_fadvise on the file's page cache
   size_t pageSize_ = 4096;
   std::vector<std::vector<MappedRange>> layerRanges_;    // [nLayer][ranges] to read or lock, rounded outward to pages

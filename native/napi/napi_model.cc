@@ -104,7 +104,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       managed = true;
     }
     guarded(env, [&] {
-      model_ = std::make_unique<LlamaModel>(path);
+      model_ = std::make_unique<Model>(path);
       params.nCtx = optionalInt(opts, "nCtx", static_cast<int>(std::min<int64_t>(model_->hparams().nCtxTrain, 4096)), 1,
                                 1 << 20);
       context_ = std::make_unique<InferenceContext>(*model_, params);
@@ -124,12 +124,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   // The mapped file must still hold every byte the forward pass may read (mapping_guard.h).
   // Throws the reason when it does not; cheap (one fstat), so asked before every decode.
-  static void checkMapping(const LlamaModel& model) {
+  static void checkMapping(const Model& model) {
     const std::string problem = model.file().mapping().status().problem();
     if (!problem.empty()) throw std::runtime_error(model.file().path() + ": " + problem);
   }
   // After a pass: a read that faulted returned zeros, so its logits are not to be used.
-  static void checkNotDamaged(const LlamaModel& model) {
+  static void checkNotDamaged(const Model& model) {
     if (model.file().mapping().status().damaged) checkMapping(model);
   }
 
@@ -172,7 +172,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!model_) throw Napi::Error::New(env, "model is closed");
-    const LlamaHparams& hp = model_->hparams();
+    const Hparams& hp = model_->hparams();
     Napi::Object o = Napi::Object::New(env);
     o.Set("path", model_->file().path());
     o.Set("architecture", hp.architecture);
@@ -373,7 +373,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   }
 
   // declared in this order so that they are destroyed context first, model (the mapping) last
-  std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<Model> model_;
   std::unique_ptr<ResidencyManager> residency_;
   std::unique_ptr<InferenceContext> context_;
   std::atomic<bool> busy_{false};

@@ -122,11 +122,22 @@ export function formatToGbnf(format: "json" | object): string {
  */
 export class SchemaTranslator {
   private readonly refs = new Map<string, string>(); // JSON pointer → rule name (defined or being defined)
+  private readonly comma: string;
+  private readonly colon: string;
 
+  /**
+   * `spaced`: write ", " and ": " between items and after keys (Python's json.dumps, and so the
+   * tool-call arguments chat templates show the model) instead of compact JSON. Either way the
+   * separators are fixed, never optional.
+   */
   constructor(
     private readonly rules: GbnfRules,
     private readonly document: unknown,
-  ) {}
+    spaced = false,
+  ) {
+    this.comma = spaced ? '", "' : '","';
+    this.colon = spaced ? ": " : ":";
+  }
 
   /** The name of a rule for `schema` (found at `path` of the document). */
   ref(schema: unknown, path: string, hint: string): string {
@@ -397,13 +408,13 @@ export class SchemaTranslator {
     const restMax = restRule === null ? 0 : maxItems - elements.length;
     if (elements.length === 0) {
       if (restMax <= 0) return `"[]"`;
-      const items = `${restRule} ${repeat(`"," ${restRule}`, Math.max(0, restMin - 1), restMax - 1)}`.trim();
+      const items = `${restRule} ${repeat(`${this.comma} ${restRule}`, Math.max(0, restMin - 1), restMax - 1)}`.trim();
       return restMin > 0 ? `"[" ${items} "]"` : `"[" (${items})? "]"`;
     }
     // seq: what may follow item i of the prefix, built from the end; item i is there if i < minItems.
-    let seq = restMax > 0 ? repeat(`"," ${restRule}`, restMin, restMax) : "";
+    let seq = restMax > 0 ? repeat(`${this.comma} ${restRule}`, restMin, restMax) : "";
     for (let i = elements.length - 1; i >= 0; i--) {
-      const item = `${i > 0 ? '"," ' : ""}${elements[i]}${seq ? ` ${seq}` : ""}`;
+      const item = `${i > 0 ? `${this.comma} ` : ""}${elements[i]}${seq ? ` ${seq}` : ""}`;
       seq = i < minItems ? item : `(${item})?`;
     }
     return `"[" ${seq} "]"`;
@@ -422,7 +433,7 @@ export class SchemaTranslator {
     const picks: string[] = [];
     for (let i = literals.length - 1; i >= 0; i--) {
       const later = picks.slice();
-      picks.unshift(this.rules.add(`unique-${i}`, later.length ? `${literals[i]} ("," (${later.join(" | ")}))?` : literals[i]));
+      picks.unshift(this.rules.add(`unique-${i}`, later.length ? `${literals[i]} (${this.comma} (${later.join(" | ")}))?` : literals[i]));
     }
     const choice = picks.join(" | ");
     return minItems === 1 ? `"[" (${choice}) "]"` : `"[" (${choice})? "]"`;
@@ -447,20 +458,21 @@ export class SchemaTranslator {
       if (extra === false) throw new SchemaError(`required property "${name}" is not allowed by additionalProperties: false`, `${path}/required`);
       props.push({ name, required: true, rule: extraSchema === null ? this.anyValue() : this.ref(extraSchema, `${path}/additionalProperties`, `${hint}-${name}`) });
     }
-    const kv = (p: (typeof props)[number]) => `${gbnfLiteral(`${JSON.stringify(p.name)}:`)} ${p.rule}`;
+    const kv = (p: (typeof props)[number]) => `${gbnfLiteral(`${JSON.stringify(p.name)}${this.colon}`)} ${p.rule}`;
+    const comma = this.comma;
     let extraKv: string | null = null;
     if (extraSchema !== null) {
       const key = this.keyExcept(props.map((p) => p.name), hint);
-      extraKv = this.rules.add(`${hint}-extra`, `${key} ":" ${this.ref(extraSchema, `${path}/additionalProperties`, `${hint}-extra-value`)}`);
+      extraKv = this.rules.add(`${hint}-extra`, `${key} ${gbnfLiteral(this.colon)} ${this.ref(extraSchema, `${path}/additionalProperties`, `${hint}-extra-value`)}`);
     }
     // Every property required: one fixed sequence (mostly forced tokens).
-    if (props.every((p) => p.required) && extraKv === null) return props.length === 0 ? `"{}"` : `"{" ${props.map(kv).join(' "," ')} "}"`;
+    if (props.every((p) => p.required) && extraKv === null) return props.length === 0 ? `"{}"` : `"{" ${props.map(kv).join(` ${comma} `)} "}"`;
 
     // after: what may follow once a key was written; from: what may come while none was yet (only
     // needed up to the first required property). Built from the last property back.
     const firstRequired = props.findIndex((p) => p.required);
-    let after = extraKv ? `("," ${extraKv})*` : "";
-    let from = extraKv ? `(${extraKv} ("," ${extraKv})*)?` : "";
+    let after = extraKv ? `(${comma} ${extraKv})*` : "";
+    let from = extraKv ? `(${extraKv} (${comma} ${extraKv})*)?` : "";
     for (let i = props.length - 1; i >= 0; i--) {
       const p = props[i];
       const then = after ? ` ${after}` : "";
@@ -469,7 +481,7 @@ export class SchemaTranslator {
         else from = from ? `${kv(p)}${then} | ${from}` : `(${kv(p)}${then})?`;
         if (i > 0 && from.includes("|")) from = this.rules.add(`${hint}-from-${p.name}`, from);
       }
-      after = p.required ? `"," ${kv(p)}${then}` : `("," ${kv(p)})?${then}`;
+      after = p.required ? `${comma} ${kv(p)}${then}` : `(${comma} ${kv(p)})?${then}`;
       if (after.length > 200) after = this.rules.add(`${hint}-after-${p.name}`, after);
     }
     return `"{" ${group(from)} "}"`;

@@ -1,5 +1,7 @@
 // The wire protocol shared by every transport (docs/protocol.md): request schema, validation at the
 // boundary, error codes and the reply envelopes. Nothing here knows about sockets or the engine.
+import type { TemplateToolCall, ToolCall, ToolChoice, ToolDefinition } from "./tool-calls.js";
+import { validateMessageToolCalls, validateToolChoice, validateTools } from "./tool-calls.js";
 
 export const API_VERSION = 1;
 
@@ -12,7 +14,7 @@ export type Op = (typeof OPS)[number];
 
 export type ErrorCode = "bad_request" | "too_long" | "busy" | "timeout" | "cancelled" | "shutting_down" | "internal";
 
-export type StopReason = "eos" | "length" | "stop" | "cancelled" | "timeout";
+export type StopReason = "eos" | "length" | "stop" | "cancelled" | "timeout" | "tool_calls" | "invalid_tool_call";
 
 /** An error that is answered to the client as {"status":"error","error":{code,message}}. */
 export class ProtocolError extends Error {
@@ -53,6 +55,9 @@ export type TransactionId = string | number;
 export interface ChatMessage {
   role: string;
   content: string;
+  tool_calls?: TemplateToolCall[]; // an assistant turn's calls
+  tool_call_id?: string; // a tool result: the call it answers
+  name?: string; // a tool result: the tool's name
 }
 
 /** Exactly one of prompt / instruction(+input) / messages says what to complete. */
@@ -80,6 +85,8 @@ export interface GenerateRequest {
   stream: boolean;
   timeoutMs?: number;
   priority: number;
+  tools?: ToolDefinition[];
+  toolChoice?: ToolChoice;
 }
 
 export interface CancelRequest {
@@ -132,6 +139,8 @@ export interface GenerateResult {
   stop_reason: StopReason;
   usage: Usage;
   timings: Timings;
+  tool_calls?: ToolCall[];
+  tool_call_error?: string; // with stop_reason "invalid_tool_call": what is wrong with the call
 }
 
 /** One model as `models`, `info` and `status` describe it. */
@@ -265,7 +274,7 @@ type Json = Record<string, unknown>;
 
 const GENERATE_FIELDS = new Set([
   "op", "transaction", "prompt", "instruction", "input", "messages", "max_tokens", "temperature", "top_k",
-  "top_p", "min_p", "repeat_penalty", "seed", "stop", "stream", "timeout", "priority",
+  "top_p", "min_p", "repeat_penalty", "seed", "stop", "stream", "timeout", "priority", "tools", "tool_choice",
 ]);
 
 function bad(message: string): never {
@@ -380,6 +389,8 @@ function validateGenerate(o: Json, transaction: TransactionId, ctx: ValidationCo
   const stream = o.stream ?? true;
   if (typeof stream !== "boolean") bad(`stream must be true or false, got ${typeName(stream)}`);
   const timeout = num(o, "timeout", 0.001, LIMITS.maxTimeoutMs / 1000, false);
+  const tools = o.tools === undefined || o.tools === null ? undefined : validateTools(o.tools);
+  if ((tools || (o.tool_choice !== undefined && o.tool_choice !== null)) && source.kind !== "messages") bad("tools and tool_choice go with messages");
   return {
     op: "generate",
     transaction,
@@ -390,6 +401,8 @@ function validateGenerate(o: Json, transaction: TransactionId, ctx: ValidationCo
     stream,
     timeoutMs: timeout === undefined ? undefined : timeout * 1000,
     priority: num(o, "priority", LIMITS.minPriority, LIMITS.maxPriority, true) ?? 0,
+    ...(tools ? { tools } : {}),
+    ...(o.tool_choice !== undefined && o.tool_choice !== null ? { toolChoice: validateToolChoice(o.tool_choice, tools) } : {}),
   };
 }
 
@@ -400,11 +413,22 @@ function validateMessages(v: unknown): ChatMessage[] {
   let total = 0;
   return v.map((m, i) => {
     if (typeof m !== "object" || m === null || Array.isArray(m)) bad(`messages[${i}] must be an object {role, content}`);
-    const role = text(m as Json, "role", LIMITS.maxRoleChars, true);
-    const content = text(m as Json, "content", LIMITS.maxPromptChars, true);
-    total += content.length;
+    const o = m as Json;
+    const role = text(o, "role", LIMITS.maxRoleChars, true);
+    // An assistant turn that only called tools may have no content.
+    const toolCalls = o.tool_calls === undefined || o.tool_calls === null ? undefined : validateMessageToolCalls(o.tool_calls, `messages[${i}]`);
+    const content = toolCalls === undefined ? text(o, "content", LIMITS.maxPromptChars, true) : (text(o, "content", LIMITS.maxPromptChars) ?? "");
+    total += content.length + (toolCalls ? JSON.stringify(toolCalls).length : 0);
     if (total > LIMITS.maxPromptChars) bad(`messages hold more than ${LIMITS.maxPromptChars} characters in all`);
-    return { role, content };
+    const toolCallId = text(o, "tool_call_id", LIMITS.maxTransactionChars);
+    const name = text(o, "name", LIMITS.maxTransactionChars) ?? text(o, "tool_name", LIMITS.maxTransactionChars);
+    return {
+      role,
+      content,
+      ...(toolCalls ? { tool_calls: toolCalls } : {}),
+      ...(toolCallId !== undefined ? { tool_call_id: toolCallId } : {}),
+      ...(name !== undefined ? { name } : {}),
+    };
   });
 }
 

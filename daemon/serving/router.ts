@@ -37,6 +37,8 @@ import {
 import type { GenerationHandle, Scheduler } from "./scheduler.js";
 import type { ChatTemplate } from "./templates.js";
 import { alpacaPrompt } from "./templates.js";
+import type { ToolPlan } from "./tool-calls.js";
+import { planToolCalls, toolCallSink, toolFormatFor } from "./tool-calls.js";
 
 /** How a transport delivers replies to one client. */
 export interface ReplyChannel {
@@ -142,7 +144,8 @@ export class Router {
   private generate(session: Session, r: GenerateRequest): void {
     if (!this.accepting) throw new ProtocolError("shutting_down", "the daemon is shutting down");
     if (session.has(r.transaction)) return session.reply(duplicateMessage(r.transaction));
-    const promptTokens = this.promptTokens(r);
+    const tools = this.toolPlan(r);
+    const promptTokens = this.promptTokens(r, tools);
     session.startGeneration(r, (sink) =>
       this.options.scheduler.submit(
         {
@@ -153,12 +156,20 @@ export class Router {
           timeoutMs: r.timeoutMs,
           priority: r.priority,
         },
-        sink,
+        tools ? toolCallSink(sink, tools) : sink,
       ),
     );
   }
 
-  private promptTokens(r: GenerateRequest): number[] {
+  /** How a request's tools are used, or null (no tools, or tool_choice "none"). */
+  private toolPlan(r: GenerateRequest): ToolPlan | null {
+    if (!r.tools || r.toolChoice?.kind === "none" || r.source.kind !== "messages" || !this.options.chatTemplate) return null;
+    const format = toolFormatFor(this.options.chatTemplate.source);
+    if (!format) throw new ProtocolError("bad_request", "this model's chat template does not take tools");
+    return planToolCalls(format, r.tools, r.toolChoice ?? { kind: "auto" });
+  }
+
+  private promptTokens(r: GenerateRequest, tools: ToolPlan | null): number[] {
     const { model } = this.options;
     const src = r.source;
     if (src.kind === "prompt") return Array.from(model.tokenize(src.prompt));
@@ -166,7 +177,7 @@ export class Router {
     const template = this.options.chatTemplate;
     if (!template)
       throw new ProtocolError("bad_request", "this model has no chat template (tokenizer.chat_template); send prompt or instruction");
-    const text = template.render(src.messages);
+    const text = template.render(src.messages, tools ? { tools: tools.tools } : {});
     // Templates write their own BOS and special tokens ("<|im_start|>"): parse them, and do not
     // add a second BOS.
     const bosText = this.modelInfo.bos >= 0 ? model.tokenBytes(this.modelInfo.bos, true).toString("utf8") : "";

@@ -2,6 +2,7 @@
 // file (tokenizer.chat_template, Jinja) rendered with @huggingface/jinja as transformers does.
 import { Template } from "@huggingface/jinja";
 import type { ChatMessage } from "./protocol.js";
+import type { ToolDefinition } from "./tool-calls.js";
 import { ProtocolError } from "./protocol.js";
 
 const ALPACA_PREAMBLE =
@@ -36,11 +37,13 @@ export class ChatTemplate {
     this.template = new Template(source);
   }
 
-  render(messages: ChatMessage[]): string {
+  /** `tools` go to the template's `tools` variable, as transformers passes them. */
+  render(messages: ChatMessage[], options: { tools?: ToolDefinition[] } = {}): string {
     try {
       // raise_exception and strftime_now come with the Jinja runtime.
       return this.template.render({
         messages,
+        ...(options.tools ? { tools: options.tools } : {}),
         add_generation_prompt: true,
         bos_token: this.special.bos,
         eos_token: this.special.eos,

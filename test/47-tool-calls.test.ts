@@ -156,7 +156,7 @@ for (const [name, format] of Object.entries(FORMATS)) {
         if (!v(call.arguments)) return t.fail(`${text}: ${errorsText(v)}`);
       }
     }
-    const first = recorded[name].find((r) => r.calls?.length === 1)!.output.replace("<|python_tag|>", "");
+    const first = recorded[name].find((r) => r.calls?.length === 1)!.output;
     t.not(recognise(g, first), "reject", first);
   });
 }

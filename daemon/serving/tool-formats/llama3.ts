@@ -14,9 +14,9 @@ export const llama3: ToolFormat = {
   triggerTokens: [TAG],
 
   grammar(tools, rules) {
-    // From the trigger's first byte: `{"name"` as the model wrote it, then the rest fixed.
+    // From the trigger's first byte (the tag, where it renders as text, or `{"name"`), the rest fixed.
     const choice = eachTool(tools, (name, args) => `${gbnfLiteral(`${JSON.stringify(name)}, "parameters": `)} ${args}`);
-    return `${rules.add("tool-call", `${gbnfLiteral('{"name"')} ": " (${choice}) "}"`)}`;
+    return `${gbnfLiteral(TAG)}? ${rules.add("tool-call", `${gbnfLiteral('{"name": ')} (${choice}) "}"`)}`;
   },
 
   parse(text) {

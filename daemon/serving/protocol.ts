@@ -87,6 +87,12 @@ export interface GenerateRequest {
   priority: number;
   tools?: ToolDefinition[];
   toolChoice?: ToolChoice;
+  /**
+   * maxTokens is a ceiling, not a promise: the answer ends where the context does instead of the
+   * request being refused, and without maxTokens it may fill the context (the HTTP APIs, whose
+   * clients send max_tokens 3000 to a 2048-token context as they would to llama.cpp or Ollama).
+   */
+  upToContext?: boolean;
 }
 
 export interface CancelRequest {

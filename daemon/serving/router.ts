@@ -65,6 +65,8 @@ type RequestOf<K extends Op> = K extends "generate" ? GenerateRequest : K extend
 export class Router {
   /** The loaded model's facts, as the engine reported them at start. */
   readonly modelInfo: ModelInfo;
+  /** The model's chat template, if it has one that parses. */
+  readonly chatTemplate?: ChatTemplate;
   private readonly log: Logger;
   private accepting = true;
   private readonly sessions = new Set<Session>();
@@ -82,6 +84,7 @@ export class Router {
 
   constructor(private readonly options: RouterOptions) {
     this.modelInfo = options.model.info();
+    this.chatTemplate = options.chatTemplate;
     this.log = options.log ?? silentLogger;
   }
 
@@ -114,6 +117,11 @@ export class Router {
       session.replyError(transactionOf(raw), e);
       return;
     }
+    this.execute(session, request);
+  }
+
+  /** @internal A request already validated (by the transport that translated it). */
+  execute(session: Session, request: Request): void {
     try {
       (this.handlers[request.op] as Handler<Request>)(session, request);
     } catch (e) {
@@ -146,11 +154,13 @@ export class Router {
     if (session.has(r.transaction)) return session.reply(duplicateMessage(r.transaction));
     const tools = this.toolPlan(r);
     const promptTokens = this.promptTokens(r, tools);
+    const room = this.modelInfo.nCtx - promptTokens.length;
+    const maxTokens = r.upToContext ? Math.min(r.maxTokens ?? room, room) : r.maxTokens;
     session.startGeneration(r, (sink) =>
       this.options.scheduler.submit(
         {
           promptTokens,
-          maxTokens: r.maxTokens,
+          maxTokens,
           sampling: r.sampling,
           stop: r.stop,
           timeoutMs: r.timeoutMs,
@@ -328,6 +338,11 @@ export class Session {
   /** An already parsed request (a transport that frames JSON itself). */
   handle(raw: unknown): void {
     this.router.dispatch(this, raw);
+  }
+
+  /** A typed request a transport built from its own API's shape (and checked field by field). */
+  submit(request: Request): void {
+    this.router.execute(this, request);
   }
 
   /** The client is gone: its generations are cancelled and their slots freed. */

@@ -53,6 +53,12 @@ export interface Config {
   mqttDiscoveryPrefix: string;
   /** Seconds between bridge/stats messages; 0 = only when busy/idle changes. */
   mqttStatsInterval: number;
+  /** HOST:PORT of the Ollama- and OpenAI-compatible HTTP API; null = no HTTP. */
+  http: string | null;
+  /** A file holding the bearer token HTTP clients must send (never the token itself). */
+  httpTokenFile: string | null;
+  /** Serve HTTP beyond loopback without a token (a trusted network only). */
+  httpInsecure: boolean;
 }
 
 type ConfigKey = Exclude<keyof Config, "configFile">;
@@ -186,6 +192,18 @@ const OPTIONS: Record<ConfigKey, OptionSpec> = {
     flag: "mqtt-stats-interval", env: "ALPACA_MQTT_STATS_INTERVAL", kind: { type: "int", min: 0, max: 86400 }, default: 30,
     describe: "seconds between bridge/stats messages (0: only when busy/idle changes)",
   },
+  http: {
+    flag: "http", env: "ALPACA_HTTP", kind: { type: "string", check: checkHostPort }, default: null,
+    describe: "serve the Ollama and OpenAI HTTP APIs on HOST:PORT, e.g. 127.0.0.1:11434 (default: no HTTP)",
+  },
+  httpTokenFile: {
+    flag: "http-token-file", env: "ALPACA_HTTP_TOKEN_FILE", kind: { type: "file" }, default: null,
+    describe: "file holding the bearer token HTTP clients must send; required to listen beyond loopback",
+  },
+  httpInsecure: {
+    flag: "http-insecure", env: "ALPACA_HTTP_INSECURE", kind: { type: "bool" }, default: false,
+    describe: "listen beyond loopback without a token (anyone who reaches the port may use the model)",
+  },
 };
 
 export const CONFIG_KEYS = Object.keys(OPTIONS) as ConfigKey[];
@@ -198,6 +216,18 @@ function checkMqttUrl(v: string): string | null {
     return "is not a URL (e.g. mqtt://localhost:1883)";
   }
   return ["mqtt:", "mqtts:"].includes(url.protocol) ? null : "must use mqtt: or mqtts:";
+}
+
+/** "HOST:PORT", "[IPv6]:PORT"; port 0 picks a free one (tests). */
+export function splitHostPort(v: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(v);
+  if (!m) return null;
+  const port = Number(m[3]);
+  return port <= 65535 ? { host: m[1] ?? m[2], port } : null;
+}
+
+function checkHostPort(v: string): string | null {
+  return splitHostPort(v) ? null : "must be HOST:PORT, e.g. 127.0.0.1:11434, 0.0.0.0:11434 or [::1]:11434";
 }
 
 function checkFileMode(v: string): string | null {
@@ -347,7 +377,9 @@ export function loadConfig(
     const spec = OPTIONS[key];
     const flagValue = argv[spec.flag];
     let raw: unknown, where: string, isFile = false;
-    if (given(flagValue)) [raw, where] = [flagValue, `--${spec.flag}`];
+    // A bare boolean flag (--http-insecure) says "true".
+    if (spec.kind.type === "bool" && flagValue === "") [raw, where] = ["true", `--${spec.flag}`];
+    else if (given(flagValue)) [raw, where] = [flagValue, `--${spec.flag}`];
     else if (given(env[spec.env])) [raw, where] = [env[spec.env], spec.env];
     else if (key in fromFile && fromFile[key] !== null) [raw, where, isFile] = [fromFile[key], `config ${file}: "${key}"`, true];
     else {
@@ -378,7 +410,7 @@ for (const key of CONFIG_KEYS) {
   const shownDefault = spec.default === null ? "" : `; default ${String(spec.default)}`;
   configOptions[spec.flag] = {
     type: "string",
-    requiresArg: true,
+    requiresArg: spec.kind.type !== "bool",
     ...(spec.alias ? { alias: spec.alias } : {}),
     describe: `${spec.describe} (env ${spec.env}${spec.describe.includes("default") ? "" : shownDefault})`,
   };

@@ -48,7 +48,7 @@ test("defaults without flags, environment or file", (t) => {
     ctx: null, parallel: null, kvType: "auto", queueSize: 32, grace: 10, logLevel: "info", mqttUrl: null, mqttBaseTopic: "alpaca",
     mqttUsername: null, mqttPasswordFile: null, mqttClientId: null, mqttProtocol: "5", mqttKeepalive: 30, mqttSessionExpiry: 86400,
     mqttShareGroup: null, mqttCa: null, mqttCert: null, mqttKey: null, mqttHomeAssistant: true, mqttDiscoveryPrefix: "homeassistant",
-    mqttStatsInterval: 30,
+    mqttStatsInterval: 30, http: null, httpTokenFile: null, httpInsecure: false,
   });
 });
 
@@ -76,6 +76,7 @@ test("every option has a flag and an ALPACA_* variable", (t) => {
     mqttSessionExpiry: ["0", 0], mqttShareGroup: ["pis", "pis"], mqttCa: ["/etc/ssl/ca.pem", "/etc/ssl/ca.pem"],
     mqttCert: ["/etc/ssl/c.pem", "/etc/ssl/c.pem"], mqttKey: ["/etc/ssl/k.pem", "/etc/ssl/k.pem"],
     mqttHomeAssistant: ["false", false], mqttDiscoveryPrefix: ["ha", "ha"], mqttStatsInterval: ["0", 0],
+    http: ["[::1]:11434", "[::1]:11434"], httpTokenFile: ["/etc/alpaca/http-token", "/etc/alpaca/http-token"], httpInsecure: ["true", true],
   };
   t.deepEqual(Object.keys(values).sort(), [...CONFIG_KEYS].sort());
   for (const key of CONFIG_KEYS) {
@@ -125,6 +126,16 @@ test("validation: one line naming the source, as a UserError", (t) => {
   bad(["--mqtt-protocol", "4"], {}, /^--mqtt-protocol must be one of 5, 3\.1\.1/);
   bad([], { ALPACA_MQTT_BASE_TOPIC: "a/#" }, /must not contain the wildcards/);
   bad([], { ALPACA_GRACE: "soon" }, /^ALPACA_GRACE "soon" is not a duration/);
+  for (const v of ["11434", "0.0.0.0", "host:99999", "http://127.0.0.1:11434", "::1:11434"])
+    bad(["--http", v], {}, /^--http must be HOST:PORT, e\.g\. 127\.0\.0\.1:11434/);
+});
+
+test("a boolean flag alone says true; --no-… and an explicit value still work", (t) => {
+  t.true(load(["--http-insecure"]).httpInsecure);
+  t.true(load(["--http-insecure", "--http", "0.0.0.0:11434"]).httpInsecure);
+  t.false(load(["--http-insecure", "false"]).httpInsecure);
+  t.false(load([]).httpInsecure);
+  t.false(load(["--mqtt-home-assistant", "false"]).mqttHomeAssistant);
 });
 
 test("through the CLI a bad option is one line and exit code 2", (t) => {
@@ -147,6 +158,7 @@ test("the documented example file loads and names every option", (t) => {
   t.deepEqual(keys.sort(), [...CONFIG_KEYS].sort());
   const c = load(["--config", example]);
   t.like(c, { configFile: example, kvType: "auto", queueSize: 32, grace: 10, memoryLimit: null, threads: os.availableParallelism() });
+  t.like(c, { http: "127.0.0.1:11434", httpTokenFile: null, httpInsecure: false }, "HTTP on, for this machine only");
   t.regex(c.model!, /\.gguf$/);
 });
 

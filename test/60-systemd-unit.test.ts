@@ -41,6 +41,18 @@ testNeeding(test, needAnalyze, "systemd-analyze verify prints nothing for the in
   fs.rmSync(root, { recursive: true, force: true });
 });
 
+testNeeding(test, needAnalyze, "verify stays silent with the example configuration (HTTP on 127.0.0.1:11434) in /etc/alpaca", (t) => {
+  const root = scratchRoot();
+  fs.mkdirSync(path.join(root, "etc/alpaca"), { recursive: true });
+  const example = fs.readFileSync(path.join(ROOT, "systemd", "alpaca.example.json"), "utf8");
+  t.is(JSON.parse(example).http, "127.0.0.1:11434");
+  fs.writeFileSync(path.join(root, "etc/alpaca/config.json"), example);
+  const r = verify(root);
+  t.is(r.stderr, "", r.stderr);
+  t.is(r.status, 0);
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
 testNeeding(test, needAnalyze, "verify would notice a missing program (so its silence means something)", (t) => {
   const root = scratchRoot(false);
   const r = verify(root);

@@ -147,9 +147,10 @@ async function serveFromInstalledTree(t: ExecutionContext) {
   const u = unitCommand(root);
   fs.mkdirSync(u.runtimeDir, { recursive: true });
   const socket = path.join(u.runtimeDir, "alpaca.sock");
-  // What systemd would set (the directories it made), and the scratch root's config in place of /etc's.
+  // What systemd would set (the directories it made), and the scratch root's config in place of /etc's;
+  // its HTTP port (11434) on a free one, which an Ollama on this machine cannot have taken.
   const env = { ...process.env, ...nodeOnPath, ALPACA_ADDON: "", RUNTIME_DIRECTORY: u.runtimeDir, STATE_DIRECTORY: u.stateDir,
-    NOTIFY_SOCKET: "", ALPACA_CONFIG: path.join(root, "etc/alpaca/config.json") };
+    NOTIFY_SOCKET: "", ALPACA_CONFIG: path.join(root, "etc/alpaca/config.json"), ALPACA_HTTP: "127.0.0.1:0" };
   const child = spawn(u.program, [...u.args, "--model", sharedModel("stories260K-f32.gguf"), "--socket", socket], { env, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   child.stdout.on("data", (d) => (log += d));

@@ -9,8 +9,11 @@ import { createLogger } from "../log.js";
 import { formatPlan, planFromSystem, planModelOf, residencyOptions } from "../serving/plan.js";
 import { PressureWatcher } from "../system/pressure.js";
 import { LIMITS } from "../serving/protocol.js";
+import { parseSeconds, parseSize } from "../config.js";
 import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from "../system/sd-notify.js";
 import { mqttSettingsFromConfig } from "../transports/mqtt/settings.js";
+import { pullService } from "../transports/http/pull.js";
+import { HTTP_DEFAULTS, httpSettingsFromConfig } from "../transports/http/settings.js";
 import { Server } from "../serving/server.js";
 import { groupId, serverSocketPath } from "../transports/socket.js";
 import { UserError } from "../errors.js";
@@ -20,6 +23,8 @@ interface ServeArgs {
   "batch-tokens"?: number;
   "pressure-watch": boolean;
   "max-line-bytes": number;
+  "http-max-body"?: string;
+  "http-header-timeout"?: string;
   [key: string]: unknown;
 }
 
@@ -37,7 +42,17 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
         describe: "under memory pressure run one request at a time (--no-pressure-watch: never hold back)",
       })
       .option("max-line-bytes", { type: "number", default: LIMITS.maxLineBytes, describe: "longest request line on the socket" })
+      .option("http-max-body", { type: "string", requiresArg: true, describe: `largest HTTP request body (default ${HTTP_DEFAULTS.maxBodyBytes / 2 ** 20}M)` })
+      .option("http-header-timeout", {
+        type: "string",
+        requiresArg: true,
+        describe: `seconds an HTTP client has to send its request headers (default ${HTTP_DEFAULTS.headerTimeoutMs / 1000})`,
+      })
       .check((a) => {
+        const body = a["http-max-body"];
+        if (body !== undefined && !((parseSize(body) ?? 0) >= 1024)) throw new Error("--http-max-body must be a size of at least 1K");
+        const header = a["http-header-timeout"];
+        if (header !== undefined && !((parseSeconds(header) ?? 0) >= 0.01)) throw new Error("--http-header-timeout must be a duration of at least 10ms");
         const b = a["batch-tokens"];
         if (b !== undefined && !(Number.isInteger(b) && b >= 1)) throw new Error("--batch-tokens must be an integer ≥ 1");
         if (!(Number.isInteger(a["max-line-bytes"]) && a["max-line-bytes"] >= 1024)) throw new Error("--max-line-bytes must be an integer ≥ 1024");
@@ -47,6 +62,15 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     const config = loadConfig(a);
     const log = createLogger(config.logLevel);
     const mqtt = mqttSettingsFromConfig(config, log);
+    const httpHeaderTimeout = a["http-header-timeout"];
+    const http = await httpSettingsFromConfig(
+      config,
+      {
+        maxBodyBytes: a["http-max-body"] === undefined ? undefined : parseSize(a["http-max-body"])!,
+        headerTimeoutMs: httpHeaderTimeout === undefined ? undefined : parseSeconds(httpHeaderTimeout)! * 1000,
+      },
+      log,
+    );
     const socketGid = config.socketGroup === null ? undefined : groupId(config.socketGroup);
     if (socketGid === null) throw new UserError(`--socket-group / ALPACA_SOCKET_GROUP: no group named ${JSON.stringify(config.socketGroup)} in /etc/group`);
     const modelPath = config.model ?? (await downloadDefaultModel(log));
@@ -77,6 +101,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       maxBatchTokens: a["batch-tokens"] ?? plan.nBatch,
       maxLineBytes: a["max-line-bytes"],
       mqtt,
+      http: http && { settings: http, pull: pullService() },
       describePlan: () => ({
         fits: plan.fits,
         budget_bytes: plan.budget.bytes,
@@ -125,7 +150,7 @@ async function downloadDefaultModel(log: Logger): Promise<string> {
 /** systemd readiness, status and watchdog, and the memory-pressure watch; returns their stop. */
 function superviseServer(server: Server, pressureResidentBytes: number | null, log: Logger): () => void {
   const info = server.router.modelInfo;
-  notifyReady(`serving ${info.name || info.path} on ${server.socket.path}`);
+  notifyReady(`serving ${info.name || info.path} on ${server.socket.path}${server.http ? ` and ${server.http.url}` : ""}`);
   const watchdog = startWatchdog(() => server.scheduler.healthy());
   const pressure = pressureResidentBytes === null ? null : new PressureWatcher({ residentBytes: pressureResidentBytes });
   pressure?.on("change", (c) => {

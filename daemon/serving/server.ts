@@ -11,6 +11,10 @@ import { projectRoot } from "../engine/native.js";
 import { Router } from "./router.js";
 import { Scheduler } from "./scheduler.js";
 import { ChatTemplate } from "./templates.js";
+import { readModelCard } from "../transports/http/model-card.js";
+import type { PullService } from "../transports/http/pull.js";
+import type { HttpSettings } from "../transports/http/settings.js";
+import { HttpTransport } from "../transports/http/transport.js";
 import type { MqttSettings } from "../transports/mqtt/transport.js";
 import { MqttTransport } from "../transports/mqtt/transport.js";
 import { SocketTransport } from "../transports/socket.js";
@@ -36,6 +40,8 @@ export interface ServerOptions {
   describePlan?: () => Record<string, unknown>;
   /** The broker to serve through as well; absent: the socket only. */
   mqtt?: MqttSettings | null;
+  /** The Ollama and OpenAI HTTP APIs as well; absent: no HTTP. */
+  http?: { settings: HttpSettings; pull?: PullService } | null;
   log?: Logger;
 }
 
@@ -62,6 +68,7 @@ export class Server {
     readonly router: Router,
     readonly socket: SocketTransport,
     readonly mqtt: MqttTransport | null,
+    readonly http: HttpTransport | null,
     private readonly log: Logger,
   ) {}
 
@@ -96,12 +103,22 @@ export class Server {
         highWaterBytes: o.highWaterBytes,
         log,
       });
+      const http = o.http
+        ? new HttpTransport(router, o.http.settings, { card: readModelCard(o.modelPath), version: packageVersion(), pull: o.http.pull, log })
+        : null;
       scheduler.start();
       await socket.start();
+      try {
+        await http?.start();
+      } catch (e) {
+        await socket.close();
+        await scheduler.stop(0);
+        throw e;
+      }
       // The broker may be away: the transport connects (and reconnects) on its own.
       const mqtt = o.mqtt ? new MqttTransport(router, o.mqtt, { version: packageVersion(), log }) : null;
       mqtt?.start();
-      return new Server(model, scheduler, router, socket, mqtt, log);
+      return new Server(model, scheduler, router, socket, mqtt, http, log);
     } catch (e) {
       model.close();
       throw e;
@@ -120,8 +137,10 @@ export class Server {
       // MQTT requests arriving from now on stay unacknowledged: the broker keeps them for the next start.
       this.mqtt?.stopListening();
       await this.socket.stopListening();
+      this.http?.stopListening();
       await this.scheduler.stop(graceMs);
       await this.socket.close();
+      await this.http?.close();
       await this.mqtt?.close();
       this.model.close();
       this.log.info("stopped");

@@ -32,7 +32,7 @@ export interface MqttDaemonOptions {
   waitConnected?: boolean;
 }
 
-function paced(model: NativeModel, ms: number): NativeModel {
+export function paced(model: NativeModel, ms: number): NativeModel {
   if (!ms) return model;
   return new Proxy(model, {
     get(target, prop) {

@@ -1,0 +1,232 @@
+// The OpenAI API (docs/http.md): /v1/models, /v1/chat/completions and /v1/completions, with
+// OpenAI's objects, server-sent events ending in [DONE], usage (also streamed, with
+// stream_options.include_usage) and errors ({"error": {message, type, param, code}}), so that the
+// OpenAI SDKs (Home Assistant's llama.cpp integration, Extended OpenAI Conversation) need no change.
+import { randomBytes } from "node:crypto";
+import type { ServerResponse } from "node:http";
+import type { ErrorCode, GenerateRequest, GenerateResult, PromptSource } from "../../serving/protocol.js";
+import { LIMITS } from "../../serving/protocol.js";
+import type { Exchange, HttpServices } from "./exchange.js";
+import { runGeneration, sendJson, startStream, statusOf } from "./exchange.js";
+import type { Json } from "./fields.js";
+import { bodyObject, chatMessages, FieldError, Fields, generationOf, typeName } from "./fields.js";
+
+const SSE = "text/event-stream";
+
+/** Fields of OpenAI's request bodies that are read, or accepted and ignored (docs/http.md). */
+const CHAT_FIELDS = new Set([
+  "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stream", "stream_options",
+  "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "user",
+  "response_format", "tools", "tool_choice", "parallel_tool_calls", "functions", "function_call", "store", "metadata",
+  "service_tier", "reasoning_effort", "modalities", "prediction", "safety_identifier", "prompt_cache_key", "verbosity",
+  // llama.cpp's server reads these too
+  "top_k", "min_p", "repeat_penalty",
+]);
+const COMPLETION_FIELDS = new Set([
+  "model", "prompt", "suffix", "max_tokens", "temperature", "top_p", "n", "stream", "stream_options", "logprobs", "echo",
+  "stop", "presence_penalty", "frequency_penalty", "best_of", "logit_bias", "user", "seed", "top_k", "min_p", "repeat_penalty",
+]);
+
+/** OpenAI's `type` for each status it answers with. */
+function errorType(status: number): string {
+  if (status === 429) return "requests";
+  if (status >= 500) return "server_error";
+  return "invalid_request_error";
+}
+
+export function openaiError(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  extra: { param?: string | null; code?: string | null; headers?: Record<string, string> } = {},
+): void {
+  sendJson(
+    res,
+    status,
+    { error: { message, type: errorType(status), param: extra.param ?? null, code: extra.code ?? null } },
+    extra.headers,
+  );
+}
+
+function guarded(handler: (x: Exchange) => void): (x: Exchange) => void {
+  return (x) => {
+    try {
+      handler(x);
+    } catch (e) {
+      if (e instanceof FieldError) return openaiError(x.res, 400, e.message, { param: e.param });
+      const message = e instanceof Error ? e.message : String(e);
+      x.services.log.error(`${x.label}: ${message}`);
+      openaiError(x.res, 500, message);
+    }
+  };
+}
+
+// ─── Models ──────────────────────────────────────────────────────────────────────────────────
+
+function modelObject(s: HttpServices) {
+  return { id: s.card.name, object: "model", created: Math.floor(s.card.modifiedAt.getTime() / 1000), owned_by: "alpaca" };
+}
+
+function oneModel(x: Exchange): void {
+  const id = decodeURIComponent(x.path.slice("/v1/models/".length));
+  if (!x.services.card.aliases.has(id.toLowerCase()))
+    return openaiError(x.res, 404, `The model \`${id}\` does not exist or you do not have access to it.`, { param: "model", code: "model_not_found" });
+  sendJson(x.res, 200, modelObject(x.services));
+}
+
+// ─── Requests ────────────────────────────────────────────────────────────────────────────────
+
+interface Common {
+  f: Fields;
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+/** Checks what chat and completions share; OpenAI refuses what it does not know, and so do we. */
+function commonFields(body: unknown, known: Set<string>): Common {
+  const f = new Fields(bodyObject(body));
+  for (const key of Object.keys(f.o))
+    if (!known.has(key)) throw new FieldError(`Unrecognized request argument supplied: ${key.slice(0, 64)}`, key.slice(0, 64));
+  f.requiredString("model", 256); // any name: one model is loaded (as llama.cpp's server does)
+  if ((f.number("n", 1, 128, true) ?? 1) !== 1) f.fail("n", "must be 1: one choice is generated per request");
+  if (f.o.logprobs === true || (typeof f.o.logprobs === "number" && f.o.logprobs > 0)) f.fail("logprobs", "is not supported");
+  const bias = f.object("logit_bias");
+  if (bias && Object.keys(bias.o).length > 0) f.fail("logit_bias", "is not supported");
+  f.number("presence_penalty", -2, 2);
+  f.number("frequency_penalty", -2, 2);
+  const stream = f.bool("stream") ?? false;
+  const options = f.object("stream_options");
+  if (options && !stream) f.fail("stream_options", "is only allowed when stream is true");
+  return { f, stream, includeUsage: options?.bool("include_usage") ?? false };
+}
+
+const generateRequest = (c: Common, source: PromptSource, maxTokens: number | undefined): GenerateRequest =>
+  generationOf(c.f, source, maxTokens, c.stream);
+
+function usage(r: GenerateResult) {
+  const u = r.usage;
+  return {
+    prompt_tokens: u.prompt_tokens,
+    completion_tokens: u.completion_tokens,
+    total_tokens: u.prompt_tokens + u.completion_tokens,
+    prompt_tokens_details: { cached_tokens: u.cached_tokens },
+  };
+}
+
+const finishReason = (r: GenerateResult) => (r.stop_reason === "length" ? "length" : "stop");
+
+interface Shape {
+  /** The object of an answer that is not streamed, and of each streamed chunk. */
+  object: string;
+  chunkObject: string;
+  /** The first streamed choice (the role, for chat), or null. */
+  opening: Json | null;
+  /** A streamed choice carrying text. */
+  piece(text: string): Json;
+  /** The last streamed choice, with its finish reason. */
+  closing(r: GenerateResult): Json;
+  /** The one choice of an answer that is not streamed. */
+  whole(r: GenerateResult): Json;
+}
+
+/** Streams (server-sent events) or answers one generation in the shape of `shape`. */
+function answer(x: Exchange, c: Common, request: GenerateRequest, idPrefix: string, shape: Shape): void {
+  const { res, services } = x;
+  const head = {
+    id: `${idPrefix}-${randomBytes(12).toString("base64url")}`,
+    object: shape.chunkObject,
+    created: Math.floor(Date.now() / 1000),
+    model: services.card.name,
+    system_fingerprint: `alpaca-${services.version}`,
+  };
+  const event = (o: Json | string) => res.write(`data: ${typeof o === "string" ? o : JSON.stringify(o)}\n\n`);
+  const chunk = (choice: Json) => event({ ...head, choices: [choice], ...(c.includeUsage ? { usage: null } : {}) });
+  runGeneration(x, request, {
+    accepted: () => {
+      if (!c.stream) return;
+      startStream(res, SSE);
+      if (shape.opening) chunk(shape.opening);
+    },
+    delta: (text) => chunk(shape.piece(text)),
+    done: (r) => {
+      if (!c.stream) return sendJson(res, 200, { ...head, object: shape.object, choices: [shape.whole(r)], usage: usage(r) });
+      chunk(shape.closing(r));
+      if (c.includeUsage) event({ ...head, choices: [], usage: usage(r) });
+      event("[DONE]");
+      res.end();
+    },
+    failed: (code: ErrorCode, message: string) => {
+      const status = statusOf(code, 429);
+      const param = code === "too_long" ? "messages" : null;
+      const errorCode = code === "too_long" ? "context_length_exceeded" : code === "busy" ? "rate_limit_exceeded" : null;
+      if (!res.headersSent) return openaiError(res, status, message, { param, code: errorCode });
+      event({ error: { message, type: errorType(status), param, code: errorCode } });
+      res.end();
+    },
+  });
+}
+
+function chatCompletions(x: Exchange): void {
+  const c = commonFields(x.body, CHAT_FIELDS);
+  const { f } = c;
+  const maxTokens = f.number("max_completion_tokens", 1, 1 << 24, true) ?? f.number("max_tokens", 1, 1 << 24, true);
+  for (const key of ["functions", "function_call"]) if (f.has(key)) f.fail(key, "is deprecated: send tools and tool_choice");
+  const tools = f.array("tools", 256);
+  if (tools && tools.length > 0) f.fail("tools", "are not supported by this model");
+  if (f.has("tool_choice") && f.o.tool_choice !== "none" && f.o.tool_choice !== "auto") f.fail("tool_choice", "needs tools");
+  const format = f.object("response_format");
+  const formatType = format?.string("type", 32);
+  if (formatType !== undefined && formatType !== "text") format!.fail("type", `"${formatType}" needs constrained output, which this daemon does not offer yet`);
+  const messages = chatMessages(f);
+  if (!x.services.router.chatTemplate)
+    f.fail("messages", "cannot be read: this model has no chat template; use /v1/completions with a prompt");
+  answer(x, c, generateRequest(c, { kind: "messages", messages }, maxTokens), "chatcmpl", {
+    object: "chat.completion",
+    chunkObject: "chat.completion.chunk",
+    opening: { index: 0, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null },
+    piece: (text) => ({ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }),
+    closing: (r) => ({ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(r) }),
+    whole: (r) => ({
+      index: 0,
+      message: { role: "assistant", content: r.text, refusal: null },
+      logprobs: null,
+      finish_reason: finishReason(r),
+    }),
+  });
+}
+
+function completions(x: Exchange): void {
+  const c = commonFields(x.body, COMPLETION_FIELDS);
+  const { f } = c;
+  let given = f.o.prompt;
+  if (Array.isArray(given)) {
+    if (given.length !== 1) f.fail("prompt", "must be one string: one completion is generated per request");
+    given = given[0];
+  }
+  if (typeof given !== "string") return f.fail("prompt", `must be a string, got ${typeName(given)}`);
+  const prompt: string = given;
+  if (prompt.length > LIMITS.maxPromptChars) f.fail("prompt", `is longer than ${LIMITS.maxPromptChars} characters`);
+  if (f.string("suffix")) f.fail("suffix", "is not supported");
+  if ((f.number("best_of", 1, 128, true) ?? 1) !== 1) f.fail("best_of", "must be 1");
+  const echo = f.bool("echo") ?? false;
+  // OpenAI's default for this endpoint is 16 tokens
+  const maxTokens = f.number("max_tokens", 1, 1 << 24, true) ?? 16;
+  const text = (t: string) => ({ index: 0, text: t, logprobs: null, finish_reason: null });
+  answer(x, c, generateRequest(c, { kind: "prompt", prompt }, maxTokens), "cmpl", {
+    object: "text_completion",
+    chunkObject: "text_completion",
+    opening: echo ? text(prompt) : null,
+    piece: text,
+    closing: (r) => ({ ...text(""), finish_reason: finishReason(r) }),
+    whole: (r) => ({ ...text(echo ? prompt + r.text : r.text), finish_reason: finishReason(r) }),
+  });
+}
+
+// ─── Routes ──────────────────────────────────────────────────────────────────────────────────
+
+export const OPENAI_ROUTES: Record<string, { method: "GET" | "POST"; handler: (x: Exchange) => void }> = {
+  "/v1/models": { method: "GET", handler: (x) => sendJson(x.res, 200, { object: "list", data: [modelObject(x.services)] }) },
+  "/v1/models/*": { method: "GET", handler: oneModel },
+  "/v1/chat/completions": { method: "POST", handler: guarded(chatCompletions) },
+  "/v1/completions": { method: "POST", handler: guarded(completions) },
+};

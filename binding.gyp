@@ -8,6 +8,7 @@
         "native/napi/napi_tensor_types.cc",
         "native/napi/napi_tokenizer.cc",
         "native/napi/napi_model.cc",
+        "native/napi/napi_grammar.cc",
         "native/gguf/mapped_file.cc",
         "native/gguf/mapping_guard.cc",
         "native/gguf/gguf.cc",
@@ -29,6 +30,9 @@
         "native/tokenizer/tokenizer_bpe.cc",
         "native/tokenizer/unicode_tables.cc",
         "native/sampler/sampler.cc",
+        "native/sampler/grammar.cc",
+        "native/sampler/grammar_matcher.cc",
+        "native/sampler/token_mask.cc",
         "native/napi/sd_notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

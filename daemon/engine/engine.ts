@@ -2,6 +2,7 @@
 import fs from "node:fs";
 import { addon } from "./native.js";
 import { UserError } from "../errors.js";
+import type { NativeGrammar } from "./grammar.js";
 
 export type KvType = "f16" | "f32" | "q8_0";
 
@@ -100,6 +101,8 @@ export interface NativeModel {
   fileStatus(): ModelFileStatus;
   /** Reads the weights a decode step uses once with the context's threads: bytes read and the time it took. */
   streamWeights(): { bytes: number; ms: number };
+  /** GBNF against this model's vocabulary; use compileGrammar() from grammar.ts for a typed GrammarError. */
+  compileGrammar(gbnf: string, root?: string): NativeGrammar;
   close(): void;
 }
 
@@ -126,11 +129,26 @@ export interface SamplerOptions {
   repeatPenalty?: number;
   repeatLastN?: number;
   seed?: number;
+  /** Constrains every sampled token to the grammar (grammar.ts). */
+  grammar?: NativeGrammar | null;
 }
 
+export type GrammarState = "none" | "open" | "complete";
+
 export interface NativeSampler {
+  /** The next token; under a grammar only one it admits (a forced one without a draw). Throws when the grammar admits none. */
   sample(logits: Float32Array, offset?: number, n?: number): number;
+  /** Adds a prompt token to the repetition history (the grammar does not see it). */
   accept(token: number): void;
+  /**
+   * Switches a grammar on from its start (after reading `consumed`, e.g. a tool call's trigger text
+   * already generated) or off (null). False, and no grammar, when it does not admit `consumed`.
+   */
+  setGrammar(grammar: NativeGrammar | null, consumed?: string | Uint8Array): boolean;
+  /** The tokens the grammar decides from here (fast-forward), taken exactly as sample() would take them one by one. */
+  takeForced(): number[];
+  /** "complete": the grammar admits nothing more, the generation is over. */
+  grammarState(): GrammarState;
 }
 
 interface EngineBinding {

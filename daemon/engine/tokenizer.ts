@@ -1,6 +1,7 @@
 // Typed view of the native tokenizers (native/napi/napi_tokenizer.cc): a vocabulary read from a GGUF
 // model or vocabulary-only file, and a streaming decoder that never splits a UTF-8 character.
 import { addon } from "./native.js";
+import type { NativeGrammar } from "./grammar.js";
 
 export interface TokenizeOptions {
   /** Prepend BOS. Default: what the vocabulary asks for (tokenizer.ggml.add_bos_token). */
@@ -40,6 +41,8 @@ export interface NativeVocab {
   piece(id: number): string;
   isEndOfGeneration(id: number): boolean;
   info(): VocabInfo;
+  /** GBNF against this vocabulary (benchmarks, tools); see grammar.ts. */
+  compileGrammar(gbnf: string, root?: string): NativeGrammar;
 }
 
 /** Streaming detokenizer: push() returns only whole characters, finish() the held-back rest. */

@@ -40,6 +40,7 @@ export const LIMITS = {
   maxStopChars: 128,
   maxTimeoutMs: 24 * 3600 * 1000,
   maxSeed: 2 ** 53 - 1,
+  maxGrammarChars: 64 * 1024, // GBNF text, or a JSON Schema as JSON
   minPriority: -10,
   maxPriority: 10,
 } as const;
@@ -65,6 +66,9 @@ export type PromptSource =
   | { kind: "prompt"; prompt: string }
   | { kind: "instruction"; instruction: string; input?: string }
   | { kind: "messages"; messages: ChatMessage[] };
+
+/** What the output must be: JSON (any object, or fitting a JSON Schema) or a GBNF grammar's language. */
+export type OutputConstraint = { kind: "format"; format: "json" | Record<string, unknown> } | { kind: "grammar"; grammar: string };
 
 export interface SamplingParams {
   temperature: number;
@@ -93,6 +97,7 @@ export interface GenerateRequest {
    * clients send max_tokens 3000 to a 2048-token context as they would to llama.cpp or Ollama).
    */
   upToContext?: boolean;
+  constraint?: OutputConstraint;
 }
 
 export interface CancelRequest {
@@ -138,10 +143,12 @@ export interface Timings {
   total_ms: number;
   prompt_tokens_per_second: number;
   decode_tokens_per_second: number;
+  forced_tokens?: number; // generated tokens a grammar decided, fed without a decode step of their own
 }
 
 export interface GenerateResult {
   text: string;
+  json?: unknown; // with `format`: the text, parsed
   stop_reason: StopReason;
   usage: Usage;
   timings: Timings;
@@ -281,6 +288,7 @@ type Json = Record<string, unknown>;
 const GENERATE_FIELDS = new Set([
   "op", "transaction", "prompt", "instruction", "input", "messages", "max_tokens", "temperature", "top_k",
   "top_p", "min_p", "repeat_penalty", "seed", "stop", "stream", "timeout", "priority", "tools", "tool_choice",
+  "format", "grammar",
 ]);
 
 function bad(message: string): never {
@@ -409,7 +417,25 @@ function validateGenerate(o: Json, transaction: TransactionId, ctx: ValidationCo
     priority: num(o, "priority", LIMITS.minPriority, LIMITS.maxPriority, true) ?? 0,
     ...(tools ? { tools } : {}),
     ...(o.tool_choice !== undefined && o.tool_choice !== null ? { toolChoice: validateToolChoice(o.tool_choice, tools) } : {}),
+    constraint: validateConstraint(o),
   };
+}
+
+function validateConstraint(o: Json): OutputConstraint | undefined {
+  const format = o.format ?? undefined;
+  const grammar = o.grammar ?? undefined;
+  if (format !== undefined && grammar !== undefined) bad("give format or grammar, not both");
+  if (grammar !== undefined) {
+    const g = text(o, "grammar", LIMITS.maxGrammarChars, true);
+    if (g.trim() === "") bad("grammar is empty");
+    return { kind: "grammar", grammar: g };
+  }
+  if (format === undefined) return undefined;
+  if (format === "json") return { kind: "format", format };
+  if (typeof format !== "object" || Array.isArray(format))
+    bad(`format must be "json" or a JSON Schema object, got ${typeof format === "string" ? JSON.stringify(format.slice(0, 40)) : typeName(format)}`);
+  if (JSON.stringify(format).length > LIMITS.maxGrammarChars) bad(`format holds more than ${LIMITS.maxGrammarChars} characters of schema`);
+  return { kind: "format", format: format as Record<string, unknown> };
 }
 
 function validateMessages(v: unknown): ChatMessage[] {

@@ -2,6 +2,8 @@
 // same envelope and errors whether a request came over the Unix socket or MQTT. A transport only
 // frames bytes and hands each request to a Session, which addresses the replies back to it.
 import type { ModelInfo, NativeModel } from "../engine/engine.js";
+import type { NativeGrammar } from "../engine/grammar.js";
+import { compileGrammar, GrammarError } from "../engine/grammar.js";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
 import type {
@@ -14,6 +16,7 @@ import type {
   ModelsData,
   ModelSummary,
   Op,
+  OutputConstraint,
   PlanFacts,
   ReplyMessage,
   Request,
@@ -34,7 +37,8 @@ import {
   transactionOf,
   validateRequest,
 } from "./protocol.js";
-import type { GenerationHandle, Scheduler } from "./scheduler.js";
+import type { GenerationHandle, GenerationJob, GenerationSink, Scheduler } from "./scheduler.js";
+import { formatToGbnf, SchemaError } from "./json-schema-grammar.js";
 import type { ChatTemplate } from "./templates.js";
 import { alpacaPrompt } from "./templates.js";
 import type { ToolPlan } from "./tool-calls.js";
@@ -72,6 +76,9 @@ export class Router {
   private readonly sessions = new Set<Session>();
   private readonly started = Date.now();
   private nextAssigned = 0;
+  // Compiled grammars by GBNF text, most recently used last: `format: "json"` and a client's
+  // repeated schema compile once.
+  private readonly grammars = new Map<string, NativeGrammar>();
 
   // The table: every operation and who answers it.
   private readonly handlers: { [K in Op]: Handler<RequestOf<K>> } = {
@@ -156,6 +163,8 @@ export class Router {
     const promptTokens = this.promptTokens(r, tools);
     const room = this.modelInfo.nCtx - promptTokens.length;
     const maxTokens = r.upToContext ? Math.min(r.maxTokens ?? room, room) : r.maxTokens;
+    const constrained = this.constraintOf(r, tools);
+    const parseJson = r.constraint?.kind === "format";
     session.startGeneration(r, (sink) =>
       this.options.scheduler.submit(
         {
@@ -165,8 +174,9 @@ export class Router {
           stop: r.stop,
           timeoutMs: r.timeoutMs,
           priority: r.priority,
+          ...constrained,
         },
-        tools ? toolCallSink(sink, tools) : sink,
+        parseJson ? withParsedJson(sink) : tools ? toolCallSink(sink, tools) : sink,
       ),
     );
   }
@@ -177,6 +187,57 @@ export class Router {
     const format = toolFormatFor(this.options.chatTemplate.source);
     if (!format) throw new ProtocolError("bad_request", "this model's chat template does not take tools");
     return planToolCalls(format, r.tools, r.toolChoice ?? { kind: "auto" });
+  }
+
+  /**
+   * What constrains the answer: the tools' call grammar (from the first token for tool_choice
+   * "required" or a named tool, else from a call's trigger on), or the request's format or grammar.
+   */
+  private constraintOf(r: GenerateRequest, tools: ToolPlan | null): Pick<GenerationJob, "grammar" | "lazyGrammar"> {
+    if (tools) {
+      const grammar = this.compiled(tools.grammar, "tools (as a grammar)");
+      if (tools.fromStart) return { grammar };
+      const triggerTokens = tools.format.triggerTokens
+        .map((text) => Array.from(this.options.model.tokenize(text, false, true)))
+        .filter((ids) => ids.length === 1)
+        .map((ids) => ids[0]);
+      return { lazyGrammar: { grammar, triggers: [...tools.format.triggers], triggerTokens } };
+    }
+    if (!r.constraint) return {};
+    return { grammar: this.grammarFor(r.constraint) };
+  }
+
+  /** The compiled grammar of a request's format or grammar; a bad one is a bad_request that says where. */
+  private grammarFor(c: OutputConstraint): NativeGrammar {
+    let gbnf: string;
+    try {
+      gbnf = c.kind === "grammar" ? c.grammar : formatToGbnf(c.format);
+    } catch (e) {
+      if (e instanceof SchemaError) throw new ProtocolError("bad_request", `format: ${e.message}`);
+      throw e;
+    }
+    return this.compiled(gbnf, c.kind === "grammar" ? "grammar" : "format (as a grammar)");
+  }
+
+  /** GBNF compiled against the model's vocabulary, from the cache when it was seen lately. */
+  private compiled(gbnf: string, what: string): NativeGrammar {
+    const cached = this.grammars.get(gbnf);
+    if (cached) {
+      this.grammars.delete(gbnf);
+      this.grammars.set(gbnf, cached);
+      return cached;
+    }
+    let grammar: NativeGrammar;
+    try {
+      grammar = compileGrammar(this.options.model, gbnf);
+    } catch (e) {
+      if (e instanceof GrammarError)
+        throw new ProtocolError("bad_request", `${what}: ${e.message}`);
+      throw e;
+    }
+    this.grammars.set(gbnf, grammar);
+    if (this.grammars.size > 16) this.grammars.delete(this.grammars.keys().next().value!);
+    return grammar;
   }
 
   private promptTokens(r: GenerateRequest, tools: ToolPlan | null): number[] {
@@ -300,6 +361,23 @@ export class Router {
       clients: this.sessions.size,
     };
   }
+}
+
+/** The final of a `format` request carries the text parsed as `json` (absent when the text was cut short). */
+function withParsedJson(sink: GenerationSink): GenerationSink {
+  return {
+    delta: (text) => sink.delta(text),
+    fail: (code, message) => sink.fail(code, message),
+    done: (result) => {
+      let json: unknown;
+      try {
+        json = JSON.parse(result.text);
+      } catch {
+        return sink.done(result);
+      }
+      sink.done({ ...result, json });
+    },
+  };
 }
 
 // ─── Sessions ────────────────────────────────────────────────────────────────────────────────

@@ -8,7 +8,12 @@
 //
 // Each slot remembers the tokens its KV cache holds. A new request takes the slot sharing the
 // longest prefix with its prompt (or copies that prefix from a busy slot) and reads only the rest.
+//
+// Under a grammar, the tokens the grammar alone decides (a fixed key, `":`, a closing bracket) are
+// taken without sampling right after the token before them and fed in the same step: a sequence's
+// `pending` is then several tokens with logits only for the last (fast-forward).
 import type { Batch, NativeModel, NativeSampler, SamplerOptions } from "../engine/engine.js";
+import type { NativeGrammar } from "../engine/grammar.js";
 import { createSampler, Utf8Stream } from "../engine/engine.js";
 import type { ErrorCode, GenerateResult, SamplingParams, StopReason } from "./protocol.js";
 import { ProtocolError } from "./protocol.js";
@@ -19,6 +24,17 @@ export interface SchedulerOptions {
   maxBatchTokens?: number; // tokens per step; prompt chunks fill what decode tokens leave
   minReuseTokens?: number; // a shorter common prefix is not worth keeping a slot's cache for
   createSampler?: (options: SamplerOptions) => NativeSampler; // tests may count or fake sampling
+  /** Feed the tokens a grammar decides in one step (default true); false: one step each, same output. */
+  fastForward?: boolean;
+}
+
+/** A grammar that constrains from the first trigger on (a tool call): see json-schema-grammar.ts. */
+export interface LazyGrammar {
+  grammar: NativeGrammar;
+  /** Texts that switch it on; the grammar reads the output from the trigger's first byte. */
+  triggers: string[];
+  /** Tokens that switch it on (special tokens without text); the grammar starts after them. */
+  triggerTokens?: number[];
 }
 
 export interface GenerationJob {
@@ -29,6 +45,9 @@ export interface GenerationJob {
   timeoutMs?: number;
   priority: number;
   arrival?: number; // performance.now() when the request arrived (defaults to submit time)
+  /** Constrains the output from the first token (compiled by the router before queueing). */
+  grammar?: NativeGrammar;
+  lazyGrammar?: LazyGrammar;
 }
 
 /** Where a generation reports; exactly one of done / fail is called, once. */
@@ -77,10 +96,12 @@ interface Running {
   ticket: Ticket;
   slot: number;
   sampler: NativeSampler;
-  pending: number[]; // tokens still to feed: the rest of the prompt, then the last sampled token
+  pending: number[]; // tokens still to feed: the rest of the prompt, then the last sampled token and those forced after it
   reusedTokens: number; // prompt tokens found in the cache
   promptLeft: number; // prompt tokens not yet read
   generated: number;
+  forced: number; // generated tokens the grammar decided, fed without a step of their own
+  lazy?: { grammar: LazyGrammar; output: Buffer; searched: number }; // until its trigger appears
   utf8: Utf8Stream;
   stops: StopStringFilter;
   text: string;
@@ -105,6 +126,7 @@ export class Scheduler {
   private readonly maxBatchTokens: number;
   private readonly minReuseTokens: number;
   private readonly newSampler: (options: SamplerOptions) => NativeSampler;
+  private readonly fastForward: boolean;
   private readonly eog: Set<number>;
   private readonly slots: Slot[];
   private queue: Ticket[] = [];
@@ -132,6 +154,7 @@ export class Scheduler {
     this.maxBatchTokens = options.maxBatchTokens ?? 128;
     this.minReuseTokens = options.minReuseTokens ?? 4;
     this.newSampler = options.createSampler ?? createSampler;
+    this.fastForward = options.fastForward ?? true;
     this.slots = Array.from({ length: this.nSeq }, (_, i) => ({ cached: [], lastUsed: -1 - i }));
     for (let s = 0; s < this.nSeq; s++) model.kvTruncate(s, 0);
   }
@@ -358,6 +381,7 @@ export class Scheduler {
         minP: job.sampling.minP,
         repeatPenalty: job.sampling.repeatPenalty,
         seed: job.sampling.seed ?? Math.floor(Math.random() * 2 ** 32),
+        grammar: job.grammar,
       });
       for (const t of prompt) sampler.accept(t); // the repetition penalty sees the prompt too
       const running: Running = {
@@ -368,6 +392,8 @@ export class Scheduler {
         reusedTokens: reuse,
         promptLeft: prompt.length - reuse,
         generated: 0,
+        forced: 0,
+        lazy: job.lazyGrammar && { grammar: job.lazyGrammar, output: Buffer.alloc(0), searched: 0 },
         utf8: new Utf8Stream(),
         stops: new StopStringFilter(job.stop),
         text: "",
@@ -378,18 +404,20 @@ export class Scheduler {
       slot.lastUsed = this.nextOrder++;
       this.totals.promptTokens += prompt.length;
       this.totals.cachedTokens += reuse;
+      // A grammar may decide the first tokens (or the whole answer) before the model says anything.
+      this.takeForced(running, performance.now());
     }
   }
 
   /** One engine call for every running sequence. */
   private async step(active: Running[]): Promise<void> {
-    // Generating sequences first (one token each, keeps their latency low), then prompt chunks in
-    // arrival order within what is left of the token budget.
+    // Generating sequences first (their last token and any forced after it; keeps their latency
+    // low), then prompt chunks in arrival order within what is left of the token budget.
     const decoding = active.filter((r) => r.promptLeft === 0);
     const reading = active.filter((r) => r.promptLeft > 0).sort((a, b) => a.ticket.order - b.ticket.order);
+    const parts: { r: Running; n: number; logits: boolean }[] = decoding.map((r) => ({ r, n: r.pending.length, logits: true }));
     // At least one prompt token per step, so that a prompt is never starved by many decoders.
-    let budget = Math.max(this.maxBatchTokens - decoding.length, 1);
-    const parts: { r: Running; n: number; logits: boolean }[] = decoding.map((r) => ({ r, n: 1, logits: true }));
+    let budget = Math.max(this.maxBatchTokens - parts.reduce((a, p) => a + p.n, 0), 1);
     for (const r of reading) {
       const n = Math.min(r.pending.length, budget);
       if (n === 0) break;
@@ -439,10 +467,21 @@ export class Scheduler {
       const slot = this.slots[p.r.slot];
       for (let j = 0; j < p.n; j++) slot.cached.push(p.r.pending[j]);
       p.r.pending.splice(0, p.n);
-      if (p.r.promptLeft > 0) p.r.promptLeft -= p.n;
+      if (p.r.promptLeft > 0) {
+        p.r.promptLeft = Math.max(0, p.r.promptLeft - p.n);
+        if (p.r.promptLeft === 0) p.r.promptDone ??= t1;
+      }
       if (!p.logits) continue;
-      const token = p.r.sampler.sample(logits, row * nVocab, nVocab);
-      row++;
+      const offset = row++ * nVocab;
+      if (p.r.ticket.endReason) continue; // ended while the step ran; finishEnded() reports it
+      let token: number;
+      try {
+        token = p.r.sampler.sample(logits, offset, nVocab);
+      } catch (e) {
+        // only a grammar that admits no token of this vocabulary here gets this far
+        this.abort(p.r, e instanceof Error ? e.message : String(e));
+        continue;
+      }
       produced++;
       this.accept(p.r, token, t1);
     }
@@ -450,18 +489,65 @@ export class Scheduler {
     if (this.recentSteps.length > 4096) this.recentSteps.splice(0, 2048);
   }
 
-  /** A sampled token: stream its text, or end the sequence. */
+  /** A sampled token: stream it and feed it next, with the tokens the grammar decides after it. */
   private accept(r: Running, token: number, now: number): void {
-    if (r.firstToken === undefined) r.promptDone = r.firstToken = now;
-    if (r.ticket.endReason) return; // ended while the step ran; finishEnded() reports it
+    if (!this.take(r, token, now)) return;
+    r.pending = [token];
+    this.takeForced(r, now);
+  }
+
+  /** Tokens the grammar decides from here join the pending ones (without fast-forward, sample() returns them one per step). */
+  private takeForced(r: Running, now: number): void {
+    if (!this.fastForward) return;
+    const forced = r.sampler.takeForced();
+    for (let i = 0; i < forced.length; i++) {
+      r.forced++;
+      // the sampler has read them all: whether the grammar is complete holds after the last one
+      if (!this.take(r, forced[i], now, i === forced.length - 1)) return;
+      r.pending.push(forced[i]);
+    }
+  }
+
+  /** One generated token: count and stream it; false when it ended the sequence. */
+  private take(r: Running, token: number, now: number, grammarKnown = true): boolean {
+    r.firstToken ??= now;
     r.generated++;
     this.totals.generatedTokens++;
-    if (this.eog.has(token)) return this.finish(r, "eos");
-    const { emit, stopped } = r.stops.push(r.utf8.push(this.model.tokenBytes(token)));
+    if (this.eog.has(token)) {
+      this.finish(r, "eos");
+      return false;
+    }
+    const bytes = this.model.tokenBytes(token);
+    if (r.lazy) this.watchTrigger(r, token, bytes);
+    const { emit, stopped } = r.stops.push(r.utf8.push(bytes));
     this.emit(r, emit);
-    if (stopped) return this.finish(r, "stop");
-    if (r.generated >= r.ticket.maxTokens) return this.finish(r, "length");
-    r.pending = [token];
+    if (stopped) this.finish(r, "stop");
+    // a grammar that admits nothing more ends the answer as the end-of-generation token it forces would
+    else if (grammarKnown && r.sampler.grammarState() === "complete") this.finish(r, "eos");
+    else if (r.generated >= r.ticket.maxTokens) this.finish(r, "length");
+    else return true;
+    return false;
+  }
+
+  /** Switches a lazy grammar on once its trigger token or text has been generated. */
+  private watchTrigger(r: Running, token: number, bytes: Buffer): void {
+    const lazy = r.lazy!;
+    if (lazy.grammar.triggerTokens?.includes(token)) {
+      r.lazy = undefined;
+      r.sampler.setGrammar(lazy.grammar.grammar);
+      return;
+    }
+    lazy.output = Buffer.concat([lazy.output, bytes]);
+    let at = -1;
+    for (const trigger of lazy.grammar.triggers) {
+      const i = lazy.output.indexOf(trigger, Math.max(0, lazy.searched - Buffer.byteLength(trigger) + 1));
+      if (i >= 0 && (at < 0 || i < at)) at = i;
+    }
+    lazy.searched = lazy.output.length;
+    if (at < 0) return;
+    r.lazy = undefined;
+    // A trigger the grammar does not go on from leaves the output free: the tool-call parser reports it.
+    r.sampler.setGrammar(lazy.grammar.grammar, lazy.output.subarray(at));
   }
 
   private emit(r: Running, text: string): void {
@@ -485,6 +571,7 @@ export class Scheduler {
     if (reason !== "stop") this.emit(r, r.stops.flush(r.utf8.finish()));
     const now = performance.now();
     const t = r.ticket;
+    r.promptDone ??= r.firstToken;
     const promptDone = r.promptDone ?? now;
     const promptMs = promptDone - r.admitted;
     const decodeMs = now - promptDone;
@@ -502,6 +589,7 @@ export class Scheduler {
         total_ms: round(now - t.arrival),
         prompt_tokens_per_second: round(promptMs > 0 ? (promptRead * 1000) / promptMs : 0),
         decode_tokens_per_second: round(decodeMs > 0 && r.generated > 1 ? ((r.generated - 1) * 1000) / decodeMs : 0),
+        forced_tokens: r.forced,
       },
     };
     this.settle(t, () => t.sink.done(result));

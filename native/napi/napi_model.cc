@@ -6,6 +6,7 @@
 
 #include "../model/forward.h"
 #include "napi_common.h"
+#include "napi_grammar.h"
 #include "../sampler/sampler.h"
 #include "../kernels/stream_probe.h"
 
@@ -74,6 +75,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod("kvUsedCells", &ModelWrap::kvUsedCells),
                         InstanceMethod("fileStatus", &ModelWrap::fileStatus),
                         InstanceMethod("streamWeights", &ModelWrap::streamWeights),
+                        InstanceMethod("compileGrammar", &ModelWrap::compileGrammar),
                         InstanceMethod("close", &ModelWrap::close)});
   }
 
@@ -108,6 +110,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       params.nCtx = optionalInt(opts, "nCtx", static_cast<int>(std::min<int64_t>(model_->hparams().nCtxTrain, 4096)), 1,
                                 1 << 20);
       context_ = std::make_unique<InferenceContext>(*model_, params);
+      grammars_.attach(&model_->vocab());
       if (managed) {
         residency_ = std::make_unique<ResidencyManager>(*model_, residency);
         context_->setResidency(residency_.get());
@@ -364,8 +367,15 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value kvUsedCells(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), context_ ? context_->kv().usedCells() : 0);
   }
+  // compileGrammar(gbnf, root = "root") -> Grammar (napi_grammar.h)
+  Napi::Value compileGrammar(const Napi::CallbackInfo& info) {
+    if (!model_) throw Napi::Error::New(info.Env(), "model is closed");
+    return grammars_.compile(info);
+  }
+
   Napi::Value close(const Napi::CallbackInfo& info) {
     if (busy_) throw Napi::Error::New(info.Env(), "model is busy with an asynchronous decode");
+    grammars_.detach();
     context_.reset();
     residency_.reset();
     model_.reset();
@@ -376,15 +386,20 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   std::unique_ptr<Model> model_;
   std::unique_ptr<ResidencyManager> residency_;
   std::unique_ptr<InferenceContext> context_;
+  GrammarSource grammars_;  // declared after model_: detached before the vocabulary goes
   std::atomic<bool> busy_{false};
 };
 
 class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
  public:
   static Napi::Function define(Napi::Env env) {
-    return DefineClass(env, "Sampler", {InstanceMethod("sample", &SamplerWrap::sample), InstanceMethod("accept", &SamplerWrap::accept)});
+    return DefineClass(env, "Sampler",
+                       {InstanceMethod("sample", &SamplerWrap::sample), InstanceMethod("accept", &SamplerWrap::accept),
+                        InstanceMethod("setGrammar", &SamplerWrap::setGrammar),
+                        InstanceMethod("takeForced", &SamplerWrap::takeForced),
+                        InstanceMethod("grammarState", &SamplerWrap::grammarState)});
   }
-  // new Sampler({temperature, topK, topP, minP, repeatPenalty, repeatLastN, seed})
+  // new Sampler({temperature, topK, topP, minP, repeatPenalty, repeatLastN, seed, grammar})
   SamplerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SamplerWrap>(info) {
     Napi::Env env = info.Env();
     Napi::Object o = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
@@ -401,6 +416,7 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
       throw Napi::RangeError::New(env, "sampler settings out of range");
     p.seed = static_cast<uint64_t>(seed);
     sampler_ = std::make_unique<Sampler>(p);
+    sampler_->setGrammar(grammarFromValue(env, o.Get("grammar"), "grammar"));
   }
 
  private:
@@ -414,7 +430,36 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
     double offset = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
     double n = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : len - offset;
     if (!(offset >= 0 && n >= 1 && offset + n <= len)) throw Napi::RangeError::New(env, "logits slice out of range");
-    return Napi::Number::New(env, sampler_->sample(logits.Data() + static_cast<size_t>(offset), static_cast<int64_t>(n)));
+    return Napi::Number::New(env, guarded(env, [&] {
+      return sampler_->sample(logits.Data() + static_cast<size_t>(offset), static_cast<int64_t>(n));
+    }));
+  }
+  // setGrammar(grammar | null, consumed?: string | Uint8Array) -> false when the grammar does not
+  // admit `consumed` (the grammar is then off)
+  Napi::Value setGrammar(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto grammar = grammarFromValue(env, info.Length() > 0 ? info[0] : env.Undefined(), "grammar");
+    std::string consumed;
+    if (info.Length() > 1 && info[1].IsString()) consumed = info[1].As<Napi::String>().Utf8Value();
+    else if (info.Length() > 1 && info[1].IsTypedArray() && info[1].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+      Napi::Uint8Array a = info[1].As<Napi::Uint8Array>();
+      consumed.assign(reinterpret_cast<const char*>(a.Data()), a.ElementLength());
+    } else if (info.Length() > 1 && !info[1].IsUndefined()) {
+      throw Napi::TypeError::New(env, "consumed must be a string or a Uint8Array");
+    }
+    return Napi::Boolean::New(env, guarded(env, [&] { return sampler_->setGrammar(grammar, consumed); }));
+  }
+  // takeForced() -> number[]: the tokens the grammar decides from here, taken as if sampled
+  Napi::Value takeForced(const Napi::CallbackInfo& info) {
+    const std::vector<int32_t> forced = guarded(info.Env(), [&] { return sampler_->takeForced(); });
+    Napi::Array out = Napi::Array::New(info.Env(), forced.size());
+    for (size_t i = 0; i < forced.size(); i++) out.Set(static_cast<uint32_t>(i), forced[i]);
+    return out;
+  }
+  // grammarState() -> "none" | "open" | "complete"
+  Napi::Value grammarState(const Napi::CallbackInfo& info) {
+    const char* state = !sampler_->hasGrammar() ? "none" : guarded(info.Env(), [&] { return sampler_->grammarComplete(); }) ? "complete" : "open";
+    return Napi::String::New(info.Env(), state);
   }
   Napi::Value accept(const Napi::CallbackInfo& info) {
     sampler_->accept(static_cast<int32_t>(napi_common::requireNumber(info, 0, "token id")));

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "napi_common.h"
+#include "napi_grammar.h"
 #include "../tokenizer/vocab.h"
 
 namespace {
@@ -73,6 +74,7 @@ class VocabWrap : public Napi::ObjectWrap<VocabWrap> {
                            InstanceMethod<&VocabWrap::piece>("piece"),
                            InstanceMethod<&VocabWrap::isEndOfGeneration>("isEndOfGeneration"),
                            InstanceMethod<&VocabWrap::info>("info"),
+                           InstanceMethod<&VocabWrap::compileGrammar>("compileGrammar"),
                        });
   }
 
@@ -83,6 +85,7 @@ class VocabWrap : public Napi::ObjectWrap<VocabWrap> {
       GgufFile file(path);
       vocab_ = Vocab::fromGguf(file);
     });
+    grammars_.attach(vocab_.get());
     info.This().As<Napi::Object>().TypeTag(&kVocabTag);
   }
 
@@ -143,7 +146,11 @@ class VocabWrap : public Napi::ObjectWrap<VocabWrap> {
     return out;
   }
 
+  // compileGrammar(gbnf, root = "root") -> Grammar (napi_grammar.h)
+  Napi::Value compileGrammar(const Napi::CallbackInfo& info) { return grammars_.compile(info); }
+
   std::unique_ptr<Vocab> vocab_;
+  GrammarSource grammars_;  // declared after vocab_: detached before the vocabulary goes
 };
 
 class TokenDecoderWrap : public Napi::ObjectWrap<TokenDecoderWrap> {

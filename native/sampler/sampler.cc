@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <unordered_map>
 
 namespace {
@@ -32,13 +33,47 @@ double Sampler::uniform() {
   return static_cast<double>(result >> 11) * 0x1.0p-53;
 }
 
-void Sampler::accept(int32_t token) {
+bool Sampler::setGrammar(std::shared_ptr<const GrammarBundle> grammar, std::string_view consumed) {
+  grammar_.reset();
+  if (!grammar) return true;
+  auto cursor = std::make_unique<GrammarCursor>(std::move(grammar));
+  if (!cursor->acceptText(consumed)) return false;
+  grammar_ = std::move(cursor);
+  return true;
+}
+
+std::vector<int32_t> Sampler::takeForced() {
+  std::vector<int32_t> taken;
+  if (!grammar_) return taken;
+  for (;;) {
+    const std::deque<int32_t>& f = grammar_->forced();
+    if (f.empty()) return taken;
+    const int32_t token = f.front();
+    if (!grammar_->accept(token)) throw std::logic_error("grammar: a forced token was refused");
+    remember(token);
+    taken.push_back(token);
+  }
+}
+
+void Sampler::accept(int32_t token) { remember(token); }
+
+void Sampler::remember(int32_t token) {
   if (params_.repeatLastN <= 0) return;
   recent_.push_back(token);
   while (recent_.size() > static_cast<size_t>(params_.repeatLastN)) recent_.pop_front();
 }
 
 int32_t Sampler::sample(const float* logits, int64_t n) {
+  if (grammar_) {
+    // A forced token needs no logits and no draw (takeForced() takes the same tokens).
+    const std::deque<int32_t>& f = grammar_->forced();
+    if (!f.empty()) {
+      const int32_t token = f.front();
+      grammar_->accept(token);
+      remember(token);
+      return token;
+    }
+  }
   candidates_.resize(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; i++) candidates_[i] = {logits[i], static_cast<int32_t>(i)};
 
@@ -50,6 +85,24 @@ int32_t Sampler::sample(const float* logits, int64_t n) {
       seen[tok] = true;
       float& v = candidates_[tok].first;
       v = v > 0 ? v / params_.repeatPenalty : v * params_.repeatPenalty;
+    }
+  }
+
+  // ---- grammar: only the tokens it admits here (end-of-generation only where it may end)
+  if (grammar_) {
+    const std::vector<uint32_t>& mask = grammar_->mask();
+    size_t kept = 0;
+    for (size_t i = 0; i < candidates_.size(); i++) {
+      const auto id = static_cast<size_t>(candidates_[i].second);
+      if ((id >> 5) < mask.size() && ((mask[id >> 5] >> (id & 31)) & 1)) candidates_[kept++] = candidates_[i];
+    }
+    candidates_.resize(kept);
+    if (kept == 0) throw std::runtime_error("the grammar admits no token of this vocabulary here");
+    if (kept == 1) {
+      const int32_t token = candidates_[0].second;
+      grammar_->accept(token);
+      remember(token);
+      return token;
     }
   }
 
@@ -101,6 +154,7 @@ int32_t Sampler::sample(const float* logits, int64_t n) {
       if (r < 0) { chosen = candidates_[i].second; break; }
     }
   }
-  accept(chosen);
+  if (grammar_ && !grammar_->accept(chosen)) throw std::logic_error("grammar: the sampled token was refused");
+  remember(chosen);
   return chosen;
 }

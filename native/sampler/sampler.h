@@ -1,9 +1,14 @@
-// Next-token sampling: repetition penalty, top-k, top-p, min-p, temperature, seeded draw.
-// Temperature 0 is greedy (ties to the lowest id). Same seed + same settings = same tokens.
+// Next-token sampling: repetition penalty, grammar mask, top-k, top-p, min-p, temperature, seeded
+// draw. Temperature 0 is greedy (ties to the lowest id). Same seed + same settings = same tokens.
+// Under a grammar a token the grammar alone decides is taken without a draw (token_mask.h).
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <memory>
+#include <string_view>
 #include <vector>
+
+#include "token_mask.h"
 
 struct SamplerParams {
   float temperature = 0.8f;
@@ -23,11 +28,22 @@ class Sampler {
   // Adds a token (prompt or forced) to the repetition history without sampling.
   void accept(int32_t token);
 
+  // Switches a grammar on (from its start rule, after reading `consumed`) or off (nullptr).
+  // Returns false, leaving the grammar off, when the grammar does not admit `consumed`.
+  bool setGrammar(std::shared_ptr<const GrammarBundle> grammar, std::string_view consumed = {});
+  bool hasGrammar() const { return grammar_ != nullptr; }
+  // The tokens the grammar decides from here, taken as sample() would take them one by one.
+  std::vector<int32_t> takeForced();
+  // The grammar admits nothing more (generation is over).
+  bool grammarComplete() const { return grammar_ && grammar_->complete(); }
+
  private:
   double uniform();  // [0, 1)
+  void remember(int32_t token);
 
   SamplerParams params_;
   uint64_t state_[4];
   std::deque<int32_t> recent_;
   std::vector<std::pair<float, int32_t>> candidates_;
+  std::unique_ptr<GrammarCursor> grammar_;
 };

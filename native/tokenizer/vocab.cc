@@ -134,6 +134,10 @@ bool Vocab::isEndOfGeneration(int32_t id) const {
 }
 
 std::vector<int32_t> Vocab::tokenize(std::string_view text, bool addBos, bool parseSpecial) const {
+  return tokenize(text, addBos, parseSpecial, true);
+}
+
+std::vector<int32_t> Vocab::tokenize(std::string_view text, bool addBos, bool parseSpecial, bool atStart) const {
   std::vector<int32_t> out;
   if (addBos && bos_ >= 0) out.push_back(bos_);
 
@@ -169,7 +173,7 @@ std::vector<int32_t> Vocab::tokenize(std::string_view text, bool addBos, bool pa
     fragments.swap(next);
   }
 
-  bool afterSpecial = true;
+  bool afterSpecial = atStart;
   for (const Fragment& f : fragments) {
     if (f.token >= 0) {
       out.push_back(f.token);

@@ -26,6 +26,9 @@ class Vocab {
   // control / unknown tokens ("<s>", "<|eot_id|>") into those tokens instead of plain text;
   // user-defined tokens are always matched first, as llama.cpp and Hugging Face do.
   std::vector<int32_t> tokenize(std::string_view text, bool addBos, bool parseSpecial) const;
+  // Text that continues generated text (a grammar's forced output): no BOS, no SentencePiece space
+  // prefix, special-token text not parsed (user-defined tokens are still matched).
+  std::vector<int32_t> tokenizeContinuation(std::string_view text) const { return tokenize(text, false, false, false); }
 
   // The raw bytes a token stands for in generated text (may be part of a UTF-8 character).
   // Control and unknown tokens give "" unless renderSpecial. Throws std::out_of_range for a bad id.
@@ -60,6 +63,8 @@ class Vocab {
   // Tokenizes one stretch of plain text (special tokens already cut out). afterSpecial: the
   // stretch starts the text or follows a special token (SentencePiece adds its space prefix then).
   virtual void encodeText(std::string_view text, bool afterSpecial, std::vector<int32_t>& out) const = 0;
+  // atStart: the text starts a prompt (SentencePiece puts its space prefix in front).
+  std::vector<int32_t> tokenize(std::string_view text, bool addBos, bool parseSpecial, bool atStart) const;
 
   Model model_ = Model::Spm;
   std::string pre_;  // tokenizer.ggml.pre ("" when absent)

@@ -1,0 +1,216 @@
+#include "token_mask.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "../tokenizer/vocab.h"
+
+namespace {
+constexpr size_t kMaskCacheEntries = 32;
+constexpr size_t kMaxForcedBytes = 256;
+// Past this the matcher drops every state but the current one (a long, deeply nested output).
+constexpr size_t kMatcherCacheBytes = 32u << 20;
+
+inline void setBit(uint32_t* mask, int32_t id) { mask[id >> 5] |= uint32_t{1} << (id & 31); }
+}  // namespace
+
+std::shared_ptr<const TokenIndex> TokenIndex::build(const Vocab& vocab) {
+  auto index = std::make_shared<TokenIndex>();
+  index->nVocab = vocab.size();
+  std::vector<std::pair<std::string, int32_t>> texts;
+  texts.reserve(static_cast<size_t>(vocab.size()));
+  for (int32_t id = 0; id < vocab.size(); id++) {
+    if (vocab.isEndOfGeneration(id)) {
+      index->endOfGeneration.push_back(id);
+      continue;
+    }
+    const TokenKind kind = vocab.kind(id);
+    if (kind == TokenKind::Control || kind == TokenKind::Unknown || kind == TokenKind::Unused) continue;
+    std::string bytes = vocab.tokenBytes(id, false);
+    if (!bytes.empty()) texts.emplace_back(std::move(bytes), id);
+  }
+  std::sort(texts.begin(), texts.end());
+  index->position.assign(static_cast<size_t>(vocab.size()), UINT32_MAX);
+  index->offsets.push_back(0);
+  for (size_t i = 0; i < texts.size(); i++) {
+    const std::string& t = texts[i].first;
+    uint32_t common = 0;
+    if (i > 0) {
+      const std::string& prev = texts[i - 1].first;
+      while (common < t.size() && common < prev.size() && t[common] == prev[common]) common++;
+    }
+    index->lcp.push_back(common);
+    index->ids.push_back(texts[i].second);
+    index->position[static_cast<size_t>(texts[i].second)] = static_cast<uint32_t>(i);
+    index->bytes += t;
+    index->offsets.push_back(static_cast<uint32_t>(index->bytes.size()));
+  }
+  return index;
+}
+
+size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenIndex& index, uint32_t* mask) {
+  std::memset(mask, 0, ((static_cast<size_t>(index.nVocab) + 31) / 32) * 4);
+  if (state == GrammarMatcher::kDead) return 0;
+  // states[k]: the grammar state after the first k bytes of the current token
+  std::vector<uint32_t> states(64);
+  states[0] = state;
+  size_t allowed = 0;
+  const size_t n = index.ids.size();
+  const auto* bytes = reinterpret_cast<const uint8_t*>(index.bytes.data());
+  size_t i = 0;
+  while (i < n) {
+    const uint32_t begin = index.offsets[i], len = index.offsets[i + 1] - begin;
+    if (states.size() <= len) states.resize(len + 1);
+    uint32_t k = index.lcp[i];
+    uint32_t s = states[k];
+    while (k < len) {
+      s = matcher.step(s, bytes[begin + k]);
+      if (s == GrammarMatcher::kDead) break;
+      states[++k] = s;
+    }
+    i++;
+    if (k == len) {
+      setBit(mask, index.ids[i - 1]);
+      allowed++;
+    } else {
+      // every following token that shares the rejected byte is rejected too
+      while (i < n && index.lcp[i] > k) i++;
+    }
+  }
+  if (matcher.mayEnd(state))
+    for (int32_t id : index.endOfGeneration) {
+      setBit(mask, id);
+      allowed++;
+    }
+  return allowed;
+}
+
+GrammarCursor::GrammarCursor(std::shared_ptr<const GrammarBundle> bundle)
+    : bundle_(std::move(bundle)),
+      matcher_(bundle_->grammar),
+      state_(matcher_.start()),
+      mask_((static_cast<size_t>(bundle_->tokens->nVocab) + 31) / 32) {}
+
+const std::vector<uint32_t>& GrammarCursor::mask() {
+  const std::deque<int32_t>& f = forced();
+  if (ended_ || !f.empty()) {
+    std::fill(mask_.begin(), mask_.end(), 0);
+    if (!ended_) setBit(mask_.data(), f.front());
+    return mask_;
+  }
+  for (auto it = maskCache_.begin(); it != maskCache_.end(); ++it)
+    if (it->first == state_) {
+      maskCache_.splice(maskCache_.begin(), maskCache_, it);
+      return maskCache_.front().second;
+    }
+  if (maskCache_.size() >= kMaskCacheEntries) {
+    maskCache_.splice(maskCache_.begin(), maskCache_, std::prev(maskCache_.end()));
+    maskCache_.front().first = state_;
+  } else {
+    maskCache_.emplace_front(state_, std::vector<uint32_t>(mask_.size()));
+  }
+  computeTokenMask(matcher_, state_, *bundle_->tokens, maskCache_.front().second.data());
+  return maskCache_.front().second;
+}
+
+bool GrammarCursor::accept(int32_t token) {
+  if (ended_) return false;
+  const TokenIndex& index = *bundle_->tokens;
+  if (token < 0 || token >= index.nVocab) return false;
+  if (std::binary_search(index.endOfGeneration.begin(), index.endOfGeneration.end(), token)) {
+    if (!matcher_.mayEnd(state_)) return false;
+    ended_ = true;
+    forced_.clear();
+    return true;
+  }
+  const uint32_t at = index.position[static_cast<size_t>(token)];
+  if (at == UINT32_MAX) return false;
+  const bool wasForced = forcedFresh_ && !forced_.empty();
+  if (wasForced && forced_.front() != token) return false;
+  uint32_t s = state_;
+  for (unsigned char b : index.tokenText(at)) {
+    s = matcher_.step(s, b);
+    if (s == GrammarMatcher::kDead) return false;
+  }
+  state_ = s;
+  if (wasForced) forced_.pop_front();  // the rest of the forced run stays decided
+  else forcedFresh_ = false;
+  if (forced_.empty()) forcedFresh_ = false;
+  afterAdvance();
+  return true;
+}
+
+bool GrammarCursor::acceptText(std::string_view text) {
+  if (ended_) return text.empty();
+  uint32_t s = state_;
+  for (unsigned char b : text) {
+    s = matcher_.step(s, b);
+    if (s == GrammarMatcher::kDead) return false;
+  }
+  state_ = s;
+  forced_.clear();
+  forcedFresh_ = false;
+  afterAdvance();
+  return true;
+}
+
+void GrammarCursor::afterAdvance() {
+  if (matcher_.cacheBytes() > kMatcherCacheBytes) {
+    state_ = matcher_.compact(state_);
+    maskCache_.clear();
+  }
+}
+
+bool GrammarCursor::complete() { return ended_ || (matcher_.mayEnd(state_) && matcher_.closed(state_)); }
+
+const std::deque<int32_t>& GrammarCursor::forced() {
+  if (!forcedFresh_) refreshForced();
+  return forced_;
+}
+
+// The text the grammar admits alone from here, tokenized as the tokenizer would; the last token is
+// left to the model when some token that begins with it runs on past the decided text (`":` where
+// `": "` could follow), so that forcing never takes a choice away from the model.
+void GrammarCursor::refreshForced() {
+  forcedFresh_ = true;
+  forced_.clear();
+  const Vocab* vocab = bundle_->vocab ? bundle_->vocab->vocab : nullptr;
+  if (ended_ || !vocab) return;
+  std::string text;
+  uint32_t s = state_;
+  while (text.size() < kMaxForcedBytes && !matcher_.mayEnd(s)) {
+    const int b = matcher_.onlyNextByte(s);
+    if (b < 0) break;
+    text += static_cast<char>(b);
+    s = matcher_.step(s, static_cast<uint8_t>(b));
+  }
+  if (text.empty()) return;
+  std::vector<int32_t> tokens = vocab->tokenizeContinuation(text);
+  const TokenIndex& index = *bundle_->tokens;
+  std::string joined;
+  for (int32_t t : tokens) {
+    const uint32_t at = t >= 0 && t < index.nVocab ? index.position[static_cast<size_t>(t)] : UINT32_MAX;
+    if (at == UINT32_MAX) return;  // a token with no text (unknown): do not force
+    joined += index.tokenText(at);
+  }
+  if (joined != text || tokens.empty()) return;
+  // Does a token that starts with the last one reach past the decided text, admitted by the grammar?
+  const int32_t last = tokens.back();
+  const uint32_t at = index.position[static_cast<size_t>(last)];
+  const size_t lastLen = index.tokenText(at).size();
+  // (tokens that begin with it sort right after it; tokens with the same bytes cannot reach further)
+  bool open = false;
+  for (size_t i = at + 1; !open && i < index.ids.size() && index.lcp[i] >= lastLen; i++) {
+    const std::string_view u = index.tokenText(i);
+    if (u.size() <= lastLen) continue;
+    uint32_t us = s;  // the state after the whole decided text
+    size_t k = lastLen;
+    for (; k < u.size(); k++) {
+      us = matcher_.step(us, static_cast<uint8_t>(u[k]));
+      if (us == GrammarMatcher::kDead) break;
+    }
+    open = k == u.size();
+  }
+  if (open) tokens.pop_back();
+  forced_.assign(tokens.begin(), tokens.end());
+}

@@ -1,0 +1,95 @@
+// The grammar meets the vocabulary: which tokens may come next, and which the grammar alone decides.
+//
+// TokenIndex sorts every token's bytes once per vocabulary; consecutive tokens share prefixes
+// (`lcp`), so walking them in order is walking the token trie: the grammar state after each prefix
+// is kept on a small stack, a token costs only the bytes it does not share with the one before, and
+// a prefix the grammar rejects skips every token that starts with it.
+//
+// GrammarCursor is one generation's place in a grammar: the allowed-token mask (cached per grammar
+// state: inside a JSON string the state repeats and the mask is computed once), advancing over a
+// token, and the FORCED tokens: where the grammar admits exactly one continuation text, the tokens
+// the tokenizer gives for that text. The cursor admits only the next forced token while there are
+// any, and the sampler takes it without drawing a random number, so feeding forced tokens one per
+// step or all in one batch produces the same output.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "grammar_matcher.h"
+
+class Vocab;
+
+// A vocabulary that may go away (a model closed from JavaScript) while grammars compiled against it
+// live on: the owner clears `vocab`, and forcing stops instead of reading freed memory.
+struct VocabRef {
+  const Vocab* vocab = nullptr;
+};
+
+struct TokenIndex {
+  static std::shared_ptr<const TokenIndex> build(const Vocab& vocab);
+
+  int32_t nVocab = 0;
+  std::vector<int32_t> ids;        // tokens with text, sorted by their bytes
+  std::vector<uint32_t> offsets;   // bytes of ids[i]: bytes[offsets[i] .. offsets[i + 1])
+  std::string bytes;
+  std::vector<uint32_t> lcp;       // bytes ids[i] shares with ids[i - 1]
+  std::vector<int32_t> endOfGeneration;
+  std::vector<uint32_t> position;  // token id -> index in ids (UINT32_MAX: no text)
+
+  std::string_view tokenText(size_t i) const { return {bytes.data() + offsets[i], offsets[i + 1] - offsets[i]}; }
+};
+
+// A compiled grammar ready for generation: the grammar, the vocabulary's index, the vocabulary.
+struct GrammarBundle {
+  std::shared_ptr<const CompiledGrammar> grammar;
+  std::shared_ptr<const TokenIndex> tokens;
+  std::shared_ptr<VocabRef> vocab;
+  std::string root;
+};
+
+// Sets the bits of every token the grammar admits from `state` (mask: ceil(nVocab / 32) words),
+// end-of-generation tokens where it may end. Returns how many bits are set.
+size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenIndex& index, uint32_t* mask);
+
+class GrammarCursor {
+ public:
+  explicit GrammarCursor(std::shared_ptr<const GrammarBundle> bundle);
+
+  // Allowed tokens now ([nVocab / 32] words); while forced tokens wait, only the next one.
+  const std::vector<uint32_t>& mask();
+  // What the grammar admits now, forcing aside; returns the count.
+  size_t grammarMask(uint32_t* mask) {
+    if (ended_) return computeTokenMask(matcher_, GrammarMatcher::kDead, *bundle_->tokens, mask);
+    return computeTokenMask(matcher_, state_, *bundle_->tokens, mask);
+  }
+  // Advances over a token (or an end-of-generation token where the grammar may end); false, and
+  // nothing changes, when the grammar does not admit it.
+  bool accept(int32_t token);
+  // Advances over text (a trigger already generated); false when the grammar does not admit it.
+  bool acceptText(std::string_view text);
+  // The forced tokens from here (empty when the next token is the model's choice).
+  const std::deque<int32_t>& forced();
+  // The grammar admits nothing more: generation is over.
+  bool complete();
+  bool mayEnd() const { return ended_ || matcher_.mayEnd(state_); }
+
+ private:
+  void refreshForced();
+  void afterAdvance();
+
+  std::shared_ptr<const GrammarBundle> bundle_;
+  GrammarMatcher matcher_;
+  uint32_t state_;
+  bool ended_ = false;          // an end-of-generation token was accepted
+  bool forcedFresh_ = false;    // forced_ was computed for this state
+  std::deque<int32_t> forced_;
+  std::vector<uint32_t> mask_;
+  // masks by state, most recently used first
+  std::list<std::pair<uint32_t, std::vector<uint32_t>>> maskCache_;
+};

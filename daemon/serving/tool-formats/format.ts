@@ -2,6 +2,9 @@
 // the pieces the formats share: reading a call object, finding where a JSON value ends.
 import type { GbnfRules } from "../gbnf-writer.js";
 
+/** Calls one answer may hold under the grammar: more than a home's request needs, and a bound on the answer. */
+export const MAX_CALLS = 8;
+
 /** One call as the model wrote it: the tool's name and its arguments. */
 export interface ParsedCall {
   name: string;

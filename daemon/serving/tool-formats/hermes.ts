@@ -3,7 +3,7 @@
 // one token whose text is the tag itself.
 import { gbnfLiteral } from "../gbnf-writer.js";
 import type { ParsedCall, ToolFormat } from "./format.js";
-import { eachTool, jsonEnd, readCall, tryJson } from "./format.js";
+import { eachTool, jsonEnd, MAX_CALLS, readCall, tryJson } from "./format.js";
 
 const OPEN = "<tool_call>";
 const CLOSE = "</tool_call>";
@@ -17,7 +17,7 @@ export const hermes: ToolFormat = {
   grammar(tools, rules) {
     const choice = eachTool(tools, (name, args) => `${gbnfLiteral(`${JSON.stringify(name)}, "arguments": `)} ${args}`);
     const call = rules.add("tool-call", `${gbnfLiteral(`${OPEN}\n{"name": `)} (${choice}) ${gbnfLiteral(`}\n${CLOSE}`)}`);
-    return `${call} ("\\n" ${call})*`;
+    return `${call} ("\\n" ${call}){0,${MAX_CALLS - 1}}`;
   },
 
   parse(text) {

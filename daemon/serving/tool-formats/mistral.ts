@@ -3,7 +3,7 @@
 // render as no text; the JSON list is recognised without it.
 import { gbnfLiteral } from "../gbnf-writer.js";
 import type { ParsedCall, ParseOutcome, ToolFormat } from "./format.js";
-import { eachTool, jsonEnd, readCall, tryJson } from "./format.js";
+import { eachTool, jsonEnd, MAX_CALLS, readCall, tryJson } from "./format.js";
 
 const TAG = "[TOOL_CALLS]";
 const ARGS = "[ARGS]";
@@ -17,7 +17,7 @@ export const mistral: ToolFormat = {
   grammar(tools, rules) {
     const choice = eachTool(tools, (name, args) => `${gbnfLiteral(`{"name": ${JSON.stringify(name)}, "arguments": `)} ${args} "}"`);
     const call = rules.add("tool-call", `(${choice})`);
-    return `${gbnfLiteral(TAG)}? "[" ${call} (", " ${call})* "]"`;
+    return `${gbnfLiteral(TAG)}? "[" ${call} (", " ${call}){0,${MAX_CALLS - 1}} "]"`;
   },
 
   parse(text) {

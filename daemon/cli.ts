@@ -4,6 +4,7 @@ import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { askCommand } from "./cli/ask.js";
 import { benchCommand } from "./cli/bench.js";
+import { cacheCommand } from "./cli/cache.js";
 import { doctorCommand } from "./cli/doctor.js";
 import { evalCommand } from "./cli/eval.js";
 import { infoCommand } from "./cli/info.js";
@@ -31,6 +32,7 @@ const commands: CommandModule<object, any>[] = [
   serveCommand,
   askCommand,
   statusCommand,
+  cacheCommand,
   doctorCommand,
 ];
 

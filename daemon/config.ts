@@ -33,6 +33,12 @@ export interface Config {
   /** Seconds a stopping daemon waits for running requests before cancelling them. */
   grace: number;
   logLevel: LogLevel;
+  /** Where shared prompt prefixes are kept across restarts; null = <state directory>/prompt-cache. */
+  promptCacheDir: string | null;
+  /** Bytes of prompt-cache files at most; 0 turns the cache off. */
+  promptCacheSize: number;
+  /** Prompt-cache files at most (the longest recently used prefixes). */
+  promptCacheFiles: number;
   mqttUrl: string | null;
   mqttBaseTopic: string;
   mqttUsername: string | null;
@@ -65,7 +71,7 @@ type ConfigKey = Exclude<keyof Config, "configFile">;
 
 type Kind =
   | { type: "string"; check?: (v: string) => string | null }
-  | { type: "size" }
+  | { type: "size"; zeroMeansOff?: boolean }
   | { type: "int"; min: number; max: number }
   | { type: "seconds" }
   | { type: "bool" }
@@ -131,6 +137,18 @@ const OPTIONS: Record<ConfigKey, OptionSpec> = {
   logLevel: {
     flag: "log-level", env: "ALPACA_LOG_LEVEL", kind: { type: "enum", choices: ["error", "warn", "info", "debug"] },
     default: "info", describe: "log level: error, warn, info or debug",
+  },
+  promptCacheDir: {
+    flag: "prompt-cache-dir", env: "ALPACA_PROMPT_CACHE_DIR", kind: { type: "string" }, default: null,
+    describe: "directory of the prompt cache (default: prompt-cache in the state directory)",
+  },
+  promptCacheSize: {
+    flag: "prompt-cache-size", env: "ALPACA_PROMPT_CACHE_SIZE", kind: { type: "size", zeroMeansOff: true }, default: 2 ** 30,
+    describe: "disk space for cached prompt prefixes, e.g. 1G (0: no prompt cache)",
+  },
+  promptCacheFiles: {
+    flag: "prompt-cache-files", env: "ALPACA_PROMPT_CACHE_FILES", kind: { type: "int", min: 1, max: 1000 }, default: 8,
+    describe: "cached prompt prefixes kept at most",
   },
   mqttUrl: {
     flag: "mqtt-url", env: "ALPACA_MQTT_URL", kind: { type: "string", check: checkMqttUrl }, default: null,
@@ -309,7 +327,7 @@ function convert(spec: OptionSpec, raw: unknown, fromFile: boolean): { value: Co
     case "size": {
       const bytes = typeof raw === "number" && Number.isInteger(raw) && raw >= 0 ? raw
         : typeof raw === "string" ? parseSize(raw) : null;
-      if (bytes === null || bytes <= 0)
+      if (bytes === null || (bytes === 0 && !kind.zeroMeansOff) || bytes < 0)
         return { error: `${shown} is not a size (bytes, or a number with K, M, G or T, e.g. 3.5G)` };
       return { value: bytes };
     }

@@ -16,6 +16,7 @@ import { pullService } from "../transports/http/pull.js";
 import { HTTP_DEFAULTS, httpSettingsFromConfig } from "../transports/http/settings.js";
 import { Server } from "../serving/server.js";
 import { groupId, serverSocketPath } from "../transports/socket.js";
+import { promptCacheDir } from "./cache.js";
 import { UserError } from "../errors.js";
 import { describeProgress } from "./pull.js";
 
@@ -100,6 +101,10 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       maxQueue: config.queueSize,
       maxBatchTokens: a["batch-tokens"] ?? plan.nBatch,
       maxLineBytes: a["max-line-bytes"],
+      promptCache:
+        config.promptCacheSize === 0
+          ? null
+          : { dir: promptCacheDir(config.promptCacheDir), maxBytes: config.promptCacheSize, maxFiles: config.promptCacheFiles },
       mqtt,
       http: http && { settings: http, pull: pullService() },
       describePlan: () => ({

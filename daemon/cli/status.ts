@@ -1,6 +1,7 @@
 // alpaca status: what the running daemon serves, its plan, queue, speed and memory.
 import type { CommandModule } from "yargs";
 import { formatBytes } from "../serving/memory.js";
+import type { PromptCacheStats } from "../serving/protocol.js";
 import { connectToDaemon, socketOption } from "./client-options.js";
 
 interface StatusArgs {
@@ -25,6 +26,7 @@ interface StatusData {
   tokens_per_second: number;
   totals: { requests: number; completed: number; rejected_busy: number; generated_tokens: number; cached_tokens: number };
   memory: { rss_bytes: number; kv_used_cells: number; kv_total_cells: number };
+  prompt_cache?: PromptCacheStats;
 }
 
 export const statusCommand: CommandModule<object, StatusArgs> = {
@@ -56,6 +58,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
       `speed   ${d.tokens_per_second} tokens/s (last 10 s)`,
       `totals  ${d.totals.requests} requests, ${d.totals.completed} completed, ${d.totals.rejected_busy} busy, ${d.totals.generated_tokens} tokens generated, ${d.totals.cached_tokens} prompt tokens reused`,
       `memory  RSS ${formatBytes(d.memory.rss_bytes)}, KV cells ${d.memory.kv_used_cells}/${d.memory.kv_total_cells}`,
+      promptCacheLine(d.prompt_cache),
     ];
     process.stdout.write(lines.join("\n") + "\n");
   },
@@ -69,4 +72,10 @@ function residencyLine(r: StatusData["plan"]["residency"], weightBytes: number):
     : `not locked${r.lock_error ? ` (${r.lock_error})` : ""}`;
   return `weights resident ${formatBytes(r.resident_bytes)}, ${lock}, ` +
     `streamed ${formatBytes(r.streamed_bytes)} per token (${streamed} layer${streamed === 1 ? "" : "s"})`;
+}
+
+function promptCacheLine(c: PromptCacheStats | undefined): string {
+  if (!c) return "cache   prompt cache off";
+  return `cache   ${c.files}/${c.max_files} stored prefixes, ${formatBytes(c.bytes)} of ${formatBytes(c.max_bytes)} in ${c.dir}; ` +
+    `${c.restored} restored (${c.restored_tokens} tokens), ${c.saved} stored, ${c.skipped} skipped`;
 }

@@ -97,6 +97,12 @@ export interface NativeModel {
   kvTruncate(seq: number, from: number): void;
   kvCopyPrefix(from: number, to: number, n: number): void;
   kvUsedCells(): number;
+  /** The model file's identity: a hash of its header, metadata, tensor directory and size (16 hex digits). */
+  identity(): string;
+  /** Writes positions [0, n) of a sequence to a prompt-cache file (temporary file, fsync, rename); resolves with its bytes. */
+  kvSaveAsync(seq: number, n: number, file: string, meta: string, tokens: Int32Array): Promise<number>;
+  /** Empties a sequence, then fills positions [0, n) from a prompt-cache file whose tokens start with `expected`. */
+  kvRestoreAsync(seq: number, n: number, file: string, expected: Int32Array): Promise<number>;
   /** What became of the mapped model file since it was loaded (an fstat of the kept-open file). */
   fileStatus(): ModelFileStatus;
   /** Reads the weights a decode step uses once with the context's threads: bytes read and the time it took. */

@@ -228,7 +228,22 @@ export interface StatusData {
     generated_tokens: number;
   };
   memory: { rss_bytes: number; heap_used_bytes: number; kv_bytes: number; kv_used_cells: number; kv_total_cells: number };
+  /** Shared prefixes kept on disk (docs/prompt-cache.md); absent when the cache is off. */
+  prompt_cache?: PromptCacheStats;
   clients: number;
+}
+
+/** The prompt cache in `status`: its files and what it saved. */
+export interface PromptCacheStats {
+  dir: string;
+  files: number;
+  bytes: number;
+  max_bytes: number;
+  max_files: number;
+  restored: number; // requests that skipped a prefill thanks to a file
+  restored_tokens: number;
+  saved: number;
+  skipped: number; // files found unusable, restores or saves that failed
 }
 
 /** The `models` answer. */

@@ -358,6 +358,7 @@ export class Router {
         kv_used_cells: s.kvUsedCells,
         kv_total_cells: s.nCtx * s.nSeq,
       },
+      ...(s.promptCache ? { prompt_cache: s.promptCache } : {}),
       clients: this.sessions.size,
     };
   }

@@ -15,8 +15,9 @@
 import type { Batch, NativeModel, NativeSampler, SamplerOptions } from "../engine/engine.js";
 import type { NativeGrammar } from "../engine/grammar.js";
 import { createSampler, Utf8Stream } from "../engine/engine.js";
-import type { ErrorCode, GenerateResult, SamplingParams, StopReason } from "./protocol.js";
+import type { ErrorCode, GenerateResult, PromptCacheStats, SamplingParams, StopReason } from "./protocol.js";
 import { ProtocolError } from "./protocol.js";
+import type { PromptCache, PromptCacheEntry } from "./prompt-cache.js";
 import { StopStringFilter } from "./stop-strings.js";
 
 export interface SchedulerOptions {
@@ -24,6 +25,7 @@ export interface SchedulerOptions {
   maxBatchTokens?: number; // tokens per step; prompt chunks fill what decode tokens leave
   minReuseTokens?: number; // a shorter common prefix is not worth keeping a slot's cache for
   createSampler?: (options: SamplerOptions) => NativeSampler; // tests may count or fake sampling
+  promptCache?: PromptCache; // shared prefixes kept on disk across restarts
   /** Feed the tokens a grammar decides in one step (default true); false: one step each, same output. */
   fastForward?: boolean;
 }
@@ -72,6 +74,7 @@ export interface SchedulerStats {
   admissionNote: string;
   slots: { slot: number; busy: boolean; cachedTokens: number }[];
   kvUsedCells: number;
+  promptCache?: PromptCacheStats;
   tokensPerSecond: number; // generated tokens per second of busy time over the last ~10 s
   totals: { requests: number; completed: number; rejected: number; promptTokens: number; cachedTokens: number; generatedTokens: number };
 }
@@ -108,12 +111,15 @@ interface Running {
   admitted: number;
   promptDone?: number;
   firstToken?: number;
+  restoring?: boolean; // its prefix is being read from the prompt cache: kept out of every batch
+  persist?: number; // the reused prefix that deserves a prompt-cache file once the request ends
 }
 
 interface Slot {
   cached: number[]; // exactly the tokens the KV cache holds for this sequence, positions 0…
   running?: Running;
   lastUsed: number;
+  pinned: number; // leading positions a prompt-cache write is reading: kept as they are until it ends
 }
 
 // ─── Scheduler ─────────────────────────────────────────────────────────────────────────────────
@@ -127,6 +133,7 @@ export class Scheduler {
   private readonly minReuseTokens: number;
   private readonly newSampler: (options: SamplerOptions) => NativeSampler;
   private readonly fastForward: boolean;
+  private readonly cache?: PromptCache;
   private readonly eog: Set<number>;
   private readonly slots: Slot[];
   private queue: Ticket[] = [];
@@ -155,7 +162,8 @@ export class Scheduler {
     this.minReuseTokens = options.minReuseTokens ?? 4;
     this.newSampler = options.createSampler ?? createSampler;
     this.fastForward = options.fastForward ?? true;
-    this.slots = Array.from({ length: this.nSeq }, (_, i) => ({ cached: [], lastUsed: -1 - i }));
+    this.cache = options.promptCache;
+    this.slots = Array.from({ length: this.nSeq }, (_, i) => ({ cached: [], lastUsed: -1 - i, pinned: 0 }));
     for (let s = 0; s < this.nSeq; s++) model.kvTruncate(s, 0);
   }
 
@@ -235,6 +243,7 @@ export class Scheduler {
       // The mirror of the engine's lengths, kept in step with every kvTruncate/kvCopyPrefix/decode
       // (the engine cannot be asked while a decode runs).
       kvUsedCells: this.slots.reduce((a, s) => a + s.cached.length, 0),
+      ...(this.cache ? { promptCache: this.cache.stats() } : {}),
       tokensPerSecond: busyMs > 0 ? (tokens * 1000) / busyMs : 0,
       totals: { ...this.totals },
     };
@@ -255,6 +264,7 @@ export class Scheduler {
     this.stopping = true;
     this.wake?.();
     await this.loopDone;
+    await this.cache?.flush();
   }
 
   /** Resolves once no request is queued or running. */
@@ -305,7 +315,7 @@ export class Scheduler {
     while (!this.stopping) {
       this.finishEnded();
       this.admit();
-      const active = this.slots.filter((s) => s.running).map((s) => s.running!);
+      const active = this.slots.filter((s) => s.running && !s.running.restoring).map((s) => s.running!);
       if (active.length === 0) {
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = undefined;
@@ -320,7 +330,7 @@ export class Scheduler {
     const now = performance.now();
     for (const slot of this.slots) {
       const r = slot.running;
-      if (!r) continue;
+      if (!r || r.restoring) continue; // its cells are being written; it ends once they are
       if (!r.ticket.endReason && now >= r.ticket.deadline) r.ticket.endReason = "timeout";
       const reason = r.ticket.endReason;
       if (!reason) continue;
@@ -341,36 +351,49 @@ export class Scheduler {
     // Under memory pressure one sequence still runs at a time: the cache it touches is small,
     // and a queue that never moves would only turn pressure into timeouts.
     while (this.queue.length > 0 && (this.admitting || !this.slots.some((s) => s.running))) {
-      const free = this.slots.map((s, i) => ({ s, i })).filter(({ s }) => !s.running);
-      if (free.length === 0) return;
-      const ticket = this.queue.shift()!;
-      const prompt = ticket.job.promptTokens;
+      const prompt = this.queue[0].job.promptTokens;
       const usable = prompt.length - 1; // the last prompt token is always read, for its logits
       const common = (slot: Slot) => commonPrefix(slot.cached, prompt, usable);
+      // A slot whose prefix is being written to the prompt cache serves only prompts that keep it.
+      const free = this.slots.map((s, i) => ({ s, i })).filter(({ s }) => !s.running && (s.pinned === 0 || common(s) >= s.pinned));
+      if (free.length === 0) return;
 
       // The free slot with the longest useful prefix, else an empty slot, else the least recently used.
       let best = free.reduce((a, b) => (common(b.s) > common(a.s) ? b : a));
       let reuse = common(best.s);
       if (reuse < this.minReuseTokens) {
         reuse = 0;
-        best = free.find(({ s }) => s.cached.length === 0) ?? free.reduce((a, b) => (b.s.lastUsed < a.s.lastUsed ? b : a));
+        const unpinned = free.filter(({ s }) => s.pinned === 0);
+        if (unpinned.length === 0) return;
+        best = unpinned.find(({ s }) => s.cached.length === 0) ?? unpinned.reduce((a, b) => (b.s.lastUsed < a.s.lastUsed ? b : a));
       }
+      const ticket = this.queue.shift()!;
       const slot = best.s;
-      this.model.kvTruncate(best.i, reuse);
-      slot.cached.length = reuse;
 
       // A busy (or other free) slot may hold a longer prefix of this prompt: copy its cells.
       let source = -1;
+      let copied = reuse;
       for (let i = 0; i < this.slots.length; i++) {
         const n = common(this.slots[i]);
-        if (i !== best.i && n >= this.minReuseTokens && n > reuse) {
-          reuse = n;
+        if (i !== best.i && n >= this.minReuseTokens && n > copied) {
+          copied = n;
           source = i;
         }
       }
-      if (source >= 0) {
-        this.model.kvCopyPrefix(source, best.i, reuse);
-        slot.cached = this.slots[source].cached.slice(0, reuse);
+      // A file of the prompt cache may hold a longer one still (after a restart, always).
+      const stored = this.cache?.match(prompt, usable);
+      const restore = stored && stored.n > copied && slot.pinned === 0 ? stored : null;
+      if (!restore) {
+        this.model.kvTruncate(best.i, reuse);
+        slot.cached.length = reuse;
+        if (source >= 0) {
+          this.model.kvCopyPrefix(source, best.i, copied);
+          slot.cached = this.slots[source].cached.slice(0, copied);
+          reuse = copied;
+        }
+      } else {
+        reuse = 0; // the restore empties the slot first
+        slot.cached = [];
       }
 
       const job = ticket.job;
@@ -398,15 +421,37 @@ export class Scheduler {
         stops: new StopStringFilter(job.stop),
         text: "",
         admitted: performance.now(),
+        // reused from memory: asked for twice at least, so worth a file if none holds it yet
+        persist: this.cache?.wants(prompt, reuse) ? reuse : undefined,
       };
       ticket.running = running;
       slot.running = running;
       slot.lastUsed = this.nextOrder++;
       this.totals.promptTokens += prompt.length;
       this.totals.cachedTokens += reuse;
+      if (restore) this.restore(running, restore.entry, restore.n);
       // A grammar may decide the first tokens (or the whole answer) before the model says anything.
-      this.takeForced(running, performance.now());
+      else this.takeForced(running, performance.now());
     }
+  }
+
+  /** Fills a slot from a prompt-cache file; the sequence joins the batches once that is done. */
+  private restore(r: Running, entry: PromptCacheEntry, n: number): void {
+    r.restoring = true;
+    r.pending = [];
+    const prompt = r.ticket.job.promptTokens;
+    const slot = this.slots[r.slot];
+    void this.cache!.restore(r.slot, entry, n).then((ok) => {
+      r.restoring = false;
+      const kept = ok ? n : 0; // a failed restore left the sequence empty: read the whole prompt
+      slot.cached = prompt.slice(0, kept);
+      r.pending = prompt.slice(kept);
+      r.reusedTokens = kept;
+      r.promptLeft = prompt.length - kept;
+      this.totals.cachedTokens += kept;
+      this.takeForced(r, performance.now());
+      this.wake?.();
+    });
   }
 
   /** One engine call for every running sequence. */
@@ -568,6 +613,14 @@ export class Scheduler {
   private finish(r: Running, reason: StopReason): void {
     const slot = this.slots[r.slot];
     slot.running = undefined;
+    if (r.persist !== undefined && this.cache && slot.cached.length >= r.persist) {
+      // Off the request path: the answer goes out now, the file is written behind it.
+      slot.pinned = r.persist;
+      void this.cache.save(r.slot, slot.cached.slice(0, r.persist)).finally(() => {
+        slot.pinned = 0;
+        this.wake?.();
+      });
+    }
     if (reason !== "stop") this.emit(r, r.stops.flush(r.utf8.finish()));
     const now = performance.now();
     const t = r.ticket;

@@ -8,6 +8,7 @@ import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
 import { readGguf } from "../engine/gguf.js";
 import { projectRoot } from "../engine/native.js";
+import { PromptCache } from "./prompt-cache.js";
 import { Router } from "./router.js";
 import { Scheduler } from "./scheduler.js";
 import { ChatTemplate } from "./templates.js";
@@ -38,6 +39,8 @@ export interface ServerOptions {
   highWaterBytes?: number;
   /** Facts from the memory plan, shown by status and info. */
   describePlan?: () => Record<string, unknown>;
+  /** Shared prompt prefixes kept on disk across restarts; absent or null: none. */
+  promptCache?: { dir: string; maxBytes: number; maxFiles: number; minTokens?: number } | null;
   /** The broker to serve through as well; absent: the socket only. */
   mqtt?: MqttSettings | null;
   /** The Ollama and OpenAI HTTP APIs as well; absent: no HTTP. */
@@ -57,6 +60,16 @@ export function packageVersion(): string {
 export function readChatTemplate(modelPath: string): string | undefined {
   const t = readGguf(modelPath).metadata["tokenizer.chat_template"];
   return typeof t === "string" && t.trim() !== "" ? t : undefined;
+}
+
+/** The prompt cache, or none (one warning) when its directory cannot be used. */
+function openPromptCache(model: NativeModel, o: NonNullable<ServerOptions["promptCache"]>, log: Logger): PromptCache | undefined {
+  try {
+    return new PromptCache(model, { dir: o.dir, maxBytes: o.maxBytes, maxEntries: o.maxFiles, minTokens: o.minTokens, version: packageVersion(), log });
+  } catch (e) {
+    log.warn(`prompt cache off: ${e instanceof Error ? e.message : String(e)}`);
+    return undefined;
+  }
 }
 
 export class Server {
@@ -93,7 +106,8 @@ export class Server {
           log.warn(`the model's chat template does not parse (${e instanceof Error ? e.message : e}); messages are refused`);
         }
       }
-      const scheduler = new Scheduler(model, { maxQueue: o.maxQueue, maxBatchTokens: o.maxBatchTokens });
+      const promptCache = o.promptCache ? openPromptCache(model, o.promptCache, log) : undefined;
+      const scheduler = new Scheduler(model, { maxQueue: o.maxQueue, maxBatchTokens: o.maxBatchTokens, promptCache });
       const router = new Router({ model, scheduler, chatTemplate, version: packageVersion(), describePlan: o.describePlan, log });
       const socket = new SocketTransport(router, {
         path: o.socketPath,

@@ -11,6 +11,7 @@ class KvCache {
  public:
   KvCache(int nLayer, int kvDim, int nCtx, int nSeq, TensorType type);
 
+  int nLayer() const { return nLayer_; }
   int nCtx() const { return nCtx_; }
   int nSeq() const { return nSeq_; }
   int kvDim() const { return kvDim_; }
@@ -20,6 +21,8 @@ class KvCache {
   // Row of one cell of one layer: [kvDim] elements of type().
   uint8_t* keyRow(int layer, int seq, int pos) { return k_.data + rowOffset(layer, seq, pos); }
   uint8_t* valueRow(int layer, int seq, int pos) { return v_.data + rowOffset(layer, seq, pos); }
+  const uint8_t* keyRow(int layer, int seq, int pos) const { return k_.data + rowOffset(layer, seq, pos); }
+  const uint8_t* valueRow(int layer, int seq, int pos) const { return v_.data + rowOffset(layer, seq, pos); }
   size_t rowBytes() const { return rowBytes_; }
 
   // Number of leading positions of a sequence that hold valid entries.

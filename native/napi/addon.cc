@@ -8,6 +8,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerTokenizer(env, exports);
   registerModel(env, exports);
   registerGrammar(env, exports);
+  registerKvStore(env, exports);
   registerSdNotify(env, exports);
   return exports;
 }

@@ -45,4 +45,5 @@ void registerGguf(Napi::Env env, Napi::Object exports);
 void registerTensorTypes(Napi::Env env, Napi::Object exports);
 void registerTokenizer(Napi::Env env, Napi::Object exports);
 void registerModel(Napi::Env env, Napi::Object exports);
+void registerKvStore(Napi::Env env, Napi::Object exports);
 void registerSdNotify(Napi::Env env, Napi::Object exports);

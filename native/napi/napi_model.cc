@@ -1,10 +1,12 @@
 // N-API surface of the engine: Model (weights + KV cache + forward pass) and Sampler.
 #include <atomic>
+#include <functional>
 #include <memory>
 
 #include <stdexcept>
 
 #include "../model/forward.h"
+#include "../model/kv_store.h"
 #include "napi_common.h"
 #include "napi_grammar.h"
 #include "../sampler/sampler.h"
@@ -73,6 +75,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod("kvLength", &ModelWrap::kvLength), InstanceMethod("kvTruncate", &ModelWrap::kvTruncate),
                         InstanceMethod("kvCopyPrefix", &ModelWrap::kvCopyPrefix),
                         InstanceMethod("kvUsedCells", &ModelWrap::kvUsedCells),
+                        InstanceMethod("identity", &ModelWrap::identity),
+                        InstanceMethod("kvSaveAsync", &ModelWrap::kvSaveAsync),
+                        InstanceMethod("kvRestoreAsync", &ModelWrap::kvRestoreAsync),
                         InstanceMethod("fileStatus", &ModelWrap::fileStatus),
                         InstanceMethod("streamWeights", &ModelWrap::streamWeights),
                         InstanceMethod("compileGrammar", &ModelWrap::compileGrammar),
@@ -373,8 +378,98 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return grammars_.compile(info);
   }
 
+  // ---- the prompt cache's files (kv_store.h) ---------------------------------------------------
+  // Both run on a worker thread beside decodes of other sequences: they touch only the rows of
+  // their own sequence, which the scheduler keeps out of every batch until they settle.
+
+  // A promise settled from a worker thread; work() throws to reject.
+  class IoWorker : public Napi::AsyncWorker {
+   public:
+    IoWorker(Napi::Env env, ModelWrap* owner, std::function<double()> work)
+        : Napi::AsyncWorker(env), owner_(owner), work_(std::move(work)), deferred_(Napi::Promise::Deferred::New(env)) {
+      owner_->Ref();
+      owner_->ioPending_++;
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+    void Execute() override {
+      try {
+        result_ = work_();
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override {
+      settle();
+      deferred_.Resolve(Napi::Number::New(Env(), result_));
+    }
+    void OnError(const Napi::Error& e) override {
+      settle();
+      deferred_.Reject(e.Value());
+    }
+
+   private:
+    void settle() {
+      owner_->ioPending_--;
+      owner_->Unref();
+    }
+    ModelWrap* owner_;
+    std::function<double()> work_;
+    double result_ = 0;
+    Napi::Promise::Deferred deferred_;
+  };
+
+  static std::vector<int32_t> tokenList(const Napi::CallbackInfo& info, size_t i) {
+    if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(info.Env(), "tokens must be an Int32Array");
+    Napi::Int32Array a = info[i].As<Napi::Int32Array>();
+    return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
+  }
+
+  // identity() -> 16 hex digits: the GGUF header, metadata, tensor directory and file size.
+  Napi::Value identity(const Napi::CallbackInfo& info) {
+    ensureOpen(info.Env());
+    return Napi::String::New(info.Env(), modelIdentity(model_->file()));
+  }
+
+  // kvSaveAsync(seq, n, path, meta, tokens: Int32Array[n]) -> Promise<bytes written>
+  Napi::Value kvSaveAsync(const Napi::CallbackInfo& info) {
+    const int seq = seqArg(info, 0);
+    const double n = napi_common::requireNumber(info, 1, "count");
+    std::string path = napi_common::requireString(info, 2, "path"), meta = napi_common::requireString(info, 3, "meta");
+    std::vector<int32_t> tokens = tokenList(info, 4);
+    if (!(n >= 1 && n <= context_->kv().length(seq)) || tokens.size() != static_cast<size_t>(n))
+      throw Napi::RangeError::New(info.Env(), "save: the count must be 1..the sequence's length, one token id each");
+    const KvCache& kv = context_->kv();
+    auto* worker = new IoWorker(info.Env(), this, [&kv, seq, n, path, meta, tokens] {
+      return static_cast<double>(saveKvPrefix(kv, seq, static_cast<int>(n), path, meta, tokens));
+    });
+    Napi::Promise p = worker->promise();
+    worker->Queue();
+    return p;
+  }
+
+  // kvRestoreAsync(seq, n, path, expected: Int32Array) -> Promise<n>; the sequence is emptied
+  // first and holds exactly n positions when it resolves, none when it rejects.
+  Napi::Value kvRestoreAsync(const Napi::CallbackInfo& info) {
+    const int seq = seqArg(info, 0);
+    const double n = napi_common::requireNumber(info, 1, "count");
+    std::string path = napi_common::requireString(info, 2, "path");
+    std::vector<int32_t> expected = tokenList(info, 3);
+    if (!(n >= 1 && n <= context_->kv().nCtx())) throw Napi::RangeError::New(info.Env(), "restore: count out of range");
+    context_->kv().truncate(seq, 0);
+    KvCache& kv = context_->kv();
+    auto* worker = new IoWorker(info.Env(), this, [&kv, seq, n, path, expected] {
+      restoreKvPrefix(kv, seq, static_cast<int>(n), path, expected);
+      return n;
+    });
+    Napi::Promise p = worker->promise();
+    worker->Queue();
+    return p;
+  }
+
   Napi::Value close(const Napi::CallbackInfo& info) {
     if (busy_) throw Napi::Error::New(info.Env(), "model is busy with an asynchronous decode");
+    if (ioPending_ > 0) throw Napi::Error::New(info.Env(), "model is busy saving or restoring cached prompt cells");
     grammars_.detach();
     context_.reset();
     residency_.reset();
@@ -388,6 +483,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   std::unique_ptr<InferenceContext> context_;
   GrammarSource grammars_;  // declared after model_: detached before the vocabulary goes
   std::atomic<bool> busy_{false};
+  std::atomic<int> ioPending_{0};
 };
 
 class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {

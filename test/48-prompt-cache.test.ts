@@ -2,21 +2,26 @@
 // a restarted scheduler restores it and answers exactly what a cold one computes; every kind of
 // bad file is skipped with the answer still right; the budget holds; a write cut short by
 // SIGKILL leaves nothing that is used later.
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { promisify } from "node:util";
 import test from "ava";
 import type { ExecutionContext } from "ava";
 import type { NativeModel } from "../daemon/engine/engine.js";
 import { openModel } from "../daemon/engine/engine.js";
 import type { Logger } from "../daemon/log.js";
-import type { GenerateResult } from "../daemon/serving/protocol.js";
+import type { GenerateResult, PromptCacheStats } from "../daemon/serving/protocol.js";
 import { DEFAULT_SAMPLING } from "../daemon/serving/protocol.js";
 import type { PromptCacheOptions } from "../daemon/serving/prompt-cache.js";
 import { PromptCache, readKvFile } from "../daemon/serving/prompt-cache.js";
 import { Scheduler } from "../daemon/serving/scheduler.js";
-import { needShared, ROOT, sharedModel, testNeeding } from "./helpers/shared.js";
+import type { TestDaemon } from "./helpers/daemon.js";
+import { startDaemon, waitFor } from "./helpers/daemon.js";
+import { CLI, needShared, ROOT, sharedModel, testNeeding } from "./helpers/shared.js";
+
+const execFileAsync = promisify(execFile);
 
 const F32 = () => sharedModel("stories260K-f32.gguf");
 const Q4_0 = () => sharedModel("stories260K-q4_0.gguf");
@@ -270,4 +275,54 @@ testNeeding(test, needShared, "SIGKILL while writing leaves only a temporary fil
   await life(F32(), { dir, log }, async () => {});
   t.false(fs.readdirSync(dir).some((f) => f.endsWith(".tmp")), "no temporary file after a start");
   t.true(log.lines.some((l) => /left unfinished/.test(l)));
+});
+
+// ─── Through the daemon and the command line ─────────────────────────────────────────────────
+
+testNeeding(test, needShared, "serve: status shows the cache; after a restart the prefix is restored; alpaca cache ls and rm manage the files", async (t) => {
+  const dir = tempDir(t);
+  const promptCache = { dir, maxBytes: 2 ** 30, maxFiles: 8, minTokens: 8 };
+  const generate = async (d: TestDaemon, prompt: string) => {
+    const c = await d.connect();
+    try {
+      const r = await c.request({ op: "generate", prompt, max_tokens: 8, temperature: 0, stream: false });
+      if (r.status !== "ok") throw new Error(JSON.stringify(r));
+      return r.data as GenerateResult;
+    } finally {
+      c.close();
+    }
+  };
+  const status = async (d: TestDaemon) => {
+    const c = await d.connect();
+    try {
+      const r = await c.request({ op: "status" });
+      return (r as { data: { prompt_cache: PromptCacheStats } }).data.prompt_cache;
+    } finally {
+      c.close();
+    }
+  };
+  let daemon = await startDaemon({ promptCache });
+  t.teardown(() => daemon.stop());
+  await generate(daemon, PREFIX + ENDINGS[0]);
+  await generate(daemon, PREFIX + ENDINGS[1]);
+  await waitFor(async () => (await status(daemon)).saved === 1, 10_000, "the prefix to be stored");
+  t.like(await status(daemon), { dir, files: 1, restored: 0 });
+  await daemon.stop();
+
+  daemon = await startDaemon({ promptCache });
+  const r = await generate(daemon, PREFIX + ENDINGS[2]);
+  t.true(r.usage.cached_tokens >= 40);
+  t.like(await status(daemon), { files: 1, restored: 1, restored_tokens: r.usage.cached_tokens });
+  await daemon.stop();
+
+  const cli = (...args: string[]) => execFileAsync(process.execPath, [CLI, "cache", ...args, "--prompt-cache-dir", dir]);
+  const listed = JSON.parse((await cli("ls", "--json")).stdout) as { dir: string; files: { name: string; tokens: number; model: string }[] };
+  t.is(listed.files.length, 1);
+  t.like(listed.files[0], { tokens: r.usage.cached_tokens, model: "stories260K-f32.gguf" });
+  t.regex((await cli("ls")).stdout, /1 file.*\n.*tokens of stories260K-f32\.gguf/);
+  const refused = await cli("rm", "../../etc/passwd").then(() => null, (e: { code: number; stderr: string }) => e);
+  t.is(refused?.code, 2);
+  t.regex(refused!.stderr, /not a prompt-cache file name/);
+  await cli("rm", listed.files[0].name);
+  t.deepEqual(kvFiles(dir), []);
 });

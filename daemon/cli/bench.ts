@@ -2,6 +2,7 @@
 import path from "node:path";
 import type { CommandModule } from "yargs";
 import { median, runBench, type BenchRep } from "../engine/bench.js";
+import { benchPromptCache } from "../engine/bench-prompt-cache.js";
 import { parseSize } from "../config.js";
 import { openModel } from "../engine/engine.js";
 import { UserError } from "../errors.js";
@@ -21,6 +22,9 @@ interface BenchArgs {
   "memory-limit"?: string;
   json: boolean;
   verbose: boolean;
+  "prompt-cache": boolean;
+  batch: number;
+  "drop-caches": boolean;
 }
 
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -41,6 +45,12 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         type: "string", requiresArg: true,
         describe: "run under the memory plan of this budget (e.g. 3500M): the layers that do not fit stream from storage",
       })
+      .option("prompt-cache", {
+        type: "boolean", default: false,
+        describe: "time to first token of a -p token prompt: cold, prefix in memory, prefix restored from a file after a restart",
+      })
+      .option("batch", { type: "number", default: 512, describe: "with --prompt-cache: prompt tokens per engine call" })
+      .option("drop-caches", { type: "boolean", default: false, describe: "with --prompt-cache: drop the page cache before each restore (root)" })
       .option("json", { type: "boolean", default: false, describe: "print one JSON object" })
       .option("verbose", { alias: "v", type: "boolean", default: false, describe: "print every repetition to stderr" })
       .check((a) => {
@@ -49,13 +59,16 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         nonNegativeInt("--reps", a.reps, 1);
         nonNegativeInt("--warmup", a.warmup);
         nonNegativeInt("--seed", a.seed);
+        nonNegativeInt("--batch", a.batch, 1);
+        if (a["prompt-cache"] && a.p < 2) throw new Error("--prompt-cache needs -p of at least 2 tokens");
         defaultThreads(a.threads);
         const limit = a["memory-limit"];
         if (limit !== undefined && !parseSize(limit)) throw new Error(`--memory-limit ${JSON.stringify(limit)} is not a size (e.g. 3500M)`);
         return true;
       }),
-  handler: (a) => {
+  handler: async (a) => {
     const threads = defaultThreads(a.threads);
+    if (a["prompt-cache"]) return promptCacheBench(a, threads);
     // Check the context length before sizing a KV cache for it (a 7B one of 100k tokens is 50 GB).
     const probe = openModel(a.model, { nCtx: 1 });
     const probeInfo = probe.info();
@@ -137,3 +150,31 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
     }
   },
 };
+
+async function promptCacheBench(a: BenchArgs, threads: number): Promise<void> {
+  const probe = openModel(a.model, { nCtx: 1 });
+  const { nCtxTrain } = probe.info();
+  probe.close();
+  if (a.p > nCtxTrain) throw new UserError(`-p ${a.p} tokens exceed the model's context length ${nCtxTrain}`);
+  const r = await benchPromptCache(a.model, { threads }, {
+    prompt: a.p, batch: a.batch, reps: a.reps, seed: a.seed, dropCaches: a["drop-caches"],
+    onRep: a.verbose
+      ? (x) => process.stderr.write(`rep cold ${x.coldMs.toFixed(0)} ms, memory ${x.memoryMs.toFixed(0)} ms, restored ${x.diskMs.toFixed(0)} ms (open ${x.openMs.toFixed(0)} ms)\n`)
+      : undefined,
+  });
+  if (a.json) {
+    process.stdout.write(JSON.stringify({ model: a.model, threads, ...r }) + "\n");
+    return;
+  }
+  const ms = (s: { median: number; min: number; max: number }) => `${s.median.toFixed(0).padStart(8)} ${s.min.toFixed(0).padStart(8)} ${s.max.toFixed(0).padStart(8)}`;
+  const lines = [
+    `model    ${path.basename(a.model)}, ${a.p}-token prompt, ${threads} threads, ${a.reps} reps, prompt batch ${a.batch}`,
+    "",
+    `time to first token (ms)      ${"median".padStart(8)} ${"min".padStart(8)} ${"max".padStart(8)}`,
+    `cold (whole prompt)           ${ms(r.cold)}`,
+    `prefix in memory              ${ms(r.memory)}   ${fmt(r.cold.median / r.memory.median)}× faster`,
+    `prefix restored after restart ${ms(r.disk)}   ${fmt(r.cold.median / r.disk.median)}× faster (file ${formatBytes(r.fileBytes)}` +
+      `${r.pageCacheDropped ? ", page cache dropped: read from storage" : ", from the page cache"}; opening the model ${r.open.median.toFixed(0)} ms more)`,
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+}

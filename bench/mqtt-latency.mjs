@@ -60,7 +60,7 @@ daemon.router.dispatch = (session, raw) => {
 
 const client = createMqttClient({ url: broker.url, rejectUnauthorized: true }, { protocolVersion: 5, reconnectPeriod: 0 });
 await new Promise((resolve, reject) => (client.once("connect", resolve), client.once("error", reject)));
-await new Promise((resolve, reject) => client.subscribe("bench-client/replies", { qos: 1 }, (e) => (e ? reject(e) : resolve())));
+await new Promise((resolve, reject) => client.subscribe("bench/reply/client", { qos: 1 }, (e) => (e ? reject(e) : resolve())));
 
 /** Per-token delivery latencies (ms) of one generation, and its request's. */
 function generate(transaction) {
@@ -81,7 +81,7 @@ function generate(transaction) {
     client.on("message", onMessage);
     client.publish("bench/bridge/request/generate",
       JSON.stringify({ transaction, prompt: "Once upon a time", max_tokens: n, temperature: 0 }),
-      { qos: 1, properties: { responseTopic: "bench-client/replies", correlationData: Buffer.from(transaction) } });
+      { qos: 1, properties: { responseTopic: "bench/reply/client", correlationData: Buffer.from(transaction) } });
   });
 }
 

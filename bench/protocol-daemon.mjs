@@ -2,7 +2,7 @@
 // the Unix socket and (given a broker URL) the MQTT transport, in a process of its own so that its
 // memory is measured apart from the client's. Prints "ready" on stdout; SIGUSR2 runs a full GC
 // (started with --expose-gc) so RSS is read without garbage; SIGTERM stops it cleanly.
-// Usage: node --expose-gc bench/protocol-daemon.mjs MODEL SOCKET [MQTT_URL BASE_TOPIC [JOURNAL_DIR]]
+// Usage: node --expose-gc bench/protocol-daemon.mjs MODEL SOCKET [MQTT_URL BASE_TOPIC [STATE_DIR]]
 import { openModel } from "../dist/daemon/engine/engine.js";
 import { createLogger } from "../dist/daemon/log.js";
 import { Router } from "../dist/daemon/serving/router.js";
@@ -10,14 +10,14 @@ import { Scheduler } from "../dist/daemon/serving/scheduler.js";
 import { MqttTransport } from "../dist/daemon/transports/mqtt/transport.js";
 import { SocketTransport } from "../dist/daemon/transports/socket.js";
 
-const [modelPath, socketPath, mqttUrl, baseTopic, journalDir] = process.argv.slice(2);
+const [modelPath, socketPath, mqttUrl, baseTopic, stateDir] = process.argv.slice(2);
 const log = createLogger(process.env.ALPACA_LOG_LEVEL ?? "warn");
 const model = openModel(modelPath, { nCtx: 128, nSeq: 4, threads: 1 });
 const scheduler = new Scheduler(model, { maxQueue: 64 });
 const router = new Router({ model, scheduler, version: "bench", log });
 const socket = new SocketTransport(router, { path: socketPath, log });
 const mqtt = mqttUrl
-  ? new MqttTransport(router, { url: mqttUrl, baseTopic, clientId: `${baseTopic}-daemon`, statsInterval: 0, reconnectMinMs: 100, reconnectMaxMs: 1000, journalDir: journalDir ?? null }, { version: "bench", log })
+  ? new MqttTransport(router, { url: mqttUrl, baseTopic, clientId: `${baseTopic}-daemon`, statsInterval: 0, reconnectMinMs: 100, reconnectMaxMs: 1000, stateDir: stateDir ?? null }, { version: "bench", log })
   : null;
 scheduler.start();
 await socket.start();

@@ -52,11 +52,15 @@ export interface Config {
   mqttSessionExpiry: number;
   /** MQTT 5 shared-subscription group for generate requests, so several daemons share the load. */
   mqttShareGroup: string | null;
+  /** Topic filters a request's MQTT 5 response topic must match; null = <base topic>/reply/#. */
+  mqttResponseTopics: string[] | null;
   mqttCa: string | null;
   mqttCert: string | null;
   mqttKey: string | null;
   mqttHomeAssistant: boolean;
   mqttDiscoveryPrefix: string;
+  /** The device's name in Home Assistant; null = the base topic. */
+  mqttDeviceName: string | null;
   /** Seconds between bridge/stats messages; 0 = only when busy/idle changes. */
   mqttStatsInterval: number;
   /** HOST:PORT of the Ollama- and OpenAI-compatible HTTP API; null = no HTTP. */
@@ -76,6 +80,7 @@ type Kind =
   | { type: "seconds" }
   | { type: "bool" }
   | { type: "file" }
+  | { type: "list" }
   | { type: "enum"; choices: readonly string[] };
 
 interface OptionSpec {
@@ -186,6 +191,10 @@ const OPTIONS: Record<ConfigKey, OptionSpec> = {
     flag: "mqtt-share-group", env: "ALPACA_MQTT_SHARE_GROUP", kind: { type: "string", check: checkTopicLevel }, default: null,
     describe: "MQTT 5 shared-subscription group: daemons in one group share generate requests (default: not shared)",
   },
+  mqttResponseTopics: {
+    flag: "mqtt-response-topics", env: "ALPACA_MQTT_RESPONSE_TOPICS", kind: { type: "list" }, default: null,
+    describe: "MQTT 5 response topics a request may name, as topic filters separated by commas (default: <base topic>/reply/#)",
+  },
   mqttCa: {
     flag: "mqtt-ca", env: "ALPACA_MQTT_CA", kind: { type: "file" }, default: null,
     describe: "PEM file of the CA that signed the broker's certificate (mqtts://)",
@@ -205,6 +214,10 @@ const OPTIONS: Record<ConfigKey, OptionSpec> = {
   mqttDiscoveryPrefix: {
     flag: "mqtt-discovery-prefix", env: "ALPACA_MQTT_DISCOVERY_PREFIX", kind: { type: "string", check: checkTopic },
     default: "homeassistant", describe: "Home Assistant discovery prefix",
+  },
+  mqttDeviceName: {
+    flag: "mqtt-device-name", env: "ALPACA_MQTT_DEVICE_NAME", kind: { type: "string" }, default: null,
+    describe: "the device's name in Home Assistant (default: the base topic)",
   },
   mqttStatsInterval: {
     flag: "mqtt-stats-interval", env: "ALPACA_MQTT_STATS_INTERVAL", kind: { type: "int", min: 0, max: 86400 }, default: 30,
@@ -318,6 +331,13 @@ function convert(spec: OptionSpec, raw: unknown, fromFile: boolean): { value: Co
       // run as another user than `alpaca plan` does.
       if (typeof raw !== "string" || raw.trim() === "") return { error: `must be a file path, got ${shown}` };
       return { value: raw };
+    }
+    case "list": {
+      // A flag or variable separates entries with commas; the file may give an array (and [] for none).
+      if (Array.isArray(raw) && raw.every((x) => typeof x === "string" && x.trim() !== "")) return { value: raw.map((x: string) => x.trim()) };
+      if (typeof raw !== "string") return { error: `must be a list of strings, got ${shown}` };
+      const list = raw.split(",").map((x) => x.trim()).filter((x) => x !== "");
+      return list.length ? { value: list } : { error: `must name at least one entry, got ${shown}` };
     }
     case "enum": {
       if (typeof raw !== "string" || !kind.choices.includes(raw))

@@ -46,14 +46,14 @@ function checkStream(t: import("ava").ExecutionContext, got: ReturnType<typeof a
 testNeeding(test, need, "MQTT 5: the answer goes to the Response Topic with the Correlation Data echoed", async (t) => {
   const c = await connectClient(broker!.url, { protocolVersion: 5 });
   const got = record(c);
-  await subscribe(c, "client70/replies");
+  await subscribe(c, `${BASE}/reply/client70`);
   const correlation = Buffer.from([0, 1, 2, 250, 255]);
   await publish(c, `${BASE}/bridge/request/generate`, generate("v5"), {
     qos: 1,
-    properties: { responseTopic: "client70/replies", correlationData: correlation, messageExpiryInterval: 60 },
+    properties: { responseTopic: `${BASE}/reply/client70`, correlationData: correlation, messageExpiryInterval: 60 },
   });
   await waitFor(() => answersFor(got, "v5").finals.length > 0, 10_000, "the final answer");
-  const answers = answersFor(got, "v5", "client70/replies");
+  const answers = answersFor(got, "v5", `${BASE}/reply/client70`);
   checkStream(t, answers);
   for (const m of answers.messages) t.deepEqual(m.packet.properties?.correlationData, correlation, "correlation data on every message");
   const chunk = answers.messages.find((m) => "delta" in (m.json as object))!;
@@ -137,7 +137,7 @@ const BAD: [string, string | Buffer, string, RegExp][] = [
   ["a wrong type", JSON.stringify({ transaction: "b4", prompt: 42 }), "bad_request", /prompt must be a string/],
   ["max_tokens out of range", JSON.stringify({ transaction: "b5", prompt: "x", max_tokens: -3 }), "bad_request", /max_tokens/],
   ["a prompt over the limit", JSON.stringify({ transaction: "b6", prompt: "a".repeat(300 * 1024) }), "bad_request", /longer than/],
-  ["a request over the size limit", Buffer.alloc(1.5 * 1024 * 1024, 0x20), "too_long", /longer than/],
+  ["a request over the size limit", Buffer.alloc(1.5 * 1024 * 1024, 0x20), "bad_request", /^the request is longer than 1048576 bytes$/],
   ["an op that contradicts the topic", JSON.stringify({ transaction: "b8", op: "status" }), "bad_request", /does not match/],
   ["an unknown field", JSON.stringify({ transaction: "b9", prompt: "x", colour: "red" }), "bad_request", /unknown field/],
 ];
@@ -187,6 +187,12 @@ test("options: defaults, and mistakes named", (t) => {
   t.is(o.baseTopic, "alpaca");
   t.true(o.sessionExpiry > 0, "a persistent session by default");
   t.is(o.homeAssistant?.prefix, "homeassistant");
+  t.is(o.homeAssistant?.deviceName, "alpaca", "the device is named after the base topic");
+  t.is(resolveMqttOptions({ url: "mqtt://x", baseTopic: "home/kitchen" }).homeAssistant?.deviceName, "home/kitchen");
+  t.deepEqual(o.responseTopics, ["alpaca/reply/#"]);
+  t.deepEqual(resolveMqttOptions({ url: "mqtt://x", baseTopic: "b" }).responseTopics, ["b/reply/#"]);
+  t.throws(() => resolveMqttOptions({ url: "mqtt://x", responseTopics: ["alpaca/#"] }), { message: /covers the daemon's own topics/ });
+  t.throws(() => resolveMqttOptions({ url: "mqtt://x", homeAssistant: { deviceName: "x".repeat(101) } }), { message: /device name must be 1 to 100/ });
   t.throws(() => resolveMqttOptions({ url: "http://x" }), { message: /mqtt: or mqtts:/ });
   t.throws(() => resolveMqttOptions({ url: "mqtt://x", baseTopic: "a/#" }), { message: /base topic/ });
   t.throws(() => resolveMqttOptions({ url: "mqtt://x", shareGroup: "a/b" }), { message: /share group/ });

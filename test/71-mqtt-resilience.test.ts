@@ -22,10 +22,10 @@ testNeeding(test, need, "the broker stops mid-generation: the final answer arriv
   const c = await connectClient(broker.url, { clientId: "c71a", clean: false, properties: { sessionExpiryInterval: 300 } });
   try {
     const got = record(c);
-    await subscribe(c, "c71a/replies");
+    await subscribe(c, "a71/reply/c71a");
     await publish(c, "a71/bridge/request/generate", request("restart"), {
       qos: 1,
-      properties: { responseTopic: "c71a/replies", correlationData: Buffer.from("r1") },
+      properties: { responseTopic: "a71/reply/c71a", correlationData: Buffer.from("r1") },
     });
     await waitFor(() => answersFor(got, "restart").chunks.length > 0, 5000, "the first chunk");
     await broker.stop();

@@ -1,9 +1,12 @@
 // Home Assistant MQTT discovery against a real Mosquitto: the configs field by field, re-sent on
 // Home Assistant's birth message, stale ones cleared; a prompt written to the text entity's
 // command topic answered on the response sensor and the completion event; the cancel button.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import test from "ava";
 import type { ExecutionContext } from "ava";
-import { ENTITIES } from "../daemon/transports/mqtt/homeassistant.js";
+import { cutCodePoints, ENTITIES, fitAttributes, HA_ATTRIBUTES_BUDGET, HA_RECORDER_ATTRIBUTES_MAX } from "../daemon/transports/mqtt/homeassistant.js";
 import type { Received } from "./helpers/mqtt-daemon.js";
 import { closeClient, connectClient, publish, record, sleep, startMqttDaemon, subscribe, waitFor } from "./helpers/mqtt-daemon.js";
 import { Mosquitto, needMosquitto } from "./helpers/mosquitto.js";
@@ -67,31 +70,61 @@ testNeeding(test, need, "discovery: one device, every entity's config field by f
   t.is(cfg("sensor", "memory").device_class, "data_size");
 });
 
-testNeeding(test, need, "discovery is sent again when Home Assistant comes online; stale entities are cleared", async (t) => {
-  const stale = "homeassistant/sensor/ha72b/old_thing/config";
-  const { broker, c, got } = await setup(t, "ha72b", 0, async (b) => {
-    const old = await connectClient(b.url);
-    await publish(old, stale, JSON.stringify({ name: "Old", state_topic: "ha72b/old" }), { qos: 1, retain: true });
-    await closeClient(old);
-  });
+testNeeding(test, need, "discovery is sent again when Home Assistant comes online", async (t) => {
+  const { c, got } = await setup(t, "ha72b");
   await subscribe(c, "homeassistant/+/ha72b/+/config");
   await waitFor(() => configs(got).length >= ENTITIES.length, 5000, "every config");
   const first = configs(got).length;
-  // The stale config is gone: a new subscriber gets no retained message for it.
-  const probe = await connectClient(broker.url);
-  const probed = record(probe);
-  await subscribe(probe, stale);
-  await sleep(300);
-  t.deepEqual(probed.filter((m) => m.text !== ""), [], "the stale entity's config was cleared");
-  await closeClient(probe);
-  t.false(configs(got).some((m) => m.topic === stale && m.packet.retain === false), "the stale entity is not re-sent");
-
   await publish(c, "homeassistant/status", "offline");
   await sleep(200);
   t.is(configs(got).length, first, "offline changes nothing");
   await publish(c, "homeassistant/status", "online");
   await waitFor(() => configs(got).length >= first + ENTITIES.length, 5000, "configs again");
   t.pass();
+});
+
+/** The retained configs a new subscriber finds under a filter (an empty config is a cleared one). */
+async function retainedConfigs(url: string, filter: string): Promise<string[]> {
+  const probe = await connectClient(url);
+  const got = record(probe);
+  await subscribe(probe, filter);
+  await sleep(300);
+  await closeClient(probe);
+  return got.filter((m) => m.packet.retain && m.text !== "").map((m) => m.topic).sort();
+}
+
+testNeeding(test, need, "old discovery configs go when the base topic changes or discovery is turned off; others' stay", async (t) => {
+  const broker = await Mosquitto.start();
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-72-"));
+  t.teardown(async () => {
+    await broker.dispose();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  });
+  // A config under the same node that some other program published: never this daemon's to clear.
+  const foreign = "homeassistant/sensor/ha72e/old_thing/config";
+  const other = await connectClient(broker.url);
+  await publish(other, foreign, JSON.stringify({ name: "Old", state_topic: "ha72e/old" }), { qos: 1, retain: true });
+  await closeClient(other);
+  const run = async (base: string, homeAssistant: boolean) => {
+    const d = await startMqttDaemon({ mqtt: { url: broker.url, baseTopic: base, clientId: "d72e", stateDir, homeAssistant: homeAssistant ? {} : null } });
+    await sleep(500); // configs published and old ones cleared
+    await d.stop();
+    return d;
+  };
+  const ours = (node: string) => ENTITIES.map((e) => `homeassistant/${e.component}/${node}/${e.object}/config`).sort();
+
+  await run("ha72e", true);
+  t.deepEqual(await retainedConfigs(broker.url, "homeassistant/+/ha72e/+/config"), [...ours("ha72e"), foreign].sort());
+  t.deepEqual(JSON.parse(fs.readFileSync(path.join(stateDir, "mqtt-discovery.json"), "utf8")).topics, ours("ha72e"), "remembered in the state directory");
+
+  const moved = await run("ha72f", true);
+  t.deepEqual(await retainedConfigs(broker.url, "homeassistant/+/ha72f/+/config"), ours("ha72f"), "the new base topic's entities");
+  t.deepEqual(await retainedConfigs(broker.url, "homeassistant/+/ha72e/+/config"), [foreign], "the old base topic's entities are gone, the foreign one stays");
+  t.true(moved.logs.some((l) => /removing 9 Home Assistant entities this daemon published before/.test(l)), moved.logs.join("\n"));
+
+  await run("ha72f", false);
+  t.deepEqual(await retainedConfigs(broker.url, "homeassistant/#"), [foreign], "discovery off: every entity this daemon published is gone");
+  t.deepEqual(JSON.parse(fs.readFileSync(path.join(stateDir, "mqtt-discovery.json"), "utf8")).topics, []);
 });
 
 testNeeding(test, need, "a prompt on the text entity's command topic is answered on the sensor and the event", async (t) => {
@@ -140,4 +173,49 @@ testNeeding(test, need, "the cancel button stops the running prompt; busy turns 
   const lastBusy = () => [...got].reverse().find((m) => m.topic === "ha72d/bridge/stats")?.json as { busy: boolean } | undefined;
   await waitFor(() => lastBusy()?.busy === false, 5000, "busy off");
   t.pass();
+});
+
+const LLAMA = "\u{1F999}"; // two UTF-16 units, four UTF-8 bytes
+const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+test("states are cut at 255 code points, never inside a surrogate pair", (t) => {
+  const cut = cutCodePoints(LLAMA.repeat(300), 255);
+  t.is([...cut].length, 255);
+  t.is(cut, LLAMA.repeat(255));
+  t.true(wellFormed(cut));
+  t.is(cutCodePoints(`a${LLAMA}b`, 2), `a${LLAMA}`);
+  t.is(cutCodePoints("short", 255), "short");
+  t.false(wellFormed(LLAMA.repeat(200).slice(0, 255)), "what cutting UTF-16 units would have left");
+});
+
+test("attributes are bounded under the recorder's limit; small ones stay whole", (t) => {
+  const small = { state: "x", text: "hello", prompt: "hi" };
+  t.is(fitAttributes(small, ["text", "prompt"]), small);
+  const big = { state: "x", text: LLAMA.repeat(20_000), prompt: "p".repeat(3000), transaction: "t" };
+  const fit = fitAttributes(big, ["text", "prompt"]);
+  const bytes = Buffer.byteLength(JSON.stringify(fit));
+  t.true(bytes <= HA_ATTRIBUTES_BUDGET && HA_ATTRIBUTES_BUDGET < HA_RECORDER_ATTRIBUTES_MAX, `${bytes} bytes`);
+  t.true(bytes > HA_ATTRIBUTES_BUDGET - 8, `as much as fits (${bytes} bytes)`);
+  t.is(fit.truncated, true);
+  t.is(fit.prompt, big.prompt, "the shorter field stays whole while the longer one is cut");
+  t.true(big.text.startsWith(fit.text) && wellFormed(fit.text));
+  // Escaped characters count as the bytes JSON spends on them.
+  const quotes = fitAttributes({ text: '"'.repeat(20_000) }, ["text"], 1000);
+  t.true(Buffer.byteLength(JSON.stringify(quotes)) <= 1000);
+});
+
+testNeeding(test, need, "a prompt of astral characters: the text entity's state is 255 whole code points", async (t) => {
+  const broker = await Mosquitto.start();
+  t.teardown(() => broker.dispose());
+  const d = await startMqttDaemon({ mqtt: { url: broker.url, baseTopic: "ha72g", clientId: "d-ha72g", homeAssistant: {} } });
+  t.teardown(() => d.stop());
+  const c = await connectClient(broker.url);
+  t.teardown(() => closeClient(c));
+  const got = record(c);
+  await subscribe(c, ["ha72g/prompt", "ha72g/event"]);
+  // 1200 byte tokens: more than the test's context holds, so the answer is an error event.
+  await publish(c, "ha72g/prompt/set", LLAMA.repeat(300) + " Once upon a time");
+  await waitFor(() => got.some((m) => m.topic === "ha72g/event"), 10_000, "the event");
+  t.is(got.find((m) => m.topic === "ha72g/prompt")!.text, LLAMA.repeat(255), "255 whole llamas, no U+FFFD");
+  t.like(got.find((m) => m.topic === "ha72g/event")!.json as object, { event_type: "error", code: "too_long" });
 });

@@ -181,13 +181,14 @@ test("the pending-request journal: written atomically, read back, a damaged file
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, "state", "mqtt-x.pending.json");
   const a = new PendingJournal(file);
-  a.add({ transaction: "t1", request: { op: "generate", prompt: "hi" }, route: { kind: "mqtt", topic: "r/t", correlation: "AAE=" }, at: 1 });
-  a.add({ transaction: "t2", request: { op: "generate", prompt: "yo" }, route: { kind: "prompt", prompt: "yo" }, at: 2 });
-  a.remove("t1");
+  a.add({ client: "reply:r/t", transaction: "t1", request: { op: "generate", prompt: "hi" }, route: { kind: "mqtt", topic: "r/t", correlation: "AAE=" }, at: 1 });
+  a.add({ client: "reply:r/u", transaction: "t1", request: { op: "generate", prompt: "hi" }, route: { kind: "mqtt", topic: "r/u" }, at: 1 });
+  a.add({ client: "prompt", transaction: "t2", request: { op: "generate", prompt: "yo" }, route: { kind: "prompt", prompt: "yo" }, at: 2 });
+  a.remove("reply:r/t", "t1");
   t.is(fs.statSync(file).mode & 0o777, 0o600);
   t.false(fs.existsSync(`${file}.tmp`));
   const b = new PendingJournal(file).load();
-  t.deepEqual(b.entries.map((e) => e.transaction), ["t2"]);
+  t.deepEqual(b.entries.map((e) => [e.client, e.transaction]), [["reply:r/u", "t1"], ["prompt", "t2"]], "two clients' t1 are two entries");
   fs.writeFileSync(file, "{ half written");
   const c = new PendingJournal(file).load();
   t.deepEqual(c.entries, []);

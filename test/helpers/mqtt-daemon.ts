@@ -125,7 +125,7 @@ export function closeClient(client: MqttClient): Promise<void> {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What a transaction got: its chunks (in arrival order) and its final messages. */
-export function answersFor(received: Received[], transaction: string, topic?: string) {
+export function answersFor(received: Received[], transaction: string | number, topic?: string) {
   const mine = received.filter((m) => (!topic || m.topic === topic) && (m.json as { transaction?: unknown } | undefined)?.transaction === transaction);
   const chunks = mine.filter((m) => "delta" in (m.json as object)).map((m) => m.json as { seq: number; delta: string });
   const finals = mine.filter((m) => "status" in (m.json as object)).map((m) => m.json as { status: string; data?: { text: string }; error?: { code: string; message: string } });

@@ -1,8 +1,9 @@
 // Home Assistant MQTT discovery: one table of entities, each a few fields on top of what they all
 // share (device, origin, availability). Published retained under
-// <prefix>/<component>/<node>/<object>/config; re-sent when Home Assistant says it is online
-// (homeassistant/status); configs this version no longer has are cleared with an empty retained
-// message, so renamed or dropped entities do not linger in Home Assistant.
+// <prefix>/<component>/<node>/<object>/config and re-sent when Home Assistant says it is online
+// (homeassistant/status). Which configs this daemon published is remembered in its state directory
+// (discovery-record.ts), so that the ones it no longer wants are cleared and no others. Also Home
+// Assistant's limits on what an entity may carry.
 import type { Topics } from "./topics.js";
 
 export type Component = "text" | "sensor" | "event" | "binary_sensor" | "button";
@@ -31,8 +32,46 @@ interface Entity {
   fields: (t: Topics) => Fields;
 }
 
-/** Home Assistant refuses a state longer than this; the full text goes into attributes. */
+// ─── Home Assistant's limits ────────────────────────────────────────────────────────────────
+
+/** Home Assistant refuses a state longer than this many characters (code points, as Python counts). */
 export const HA_STATE_MAX = 255;
+
+/** The recorder stores no attributes at all for a state whose attributes exceed this (JSON bytes). */
+export const HA_RECORDER_ATTRIBUTES_MAX = 16384;
+
+/** Our share of that: Home Assistant adds friendly_name, icon and the like to what we publish. */
+export const HA_ATTRIBUTES_BUDGET = HA_RECORDER_ATTRIBUTES_MAX - 1024;
+
+/** Characters in a device name: the entities' friendly names begin with it. */
+export const HA_DEVICE_NAME_MAX = 100;
+
+/** The first n code points of s: never half of a surrogate pair. */
+export function cutCodePoints(s: string, n: number): string {
+  let end = 0;
+  for (let count = 0; count < n && end < s.length; count++) end += s.codePointAt(end)! > 0xffff ? 2 : 1;
+  return s.slice(0, end);
+}
+
+const jsonBytes = (v: unknown) => Buffer.byteLength(JSON.stringify(v));
+
+/**
+ * Attributes whose JSON fits in maxBytes: when they do not, the listed text fields are cut to a
+ * common length (shorter ones stay whole) and `truncated: true` says so.
+ */
+export function fitAttributes<T extends Record<string, unknown>>(attrs: T, fields: (keyof T & string)[], maxBytes = HA_ATTRIBUTES_BUDGET): T & { truncated?: true } {
+  if (jsonBytes(attrs) <= maxBytes) return attrs;
+  const points = fields.map((f) => [...String(attrs[f] ?? "")]);
+  const cut = (n: number) => ({ ...attrs, ...Object.fromEntries(fields.map((f, i) => [f, points[i].slice(0, n).join("")])), truncated: true as const });
+  let lo = 0;
+  let hi = Math.max(0, ...points.map((p) => p.length));
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (jsonBytes(cut(mid)) <= maxBytes) lo = mid;
+    else hi = mid - 1;
+  }
+  return cut(lo);
+}
 
 const diagnostic = (template: string, extra: Fields = {}) => (t: Topics) => ({
   state_topic: t.of("stats"),
@@ -160,21 +199,6 @@ export function discoveryConfigs(ctx: DiscoveryContext): { topic: string; config
     topic: discoveryTopic(ha, e.component, e.object),
     config: { ...e.fields(topics), unique_id: `${ha.nodeId}_${e.object}`, device, origin, availability },
   }));
-}
-
-/** The filter that finds every config of this node, current or left over from an older version. */
-export function nodeConfigFilter(ha: HomeAssistantOptions): string {
-  return `${ha.prefix}/+/${ha.nodeId}/+/config`;
-}
-
-/** True for a config topic of this node that the table no longer has (to be cleared). */
-export function isStaleConfig(ha: HomeAssistantOptions, topic: string): boolean {
-  const parts = topic.split("/");
-  const prefixLevels = ha.prefix.split("/").length;
-  if (parts.length !== prefixLevels + 4 || parts.slice(0, prefixLevels).join("/") !== ha.prefix) return false;
-  const [component, node, object, last] = parts.slice(prefixLevels);
-  if (node !== ha.nodeId || last !== "config") return false;
-  return !ENTITIES.some((e) => e.component === component && e.object === object);
 }
 
 /** Home Assistant's birth message topic: "online" there means configs must be sent again. */

@@ -13,6 +13,8 @@ export type JournalRoute =
   | { kind: "prompt"; prompt: string };
 
 export interface JournalEntry {
+  /** The MQTT client the request came from, as the transport keys its sessions (absent in old files). */
+  client?: string;
   transaction: TransactionId;
   request: unknown;
   route: JournalRoute;
@@ -20,9 +22,11 @@ export interface JournalEntry {
   at: number;
 }
 
+/** Two clients may use the same transaction: an entry is theirs by both. */
+const keyOf = (client: string | undefined, transaction: TransactionId) => JSON.stringify([client ?? null, transaction]);
+
 export class PendingJournal {
-  private readonly entries = new Map<TransactionId, JournalEntry>();
-  private dirMade = false;
+  private readonly entries = new Map<string, JournalEntry>();
 
   constructor(readonly file: string) {}
 
@@ -42,17 +46,17 @@ export class PendingJournal {
       return { entries: [], problem: `${this.file} is not valid JSON; its requests are dropped` };
     }
     const list = Array.isArray(parsed) ? parsed.filter(isEntry) : [];
-    for (const e of list) this.entries.set(e.transaction, e);
+    for (const e of list) this.entries.set(keyOf(e.client, e.transaction), e);
     return { entries: list };
   }
 
   add(entry: JournalEntry): void {
-    this.entries.set(entry.transaction, entry);
+    this.entries.set(keyOf(entry.client, entry.transaction), entry);
     this.write();
   }
 
-  remove(transaction: TransactionId): void {
-    if (this.entries.delete(transaction)) this.write();
+  remove(client: string | undefined, transaction: TransactionId): void {
+    if (this.entries.delete(keyOf(client, transaction))) this.write();
   }
 
   get size(): number {
@@ -60,24 +64,28 @@ export class PendingJournal {
   }
 
   private write(): void {
-    const tmp = `${this.file}.tmp`;
-    if (!this.dirMade) fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o750 });
-    this.dirMade = true;
-    const fd = fs.openSync(tmp, "w", 0o600);
-    try {
-      fs.writeSync(fd, JSON.stringify([...this.entries.values()]));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.file);
+    writeFileAtomically(this.file, JSON.stringify([...this.entries.values()]));
   }
+}
+
+/** Replaces a file in the state directory so that a crash leaves the old or the new text, whole. */
+export function writeFileAtomically(file: string, text: string): void {
+  const tmp = `${file}.tmp`;
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
+  const fd = fs.openSync(tmp, "w", 0o600);
+  try {
+    fs.writeSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
 }
 
 function isEntry(e: unknown): e is JournalEntry {
   if (typeof e !== "object" || e === null) return false;
   const x = e as Record<string, unknown>;
   const r = x.route as Record<string, unknown> | undefined;
-  return (typeof x.transaction === "string" || typeof x.transaction === "number") && typeof x.at === "number" && typeof r === "object" && r !== null &&
+  return (typeof x.transaction === "string" || typeof x.transaction === "number") && (x.client === undefined || typeof x.client === "string") && typeof x.at === "number" && typeof r === "object" && r !== null &&
     ((r.kind === "mqtt" && typeof r.topic === "string") || (r.kind === "prompt" && typeof r.prompt === "string"));
 }

@@ -5,11 +5,10 @@ import fs from "node:fs";
 import type { Config } from "../../config.js";
 import { optionNames } from "../../config.js";
 import { UserError } from "../../errors.js";
-import { haNodeId } from "./homeassistant.js";
 import type { Logger } from "../../log.js";
-import type { MqttSettings } from "./transport.js";
-import { resolveMqttOptions } from "./transport.js";
 import { stateDirectory } from "../socket.js";
+import type { MqttSettings } from "./options.js";
+import { resolveMqttOptions } from "./options.js";
 
 type FileKey = "mqttPasswordFile" | "mqttCa" | "mqttCert" | "mqttKey";
 
@@ -25,6 +24,12 @@ function readableFile(config: Config, key: FileKey): string | undefined {
   }
   return file;
 }
+
+/** Which option a mistake found by resolveMqttOptions is about, for the one-line error. */
+const OPTION_OF: [RegExp, Parameters<typeof optionNames>[0]][] = [
+  [/response topic/, "mqttResponseTopics"],
+  [/device name/, "mqttDeviceName"],
+];
 
 export function mqttSettingsFromConfig(config: Config, log?: Logger): MqttSettings | null {
   if (config.mqttUrl === null) return null;
@@ -47,17 +52,22 @@ export function mqttSettingsFromConfig(config: Config, log?: Logger): MqttSettin
     keepalive: config.mqttKeepalive,
     sessionExpiry: config.mqttSessionExpiry,
     shareGroup: config.mqttShareGroup,
+    responseTopics: config.mqttResponseTopics ?? undefined,
     statsInterval: config.mqttStatsInterval,
-    // Requests accepted but unanswered survive a crash here (systemd's StateDirectory=).
-    journalDir: stateDirectory(),
-    homeAssistant: config.mqttHomeAssistant
-      ? { prefix: config.mqttDiscoveryPrefix, nodeId: haNodeId(config.mqttBaseTopic), deviceName: "alpaca" }
-      : null,
+    // Requests accepted but unanswered survive a crash here (systemd's StateDirectory=), and the
+    // discovery configs published are remembered here.
+    stateDir: stateDirectory(),
+    discoveryPrefix: config.mqttDiscoveryPrefix,
+    homeAssistant: config.mqttHomeAssistant ? { deviceName: config.mqttDeviceName ?? undefined } : null,
   };
   try {
     resolveMqttOptions(settings); // every value checked now, before the model loads
   } catch (e) {
-    throw new UserError(e instanceof Error ? e.message : String(e));
+    const message = e instanceof Error ? e.message : String(e);
+    const key = OPTION_OF.find(([re]) => re.test(message))?.[1];
+    if (!key) throw new UserError(message);
+    const { flag, env } = optionNames(key);
+    throw new UserError(`${flag} / ${env}: ${message}`);
   }
   return settings;
 }

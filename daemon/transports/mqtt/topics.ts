@@ -24,19 +24,20 @@ export interface BridgeStats {
 
 /** response: the last answer to a prompt from the `prompt/set` topic (Home Assistant's text entity). */
 export interface LastResponse {
-  state: string; // at most 255 characters: Home Assistant's limit for a state
-  text: string;
+  state: string; // at most 255 characters (code points): Home Assistant's limit for a state
+  text: string; // text and prompt are cut to keep the whole under the recorder's limit; truncated says so
   prompt: string;
   transaction: TransactionId;
   stop_reason: string;
   usage: unknown;
   timings: unknown;
   finished_at: string;
+  truncated?: true;
 }
 
 /** event: one per prompt from `prompt/set`; Home Assistant's event entity reads event_type. */
 export type CompletionEvent =
-  | { event_type: "completed"; transaction: TransactionId; text: string; stop_reason: string; total_ms: number }
+  | { event_type: "completed"; transaction: TransactionId; text: string; stop_reason: string; total_ms: number; truncated?: true }
   | { event_type: "error"; transaction: TransactionId | null; code: string; message: string };
 
 export interface TopicSpec<P> {
@@ -109,6 +110,11 @@ export class Topics {
   requestFilters(shareGroup: string | null): string[] {
     if (!shareGroup) return [`${this.base}/${SUBSCRIBED.request}/+`];
     return [`$share/${shareGroup}/${this.request("generate")}`, ...OPS.filter((op) => op !== "generate").map((op) => this.request(op))];
+  }
+
+  /** True for <base>/bridge/response/<op>. */
+  isResponse(topic: string): boolean {
+    return topic.startsWith(`${this.base}/${PUBLISHED.response.path}/`);
   }
 
   /** The op a request topic names, or null when the topic is not a request. */

@@ -47,8 +47,8 @@ test("defaults without flags, environment or file", (t) => {
     configFile: null, model: null, socket: "/run/alpaca/alpaca.sock", socketMode: "0660", socketGroup: null, memoryLimit: null, threads: os.availableParallelism(),
     ctx: null, parallel: null, kvType: "auto", queueSize: 32, grace: 10, logLevel: "info", mqttUrl: null, mqttBaseTopic: "alpaca",
     mqttUsername: null, mqttPasswordFile: null, mqttClientId: null, mqttProtocol: "5", mqttKeepalive: 30, mqttSessionExpiry: 86400,
-    mqttShareGroup: null, mqttCa: null, mqttCert: null, mqttKey: null, mqttHomeAssistant: true, mqttDiscoveryPrefix: "homeassistant",
-    mqttStatsInterval: 30, http: null, httpTokenFile: null, httpInsecure: false,
+    mqttShareGroup: null, mqttResponseTopics: null, mqttCa: null, mqttCert: null, mqttKey: null, mqttHomeAssistant: true,
+    mqttDiscoveryPrefix: "homeassistant", mqttDeviceName: null, mqttStatsInterval: 30, http: null, httpTokenFile: null, httpInsecure: false,
   });
 });
 
@@ -67,7 +67,7 @@ test("precedence: flag > environment > file > default, for each option", (t) => 
 });
 
 test("every option has a flag and an ALPACA_* variable", (t) => {
-  const values: Record<string, [string, string | number | boolean]> = {
+  const values: Record<string, [string, string | number | boolean | string[]]> = {
     model: ["/m.gguf", "/m.gguf"], socket: ["/tmp/a.sock", "/tmp/a.sock"], socketMode: ["0600", "0600"], socketGroup: ["homeauto", "homeauto"], memoryLimit: ["1G", GiB], threads: ["2", 2],
     ctx: ["768", 768], parallel: ["3", 3], kvType: ["q8_0", "q8_0"], queueSize: ["5", 5], grace: ["30s", 30],
     logLevel: ["debug", "debug"], promptCacheDir: ["/srv/kv", "/srv/kv"], promptCacheSize: ["0", 0], promptCacheFiles: ["3", 3],
@@ -78,6 +78,7 @@ test("every option has a flag and an ALPACA_* variable", (t) => {
     mqttCert: ["/etc/ssl/c.pem", "/etc/ssl/c.pem"], mqttKey: ["/etc/ssl/k.pem", "/etc/ssl/k.pem"],
     mqttHomeAssistant: ["false", false], mqttDiscoveryPrefix: ["ha", "ha"], mqttStatsInterval: ["0", 0],
     http: ["[::1]:11434", "[::1]:11434"], httpTokenFile: ["/etc/alpaca/http-token", "/etc/alpaca/http-token"], httpInsecure: ["true", true],
+    mqttResponseTopics: ["home/llm/reply/#, apps/+/answers", ["home/llm/reply/#", "apps/+/answers"]], mqttDeviceName: ["Kitchen LLM", "Kitchen LLM"],
   };
   t.deepEqual(Object.keys(values).sort(), [...CONFIG_KEYS].sort());
   for (const key of CONFIG_KEYS) {
@@ -85,9 +86,16 @@ test("every option has a flag and an ALPACA_* variable", (t) => {
     t.truthy(configOptions[flag.slice(2)], flag);
     t.regex(env, /^ALPACA_[A-Z_]+$/);
     const [raw, parsed] = values[key];
-    t.is(load([flag, raw])[key], parsed, `${flag} ${raw}`);
-    t.is(load([], { [env]: raw })[key], parsed, `${env}=${raw}`);
+    t.deepEqual(load([flag, raw])[key], parsed, `${flag} ${raw}`);
+    t.deepEqual(load([], { [env]: raw })[key], parsed, `${env}=${raw}`);
   }
+});
+
+test("lists: comma-separated from a flag or variable, an array (or [] for none) in the file", (t) => {
+  t.deepEqual(load(["--config", configFile({ mqttResponseTopics: ["a/reply/#", "b,c/x"] }, "lists.json")]).mqttResponseTopics, ["a/reply/#", "b,c/x"]);
+  t.deepEqual(load(["--config", configFile({ mqttResponseTopics: [] }, "none.json")]).mqttResponseTopics, []);
+  t.throws(() => load(["--mqtt-response-topics", " , "]), { instanceOf: UserError, message: /--mqtt-response-topics must name at least one entry/ });
+  t.throws(() => load(["--config", configFile({ mqttResponseTopics: [3] }, "bad-list.json")]), { instanceOf: UserError, message: /"mqttResponseTopics" must be a list of strings, got \[3\]/ });
 });
 
 test("ALPACA_CONFIG names the file; an empty variable counts as unset", (t) => {

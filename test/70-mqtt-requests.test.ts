@@ -3,6 +3,7 @@
 // retained bridge topics, and bad payloads answered with an error envelope while serving goes on.
 import test from "ava";
 import type { MqttClient } from "mqtt";
+import { MAX_PACKET_BYTES } from "../daemon/transports/mqtt/connection.js";
 import { resolveMqttOptions } from "../daemon/transports/mqtt/transport.js";
 import type { MqttDaemon, Received } from "./helpers/mqtt-daemon.js";
 import { answersFor, closeClient, connectClient, publish, record, sleep, startMqttDaemon, subscribe, waitFor } from "./helpers/mqtt-daemon.js";
@@ -162,6 +163,20 @@ testNeeding(test, need, "bad payloads get an error envelope and the daemon keeps
   t.regex(errors[BAD.length].error.message, /unknown op "nosuchop"/);
   t.is(answersFor(got, "after-bad").finals[0].status, "ok");
   await closeClient(c);
+});
+
+testNeeding(test, need, "a request over the maximum packet size never reaches the daemon: the broker drops it", async (t) => {
+  const c = await connectClient(broker!.url);
+  t.teardown(() => closeClient(c));
+  const got = record(c);
+  await subscribe(c, `${BASE}/bridge/response/models`);
+  await publish(c, `${BASE}/bridge/request/models`, Buffer.alloc(MAX_PACKET_BYTES + 1, 0x20));
+  await publish(c, `${BASE}/bridge/request/models`, JSON.stringify({ transaction: "after-big" }));
+  await waitFor(() => answersFor(got, "after-big").finals.length > 0, 10_000, "the answer after the big one");
+  await sleep(200);
+  // Another test asks for models at the same time (transaction "models"); a dropped request would be answered with null.
+  t.deepEqual(got.filter((m) => (m.json as { transaction: unknown }).transaction === null), [], "no answer to the packet the broker dropped");
+  t.regex(broker!.log(), /Dropping too large outgoing PUBLISH for d70/);
 });
 
 testNeeding(test, need, "a transaction already in flight is refused without disturbing the first", async (t) => {

@@ -62,4 +62,10 @@ testNeeding(test, needShared, "MQTT mistakes in the configuration: one line, exi
   const shared311 = run("--mqtt-url", "mqtt://127.0.0.1:1", "--mqtt-protocol", "3.1.1", "--mqtt-share-group", "pis");
   t.is(shared311.status, 2);
   t.regex(shared311.stderr, /needs MQTT 5/);
+  const ownTopics = run("--mqtt-url", "mqtt://127.0.0.1:1", "--mqtt-response-topics", "alpaca/reply/#,alpaca/#");
+  t.is(ownTopics.status, 2);
+  t.regex(ownTopics.stderr, /^alpaca: --mqtt-response-topics \/ ALPACA_MQTT_RESPONSE_TOPICS: the MQTT response topic "alpaca\/#" covers the daemon's own topics under alpaca\/ .*\n$/);
+  const longName = run("--mqtt-url", "mqtt://127.0.0.1:1", "--mqtt-device-name", "x".repeat(101));
+  t.is(longName.status, 2);
+  t.regex(longName.stderr, /^alpaca: --mqtt-device-name \/ ALPACA_MQTT_DEVICE_NAME: the Home Assistant device name must be 1 to 100 characters/);
 });

@@ -18,6 +18,13 @@ export function mosquittoBinary(): string | null {
 export const needMosquitto = () =>
   mosquittoBinary() ? null : "mosquitto is not installed (apt-get install -y mosquitto)";
 
+/** For testNeeding: null when mosquitto_rr, mosquitto_pub and mosquitto_sub are on the PATH. */
+export const needMosquittoClients = () => {
+  const dirs = (process.env.PATH ?? "").split(":");
+  const missing = ["mosquitto_rr", "mosquitto_pub", "mosquitto_sub"].filter((c) => !dirs.some((d) => fs.existsSync(path.join(d, c))));
+  return missing.length ? `${missing.join(", ")} not installed (apt-get install -y mosquitto-clients)` : null;
+};
+
 export interface MosquittoOptions {
   /** user → password; the broker then refuses anonymous clients. */
   users?: Record<string, string>;

@@ -32,22 +32,10 @@ export class PendingJournal {
 
   /** What a previous run left unanswered; the file's entries stay pending until answered. */
   load(): { entries: JournalEntry[]; problem?: string } {
-    let text: string;
-    try {
-      text = fs.readFileSync(this.file, "utf8");
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      return code === "ENOENT" ? { entries: [] } : { entries: [], problem: `cannot read ${this.file} (${code})` };
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      return { entries: [], problem: `${this.file} is not valid JSON; its requests are dropped` };
-    }
-    const list = Array.isArray(parsed) ? parsed.filter(isEntry) : [];
+    const { json, problem } = readStateFile(this.file, "its requests are dropped");
+    const list = Array.isArray(json) ? json.filter(isEntry) : [];
     for (const e of list) this.entries.set(keyOf(e.client, e.transaction), e);
-    return { entries: list };
+    return { entries: list, ...(problem ? { problem } : {}) };
   }
 
   add(entry: JournalEntry): void {
@@ -65,6 +53,22 @@ export class PendingJournal {
 
   private write(): void {
     writeFileAtomically(this.file, JSON.stringify([...this.entries.values()]));
+  }
+}
+
+/** A state file's JSON: undefined when there is none yet, or with the problem when it cannot be read. */
+export function readStateFile(file: string, consequence: string): { json?: unknown; problem?: string } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === "ENOENT" ? {} : { problem: `cannot read ${file} (${code})` };
+  }
+  try {
+    return { json: JSON.parse(text) };
+  } catch {
+    return { problem: `${file} is not valid JSON; ${consequence}` };
   }
 }
 

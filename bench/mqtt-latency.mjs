@@ -47,10 +47,10 @@ const daemon = await startMqttDaemon({
 const handedOver = new Map(); // `${transaction}/${seq}` → ms
 const arrived = new Map(); // transaction → ms
 const transport = daemon.transport;
-const send = transport.send.bind(transport);
-transport.send = (m) => {
+const deliver = transport.deliver.bind(transport); // every reply of a client's session, addressed
+transport.deliver = (route, m) => {
   if ("delta" in m) handedOver.set(`${m.transaction}/${m.seq}`, performance.now());
-  send(m);
+  deliver(route, m);
 };
 const dispatch = daemon.router.dispatch.bind(daemon.router);
 daemon.router.dispatch = (session, raw) => {

@@ -169,6 +169,18 @@ test("a named tool_choice admits calls of that tool only", (t) => {
   t.is(recognise(g, '<tool_call>\n{"name": "HassTurnOn", "arguments": {}}\n</tool_call>'), "reject");
 });
 
+test("parallel_tool_calls false admits one call per answer (Hermes, Mistral; a Llama 3 answer is one call anyway)", (t) => {
+  const one = '<tool_call>\n{"name": "HassBroadcast", "arguments": {"message": "hi"}}\n</tool_call>';
+  const single = parseGbnf(planToolCalls(hermes, tools, { kind: "required" }, false)!.grammar);
+  t.is(recognise(single, one), "complete");
+  t.is(recognise(single, `${one}\n${one}`), "reject");
+  t.is(recognise(parseGbnf(planToolCalls(hermes, tools, { kind: "required" })!.grammar), `${one}\n${one}`), "complete", "parallel by default");
+  const call = '{"name": "HassBroadcast", "arguments": {"message": "hi"}}';
+  const mistralOne = parseGbnf(toolCallGrammar(mistral, tools, false));
+  t.is(recognise(mistralOne, `[TOOL_CALLS][${call}]`), "complete");
+  t.is(recognise(mistralOne, `[TOOL_CALLS][${call}, ${call}]`), "reject");
+});
+
 test("the format comes from the chat template; a template without tools takes none", (t) => {
   t.is(toolFormatFor("{% if tools %}<tool_call>{% endif %}"), hermes);
   t.is(toolFormatFor("{% if tools %}[AVAILABLE_TOOLS]{{ tools|tojson }}[/AVAILABLE_TOOLS]{% endif %}[TOOL_CALLS]"), mistral);

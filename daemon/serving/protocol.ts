@@ -91,6 +91,8 @@ export interface GenerateRequest {
   priority: number;
   tools?: ToolDefinition[];
   toolChoice?: ToolChoice;
+  /** false: at most one call per answer (OpenAI's parallel_tool_calls); default true. */
+  parallelToolCalls?: boolean;
   /**
    * maxTokens is a ceiling, not a promise: the answer ends where the context does instead of the
    * request being refused, and without maxTokens it may fill the context (the HTTP APIs, whose

@@ -186,7 +186,7 @@ export class Router {
     if (!r.tools || r.toolChoice?.kind === "none" || r.source.kind !== "messages" || !this.options.chatTemplate) return null;
     const format = toolFormatFor(this.options.chatTemplate.source);
     if (!format) throw new ProtocolError("bad_request", "this model's chat template does not take tools");
-    return planToolCalls(format, r.tools, r.toolChoice ?? { kind: "auto" });
+    return planToolCalls(format, r.tools, r.toolChoice ?? { kind: "auto" }, r.parallelToolCalls ?? true);
   }
 
   /**

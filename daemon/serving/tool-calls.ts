@@ -133,15 +133,18 @@ export interface ToolPlan {
   fromStart: boolean;
 }
 
-/** The plan for a request's tools, or null when tool_choice is "none" (the tools are not shown). */
-export function planToolCalls(format: ToolFormat, tools: ToolDefinition[], choice: ToolChoice): ToolPlan | null {
+/**
+ * The plan for a request's tools, or null when tool_choice is "none" (the tools are not shown);
+ * `parallel` false allows one call per answer (OpenAI's parallel_tool_calls).
+ */
+export function planToolCalls(format: ToolFormat, tools: ToolDefinition[], choice: ToolChoice, parallel = true): ToolPlan | null {
   if (choice.kind === "none" || tools.length === 0) return null;
   const callable = choice.kind === "function" ? tools.filter((t) => t.function.name === choice.name) : tools;
-  return { format, tools, grammar: toolCallGrammar(format, callable), fromStart: choice.kind !== "auto" };
+  return { format, tools, grammar: toolCallGrammar(format, callable, parallel), fromStart: choice.kind !== "auto" };
 }
 
 /** GBNF for calls of these tools in this format, each tool's arguments fitting its parameters. */
-export function toolCallGrammar(format: ToolFormat, tools: ToolDefinition[]): string {
+export function toolCallGrammar(format: ToolFormat, tools: ToolDefinition[], parallel = true): string {
   const rules = new GbnfRules();
   const root = rules.reserve("root");
   const rulesOfTools = tools.map((t, i) => {
@@ -153,7 +156,7 @@ export function toolCallGrammar(format: ToolFormat, tools: ToolDefinition[]): st
       throw e;
     }
   });
-  rules.define(root, format.grammar(rulesOfTools, rules));
+  rules.define(root, format.grammar(rulesOfTools, rules, parallel));
   return rules.toString(root);
 }
 

@@ -28,8 +28,12 @@ export interface ToolFormat {
   readonly triggers: readonly string[];
   /** Special tokens that start a call (they may render as no text at all). */
   readonly triggerTokens: readonly string[];
-  /** The body of the start rule: one or more calls of the given tools, from a trigger's first byte. */
-  grammar(tools: ToolRule[], rules: GbnfRules): string;
+  /**
+   * The body of the start rule: calls of the given tools from a trigger's first byte — one or more,
+   * or exactly one when `parallel` is false (OpenAI's parallel_tool_calls; a format that writes one
+   * call per answer ignores it).
+   */
+  grammar(tools: ToolRule[], rules: GbnfRules, parallel: boolean): string;
   /** The calls in a finished answer. */
   parse(text: string): ParseOutcome;
 }

@@ -14,10 +14,10 @@ export const hermes: ToolFormat = {
   triggers: [OPEN],
   triggerTokens: [],
 
-  grammar(tools, rules) {
+  grammar(tools, rules, parallel) {
     const choice = eachTool(tools, (name, args) => `${gbnfLiteral(`${JSON.stringify(name)}, "arguments": `)} ${args}`);
     const call = rules.add("tool-call", `${gbnfLiteral(`${OPEN}\n{"name": `)} (${choice}) ${gbnfLiteral(`}\n${CLOSE}`)}`);
-    return `${call} ("\\n" ${call}){0,${MAX_CALLS - 1}}`;
+    return parallel ? `${call} ("\\n" ${call}){0,${MAX_CALLS - 1}}` : call;
   },
 
   parse(text) {

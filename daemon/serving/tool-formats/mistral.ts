@@ -14,10 +14,10 @@ export const mistral: ToolFormat = {
   triggers: [TAG, '[{"name"'],
   triggerTokens: [TAG],
 
-  grammar(tools, rules) {
+  grammar(tools, rules, parallel) {
     const choice = eachTool(tools, (name, args) => `${gbnfLiteral(`{"name": ${JSON.stringify(name)}, "arguments": `)} ${args} "}"`);
     const call = rules.add("tool-call", `(${choice})`);
-    return `${gbnfLiteral(TAG)}? "[" ${call} (", " ${call}){0,${MAX_CALLS - 1}} "]"`;
+    return `${gbnfLiteral(TAG)}? "[" ${call} ${parallel ? `(", " ${call}){0,${MAX_CALLS - 1}} ` : ""}"]"`;
   },
 
   parse(text) {

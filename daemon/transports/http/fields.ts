@@ -1,8 +1,10 @@
 // Checking the fields of an Ollama or OpenAI request body, each error naming the field as the
 // client wrote it ("options.temperature", "messages[2].content"), then the pieces both APIs share:
 // chat messages, stop strings, sampling.
-import type { ChatMessage, GenerateRequest, PromptSource, SamplingParams } from "../../serving/protocol.js";
+import type { ChatMessage, GenerateRequest, OutputConstraint, PromptSource, SamplingParams } from "../../serving/protocol.js";
 import { DEFAULT_SAMPLING, LIMITS, ProtocolError } from "../../serving/protocol.js";
+import type { ToolChoice, ToolDefinition } from "../../serving/tool-calls.js";
+import { validateMessageToolCalls, validateToolChoice, validateTools } from "../../serving/tool-calls.js";
 
 export type Json = Record<string, unknown>;
 
@@ -119,6 +121,30 @@ export class Fields {
   }
 }
 
+/** Runs a check of the protocol's own; its complaint becomes this field's (`param`). */
+export function asField<T>(param: string, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof ProtocolError && !(e instanceof FieldError)) throw new FieldError(e.message, param);
+    throw e;
+  }
+}
+
+export interface ToolsShape {
+  tools?: ToolDefinition[];
+  toolChoice?: ToolChoice;
+  parallelToolCalls?: boolean;
+}
+
+/** tools, tool_choice and parallel_tool_calls (OpenAI's shapes; Ollama's tools are the same). */
+export function toolsOf(f: Fields): ToolsShape {
+  const tools = f.has("tools") ? asField("tools", () => validateTools(f.o.tools)) : undefined;
+  const toolChoice = f.has("tool_choice") ? asField("tool_choice", () => validateToolChoice(f.o.tool_choice, tools)) : undefined;
+  const parallel = f.bool("parallel_tool_calls");
+  return { ...(tools?.length ? { tools } : {}), ...(toolChoice ? { toolChoice } : {}), ...(parallel === false ? { parallelToolCalls: false } : {}) };
+}
+
 /** A seed: negative means "pick one" (as llama.cpp's -1), beyond 2^53 is refused. */
 export function seedOf(f: Fields, key: string): number | undefined {
   const v = f.number(key, -(2 ** 53), LIMITS.maxSeed, true);
@@ -146,8 +172,18 @@ let nextTransaction = 0;
  * The router's request for one HTTP generation: sampling and stop strings read from `f` (the body,
  * or Ollama's options), max tokens a ceiling that the context may lower (docs/http.md).
  */
-export function generationOf(f: Fields, source: PromptSource, maxTokens: number | undefined, stream: boolean): GenerateRequest {
+export function generationOf(
+  f: Fields,
+  source: PromptSource,
+  maxTokens: number | undefined,
+  stream: boolean,
+  shape: ToolsShape & { constraint?: OutputConstraint } = {},
+): GenerateRequest {
+  // The answer is either calls or JSON in a format: a format would forbid the calls' markup.
+  if (shape.tools && shape.constraint && shape.toolChoice?.kind !== "none")
+    throw new FieldError("tools and a response format cannot be combined: the answer is either tool calls or JSON", "tools");
   return {
+    ...shape,
     op: "generate",
     transaction: `http-${++nextTransaction}`,
     source,
@@ -200,8 +236,18 @@ export function chatMessages(f: Fields, key = "messages"): ChatMessage[] {
     const images = mf.array("images", LIMITS.maxMessages);
     if (images && images.length > 0) mf.fail("images", "cannot be read: this model reads text only");
     const content = contentText(mf);
-    total += content.length;
+    // An assistant turn's calls (OpenAI's shape or Ollama's), and which call a tool result answers.
+    const toolCalls = mf.has("tool_calls") ? asField(`${at}.tool_calls`, () => validateMessageToolCalls(m.tool_calls, at)) : undefined;
+    const toolCallId = mf.string("tool_call_id", LIMITS.maxTransactionChars);
+    const name = mf.string("tool_name", LIMITS.maxTransactionChars) ?? (role === "tool" ? mf.string("name", LIMITS.maxTransactionChars) : undefined);
+    total += content.length + (toolCalls ? JSON.stringify(toolCalls).length : 0);
     if (total > LIMITS.maxPromptChars) f.fail(key, `hold more than ${LIMITS.maxPromptChars} characters in all`);
-    return { role, content };
+    return {
+      role,
+      content,
+      ...(toolCalls?.length ? { tool_calls: toolCalls } : {}),
+      ...(toolCallId !== undefined ? { tool_call_id: toolCallId } : {}),
+      ...(name !== undefined ? { name } : {}),
+    };
   });
 }

@@ -3,11 +3,14 @@
 // in nanoseconds) and errors ({"error": "…"}), so that Ollama's clients (Home Assistant's Ollama
 // integration, the ollama libraries) need no change.
 import type { ServerResponse } from "node:http";
-import type { ChatMessage, ErrorCode, GenerateRequest, GenerateResult, PromptSource } from "../../serving/protocol.js";
+import type { ChatMessage, ErrorCode, GenerateRequest, GenerateResult, OutputConstraint, PromptSource } from "../../serving/protocol.js";
+import { ProtocolError } from "../../serving/protocol.js";
 import type { Exchange, HttpServices } from "./exchange.js";
 import { runGeneration, sendJson, startStream, statusOf } from "./exchange.js";
 import type { Json } from "./fields.js";
-import { bodyObject, chatMessages, FieldError, Fields, generationOf, typeName } from "./fields.js";
+import type { ToolCall } from "../../serving/tool-calls.js";
+import { toolFormatFor } from "../../serving/tool-calls.js";
+import { bodyObject, chatMessages, FieldError, Fields, generationOf, isObject, toolsOf, typeName } from "./fields.js";
 import type { ModelCard } from "./model-card.js";
 
 /** The Ollama release whose API this follows (thinking, streamed tool calls, capabilities in show). */
@@ -23,7 +26,7 @@ export function ollamaError(res: ServerResponse, status: number, message: string
 }
 
 function errorOf(e: unknown): { status: number; message: string } {
-  if (e instanceof FieldError) return { status: 400, message: e.message };
+  if (e instanceof ProtocolError) return { status: statusOf(e.code, 503), message: e.message };
   if (e instanceof NotFound) return { status: 404, message: e.message };
   return { status: 500, message: e instanceof Error ? e.message : String(e) };
 }
@@ -64,9 +67,15 @@ function listEntry(card: ModelCard) {
   };
 }
 
+/** The format the model's chat template writes tool calls in, or null: it takes no tools. */
+function toolFormat(s: HttpServices) {
+  const template = s.router.chatTemplate;
+  return template ? toolFormatFor(template.source) : null;
+}
+
 /** What Ollama's clients may ask of the model (Ollama's capability names). */
-function capabilities(_s: HttpServices): string[] {
-  return ["completion"];
+function capabilities(s: HttpServices): string[] {
+  return ["completion", ...(toolFormat(s) ? ["tools"] : [])];
 }
 
 function show(x: Exchange): void {
@@ -101,6 +110,16 @@ interface Common {
   stream: boolean;
   maxTokens?: number;
   options: Fields;
+  constraint?: OutputConstraint;
+}
+
+/** `format`: "json" (any JSON object) or a JSON Schema the answer must fit; "" or null: free text. */
+function formatOf(f: Fields): OutputConstraint | undefined {
+  const v = f.o.format;
+  if (v === undefined || v === null || v === "") return undefined;
+  if (v === "json") return { kind: "format", format: "json" };
+  if (!isObject(v)) f.fail("format", `must be "json" or a JSON Schema object, got ${typeof v === "string" ? JSON.stringify(v.slice(0, 40)) : typeName(v)}`);
+  return { kind: "format", format: v };
 }
 
 /** The fields /api/chat and /api/generate share: stream, options, keep_alive, format, think. */
@@ -110,19 +129,16 @@ function commonFields(f: Fields, s: HttpServices): Common {
   const keepAlive = f.o.keep_alive; // accepted: the model stays loaded while alpaca runs
   if (keepAlive !== undefined && keepAlive !== null && typeof keepAlive !== "number" && typeof keepAlive !== "string")
     f.fail("keep_alive", `must be a duration ("5m", "-1s") or a number of seconds, got ${typeName(keepAlive)}`);
-  const format = f.o.format;
-  if (format !== undefined && format !== null && format !== "")
-    f.fail("format", "needs constrained output, which this daemon does not offer yet");
+  const constraint = formatOf(f);
   if (f.o.think === true || typeof f.o.think === "string") throw new FieldError(`"${model}" does not support thinking`, "think");
   const options = f.object("options") ?? new Fields({}, "options");
   const numCtx = options.number("num_ctx", 1, 1 << 24, true);
   if (numCtx !== undefined && numCtx > s.router.modelInfo.nCtx) s.noteContextClamp(numCtx);
   // -1: until the model stops, -2: until the context is full; both end where the context does.
   const numPredict = options.number("num_predict", -2, 1 << 24, true);
-  return { model, stream, maxTokens: numPredict !== undefined && numPredict > 0 ? numPredict : undefined, options };
+  return { model, stream, maxTokens: numPredict !== undefined && numPredict > 0 ? numPredict : undefined, options, ...(constraint ? { constraint } : {}) };
 }
 
-const generateRequest = (c: Common, source: PromptSource): GenerateRequest => generationOf(c.options, source, c.maxTokens, c.stream);
 
 function metrics(r: GenerateResult) {
   const ns = (ms: number) => Math.round(ms * 1e6);
@@ -139,20 +155,26 @@ function metrics(r: GenerateResult) {
 
 const doneReason = (r: GenerateResult) => (r.stop_reason === "length" ? "length" : "stop");
 
+/** A call as Ollama writes it in a message (arguments an object, as in requests). */
+const ollamaCall = (c: ToolCall, index: number) => ({ id: c.id, function: { index, name: c.name, arguments: c.arguments } });
+
 /**
- * Streams or answers one generation in Ollama's shapes: `piece(text)` is what a chunk carries
- * (a message for chat, a response for generate), `whole(text)` the same for the final object.
+ * Streams or answers one generation in Ollama's shapes: `piece(text, calls)` is what a chunk
+ * carries (a message for chat, a response for generate). Tool calls arrive with the end of the
+ * answer: streamed, they are one chunk of their own before the final object, as Ollama sends them.
  */
-function answer(x: Exchange, c: Common, request: GenerateRequest, piece: (text: string) => Json): void {
+function answer(x: Exchange, c: Common, request: GenerateRequest, piece: (text: string, calls?: ToolCall[]) => Json): void {
   const head = () => ({ model: c.model, created_at: new Date().toISOString() });
   const line = (o: Json) => x.res.write(`${JSON.stringify(o)}\n`);
   runGeneration(x, request, {
     accepted: () => c.stream && startStream(x.res, NDJSON),
     delta: (text) => line({ ...head(), ...piece(text), done: false }),
     done: (r) => {
-      const final = { ...head(), ...piece(c.stream ? "" : r.text), done_reason: doneReason(r), done: true, ...metrics(r) };
-      if (!c.stream) return sendJson(x.res, 200, final);
-      line(final);
+      if (r.stop_reason === "invalid_tool_call") x.services.log.debug(`${x.label}: the answer stays text: ${r.tool_call_error}`);
+      const final = (o: Json) => ({ ...head(), ...o, done_reason: doneReason(r), done: true, ...metrics(r) });
+      if (!c.stream) return sendJson(x.res, 200, final(piece(r.text, r.tool_calls)));
+      if (r.tool_calls?.length) line({ ...head(), ...piece("", r.tool_calls), done: false });
+      line(final(piece("")));
       x.res.end();
     },
     failed: (code: ErrorCode, message: string) => {
@@ -167,15 +189,19 @@ function chat(x: Exchange): void {
   const s = x.services;
   const f = new Fields(bodyObject(x.body));
   const c = commonFields(f, s);
-  const tools = f.array("tools", 256);
-  if (tools && tools.length > 0) throw new FieldError(`"${c.model}" does not support tools`, "tools");
-  const piece = (content: string) => ({ message: { role: "assistant", content } });
+  // tool_choice and parallel_tool_calls are not Ollama's: read as OpenAI defines them, so that a
+  // client can ask for a call.
+  const tools = toolsOf(f);
+  if (tools.tools && !toolFormat(s)) throw new FieldError(`"${c.model}" does not support tools`, "tools");
+  const piece = (content: string, calls?: ToolCall[]) => ({
+    message: { role: "assistant", content, ...(calls?.length ? { tool_calls: calls.map(ollamaCall) } : {}) },
+  });
   if (!f.has("messages") || (Array.isArray(f.o.messages) && f.o.messages.length === 0))
     return sendJson(x.res, 200, { model: c.model, created_at: new Date().toISOString(), ...piece(""), done_reason: "load", done: true });
+  const messages: ChatMessage[] = chatMessages(f);
   if (!s.router.chatTemplate)
     throw new FieldError(`"${c.model}" has no chat template: use /api/generate with a prompt instead`, "messages");
-  const messages: ChatMessage[] = chatMessages(f);
-  answer(x, c, generateRequest(c, { kind: "messages", messages }), piece);
+  answer(x, c, generationOf(c.options, { kind: "messages", messages }, c.maxTokens, c.stream, { ...tools, constraint: c.constraint }), piece);
 }
 
 function generate(x: Exchange): void {
@@ -196,7 +222,7 @@ function generate(x: Exchange): void {
   let source: PromptSource;
   if (f.bool("raw") || !s.router.chatTemplate) source = { kind: "prompt", prompt: system ? `${system}\n\n${prompt}` : prompt };
   else source = { kind: "messages", messages: [...(system ? [{ role: "system", content: system }] : []), { role: "user", content: prompt }] };
-  answer(x, c, generateRequest(c, source), piece);
+  answer(x, c, generationOf(c.options, source, c.maxTokens, c.stream, { constraint: c.constraint }), piece);
 }
 
 // ─── Pull ────────────────────────────────────────────────────────────────────────────────────

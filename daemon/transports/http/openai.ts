@@ -4,12 +4,14 @@
 // OpenAI SDKs (Home Assistant's llama.cpp integration, Extended OpenAI Conversation) need no change.
 import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import type { ErrorCode, GenerateRequest, GenerateResult, PromptSource } from "../../serving/protocol.js";
-import { LIMITS } from "../../serving/protocol.js";
+import type { ErrorCode, GenerateRequest, GenerateResult, OutputConstraint } from "../../serving/protocol.js";
+import { LIMITS, ProtocolError } from "../../serving/protocol.js";
+import type { ToolCall } from "../../serving/tool-calls.js";
+import { toolFormatFor } from "../../serving/tool-calls.js";
 import type { Exchange, HttpServices } from "./exchange.js";
 import { runGeneration, sendJson, startStream, statusOf } from "./exchange.js";
 import type { Json } from "./fields.js";
-import { bodyObject, chatMessages, FieldError, Fields, generationOf, typeName } from "./fields.js";
+import { bodyObject, chatMessages, FieldError, Fields, generationOf, toolsOf, typeName } from "./fields.js";
 
 const SSE = "text/event-stream";
 
@@ -54,6 +56,7 @@ function guarded(handler: (x: Exchange) => void): (x: Exchange) => void {
       handler(x);
     } catch (e) {
       if (e instanceof FieldError) return openaiError(x.res, 400, e.message, { param: e.param });
+      if (e instanceof ProtocolError) return openaiError(x.res, statusOf(e.code, 429), e.message);
       const message = e instanceof Error ? e.message : String(e);
       x.services.log.error(`${x.label}: ${message}`);
       openaiError(x.res, 500, message);
@@ -100,8 +103,6 @@ function commonFields(body: unknown, known: Set<string>): Common {
   return { f, stream, includeUsage: options?.bool("include_usage") ?? false };
 }
 
-const generateRequest = (c: Common, source: PromptSource, maxTokens: number | undefined): GenerateRequest =>
-  generationOf(c.f, source, maxTokens, c.stream);
 
 function usage(r: GenerateResult) {
   const u = r.usage;
@@ -113,7 +114,10 @@ function usage(r: GenerateResult) {
   };
 }
 
-const finishReason = (r: GenerateResult) => (r.stop_reason === "length" ? "length" : "stop");
+const finishReason = (r: GenerateResult) => (r.stop_reason === "length" ? "length" : r.tool_calls?.length ? "tool_calls" : "stop");
+
+/** A call as OpenAI writes it: arguments as a JSON string. */
+const openaiCall = (c: ToolCall) => ({ id: c.id, type: "function", function: { name: c.name, arguments: JSON.stringify(c.arguments) } });
 
 interface Shape {
   /** The object of an answer that is not streamed, and of each streamed chunk. */
@@ -123,6 +127,8 @@ interface Shape {
   opening: Json | null;
   /** A streamed choice carrying text. */
   piece(text: string): Json;
+  /** The streamed choice carrying the answer's tool calls (they arrive with its end), if the API has them. */
+  calls?(calls: ToolCall[]): Json;
   /** The last streamed choice, with its finish reason. */
   closing(r: GenerateResult): Json;
   /** The one choice of an answer that is not streamed. */
@@ -149,7 +155,9 @@ function answer(x: Exchange, c: Common, request: GenerateRequest, idPrefix: stri
     },
     delta: (text) => chunk(shape.piece(text)),
     done: (r) => {
+      if (r.stop_reason === "invalid_tool_call") services.log.debug(`${x.label}: the answer stays text: ${r.tool_call_error}`);
       if (!c.stream) return sendJson(res, 200, { ...head, object: shape.object, choices: [shape.whole(r)], usage: usage(r) });
+      if (r.tool_calls?.length && shape.calls) chunk(shape.calls(r.tool_calls));
       chunk(shape.closing(r));
       if (c.includeUsage) event({ ...head, choices: [], usage: usage(r) });
       event("[DONE]");
@@ -166,29 +174,51 @@ function answer(x: Exchange, c: Common, request: GenerateRequest, idPrefix: stri
   });
 }
 
+/** response_format: text; json_object (any JSON object); json_schema (an answer fitting its schema). */
+function responseFormatOf(f: Fields): OutputConstraint | undefined {
+  const format = f.object("response_format");
+  if (!format) return undefined;
+  const type = format.requiredString("type", 32);
+  if (type === "text") return undefined;
+  if (type === "json_object") return { kind: "format", format: "json" };
+  if (type !== "json_schema") format.fail("type", `must be "text", "json_object" or "json_schema", got "${type}"`);
+  const spec = format.object("json_schema") ?? format.fail("json_schema", "is required with type json_schema");
+  spec.requiredString("name", 64);
+  const schema = spec.object("schema");
+  // Without a schema OpenAI accepts any JSON object.
+  return { kind: "format", format: schema ? schema.o : "json" };
+}
+
 function chatCompletions(x: Exchange): void {
   const c = commonFields(x.body, CHAT_FIELDS);
   const { f } = c;
   const maxTokens = f.number("max_completion_tokens", 1, 1 << 24, true) ?? f.number("max_tokens", 1, 1 << 24, true);
   for (const key of ["functions", "function_call"]) if (f.has(key)) f.fail(key, "is deprecated: send tools and tool_choice");
-  const tools = f.array("tools", 256);
-  if (tools && tools.length > 0) f.fail("tools", "are not supported by this model");
-  if (f.has("tool_choice") && f.o.tool_choice !== "none" && f.o.tool_choice !== "auto") f.fail("tool_choice", "needs tools");
-  const format = f.object("response_format");
-  const formatType = format?.string("type", 32);
-  if (formatType !== undefined && formatType !== "text") format!.fail("type", `"${formatType}" needs constrained output, which this daemon does not offer yet`);
+  const tools = toolsOf(f);
+  const template = x.services.router.chatTemplate;
+  if (tools.tools && tools.toolChoice?.kind !== "none" && template && !toolFormatFor(template.source))
+    f.fail("tools", "cannot be offered: this model's chat template takes no tools");
+  const constraint = responseFormatOf(f);
   const messages = chatMessages(f);
   if (!x.services.router.chatTemplate)
     f.fail("messages", "cannot be read: this model has no chat template; use /v1/completions with a prompt");
-  answer(x, c, generateRequest(c, { kind: "messages", messages }, maxTokens), "chatcmpl", {
+  answer(x, c, generationOf(f, { kind: "messages", messages }, maxTokens, c.stream, { ...tools, constraint }), "chatcmpl", {
     object: "chat.completion",
     chunkObject: "chat.completion.chunk",
     opening: { index: 0, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null },
     piece: (text) => ({ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }),
+    // Each call whole in one delta (index, id, type, name, arguments), as OpenAI's first delta of a call is.
+    calls: (calls) => ({ index: 0, delta: { tool_calls: calls.map((call, i) => ({ index: i, ...openaiCall(call) })) }, logprobs: null, finish_reason: null }),
     closing: (r) => ({ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(r) }),
     whole: (r) => ({
       index: 0,
-      message: { role: "assistant", content: r.text, refusal: null },
+      message: {
+        role: "assistant",
+        // OpenAI's content is null when the answer is only calls
+        content: r.tool_calls?.length && r.text === "" ? null : r.text,
+        refusal: null,
+        ...(r.tool_calls?.length ? { tool_calls: r.tool_calls.map(openaiCall) } : {}),
+      },
       logprobs: null,
       finish_reason: finishReason(r),
     }),
@@ -212,7 +242,7 @@ function completions(x: Exchange): void {
   // OpenAI's default for this endpoint is 16 tokens
   const maxTokens = f.number("max_tokens", 1, 1 << 24, true) ?? 16;
   const text = (t: string) => ({ index: 0, text: t, logprobs: null, finish_reason: null });
-  answer(x, c, generateRequest(c, { kind: "prompt", prompt }, maxTokens), "cmpl", {
+  answer(x, c, generationOf(f, { kind: "prompt", prompt }, maxTokens, c.stream), "cmpl", {
     object: "text_completion",
     chunkObject: "text_completion",
     opening: echo ? text(prompt) : null,

@@ -201,6 +201,18 @@ testNeeding(test, needShared, "the mask equals a brute-force check on the 32k Se
   const vocab = openVocab(SPM_VOCAB());
   const g = compileGrammar(vocab, 'root ::= "{\\"state\\": \\"" ("on" | "off" | "dim") "\\", \\"level\\": " [0-9]{1,3} "}"');
   t.true(checkMasks(t, vocab, g, ['{"state": "dim", "level": 42}']) > 5);
+  // the JSON grammar where most of the vocabulary is admitted (inside a string, whole subtrees of
+  // the token trie at once) and where little is (after a key)
+  const json = compileGrammar(vocab, JSON_GBNF);
+  for (const prefix of ['{"', '{"na', '{"name": "Li', '{"name": "x\\', '{"name": "日', '{"a": 1', '{"a": [tr'])
+    t.deepEqual(Array.from(json.allowedTokens(greedyTokens(vocab, prefix))), bruteForce(vocab, json, Buffer.from(prefix)), prefix);
+});
+
+testNeeding(test, needShared, "the mask equals a brute-force check on the 128k byte-level BPE vocabulary", (t) => {
+  const vocab = openVocab(BPE_VOCAB());
+  const json = compileGrammar(vocab, JSON_GBNF);
+  for (const prefix of ['{"name": "Li', '{"a": -1'])
+    t.deepEqual(Array.from(json.allowedTokens(greedyTokens(vocab, prefix))), bruteForce(vocab, json, Buffer.from(prefix)), prefix);
 });
 
 testNeeding(test, needShared, "end-of-generation only where the grammar may end; nothing after a complete grammar", (t) => {

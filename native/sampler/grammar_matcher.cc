@@ -31,6 +31,8 @@ void GrammarMatcher::resetTables() {
   accepting_.clear();
   stateIds_.clear();
   transitions_.clear();
+  selfLoops_.clear();
+  selfLoopKnown_.clear();
   // state 0: dead, every transition back to itself
   stateStart_.push_back(0);
   accepting_.push_back(0);
@@ -105,6 +107,19 @@ uint32_t GrammarMatcher::computeStep(uint32_t state, uint32_t cls) {
   const uint32_t to = intern(next);
   transitions_[static_cast<size_t>(state) * nClasses_ + cls] = to;
   return to;
+}
+
+void GrammarMatcher::computeSelfLoops(uint32_t state) {
+  if (selfLoopKnown_.size() <= state) {
+    selfLoopKnown_.resize(state + 1, 0);
+    selfLoops_.resize(2 * (static_cast<size_t>(state) + 1), 0);
+  }
+  uint64_t bits[2] = {0, 0};
+  for (int b = 0; b < 0x7F; b++)
+    if (stepClass(state, grammar_->byteClass[b]) == state) bits[b >> 6] |= uint64_t{1} << (b & 63);
+  selfLoops_[2 * static_cast<size_t>(state)] = bits[0];
+  selfLoops_[2 * static_cast<size_t>(state) + 1] = bits[1];
+  selfLoopKnown_[state] = 1;
 }
 
 bool GrammarMatcher::closed(uint32_t state) {

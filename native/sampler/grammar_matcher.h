@@ -42,6 +42,13 @@ class GrammarMatcher {
   // The one byte every continuation starts with, or -1 when there are none or several.
   int onlyNextByte(uint32_t state);
 
+  // The ASCII bytes that lead from `state` back to itself, as two words (bytes 0-63, 64-127);
+  // 0x7F is never in it (token_mask.h lets that bit stand for every byte >= 0x80 too).
+  const uint64_t* selfLoops(uint32_t state) {
+    if (state >= selfLoopKnown_.size() || !selfLoopKnown_[state]) computeSelfLoops(state);
+    return &selfLoops_[2 * static_cast<size_t>(state)];
+  }
+
   // Bytes of memory the caches hold; compact() drops every state but `keep` (renumbered, returned)
   // and every stack node it does not use, so that a long generation cannot grow them without bound.
   size_t cacheBytes() const;
@@ -63,6 +70,7 @@ class GrammarMatcher {
   uint32_t intern(std::vector<uint32_t>& stacks);
   uint32_t computeStep(uint32_t state, uint32_t cls);
   void resetTables();
+  void computeSelfLoops(uint32_t state);
 
   std::shared_ptr<const CompiledGrammar> grammar_;
   uint32_t nClasses_;
@@ -73,6 +81,8 @@ class GrammarMatcher {
   std::vector<uint8_t> accepting_;
   std::unordered_multimap<uint64_t, uint32_t> stateIds_;
   std::vector<uint32_t> transitions_;  // [state][byte class]
+  std::vector<uint64_t> selfLoops_;     // [state][2], see selfLoops()
+  std::vector<uint8_t> selfLoopKnown_;
   uint32_t start_ = 0;
   // scratch
   std::vector<uint32_t> scratch_;

@@ -45,6 +45,34 @@ std::shared_ptr<const TokenIndex> TokenIndex::build(const Vocab& vocab) {
     index->bytes += t;
     index->offsets.push_back(static_cast<uint32_t>(index->bytes.size()));
   }
+  // Subtrees, from the last token back: a token's subtree takes in the subtrees of the tokens after
+  // it that share more with their predecessor than it does with its own.
+  const size_t n = index->ids.size();
+  index->subtreeEnd.assign(n, 0);
+  index->subtreeAscii.assign(2 * n, 0);
+  auto addByte = [](uint64_t* bits, uint8_t b) { bits[b < 0x80 ? b >> 6 : 1] |= uint64_t{1} << (b < 0x80 ? b & 63 : 63); };
+  struct Open {
+    uint32_t lcp, end;
+    uint64_t bits[2];  // the subtree's bytes, its own branching byte included
+  };
+  std::vector<Open> open;
+  for (size_t i = n; i-- > 0;) {
+    const std::string_view t = index->tokenText(i);
+    const uint32_t l = index->lcp[i];
+    Open mine{l, static_cast<uint32_t>(i + 1), {0, 0}};
+    for (size_t k = l + 1; k < t.size(); k++) addByte(mine.bits, static_cast<uint8_t>(t[k]));
+    while (!open.empty() && open.back().lcp > l) {
+      mine.bits[0] |= open.back().bits[0];
+      mine.bits[1] |= open.back().bits[1];
+      mine.end = std::max(mine.end, open.back().end);
+      open.pop_back();
+    }
+    index->subtreeEnd[i] = mine.end;
+    index->subtreeAscii[2 * i] = mine.bits[0];
+    index->subtreeAscii[2 * i + 1] = mine.bits[1];
+    if (l < t.size()) addByte(mine.bits, static_cast<uint8_t>(t[l]));
+    open.push_back(mine);
+  }
   return index;
 }
 
@@ -62,7 +90,25 @@ size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenInde
     const uint32_t begin = index.offsets[i], len = index.offsets[i + 1] - begin;
     if (states.size() <= len) states.resize(len + 1);
     uint32_t k = index.lcp[i];
-    uint32_t s = states[k];
+    if (k == len) {  // the same bytes as the token before, which was admitted (else it was skipped)
+      setBit(mask, index.ids[i++]);
+      allowed++;
+      continue;
+    }
+    uint32_t s = matcher.step(states[k], bytes[begin + k]);  // the byte where token i branches off
+    if (s == GrammarMatcher::kDead) {
+      i = index.subtreeEnd[i];  // and so does every token below that branch
+      continue;
+    }
+    states[++k] = s;
+    const uint64_t* loops = matcher.selfLoops(s);
+    if ((index.subtreeAscii[2 * i] & ~loops[0]) == 0 && (index.subtreeAscii[2 * i + 1] & ~loops[1]) == 0) {
+      // the grammar stays in s over every later byte of the subtree: all of it is admitted
+      const uint32_t end = index.subtreeEnd[i];
+      allowed += end - i;
+      for (; i < end; i++) setBit(mask, index.ids[i]);
+      continue;
+    }
     while (k < len) {
       s = matcher.step(s, bytes[begin + k]);
       if (s == GrammarMatcher::kDead) break;

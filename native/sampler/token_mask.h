@@ -39,6 +39,12 @@ struct TokenIndex {
   std::vector<uint32_t> offsets;   // bytes of ids[i]: bytes[offsets[i] .. offsets[i + 1])
   std::string bytes;
   std::vector<uint32_t> lcp;       // bytes ids[i] shares with ids[i - 1]
+  // The trie node where ids[i] leaves the one before (its first lcp[i] + 1 bytes) roots a subtree:
+  // tokens i .. subtreeEnd[i] - 1. subtreeAscii[2i], [2i + 1]: every byte those tokens have past
+  // that node, as a set of ASCII bytes (bit 0x7F also stands for any byte >= 0x80). Where the
+  // grammar loops on all of them (inside a JSON string), the whole subtree is admitted unwalked.
+  std::vector<uint32_t> subtreeEnd;
+  std::vector<uint64_t> subtreeAscii;
   std::vector<int32_t> endOfGeneration;
   std::vector<uint32_t> position;  // token id -> index in ids (UINT32_MAX: no text)
 

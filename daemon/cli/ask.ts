@@ -2,8 +2,10 @@
 import fs from "node:fs";
 import type { CommandModule } from "yargs";
 import { connectToDaemon, socketOption } from "./client-options.js";
+import type { ConstraintArgs } from "./constraint-options.js";
+import { constraintFields, constraintOptions } from "./constraint-options.js";
 
-interface AskArgs {
+interface AskArgs extends ConstraintArgs {
   prompt: string;
   instruction: boolean;
   input?: string;
@@ -26,7 +28,7 @@ export const askCommand: CommandModule<object, AskArgs> = {
   command: "ask <prompt>",
   describe: "Ask the running daemon; the answer streams to stdout",
   builder: (y) =>
-    y
+    constraintOptions(y)
       .positional("prompt", { type: "string", demandOption: true, describe: 'the prompt ("-" reads stdin)' })
       .option("instruction", { type: "boolean", default: false, describe: "wrap the prompt in the Alpaca instruction template" })
       .option("input", { type: "string", describe: "the Alpaca template's input (with --instruction)" })
@@ -68,6 +70,7 @@ export const askCommand: CommandModule<object, AskArgs> = {
       ["timeout", a.timeout],
     ];
     for (const [k, v] of optional) if (v !== undefined) body[k] = v;
+    Object.assign(body, constraintFields(a));
 
     const client = await connectToDaemon(a.socket);
     // Ctrl-C while streaming: ask the daemon to stop this generation, then show what came.

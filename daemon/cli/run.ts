@@ -6,8 +6,10 @@ import { UserError } from "../errors.js";
 import { commandResidency, planModelOf } from "../serving/plan.js";
 import { generate } from "../engine/generate.js";
 import { defaultThreads, threadsOption, nonNegativeInt } from "./options.js";
+import type { ConstraintArgs } from "./constraint-options.js";
+import { compileConstraint, constraintOptions } from "./constraint-options.js";
 
-interface RunArgs {
+interface RunArgs extends ConstraintArgs {
   model: string;
   prompt: string;
   n: number;
@@ -22,13 +24,14 @@ interface RunArgs {
   "ignore-eos": boolean;
   "memory-limit"?: string;
   json: boolean;
+  "fast-forward": boolean;
 }
 
 export const runCommand: CommandModule<object, RunArgs> = {
   command: "run",
   describe: "Generate text from a prompt",
   builder: (y) =>
-    y
+    constraintOptions(y)
       .option("model", { alias: "m", type: "string", demandOption: true, describe: "GGUF model file" })
       .option("prompt", { alias: "p", type: "string", demandOption: true, describe: "prompt text" })
       .option("n", { alias: ["n-predict", "max-tokens"], type: "number", default: 128, describe: "tokens to generate" })
@@ -46,6 +49,11 @@ export const runCommand: CommandModule<object, RunArgs> = {
         describe: "plan residency for this budget (e.g. 3500M) besides MemAvailable and the cgroup limit",
       })
       .option("json", { type: "boolean", default: false, describe: "print one JSON object at the end" })
+      .option("fast-forward", {
+        type: "boolean",
+        default: true,
+        describe: "evaluate the tokens a grammar decides in one step (--no-fast-forward: one step each, the same output)",
+      })
       .check((a) => {
         nonNegativeInt("-n", a.n);
         if (!(a.temp >= 0)) throw new Error("--temp must be 0 or more");
@@ -71,7 +79,9 @@ export const runCommand: CommandModule<object, RunArgs> = {
     const { residency, note } = commandResidency(planModelOf(info), { ctx: nCtx, kvType: "f16", threads, memoryLimit });
     if (note && !a.json) process.stderr.write(note + "\n");
     const model = openModel(a.model, { threads, nCtx, residency });
+    const grammar = compileConstraint(model, a);
     const sampler = createSampler({
+      grammar,
       temperature: a.temp,
       topK: a["top-k"],
       topP: a["top-p"],
@@ -84,6 +94,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
       maxTokens: a.n,
       stopAtEos: !a["ignore-eos"],
       onText: a.json ? undefined : (s) => process.stdout.write(s),
+      fastForward: a["fast-forward"],
     });
     if (a.json) {
       process.stdout.write(
@@ -101,7 +112,9 @@ export const runCommand: CommandModule<object, RunArgs> = {
       const t = result.timings;
       process.stderr.write(
         `prompt ${result.promptTokens.length} tokens, ${t.promptTokensPerSecond.toFixed(1)} tok/s; ` +
-          `generated ${result.tokens.length} tokens, ${t.decodeTokensPerSecond.toFixed(1)} tok/s\n`,
+          `generated ${result.tokens.length} tokens, ${t.decodeTokensPerSecond.toFixed(1)} tok/s` +
+          (grammar ? ` (${t.forcedTokens} decided by the grammar, ${t.decodeSteps} decode steps)` : "") +
+          "\n",
       );
     }
     model.close();

@@ -108,8 +108,11 @@ export interface CancelRequest {
   target?: TransactionId; // the generation to cancel; absent: every generation of this client
 }
 
+/** The ops whose request is nothing but op and transaction (an empty MQTT payload means one). */
+export const SIMPLE_OPS = ["status", "info", "models"] as const satisfies readonly Op[];
+
 export interface SimpleRequest {
-  op: "status" | "info" | "models";
+  op: (typeof SIMPLE_OPS)[number];
   transaction: TransactionId;
 }
 

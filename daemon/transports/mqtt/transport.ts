@@ -11,7 +11,7 @@ import * as si from "systeminformation";
 import type { Logger } from "../../log.js";
 import { silentLogger } from "../../log.js";
 import type { GenerateResult, ReplyMessage, TransactionId } from "../../serving/protocol.js";
-import { errorMessage, LIMITS, parseRequestLine, ProtocolError, transactionOf } from "../../serving/protocol.js";
+import { errorMessage, LIMITS, parseRequestLine, ProtocolError, SIMPLE_OPS, transactionOf } from "../../serving/protocol.js";
 import type { Router } from "../../serving/router.js";
 import type { Route } from "./clients.js";
 import { BRIDGE_CLIENT, MqttClients, PROMPT_CLIENT, replyClient } from "./clients.js";
@@ -31,9 +31,6 @@ import { CHUNK_QOS, FINAL_QOS, PUBLISHED, Topics } from "./topics.js";
 export type { MqttOptions, MqttSettings } from "./options.js";
 export { defaultClientId, resolveMqttOptions } from "./options.js";
 export { createMqttClient } from "./connection.js";
-
-/** Ops whose request carries nothing but op and transaction: an empty payload means {}. */
-const BARE_OPS = new Set(["status", "info", "models"]);
 
 export interface MqttTransportDeps {
   version: string;
@@ -184,7 +181,7 @@ export class MqttTransport {
   /** The payload as a request object: the topic names the op, and the daemon names the transaction if the client did not. */
   private parseRequest(op: string, payload: Buffer): unknown {
     if (payload.length > LIMITS.maxLineBytes) throw new ProtocolError("bad_request", `the request is longer than ${LIMITS.maxLineBytes} bytes`);
-    const raw = payload.length === 0 && BARE_OPS.has(op) ? {} : parseRequestLine(payload);
+    const raw = payload.length === 0 && (SIMPLE_OPS as readonly string[]).includes(op) ? {} : parseRequestLine(payload);
     if (typeof raw === "object" && raw !== null && !Array.isArray(raw)) {
       const r = raw as Record<string, unknown>;
       if (r.op === undefined) r.op = op; // the payload need not repeat the op

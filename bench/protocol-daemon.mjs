@@ -2,6 +2,8 @@
 // the Unix socket and (given a broker URL) the MQTT transport, in a process of its own so that its
 // memory is measured apart from the client's. Prints "ready" on stdout; SIGUSR2 runs a full GC
 // (started with --expose-gc) so RSS is read without garbage; SIGTERM stops it cleanly.
+// ALPACA_PACE_MS adds that many milliseconds to every engine step, so that a generation is still
+// running when a test kills the daemon however loaded the machine is.
 // Usage: node --expose-gc bench/protocol-daemon.mjs MODEL SOCKET [MQTT_URL BASE_TOPIC [STATE_DIR]]
 import { openModel } from "../dist/daemon/engine/engine.js";
 import { createLogger } from "../dist/daemon/log.js";
@@ -9,10 +11,11 @@ import { Router } from "../dist/daemon/serving/router.js";
 import { Scheduler } from "../dist/daemon/serving/scheduler.js";
 import { MqttTransport } from "../dist/daemon/transports/mqtt/transport.js";
 import { SocketTransport } from "../dist/daemon/transports/socket.js";
+import { paced } from "../dist/test/helpers/mqtt-daemon.js";
 
 const [modelPath, socketPath, mqttUrl, baseTopic, stateDir] = process.argv.slice(2);
 const log = createLogger(process.env.ALPACA_LOG_LEVEL ?? "warn");
-const model = openModel(modelPath, { nCtx: 128, nSeq: 4, threads: 1 });
+const model = paced(openModel(modelPath, { nCtx: 128, nSeq: 4, threads: 1 }), Number(process.env.ALPACA_PACE_MS ?? 0));
 const scheduler = new Scheduler(model, { maxQueue: 64 });
 const router = new Router({ model, scheduler, version: "bench", log });
 const socket = new SocketTransport(router, { path: socketPath, log });
@@ -36,3 +39,4 @@ process.on("SIGTERM", async () => {
   process.exit(0);
 });
 process.stdout.write("ready\n");
+

@@ -2,17 +2,15 @@
 // well under a second and without pulling weights into anonymous memory, because the file
 // is mapped, never copied.
 import test from "ava";
-import { execFile } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { readGguf } from "../daemon/engine/gguf.js";
 import { LLAMA_SHAPES, writeSyntheticLlama } from "../models/synthetic.js";
 import type { LoadMeasurement } from "./helpers/measure-load-child.js";
+import { run } from "./helpers/process.js";
 
-const run = promisify(execFile);
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), "helpers", "measure-load-child.js");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-12-sparse-"));
 test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -40,8 +38,9 @@ test("sparse 7B Q4_0: 3.53 GiB on paper, no disk, header read in under a second,
     t.is(st.size, model.fileSize);
     t.true(st.blocks * 512 < 8 * MiB, `${st.blocks * 512} bytes on disk`); // header, vocabulary and norms only
 
-    const { stdout } = await run(process.execPath, [child, "gguf", file]);
-    const m = JSON.parse(stdout) as LoadMeasurement;
+    const gguf = await run(process.execPath, [child, "gguf", file]);
+    t.is(gguf.code, 0, gguf.stderr);
+    const m = JSON.parse(gguf.stdout) as LoadMeasurement;
     t.log(`readGguf: ${m.ms.toFixed(1)} ms, RssAnon ${(m.rssAnonBefore / MiB).toFixed(1)} → ${(m.rssAnonAfter / MiB).toFixed(1)} MiB, RssFile ${(m.rssFileAfter / MiB).toFixed(1)} MiB`);
     t.true(m.ms < 1000, `${m.ms} ms`);
     t.true(m.rssAnonAfter < 100 * 1000 * 1000, `RssAnon ${m.rssAnonAfter}`);
@@ -56,8 +55,9 @@ test("sparse 7B Q4_0: 3.53 GiB on paper, no disk, header read in under a second,
     // The same file through the engine: the weights must come from the mapping, never a
     // copy, so anonymous memory is the KV cache (64 cells here) and little else. Decoding
     // is left out: one token would read all 3.5 GiB of holes into the page cache.
-    const { stdout: engineOut } = await run(process.execPath, [child, "engine", file]);
-    const e = JSON.parse(engineOut) as LoadMeasurement;
+    const engine = await run(process.execPath, [child, "engine", file]);
+    t.is(engine.code, 0, engine.stderr);
+    const e = JSON.parse(engine.stdout) as LoadMeasurement;
     t.log(`engine: ${e.ms.toFixed(1)} ms, RssAnon ${(e.rssAnonAfter / MiB).toFixed(1)} MiB with a ${(e.kvBytes! / MiB).toFixed(1)} MiB KV cache`);
     t.is(e.weightBytes, model.weightBytes);
     t.true(e.rssAnonAfter - e.kvBytes! < 100 * 1000 * 1000, `RssAnon ${e.rssAnonAfter}, KV ${e.kvBytes}`);

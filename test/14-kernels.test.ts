@@ -5,26 +5,19 @@
 // with SIGILL) and as `max` (dotprod, standing in for the Pi 5's A76). Without the cross compiler
 // or qemu those two skip with the reason, except under CI=true, where they fail.
 import test, { type ExecutionContext } from "ava";
-import { execFile, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { run as runCommand } from "./helpers/process.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const IN_CI = process.env.CI === "true";
 
 interface Run { code: number | null; signal: string | null; text: string }
 
-function run(file: string, args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(file, args, { cwd: ROOT, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
-      const e = error as (NodeJS.ErrnoException & { code?: number | string; signal?: string }) | null;
-      resolve({
-        code: e ? (typeof e.code === "number" ? e.code : -1) : 0,
-        signal: e?.signal ?? null,
-        text: `${stdout}${stderr}`,
-      });
-    });
-  });
+async function run(file: string, args: string[]): Promise<Run> {
+  const r = await runCommand(file, args, { cwd: ROOT, timeoutMs: 20 * 60_000 });
+  return { code: r.code, signal: r.signal, text: `${r.stdout}${r.stderr}` };
 }
 
 const onPath = (program: string) => spawnSync("sh", ["-c", `command -v ${program}`]).status === 0;

@@ -1,7 +1,6 @@
 // format / grammar end to end: `alpaca run` and `alpaca ask` with --schema, --grammar and
 // --json-output, the Unix socket and MQTT answering the same way, bad grammars refused with their
 // position before anything runs.
-import { execFile, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,7 +8,8 @@ import test from "ava";
 import { answersFor, closeClient, connectClient, publish, record, startMqttDaemon, subscribe, waitFor } from "./helpers/mqtt-daemon.js";
 import { Mosquitto, needMosquitto } from "./helpers/mosquitto.js";
 import { startDaemon, STORIES } from "./helpers/daemon.js";
-import { CLI, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
+import { alpaca } from "./helpers/process.js";
+import { needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-constrained-"));
 const file = (name: string, text: string) => {
@@ -31,46 +31,35 @@ const BAD = file("bad.gbnf", 'root ::= "yes" |\n  maybe\n');
 
 test.after.always(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function run(args: string[]) {
-  return spawnSync(process.execPath, [CLI, "run", ...args], { encoding: "utf8" });
-}
+const run = (args: string[]) => alpaca(["run", ...args]);
 
-/** The CLI without blocking the event loop (the daemon under test lives in this process). */
-function alpaca(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { encoding: "utf8" }, (e, stdout, stderr) =>
-      resolve({ status: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-testNeeding(test, needShared, "alpaca run --schema / --grammar / --json-output; --no-fast-forward gives the same tokens", (t) => {
+testNeeding(test, needShared, "alpaca run --schema / --grammar / --json-output; --no-fast-forward gives the same tokens", async (t) => {
   for (const model of [STORIES(), sharedModel("llama3-tiny-f32.gguf")]) {
     const common = ["-m", model, "-p", "The light", "-n", "60", "--temp", "1", "--seed", "5", "--json"];
-    const fast = run([...common, "--schema", SCHEMA]);
-    t.is(fast.status, 0, fast.stderr);
+    const fast = await run([...common, "--schema", SCHEMA]);
+    t.is(fast.code, 0, fast.stderr);
     const a = JSON.parse(fast.stdout) as { text: string; tokens: number[]; stop_reason: string; timings: { forcedTokens: number; decodeSteps: number } };
     const value = JSON.parse(a.text) as { entity: string; on: boolean; level: number };
     t.true(["light.kitchen", "light.hall"].includes(value.entity) && typeof value.on === "boolean" && value.level >= 0 && value.level <= 255, a.text);
     t.is(a.stop_reason, "eos");
     t.true(a.timings.forcedTokens > 0);
     t.true(a.timings.decodeSteps < a.tokens.length);
-    const slow = JSON.parse(run([...common, "--schema", SCHEMA, "--no-fast-forward"]).stdout) as typeof a;
+    const slow = JSON.parse((await run([...common, "--schema", SCHEMA, "--no-fast-forward"])).stdout) as typeof a;
     t.deepEqual(slow.tokens, a.tokens);
     t.is(slow.timings.forcedTokens, 0);
   }
-  const g = run(["-m", STORIES(), "-p", "Is it raining?", "-n", "40", "--grammar", GBNF, "--json", "--seed", "2"]);
+  const g = await run(["-m", STORIES(), "-p", "Is it raining?", "-n", "40", "--grammar", GBNF, "--json", "--seed", "2"]);
   t.regex((JSON.parse(g.stdout) as { text: string }).text, /^(yes|no), because [a-z ]{3,30}\.$/);
-  const j = run(["-m", STORIES(), "-p", "Data:", "-n", "30", "--json-output", "--json", "--seed", "2", "--temp", "0"]);
+  const j = await run(["-m", STORIES(), "-p", "Data:", "-n", "30", "--json-output", "--json", "--seed", "2", "--temp", "0"]);
   t.is((JSON.parse(j.stdout) as { text: string }).text.trimStart()[0], "{");
-  const bad = run(["-m", STORIES(), "-p", "x", "--grammar", BAD]);
-  t.is(bad.status, 2);
+  const bad = await run(["-m", STORIES(), "-p", "x", "--grammar", BAD]);
+  t.is(bad.code, 2);
   t.regex(bad.stderr, /bad\.gbnf: line 2, column 3: rule "maybe" is used but never defined/);
   t.notRegex(bad.stderr, /at .*\.js/); // no stack trace
-  const both = run(["-m", STORIES(), "-p", "x", "--grammar", GBNF, "--schema", SCHEMA]);
-  t.is(both.status, 2);
+  const both = await run(["-m", STORIES(), "-p", "x", "--grammar", GBNF, "--schema", SCHEMA]);
+  t.is(both.code, 2);
   t.regex(both.stderr, /choose one of --schema, --grammar and --json-output/);
-  const missing = run(["-m", STORIES(), "-p", "x", "--schema", path.join(dir, "nope.json")]);
+  const missing = await run(["-m", STORIES(), "-p", "x", "--schema", path.join(dir, "nope.json")]);
   t.regex(missing.stderr, /cannot read the schema .*nope\.json: ENOENT/);
 });
 
@@ -78,7 +67,7 @@ testNeeding(test, needShared, "alpaca ask over the socket: --schema gives `json`
   const d = await startDaemon();
   t.teardown(() => d.stop());
   const schema = await alpaca(["ask", "--socket", d.socketPath, "The light", "--schema", SCHEMA, "--json", "--seed", "4"]);
-  t.is(schema.status, 0, schema.stderr);
+  t.is(schema.code, 0, schema.stderr);
   const final = JSON.parse(schema.stdout) as { status: string; data: { text: string; json: { entity: string }; timings: { forced_tokens: number } } };
   t.is(final.status, "ok");
   t.deepEqual(final.data.json, JSON.parse(final.data.text));
@@ -87,7 +76,7 @@ testNeeding(test, needShared, "alpaca ask over the socket: --schema gives `json`
   const streamed = await alpaca(["ask", "--socket", d.socketPath, "Is it raining?", "--grammar", GBNF, "--seed", "4"]);
   t.regex(streamed.stdout, /^(yes|no), because [a-z ]{3,30}\.\n$/);
   const bad = await alpaca(["ask", "--socket", d.socketPath, "x", "--grammar", BAD]);
-  t.is(bad.status, 2);
+  t.is(bad.code, 2);
   t.regex(bad.stderr, /bad_request: grammar: line 2, column 3: rule "maybe" is used but never defined/);
   const json = await alpaca(["ask", "--socket", d.socketPath, "Data:", "--json-output", "-n", "40", "--json", "--temp", "0"]);
   t.is((JSON.parse(json.stdout) as { data: { text: string } }).data.text.trimStart()[0], "{");

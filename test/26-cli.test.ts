@@ -1,24 +1,20 @@
 // The command line: the story from the reference prompt, and one-line errors with exit code 2.
 import test from "ava";
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { alpaca, run } from "./helpers/process.js";
 import { CLI, needShared, ROOT, sharedModel, testNeeding } from "./helpers/shared.js";
 
-function alpaca(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
-testNeeding(test, needShared, "run prints the Lily story greedily", (t) => {
-  const r = alpaca(["run", "--model", sharedModel("stories260K-f32.gguf"), "--prompt", "Once upon a time", "-n", "40", "--temp", "0"]);
+testNeeding(test, needShared, "run prints the Lily story greedily", async (t) => {
+  const r = await alpaca(["run", "--model", sharedModel("stories260K-f32.gguf"), "--prompt", "Once upon a time", "-n", "40", "--temp", "0"]);
   t.is(r.code, 0, r.stderr);
   t.true(r.stdout.startsWith(", there was a little girl named Lily."), r.stdout);
 });
 
-testNeeding(test, needShared, "run --json reports tokens, text and timings", (t) => {
-  const r = alpaca(["run", "-m", sharedModel("stories260K-q4_0.gguf"), "-p", "Hello", "-n", "8", "--temp", "0", "--json"]);
+testNeeding(test, needShared, "run --json reports tokens, text and timings", async (t) => {
+  const r = await alpaca(["run", "-m", sharedModel("stories260K-q4_0.gguf"), "-p", "Hello", "-n", "8", "--temp", "0", "--json"]);
   t.is(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   t.deepEqual(j.prompt_tokens.slice(0, 1), [1]);
@@ -27,17 +23,17 @@ testNeeding(test, needShared, "run --json reports tokens, text and timings", (t)
   t.true(j.timings.decodeTokensPerSecond > 0);
 });
 
-testNeeding(test, needShared, "the same seed gives the same sampled tokens", (t) => {
+testNeeding(test, needShared, "the same seed gives the same sampled tokens", async (t) => {
   const args = ["run", "-m", sharedModel("stories260K-f32.gguf"), "-p", "The little dog", "-n", "24", "--temp", "0.9", "--json"];
-  const a = JSON.parse(alpaca([...args, "--seed", "42"]).stdout);
-  const b = JSON.parse(alpaca([...args, "--seed", "42"]).stdout);
-  const c = JSON.parse(alpaca([...args, "--seed", "43"]).stdout);
+  const a = JSON.parse((await alpaca([...args, "--seed", "42"])).stdout);
+  const b = JSON.parse((await alpaca([...args, "--seed", "42"])).stdout);
+  const c = JSON.parse((await alpaca([...args, "--seed", "43"])).stdout);
   t.deepEqual(a.tokens, b.tokens);
   t.notDeepEqual(a.tokens, c.tokens);
 });
 
-testNeeding(test, needShared, "info describes the model", (t) => {
-  const r = alpaca(["info", "-m", sharedModel("stories260K-q4_0.gguf"), "--json"]);
+testNeeding(test, needShared, "info describes the model", async (t) => {
+  const r = await alpaca(["info", "-m", sharedModel("stories260K-q4_0.gguf"), "--json"]);
   t.is(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   t.like(j, { architecture: "llama", nLayer: 5, nEmbd: 64, nHead: 8, nHeadKv: 4, nVocab: 512, nFf: 172 });
@@ -68,8 +64,8 @@ const badCases: [string, string[], RegExp][] = [
   ["vocabulary-only file has no model", ["run", "-m", path.join("..", "shared", "vocab", "ggml-vocab-llama-spm.gguf"), "-p", "x"], /no model|not found|architecture/],
 ];
 for (const [title, args, message] of badCases) {
-  test(`bad input gives one line and exit code 2: ${title}`, (t) => {
-    const r = alpaca(args);
+  test(`bad input gives one line and exit code 2: ${title}`, async (t) => {
+    const r = await alpaca(args);
     t.is(r.code, 2, r.stderr);
     t.regex(r.stderr, message);
     t.is(r.stderr.trim().split("\n").length, 1, r.stderr);
@@ -81,9 +77,9 @@ for (const [title, args, message] of badCases) {
 // package's bin file itself: it must be executable, whatever compiled it last. (Run directly here:
 // npx would link the project into its cache, running the install step, which rebuilds the addon
 // under the other tests.)
-test("the built bin is executable and runs by its shebang", (t) => {
+test("the built bin is executable and runs by its shebang", async (t) => {
   t.truthy(fs.statSync(CLI).mode & 0o111, "dist/daemon/cli.js is executable");
-  const r = spawnSync(CLI, ["--help"], { cwd: ROOT, encoding: "utf8" });
-  t.is(r.status, 0, r.stderr);
+  const r = await run(CLI, ["--help"], { cwd: ROOT });
+  t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /Commands:/);
 });

@@ -1,19 +1,15 @@
 // alpaca bench: the report is well formed. Never its speed: these machines are shared and noisy.
 import test from "ava";
-import { spawnSync } from "node:child_process";
 import { benchTokens, median, seededRandom } from "../daemon/engine/bench.js";
 import { openVocab } from "../daemon/engine/tokenizer.js";
-import { CLI, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
+import { alpaca } from "./helpers/process.js";
+import { needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 
-function alpaca(args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const model = () => sharedModel("stories260K-q4_0.gguf");
 
-testNeeding(test, needShared, "bench --json reports positive medians within their spread", (t) => {
-  const r = alpaca(["bench", "-m", model(), "-p", "8", "-n", "4", "--reps", "3", "--threads", "1", "--json"]);
+testNeeding(test, needShared, "bench --json reports positive medians within their spread", async (t) => {
+  const r = await alpaca(["bench", "-m", model(), "-p", "8", "-n", "4", "--reps", "3", "--threads", "1", "--json"]);
   t.is(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split("\n");
   t.is(lines.length, 1, "one JSON object");
@@ -34,14 +30,14 @@ testNeeding(test, needShared, "bench --json reports positive medians within thei
   t.true(Math.abs(stream.tokensPerSecond - (stream.gbs * 1e9) / stream.bytesPerToken) < 1e-6 * stream.tokensPerSecond);
 });
 
-testNeeding(test, needShared, "bench under --memory-limit does not read the streamed weights to measure memory", (t) => {
-  const r = alpaca(["bench", "-m", model(), "-p", "4", "-n", "2", "--reps", "1", "--warmup", "0", "--memory-limit", "64G", "--json"]);
+testNeeding(test, needShared, "bench under --memory-limit does not read the streamed weights to measure memory", async (t) => {
+  const r = await alpaca(["bench", "-m", model(), "-p", "4", "-n", "2", "--reps", "1", "--warmup", "0", "--memory-limit", "64G", "--json"]);
   t.is(r.code, 0, r.stderr);
   t.is(JSON.parse(r.stdout).stream, null);
 });
 
-testNeeding(test, needShared, "bench prints a table with both phases", (t) => {
-  const r = alpaca(["bench", "-m", model(), "-p", "4", "-n", "2", "--reps", "1", "--warmup", "0"]);
+testNeeding(test, needShared, "bench prints a table with both phases", async (t) => {
+  const r = await alpaca(["bench", "-m", model(), "-p", "4", "-n", "2", "--reps", "1", "--warmup", "0"]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /^prefill\s+4\s+\d/m);
   t.regex(r.stdout, /^decode\s+2\s+\d/m);
@@ -81,8 +77,8 @@ const badCases: [string, string[], RegExp][] = [
   ["more tokens than the context", ["-p", "100000"], /exceed the model's context length/],
 ];
 for (const [title, args, message] of badCases) {
-  testNeeding(test, needShared, `bench: bad input gives one line and exit code 2: ${title}`, (t) => {
-    const r = alpaca(["bench", "-m", model(), ...args]);
+  testNeeding(test, needShared, `bench: bad input gives one line and exit code 2: ${title}`, async (t) => {
+    const r = await alpaca(["bench", "-m", model(), ...args]);
     t.is(r.code, 2, r.stderr);
     t.regex(r.stderr, message);
     t.is(r.stderr.trim().split("\n").length, 1, r.stderr);

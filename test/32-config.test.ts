@@ -1,14 +1,14 @@
 // Configuration: flag > environment > file > default for every option, and one-line errors
 // (unknown key, wrong type, bad size) that the CLI turns into exit code 2.
 import test from "ava";
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import yargs from "yargs";
 import { CONFIG_KEYS, configOptions, loadConfig, optionNames, parseSeconds, parseSize, withConfigOptions } from "../daemon/config.js";
 import { UserError } from "../daemon/errors.js";
-import { CLI, ROOT } from "./helpers/shared.js";
+import { alpaca } from "./helpers/process.js";
+import { ROOT } from "./helpers/shared.js";
 
 const GiB = 2 ** 30;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-config-"));
@@ -147,17 +147,16 @@ test("a boolean flag alone says true; --no-… and an explicit value still work"
   t.false(load(["--mqtt-home-assistant", "false"]).mqttHomeAssistant);
 });
 
-test("through the CLI a bad option is one line and exit code 2", (t) => {
-  const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-    spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { ...process.env, ...env } });
-  const size = run(["plan", "--model", "/nonexistent.gguf", "--memory-limit", "lots"]);
-  t.is(size.status, 2);
+test("through the CLI a bad option is one line and exit code 2", async (t) => {
+  const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => alpaca(args, { env: { ...process.env, ...env } });
+  const size = await cli(["plan", "--model", "/nonexistent.gguf", "--memory-limit", "lots"]);
+  t.is(size.code, 2);
   t.is(size.stderr, "alpaca: --memory-limit \"lots\" is not a size (bytes, or a number with K, M, G or T, e.g. 3.5G)\n");
-  const key = run(["plan", "--config", configFile({ modle: "x" }, "cli.json")]);
-  t.is(key.status, 2);
+  const key = await cli(["plan", "--config", configFile({ modle: "x" }, "cli.json")]);
+  t.is(key.code, 2);
   t.regex(key.stderr, /^alpaca: config .*cli\.json: unknown key "modle" \(known: .*\)\n$/);
-  const noModel = run(["plan", "--config", configFile({}, "empty.json")], { ALPACA_MODEL: "" });
-  t.is(noModel.status, 2);
+  const noModel = await cli(["plan", "--config", configFile({}, "empty.json")], { ALPACA_MODEL: "" });
+  t.is(noModel.code, 2);
   t.regex(noModel.stderr, /say which model/);
 });
 

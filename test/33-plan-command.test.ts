@@ -1,19 +1,15 @@
 // alpaca plan through the CLI: a sparse LLaMA-7B-shaped Q4_0 file (3.53 GiB, no disk used)
 // planned for 4, 3 and 16 GiB machines, and the real tiny model from ../shared.
 import test from "ava";
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { writeSyntheticLlama } from "../models/synthetic.js";
-import { CLI, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
+import { alpaca } from "./helpers/process.js";
+import { needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 
 const EXIT_DOES_NOT_FIT = 3;
 
-function alpaca(args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 let sparse7b: Promise<string> | undefined;
 test.after.always(async () => {
@@ -28,22 +24,22 @@ function sparse7bFile(): Promise<string> {
   return sparse7b;
 }
 
-function planJson(args: string[]) {
-  const r = alpaca(["plan", ...args, "--json"]);
+async function planJson(args: string[]) {
+  const r = await alpaca(["plan", ...args, "--json"]);
   if (!r.stdout.startsWith("{")) throw new Error(`no JSON on stdout; stderr: ${r.stderr}`);
   return { code: r.code, plan: JSON.parse(r.stdout) };
 }
 
 test("7B Q4_0 at 4G: fits with one sequence, a 1024-token context and q8_0 KV, and says so", async (t) => {
   const model = await sparse7bFile();
-  const r = alpaca(["plan", "--model", model, "--memory", "4G", "--threads", "4"]);
+  const r = await alpaca(["plan", "--model", model, "--memory", "4G", "--threads", "4"]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /^budget +3\.88 GiB = 4\.00 GiB \(--memory\) − 122\.88 MiB reserve/m);
   t.regex(r.stdout, /^costs +weights 3\.53 GiB \(mapped, resident\) \+ KV 272\.00 MiB \(1024 × 1 q8_0\)/m);
   t.regex(r.stdout, /^plan +fits, .*context 1024 × 1 sequence, KV q8_0/m);
   t.regex(r.stdout, /context reduced from 2048 to 1024 tokens/);
   t.regex(r.stdout, /KV cache q8_0 .*f16 at this context would need 512\.00 MiB/);
-  const { plan } = planJson(["--model", model, "--memory", "4G", "--threads", "4"]);
+  const { plan } = await planJson(["--model", model, "--memory", "4G", "--threads", "4"]);
   t.like(plan, { fits: true, nCtx: 1024, nSeq: 1, kvType: "q8_0" });
   t.true(plan.costs.total <= plan.budget.bytes);
   t.is(plan.model.weightBytes, plan.costs.weights);
@@ -51,18 +47,18 @@ test("7B Q4_0 at 4G: fits with one sequence, a 1024-token context and q8_0 KV, a
 
 test("7B Q4_0 at 3G: fits by streaming 9 layers, the other 23 kept; at 512M not even streaming fits", async (t) => {
   const model = await sparse7bFile();
-  const r = alpaca(["plan", "--model", model, "--memory", "3G"]);
+  const r = await alpaca(["plan", "--model", model, "--memory", "3G"]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /^plan +fits \(streaming 9 layers\), .*context 512 × 1 sequence, KV q8_0/m);
   // Issue's plain words: the weights cannot stay resident, and what happens instead.
   t.regex(r.stdout, /- the weights \(3\.53 GiB\) cannot all stay resident in 2\.91 GiB beside the KV cache and the process$/m);
   t.regex(r.stdout, /^resident +2\.51 GiB: 23 of 32 layers, locked (2\.51 GiB|0 B); streamed 977\.34 MiB per token \(9 layers\)/m);
-  const { code, plan } = planJson(["--model", model, "--memory", "3G"]);
+  const { code, plan } = await planJson(["--model", model, "--memory", "3G"]);
   t.is(code, 0);
   t.like(plan, { fits: true, residency: { mode: "streaming", streamLayers: 9, keptLayers: 23 } });
   // the real file's layer bytes, not an estimate
   t.is(plan.model.layerBytes + plan.model.embeddingBytes + plan.model.outputBytes <= plan.model.weightBytes, true);
-  const tiny = alpaca(["plan", "--model", model, "--memory", "512M"]);
+  const tiny = await alpaca(["plan", "--model", model, "--memory", "512M"]);
   t.is(tiny.code, EXIT_DOES_NOT_FIT, tiny.stderr);
   t.regex(tiny.stdout, /^plan +does not fit: the weights \(3\.53 GiB\) cannot stay resident/m);
   t.regex(tiny.stdout, /^instead +streaming every layer from storage needs a budget of at least/m);
@@ -70,33 +66,33 @@ test("7B Q4_0 at 3G: fits by streaming 9 layers, the other 23 kept; at 512M not 
 
 test("7B Q4_0 at 16G: several parallel sequences at 2048 tokens, f16", async (t) => {
   const model = await sparse7bFile();
-  const { code, plan } = planJson(["--model", model, "--memory", "16G"]);
+  const { code, plan } = await planJson(["--model", model, "--memory", "16G"]);
   t.is(code, 0);
   t.like(plan, { fits: true, nCtx: 2048, kvType: "f16", nSeq: 4 });
-  const more = planJson(["--model", model, "--memory", "16G", "--parallel", "8", "--ctx", "4096", "--kv-type", "f16"]);
+  const more = await planJson(["--model", model, "--memory", "16G", "--parallel", "8", "--ctx", "4096", "--kv-type", "f16"]);
   t.is(more.code, EXIT_DOES_NOT_FIT);
   t.regex(more.plan.problem, /^--ctx 4096 does not fit: .*the longest context that fits is 2048 \(KV f16\)/);
-  t.like(planJson(["--model", model, "--memory", "16G", "--parallel", "6"]).plan, { fits: true, nSeq: 6, nCtx: 2048 });
+  t.like((await planJson(["--model", model, "--memory", "16G", "--parallel", "6"])).plan, { fits: true, nSeq: 6, nCtx: 2048 });
 });
 
-testNeeding(test, needShared, "the tiny real model: its trained context, the automatic cap of sequences", (t) => {
-  const { code, plan } = planJson(["--model", sharedModel("stories260K-q4_0.gguf"), "--memory", "1G"]);
+testNeeding(test, needShared, "the tiny real model: its trained context, the automatic cap of sequences", async (t) => {
+  const { code, plan } = await planJson(["--model", sharedModel("stories260K-q4_0.gguf"), "--memory", "1G"]);
   t.is(code, 0);
   t.like(plan, { fits: true, nCtx: 128, kvType: "f16", nSeq: 4 });
   t.like(plan.model, { nLayer: 5, nEmbd: 64, nCtxTrain: 128 });
 });
 
-testNeeding(test, needShared, "without --memory the plan reads this machine", (t) => {
-  const { plan } = planJson(["--model", sharedModel("stories260K-q4_0.gguf")]);
+testNeeding(test, needShared, "without --memory the plan reads this machine", async (t) => {
+  const { plan } = await planJson(["--model", sharedModel("stories260K-q4_0.gguf")]);
   t.true(["MemAvailable", "cgroup limit"].includes(plan.budget.boundBy), plan.budget.boundBy);
   t.true(plan.budget.sources.some((s: { name: string }) => s.name === "MemAvailable"));
 });
 
-test("plan: a missing model and a bad --memory are one line, exit code 2", (t) => {
-  const missing = alpaca(["plan", "--model", "/nonexistent/model.gguf", "--memory", "4G"]);
+test("plan: a missing model and a bad --memory are one line, exit code 2", async (t) => {
+  const missing = await alpaca(["plan", "--model", "/nonexistent/model.gguf", "--memory", "4G"]);
   t.is(missing.code, 2);
   t.is(missing.stderr, "alpaca: model file not found: /nonexistent/model.gguf\n");
-  const bad = alpaca(["plan", "--model", "/nonexistent/model.gguf", "--memory", "four"]);
+  const bad = await alpaca(["plan", "--model", "/nonexistent/model.gguf", "--memory", "four"]);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /^alpaca: --memory "four" is not a size/);
 });

@@ -1,7 +1,7 @@
 // sd_notify through the addon, received on a real Unix datagram socket. Node cannot bind
 // datagram Unix sockets, so a few lines of python3 (which node-gyp needs anyway) receive.
 import test, { type TestFn } from "ava";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,6 +9,7 @@ import { createInterface } from "node:readline";
 import {
   notifyReady, notifyStatus, notifyStopping, sdNotify, startWatchdog, watchdogIntervalMs,
 } from "../daemon/system/sd-notify.js";
+import { start, type Owner } from "./helpers/process.js";
 import { testNeeding } from "./helpers/shared.js";
 
 const RECEIVER = `
@@ -28,19 +29,18 @@ except socket.timeout:
 const needPython = () =>
   spawnSync("python3", ["-c", "import socket; socket.AF_UNIX"]).status === 0 ? null : "python3 (to receive datagrams) is missing";
 
-/** A datagram receiver at `address`; next() resolves with each message in turn. */
-async function receiver(address: string) {
-  const child: ChildProcess = spawn("python3", ["-c", RECEIVER, address], { stdio: ["ignore", "pipe", "inherit"] });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const first = await lines.next();
-  if (first.value !== "bound") throw new Error(`receiver did not start: ${String(first.value)}`);
+/** A datagram receiver at `address`, stopped with its test; next() resolves with each message in turn. */
+async function receiver(owner: Owner, address: string) {
+  const p = start(owner, "python3", ["-c", RECEIVER, address]);
+  const lines = createInterface({ input: p.child.stdout! })[Symbol.asyncIterator]();
+  await p.waitFor(/^bound$/m, { what: "the receiver bound" });
+  await lines.next();
   return {
     async next(): Promise<string> {
       const line = await lines.next();
       if (line.done) throw new Error("receiver ended");
       return JSON.parse(line.value) as string;
     },
-    stop: () => child.kill(),
   };
 }
 
@@ -59,8 +59,7 @@ test.afterEach.always(() => {
 
 testNeeding(serial, needPython, "READY=1, STATUS and STOPPING=1 arrive at a socket path", async (t) => {
   const address = path.join(tmp, "notify.sock");
-  const r = await receiver(address);
-  t.teardown(r.stop);
+  const r = await receiver(t, address);
   process.env.NOTIFY_SOCKET = address;
   t.true(notifyReady());
   t.is(await r.next(), "READY=1");
@@ -74,8 +73,7 @@ testNeeding(serial, needPython, "READY=1, STATUS and STOPPING=1 arrive at a sock
 
 testNeeding(serial, needPython, "an abstract @socket works too", async (t) => {
   const address = `@alpaca-test-${process.pid}`;
-  const r = await receiver(address);
-  t.teardown(r.stop);
+  const r = await receiver(t, address);
   process.env.NOTIFY_SOCKET = address;
   t.true(notifyReady());
   t.is(await r.next(), "READY=1");
@@ -83,8 +81,7 @@ testNeeding(serial, needPython, "an abstract @socket works too", async (t) => {
 
 testNeeding(serial, needPython, "the watchdog pings at half WATCHDOG_USEC only while the health check passes", async (t) => {
   const address = path.join(tmp, "watchdog.sock");
-  const r = await receiver(address);
-  t.teardown(r.stop);
+  const r = await receiver(t, address);
   process.env.NOTIFY_SOCKET = address;
   process.env.WATCHDOG_USEC = "100000"; // 100 ms → a ping every 50 ms
   t.is(watchdogIntervalMs(), 50);

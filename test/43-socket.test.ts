@@ -44,7 +44,7 @@ test("LineReader splits lines across chunks, strips CR, skips blank lines and di
 });
 
 testNeeding(test, needShared, "20 concurrent clients each get one final with the text alpaca run gives alone, chunks in seq order", async (t) => {
-  const reference = runAlone(PROMPT, 40).text;
+  const reference = (await runAlone(PROMPT, 40)).text;
   const d = await startDaemon({ nSeq: 4 });
   try {
     const results = await Promise.all(
@@ -92,7 +92,7 @@ testNeeding(test, needShared, "many requests in flight on one connection, stream
     );
     t.is(chunks, 0);
     t.true(replies.every((r) => r.status === "ok"));
-    t.is(okData(t, replies[2]).text, runAlone(PROMPT, 12).text);
+    t.is(okData(t, replies[2]).text, (await runAlone(PROMPT, 12)).text);
     c.close();
   } finally {
     await d.stop();

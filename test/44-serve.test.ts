@@ -1,84 +1,52 @@
 // The real `alpaca serve` process: ask and status against it, and shutdown on SIGTERM with a
 // final message for every client and exit code 0.
 import test from "ava";
-import type { ChildProcess } from "node:child_process";
-import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { SocketClient } from "../daemon/transports/socket.js";
 import type { FinalMessage } from "../daemon/transports/socket.js";
-import { runAlone, STORIES, tempSocketPath } from "./helpers/daemon.js";
-import { CLI, needShared, testNeeding } from "./helpers/shared.js";
-
-interface Daemon {
-  child: ChildProcess;
-  socketPath: string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-async function spawnServe(extra: string[] = []): Promise<Daemon> {
-  const socketPath = tempSocketPath();
-  const child = spawn(process.execPath, [CLI, "serve", "-m", STORIES(), "--socket", socketPath, "--threads", "1", ...extra], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let err = "";
-  child.stderr!.on("data", (b) => (err += b.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const until = Date.now() + 10_000;
-  while (!err.includes("listening on")) {
-    if (child.exitCode !== null || Date.now() > until) throw new Error(`serve did not start: ${err}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return { child, socketPath, stderr: () => err, exited };
-}
-
-function alpaca(args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { runAlone, startServe, tempSocketPath, waitFor } from "./helpers/daemon.js";
+import { alpaca } from "./helpers/process.js";
+import { needShared, testNeeding } from "./helpers/shared.js";
 
 testNeeding(test, needShared, "ask streams what run gives alone; --json prints the final; status describes the daemon", async (t) => {
-  const d = await spawnServe();
-  try {
-    const expected = runAlone("Once upon a time", 40).text;
-    const ask = alpaca(["ask", "--socket", d.socketPath, "Once upon a time", "-n", "40", "--temp", "0"]);
-    t.is(ask.code, 0, ask.stderr);
-    t.is(ask.stdout, `${expected}\n`);
-    const json = alpaca(["ask", "--socket", d.socketPath, "Once upon a time", "-n", "40", "--temp", "0", "--json"]);
-    const final = JSON.parse(json.stdout);
-    t.like(final, { status: "ok", data: { text: expected, stop_reason: "length", usage: { completion_tokens: 40 } } });
-    const instruction = alpaca(["ask", "--socket", d.socketPath, "--instruction", "Tell a story", "-n", "5", "--json"]);
-    t.is(JSON.parse(instruction.stdout).data.usage.completion_tokens, 5);
-    const tooLong = alpaca(["ask", "--socket", d.socketPath, "Once upon a time", "-n", "100000"]);
-    t.is(tooLong.code, 2);
-    t.regex(tooLong.stderr, /^alpaca: bad_request: max_tokens must be from 1/);
+  const d = await startServe(t);
+  const expected = (await runAlone("Once upon a time", 40)).text;
+  const ask = await alpaca(["ask", "--socket", d.socketPath, "Once upon a time", "-n", "40", "--temp", "0"]);
+  t.is(ask.code, 0, ask.stderr);
+  t.is(ask.stdout, `${expected}\n`);
+  const json = await alpaca(["ask", "--socket", d.socketPath, "Once upon a time", "-n", "40", "--temp", "0", "--json"]);
+  const final = JSON.parse(json.stdout);
+  t.like(final, { status: "ok", data: { text: expected, stop_reason: "length", usage: { completion_tokens: 40 } } });
+  const instruction = await alpaca(["ask", "--socket", d.socketPath, "--instruction", "Tell a story", "-n", "5", "--json"]);
+  t.is(JSON.parse(instruction.stdout).data.usage.completion_tokens, 5);
+  const tooLong = await alpaca(["ask", "--socket", d.socketPath, "Once upon a time", "-n", "100000"]);
+  t.is(tooLong.code, 2);
+  t.regex(tooLong.stderr, /^alpaca: bad_request: max_tokens must be from 1/);
 
-    const status = alpaca(["status", "--socket", d.socketPath]);
-    t.is(status.code, 0, status.stderr);
-    t.regex(status.stdout, /^alpaca \S+ \(api 1\)/);
-    t.regex(status.stdout, /queue\s+0 running, 0 queued \(max 32\)/);
-    t.regex(status.stdout, /memory\s+RSS/);
-    const statusJson = JSON.parse(alpaca(["status", "--socket", d.socketPath, "--json"]).stdout);
-    t.is(statusJson.api_version, 1);
-    t.true(statusJson.totals.generated_tokens >= 85);
-    t.notRegex(d.stderr(), /Once upon a time|little girl/, "no prompts or answers in the log at the default level");
-  } finally {
-    d.child.kill("SIGTERM");
-    t.is(await d.exited, 0);
-  }
+  const status = await alpaca(["status", "--socket", d.socketPath]);
+  t.is(status.code, 0, status.stderr);
+  t.regex(status.stdout, /^alpaca \S+ \(api 1\)/);
+  t.regex(status.stdout, /queue\s+0 running, 0 queued \(max 32\)/);
+  t.regex(status.stdout, /memory\s+RSS/);
+  const statusJson = JSON.parse((await alpaca(["status", "--socket", d.socketPath, "--json"])).stdout);
+  t.is(statusJson.api_version, 1);
+  t.true(statusJson.totals.generated_tokens >= 85);
+  t.notRegex(d.stderr, /Once upon a time|little girl/, "no prompts or answers in the log at the default level");
+  d.signal("SIGTERM");
+  t.deepEqual(await d.exited, { code: 0, signal: null }, d.stderr);
 });
 
-testNeeding(test, needShared, "ask and status without a daemon say where they looked, exit 2", (t) => {
+testNeeding(test, needShared, "ask and status without a daemon say where they looked, exit 2", async (t) => {
   const p = tempSocketPath();
-  const r = alpaca(["ask", "--socket", p, "hi"]);
+  const r = await alpaca(["ask", "--socket", p, "hi"]);
   t.is(r.code, 2);
   t.true(r.stderr.includes(`cannot reach the daemon at ${p}: no such socket`), r.stderr);
-  t.is(alpaca(["status", "--socket", p]).code, 2);
+  t.is((await alpaca(["status", "--socket", p])).code, 2);
 });
 
 async function shutdownDuringGeneration(t: import("ava").ExecutionContext, grace: string) {
   // No pressure watch: a busy host (PSI is machine-wide in a container) would run one at a time.
-  const d = await spawnServe(["--ctx", "1024", "--parallel", "2", "--grace", grace, "--no-pressure-watch"]);
+  const d = await startServe(t, ["--ctx", "1024", "--parallel", "2", "--grace", grace, "--no-pressure-watch"]);
   const clients = await Promise.all(Array.from({ length: 6 }, () => SocketClient.connect(d.socketPath)));
   const started = new Set<number>();
   const finals: FinalMessage[][] = clients.map(() => []);
@@ -87,14 +55,14 @@ async function shutdownDuringGeneration(t: import("ava").ExecutionContext, grace
       .request({ op: "generate", prompt: "Once upon a time", max_tokens: 400, temperature: 0 }, () => started.add(i))
       .then((m) => finals[i].push(m)),
   );
-  while (started.size < 2) await new Promise((r) => setTimeout(r, 5)); // both slots generating
-  d.child.kill("SIGTERM");
+  await waitFor(() => started.size === 2 || !d.running, 20_000, "both slots generating");
+  d.signal("SIGTERM");
   await Promise.all(done);
-  t.is(await d.exited, 0, d.stderr());
+  t.deepEqual(await d.exited, { code: 0, signal: null }, d.stderr);
   await new Promise((r) => setTimeout(r, 50)); // nothing more arrives after the final
   t.true(finals.every((f) => f.length === 1), "every client gets exactly one final message");
   t.false(fs.existsSync(d.socketPath), "the socket file is removed");
-  t.regex(d.stderr(), /SIGTERM: shutting down/);
+  t.regex(d.stderr, /SIGTERM: shutting down/);
   return finals.map((f) => f[0]);
 }
 

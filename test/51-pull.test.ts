@@ -1,7 +1,6 @@
 // Downloads against a local server that misbehaves on purpose: dropped connections, no Range
 // support, a wrong Content-Length, a wrong checksum, 404, redirects, a server that is gone.
 import test from "ava";
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
@@ -10,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { loadCatalog, type Catalog } from "../models/catalog.js";
 import { ensureDefaultModel, NetworkError, pullModel, type PullOptions } from "../models/pull.js";
-import { CLI } from "./helpers/shared.js";
+import { alpaca } from "./helpers/process.js";
 
 const BODY = randomBytes(300_000);
 const SHA = createHash("sha256").update(BODY).digest("hex");
@@ -231,16 +230,6 @@ test("ensureDefaultModel without a network says in one line how to get a model",
 });
 
 // ── the command line ──
-
-function alpaca(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "", stderr = "";
-    child.stdout.on("data", (d) => { stdout += d; });
-    child.stderr.on("data", (d) => { stderr += d; });
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 test("alpaca pull URL: progress as plain lines when not a terminal, the path on stdout", async (t) => {
   const dir = tmpDir();

@@ -1,7 +1,6 @@
 // alpaca quantize against llama.cpp: stories260K F32 → Q4_0 / Q8_0 must give the very bytes of
 // ../shared's files, which llama.cpp's quantizer made from the same F32 file.
 import test from "ava";
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,6 +8,7 @@ import { readGguf } from "../daemon/engine/gguf.js";
 import { TensorType, tensorTypes } from "../daemon/engine/tensor-types.js";
 import { encodeGgufHeader, GgmlType, meta, type GgufMetaValue, type GgufTensorSpec } from "../models/gguf-writer.js";
 import { allowsQuantization, llamaWeightOrder, quantizeGguf, targetTensorType } from "../models/quantize.js";
+import { alpaca, run } from "./helpers/process.js";
 import { CLI, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-quantize-"));
@@ -113,12 +113,8 @@ test("the rule: what is quantized, what stays, what falls back to F16", (t) => {
   t.deepEqual(names.sort(llamaWeightOrder), ["output.weight", "output_norm.weight", "token_embd.weight", "blk.0.attn_k.weight", "blk.2.b.weight", "blk.10.a.weight"]);
 });
 
-function alpaca(args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
-test("alpaca quantize: bad arguments are one line and exit code 2", (t) => {
+test("alpaca quantize: bad arguments are one line and exit code 2", async (t) => {
   const existing = path.join(tmp, "exists.gguf");
   fs.writeFileSync(existing, "x");
   const input = sharedModel("stories260K-f32.gguf");
@@ -131,7 +127,7 @@ test("alpaca quantize: bad arguments are one line and exit code 2", (t) => {
     [["quantize", existing, path.join(tmp, "b.gguf"), "--type", "q4_0"], /not a GGUF file/],
   ];
   for (const [args, message] of cases) {
-    const r = alpaca(args);
+    const r = await alpaca(args);
     t.is(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     t.regex(r.stderr, message);
     t.is(r.stderr.trim().split("\n").length, 1, r.stderr);
@@ -139,16 +135,16 @@ test("alpaca quantize: bad arguments are one line and exit code 2", (t) => {
   t.false(fs.existsSync(path.join(tmp, "b.gguf.tmp")), "no temporary file left behind");
 });
 
-testNeeding(test, needShared, "alpaca quantize --force overwrites, and reports what it did", (t) => {
+testNeeding(test, needShared, "alpaca quantize --force overwrites, and reports what it did", async (t) => {
   const out = path.join(tmp, "cli-q8_0.gguf");
   fs.writeFileSync(out, "old");
-  const r = alpaca(["quantize", sharedModel("stories260K-f32.gguf"), out, "--type", "Q8_0", "--force", "-q"]);
+  const r = await alpaca(["quantize", sharedModel("stories260K-f32.gguf"), out, "--type", "Q8_0", "--force", "-q"]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stderr, /32 tensors q8_0, 5 f16 \(rows not a multiple of 32\), 11 kept/);
   t.true(fs.readFileSync(out).equals(fs.readFileSync(sharedModel("stories260K-q8_0.gguf"))));
 });
 
-test("a large F16 file is streamed: peak memory stays far below the file size", (t) => {
+test("a large F16 file is streamed: peak memory stays far below the file size", async (t) => {
   // 3 × 4096×11008 F16 (a 7B model's ffn_up shape): 270 MB, sparse, quantized in a fresh process
   const input = path.join(tmp, "big-f16.gguf");
   const output = path.join(tmp, "big-q4_0.gguf");
@@ -162,8 +158,8 @@ test("a large F16 file is streamed: peak memory stays far below the file size", 
     await quantizeGguf(${JSON.stringify(input)}, ${JSON.stringify(output)}, "q4_0");
     const kb = Number(/VmHWM:\\s+(\\d+)/.exec(fs.readFileSync("/proc/self/status", "utf8"))[1]);
     console.log(JSON.stringify({ peak: kb * 1024, input: fs.statSync(${JSON.stringify(input)}).size }));`;
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
-  t.is(r.status, 0, r.stderr);
+  const r = await run(process.execPath, ["--input-type=module", "-e", script]);
+  t.is(r.code, 0, r.stderr);
   const { peak, input: inputSize } = JSON.parse(r.stdout) as { peak: number; input: number };
   t.true(inputSize > 250e6);
   t.true(peak < 200 * 1024 * 1024, `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB`);

@@ -1,6 +1,5 @@
 // alpaca models: local files and the catalog, and whether each fits the memory budget.
 import test from "ava";
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -8,7 +7,8 @@ import { listModels } from "../daemon/cli/models.js";
 import { loadCatalog } from "../models/catalog.js";
 import { classifyFit, memoryBudget, PLAN_CONTEXT, PROCESS_OVERHEAD } from "../models/fit.js";
 import { defaultModelsDir, STATE_MODELS_DIR } from "../models/pull.js";
-import { CLI, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
+import { alpaca } from "./helpers/process.js";
+import { needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 
 const MiB = 1024 * 1024;
 
@@ -49,7 +49,7 @@ test("on a 4 GB Pi (3.4 GiB available) TinyLlama is resident and no 7B stays res
   for (const m of loadCatalog().models.filter((x) => x.parameters === "7B")) t.not(fit[m.id], "resident", m.id);
 });
 
-testNeeding(test, needShared, "local GGUF files are read for their weights and KV cache; an unreadable one says why", (t) => {
+testNeeding(test, needShared, "local GGUF files are read for their weights and KV cache; an unreadable one says why", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-models-"));
   fs.copyFileSync(sharedModel("stories260K-q4_0.gguf"), path.join(dir, "stories.gguf"));
   fs.writeFileSync(path.join(dir, "broken.gguf"), "not a model");
@@ -62,12 +62,12 @@ testNeeding(test, needShared, "local GGUF files are read for their weights and K
   t.regex(rows.find((r) => r.file === "broken.gguf")!.error ?? "", /not a GGUF file/);
   t.is(rows.filter((r) => !r.local).length, loadCatalog().models.length);
 
-  const r = spawnSync(process.execPath, [CLI, "models", "--dir", dir, "--json"], { encoding: "utf8" });
-  t.is(r.status, 0, r.stderr);
+  const r = await alpaca(["models", "--dir", dir, "--json"]);
+  t.is(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   t.is(j.dir, dir);
   t.true(j.models.some((m: { file: string; fit: string }) => m.file === "stories.gguf" && ["resident", "tight", "does not fit"].includes(m.fit)));
-  const text = spawnSync(process.execPath, [CLI, "models", "--dir", dir], { encoding: "utf8" });
+  const text = await alpaca(["models", "--dir", dir]);
   t.regex(text.stdout, /stories\.gguf/);
   t.regex(text.stdout, /\(default\)/);
 });

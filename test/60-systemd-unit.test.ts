@@ -3,9 +3,9 @@
 // verify resolves ExecStart and the units it orders against, so it runs on the unit as
 // install.sh --root lays it out, in a scratch root that also holds the distribution's units.
 import test from "ava";
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { run } from "./helpers/process.js";
 import { ROOT, testNeeding } from "./helpers/shared.js";
 import { needTools, scratchDir } from "./helpers/pi.js";
 
@@ -30,38 +30,38 @@ function scratchRoot(withProgram = true): string {
 }
 
 function verify(root: string) {
-  return spawnSync("systemd-analyze", ["verify", `--root=${root}`, "alpaca.service"], { encoding: "utf8" });
+  return run("systemd-analyze", ["verify", `--root=${root}`, "alpaca.service"]);
 }
 
-testNeeding(test, needAnalyze, "systemd-analyze verify prints nothing for the installed unit", (t) => {
+testNeeding(test, needAnalyze, "systemd-analyze verify prints nothing for the installed unit", async (t) => {
   const root = scratchRoot();
-  const r = verify(root);
+  const r = await verify(root);
   t.is(r.stderr, "", r.stderr);
-  t.is(r.status, 0);
+  t.is(r.code, 0);
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-testNeeding(test, needAnalyze, "verify stays silent with the example configuration (HTTP on 127.0.0.1:11434) in /etc/alpaca", (t) => {
+testNeeding(test, needAnalyze, "verify stays silent with the example configuration (HTTP on 127.0.0.1:11434) in /etc/alpaca", async (t) => {
   const root = scratchRoot();
   fs.mkdirSync(path.join(root, "etc/alpaca"), { recursive: true });
   const example = fs.readFileSync(path.join(ROOT, "systemd", "alpaca.example.json"), "utf8");
   t.is(JSON.parse(example).http, "127.0.0.1:11434");
   fs.writeFileSync(path.join(root, "etc/alpaca/config.json"), example);
-  const r = verify(root);
+  const r = await verify(root);
   t.is(r.stderr, "", r.stderr);
-  t.is(r.status, 0);
+  t.is(r.code, 0);
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-testNeeding(test, needAnalyze, "verify would notice a missing program (so its silence means something)", (t) => {
+testNeeding(test, needAnalyze, "verify would notice a missing program (so its silence means something)", async (t) => {
   const root = scratchRoot(false);
-  const r = verify(root);
+  const r = await verify(root);
   t.regex(r.stderr, /\/opt\/alpaca\/bin\/alpaca/);
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-testNeeding(test, needAnalyze, `systemd-analyze security rates the unit below ${SECURITY_THRESHOLD}`, (t) => {
-  const r = spawnSync("systemd-analyze", ["security", "--offline=yes", UNIT], { encoding: "utf8" });
+testNeeding(test, needAnalyze, `systemd-analyze security rates the unit below ${SECURITY_THRESHOLD}`, async (t) => {
+  const r = await run("systemd-analyze", ["security", "--offline=yes", UNIT]);
   t.is(r.stderr, "", r.stderr);
   const m = /Overall exposure level for alpaca\.service: ([\d.]+) (\w+)/.exec(r.stdout);
   t.truthy(m, r.stdout.slice(-400));

@@ -3,12 +3,12 @@
 // systemctl are printed), installed again (idempotent, config.json kept), started the way the
 // unit starts it (ExecStart, socket under the scratch root's /run/alpaca), and removed.
 import test from "ava";
-import { spawn, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import type { ExecutionContext } from "ava";
+import { run, scaled, start } from "./helpers/process.js";
 import { IN_CI, ROOT, needShared, sharedModel } from "./helpers/shared.js";
 import { runScript, scratchDir } from "./helpers/pi.js";
 
@@ -25,22 +25,23 @@ function serialNeeding(need: () => string | null, title: string, fn: (t: Executi
   return test.skip(title, () => {});
 }
 
-let packed: { tarball: string; tree: string } | undefined;
+let packed: Promise<{ tarball: string; tree: string }> | undefined;
 /** Packed (without Node: this machine's is on the PATH) and unpacked once for every test here. */
 function release() {
-  if (!packed) {
-    const tarball = runScript("cross/pack.sh", ["--arch", "x64", "--no-node", "--out", path.join(work, "release")]);
+  packed ??= (async () => {
+    const tarball = await runScript("cross/pack.sh", ["--arch", "x64", "--no-node", "--out", path.join(work, "release")]);
     const unpacked = path.join(work, "unpacked");
     fs.mkdirSync(unpacked);
-    spawnSync("tar", ["-xzf", tarball, "-C", unpacked]);
-    packed = { tarball, tree: path.join(unpacked, path.basename(tarball, ".tar.gz")) };
-  }
+    const untar = await run("tar", ["-xzf", tarball, "-C", unpacked]);
+    if (untar.code !== 0) throw new Error(`tar -xzf ${tarball}: ${untar.stderr}`);
+    return { tarball, tree: path.join(unpacked, path.basename(tarball, ".tar.gz")) };
+  })();
   return packed;
 }
 
-function install(root: string, ...args: string[]) {
-  const r = spawnSync(path.join(release().tree, "systemd", "install.sh"), ["--root", root, ...args], { encoding: "utf8", env: { ...process.env, ...nodeOnPath } });
-  return { code: r.status, out: r.stdout, err: r.stderr };
+async function install(root: string, ...args: string[]) {
+  const r = await run(path.join((await release()).tree, "systemd", "install.sh"), ["--root", root, ...args], { env: { ...process.env, ...nodeOnPath } });
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 /** Every path under root with a digest of its content (links as their target). */
@@ -58,8 +59,8 @@ function snapshot(root: string): Record<string, string> {
   return out;
 }
 
-test.serial("the tarball holds the compiled daemon, the addon, production dependencies and the systemd files", (t) => {
-  const { tarball, tree } = release();
+test.serial("the tarball holds the compiled daemon, the addon, production dependencies and the systemd files", async (t) => {
+  const { tarball, tree } = await release();
   const version = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).version;
   t.is(path.basename(tarball), `alpaca-${version}-linux-x64.tar.gz`);
   for (const f of ["dist/daemon/cli.js", "prebuilds/linux-x64/alpaca.node", "node_modules/yargs/package.json", "bin/alpaca",
@@ -67,14 +68,14 @@ test.serial("the tarball holds the compiled daemon, the addon, production depend
     t.true(fs.existsSync(path.join(tree, f)), f);
   }
   for (const f of ["node_modules/ava", "node_modules/typescript", "dist/test", "native", "build"]) t.false(fs.existsSync(path.join(tree, f)), f);
-  const listing = spawnSync("tar", ["-tvzf", tarball], { encoding: "utf8" }).stdout;
+  const listing = (await run("tar", ["-tvzf", tarball])).stdout;
   t.regex(listing.split("\n")[0], /^d\S+ 0\/0 /, "entries belong to root");
 });
 
-test.serial("install.sh --root lays out the program, unit and directories and only prints system changes", (t) => {
+test.serial("install.sh --root lays out the program, unit and directories and only prints system changes", async (t) => {
   const root = path.join(work, "root");
   fs.mkdirSync(root);
-  const r = install(root);
+  const r = await install(root);
   t.is(r.code, 0, r.err);
   t.regex(r.out, /would run: useradd --system .* alpaca/);
   t.regex(r.out, /would run: systemctl daemon-reload/);
@@ -91,23 +92,23 @@ test.serial("install.sh --root lays out the program, unit and directories and on
   t.deepEqual(fs.readdirSync(root).sort(), ["etc", "opt", "usr", "var"], "nothing beside the layout");
 });
 
-test.serial("installing again changes nothing and keeps the administrator's config.json", (t) => {
+test.serial("installing again changes nothing and keeps the administrator's config.json", async (t) => {
   const root = path.join(work, "root");
   const config = path.join(root, "etc/alpaca/config.json");
   fs.writeFileSync(config, '{ "model": "/var/lib/alpaca/models/mine.gguf" }\n');
   const before = snapshot(root);
-  const r = install(root);
+  const r = await install(root);
   t.is(r.code, 0, r.err);
   t.deepEqual(snapshot(root), before);
   t.is(fs.readFileSync(config, "utf8"), '{ "model": "/var/lib/alpaca/models/mine.gguf" }\n');
   t.regex(r.out, /enabled, not started: no model at \/var\/lib\/alpaca\/models\/mine\.gguf/);
 });
 
-serialNeeding(needShared, "the installed tree runs the model through bin/alpaca", (t) => {
+serialNeeding(needShared, "the installed tree runs the model through bin/alpaca", async (t) => {
   const root = path.join(work, "root");
-  const r = spawnSync(path.join(root, "opt/alpaca/bin/alpaca"), ["run", "-m", sharedModel("stories260K-f32.gguf"), "-p", "Once upon a time", "-n", "12", "--temp", "0"],
-    { encoding: "utf8", env: { ...process.env, ...nodeOnPath, ALPACA_ADDON: "" } });
-  t.is(r.status, 0, r.stderr);
+  const r = await run(path.join(root, "opt/alpaca/bin/alpaca"), ["run", "-m", sharedModel("stories260K-f32.gguf"), "-p", "Once upon a time", "-n", "12", "--temp", "0"],
+    { env: { ...process.env, ...nodeOnPath, ALPACA_ADDON: "" } });
+  t.is(r.code, 0, r.stderr);
   t.true(r.stdout.startsWith(", there was a little girl named Lily."), r.stdout);
 });
 
@@ -142,7 +143,7 @@ const hasServe = fs.existsSync(path.join(ROOT, "daemon/cli/serve.ts"));
 const serveTitle = "the installed tree starts `alpaca serve` as the unit does and answers on the socket";
 
 async function serveFromInstalledTree(t: ExecutionContext) {
-  t.timeout(120_000);
+  t.timeout(scaled(120_000));
   const root = path.join(work, "root");
   const u = unitCommand(root);
   fs.mkdirSync(u.runtimeDir, { recursive: true });
@@ -151,25 +152,14 @@ async function serveFromInstalledTree(t: ExecutionContext) {
   // its HTTP port (11434) on a free one, which an Ollama on this machine cannot have taken.
   const env = { ...process.env, ...nodeOnPath, ALPACA_ADDON: "", RUNTIME_DIRECTORY: u.runtimeDir, STATE_DIRECTORY: u.stateDir,
     NOTIFY_SOCKET: "", ALPACA_CONFIG: path.join(root, "etc/alpaca/config.json"), ALPACA_HTTP: "127.0.0.1:0" };
-  const child = spawn(u.program, [...u.args, "--model", sharedModel("stories260K-f32.gguf"), "--socket", socket], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let log = "";
-  child.stdout.on("data", (d) => (log += d));
-  child.stderr.on("data", (d) => (log += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  try {
-    const until = Date.now() + 60_000;
-    while (!fs.existsSync(socket)) {
-      if (Date.now() > until || child.exitCode !== null) return t.fail(`no socket at ${socket}:\n${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const reply = await ask(socket, { op: "generate", transaction: "t61", prompt: "Once upon a time", max_tokens: 12, temperature: 0 });
-    t.is(reply.status, "ok", JSON.stringify(reply));
-    t.is(reply.transaction, "t61");
-    t.true(String((reply.data as { text: string }).text).startsWith(", there was a little girl named Lily."), JSON.stringify(reply));
-  } finally {
-    child.kill("SIGTERM");
-  }
-  t.is(await exited, 0, log);
+  const daemon = start(t, u.program, [...u.args, "--model", sharedModel("stories260K-f32.gguf"), "--socket", socket], { env });
+  await daemon.waitFor(`listening on ${socket}`, { timeoutMs: 60_000 });
+  const reply = await ask(socket, { op: "generate", transaction: "t61", prompt: "Once upon a time", max_tokens: 12, temperature: 0 });
+  t.is(reply.status, "ok", JSON.stringify(reply));
+  t.is(reply.transaction, "t61");
+  t.true(String((reply.data as { text: string }).text).startsWith(", there was a little girl named Lily."), JSON.stringify(reply));
+  daemon.signal("SIGTERM");
+  t.deepEqual(await daemon.exited, { code: 0, signal: null }, daemon.output);
 }
 
 if (hasServe) serialNeeding(needShared, serveTitle, serveFromInstalledTree);
@@ -178,16 +168,16 @@ else {
   test.skip(serveTitle, () => {});
 }
 
-test.serial("--uninstall removes program, unit and link but keeps settings and models; --purge removes those too", (t) => {
+test.serial("--uninstall removes program, unit and link but keeps settings and models; --purge removes those too", async (t) => {
   const root = path.join(work, "root");
   fs.writeFileSync(path.join(root, "var/lib/alpaca/models/keep.gguf"), "");
-  let r = install(root, "--uninstall");
+  let r = await install(root, "--uninstall");
   t.is(r.code, 0, r.err);
   for (const gone of ["opt/alpaca", "etc/systemd/system/alpaca.service", "usr/local/bin/alpaca"]) t.false(fs.existsSync(path.join(root, gone)), gone);
   t.true(fs.existsSync(path.join(root, "etc/alpaca/config.json")));
   t.true(fs.existsSync(path.join(root, "var/lib/alpaca/models/keep.gguf")));
   t.regex(r.out, /would run: systemctl disable --now alpaca\.service/);
-  r = install(root, "--purge");
+  r = await install(root, "--purge");
   t.is(r.code, 0, r.err);
   t.false(fs.existsSync(path.join(root, "etc/alpaca")));
   t.false(fs.existsSync(path.join(root, "var/lib/alpaca")));
@@ -197,7 +187,7 @@ test.serial("--uninstall removes program, unit and link but keeps settings and m
 // npm's install step (package.json "install"): a prebuilt addon for this platform that loads is
 // used as it is (what `npm ci` on a Pi does with the release's prebuilds/linux-arm64); one that
 // does not load is named and the step falls back to compiling.
-test("the install step uses a prebuilt addon that loads, and names one that does not", (t) => {
+test("the install step uses a prebuilt addon that loads, and names one that does not", async (t) => {
   const dir = scratchDir("alpaca-61-prebuilt-");
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.mkdirSync(path.join(dir, "native"));
@@ -205,13 +195,13 @@ test("the install step uses a prebuilt addon that loads, and names one that does
   const prebuilt = path.join(dir, "prebuilds", `${process.platform}-${process.arch}`, "alpaca.node");
   fs.mkdirSync(path.dirname(prebuilt), { recursive: true });
   fs.copyFileSync(path.join(ROOT, "build", "Release", "alpaca.node"), prebuilt);
-  const step = () => spawnSync(process.execPath, [path.join(dir, "native", "install.mjs")], { encoding: "utf8", env: { ...process.env, PATH: "/nonexistent" } });
-  const good = step();
-  t.is(good.status, 0, good.stderr);
+  const step = () => run(process.execPath, [path.join(dir, "native", "install.mjs")], { env: { ...process.env, PATH: "/nonexistent" } });
+  const good = await step();
+  t.is(good.code, 0, good.stderr);
   t.regex(good.stderr, /using the prebuilt addon prebuilds\//);
   t.false(fs.existsSync(path.join(dir, "build")), "nothing compiled");
   fs.writeFileSync(prebuilt, "not an ELF file");
-  const bad = step();
+  const bad = await step();
   t.regex(bad.stderr, /the prebuilt addon .* does not load here .*; compiling instead/);
-  t.not(bad.status, 0, "no compiler on this PATH: the step fails rather than pretending");
+  t.not(bad.code, 0, "no compiler on this PATH: the step fails rather than pretending");
 });

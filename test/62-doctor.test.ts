@@ -2,12 +2,12 @@
 // tight cgroup, and this machine as it is. The 7B model is a sparse Q4_0 file (3.53 GiB that
 // costs no disk); the read speed is given, not measured, so that verdicts do not depend on the disk.
 import test from "ava";
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { runDoctor, type DoctorCheck, type DoctorReport, type ReadMeasurer } from "../daemon/system/doctor.js";
 import { writeSyntheticLlama } from "../models/synthetic.js";
-import { CLI, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
+import { alpaca } from "./helpers/process.js";
+import { needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 import { scratchDir } from "./helpers/pi.js";
 
 const work = scratchDir("alpaca-62-");
@@ -158,18 +158,18 @@ test("no model configured: a warning, and no storage or residency lines", (t) =>
   t.false("residency" in c);
 });
 
-testNeeding(test, needShared, "this machine, through the command line: every line has a verdict, the read is real", (t) => {
-  const r = spawnSync(process.execPath, [CLI, "doctor", "--json", "--model", sharedModel("stories260K-q4_0.gguf")], { encoding: "utf8" });
+testNeeding(test, needShared, "this machine, through the command line: every line has a verdict, the read is real", async (t) => {
+  const r = await alpaca(["doctor", "--json", "--model", sharedModel("stories260K-q4_0.gguf")]);
   const report = JSON.parse(r.stdout) as DoctorReport;
-  t.is(r.status, report.verdict === "fail" ? 1 : 0, r.stderr);
+  t.is(r.code, report.verdict === "fail" ? 1 : 0, r.stderr);
   const c = byName(report);
   for (const name of ["memory", "swap", "cgroup", "cpu", "governor", "temperature", "model", "storage", "residency"]) t.truthy(c[name], name);
   for (const k of report.checks) t.true(["ok", "warn", "fail"].includes(k.verdict), k.name);
   t.is(c.cpu.data?.arch, process.arch === "arm64" ? "arm64" : "x64");
   t.is(c.residency.verdict, "ok");
   t.true((c.storage.data?.bytesPerSecond as number | undefined ?? 1) > 0, c.storage.summary);
-  const text = spawnSync(process.execPath, [CLI, "doctor", "--no-read-test", "--root", pi4Tree(), "--model", "/nope.gguf"], { encoding: "utf8" });
-  t.is(text.status, 1);
+  const text = await alpaca(["doctor", "--no-read-test", "--root", pi4Tree(), "--model", "/nope.gguf"]);
+  t.is(text.code, 1);
   t.regex(text.stdout, /^ok {4}memory {7}3\.70 GiB total, 3\.40 GiB available$/m);
   t.regex(text.stdout, /^fail {2}model .*nope\.gguf/m);
 });

@@ -55,7 +55,7 @@ testNeeding(test, needShared, "list, show, ps and version describe the loaded mo
 testNeeding(test, needShared, "generate streams what `alpaca run` gives alone, and the final object counts it", async (t) => {
   const d = await serveHttp(t, STORIES());
   const ollama = new Ollama({ host: d.url });
-  const expected = runAlone("Once upon a time", 24).text;
+  const expected = (await runAlone("Once upon a time", 24)).text;
   const options = { temperature: 0, num_predict: 24 };
 
   const parts: string[] = [];

@@ -24,7 +24,7 @@ testNeeding(test, needShared, "models list and retrieve name the loaded model", 
 testNeeding(test, needShared, "completions, streaming and not, give what `alpaca run` gives alone", async (t) => {
   const d = await serveHttp(t, STORIES());
   const openai = client(d.url);
-  const expected = runAlone("Once upon a time", 20).text;
+  const expected = (await runAlone("Once upon a time", 20)).text;
   const whole = await openai.completions.create({ model: "stories260K-f32", prompt: "Once upon a time", max_tokens: 20, temperature: 0 });
   t.is(whole.object, "text_completion");
   t.is(whole.choices[0].text, expected);

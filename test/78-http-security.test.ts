@@ -3,33 +3,32 @@
 // trickles its headers is closed, and 100 streams against a queue of 32 are each answered (tokens
 // or 503/429) while the daemon stays up.
 import test from "ava";
-import { spawnSync } from "node:child_process";
 import net from "node:net";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { STORIES } from "./helpers/daemon.js";
 import { request, serveHttp, streamedObjects, tokenFile } from "./helpers/http-daemon.js";
-import { CLI, needShared, testNeeding } from "./helpers/shared.js";
+import { alpaca } from "./helpers/process.js";
+import { needShared, testNeeding } from "./helpers/shared.js";
 
 const TOKEN = "0123456789abcdef0123456789abcdef";
 
-function statusOf(socketPath: string): { totals: { requests: number; rejected_busy: number } } {
-  const r = spawnSync(process.execPath, [CLI, "status", "--socket", socketPath, "--json"], { encoding: "utf8" });
-  return JSON.parse(r.stdout);
+async function statusOf(socketPath: string): Promise<{ totals: { requests: number; rejected_busy: number } }> {
+  return JSON.parse((await alpaca(["status", "--socket", socketPath, "--json"])).stdout);
 }
 
-test("beyond loopback without a token: one line, exit 2, before the model is even opened", (t) => {
-  const r = spawnSync(process.execPath, [CLI, "serve", "-m", "/nonexistent.gguf", "--http", "0.0.0.0:0"], { encoding: "utf8" });
-  t.is(r.status, 2);
+test("beyond loopback without a token: one line, exit 2, before the model is even opened", async (t) => {
+  const r = await alpaca(["serve", "-m", "/nonexistent.gguf", "--http", "0.0.0.0:0"]);
+  t.is(r.code, 2);
   t.is(
     r.stderr,
     "alpaca: --http 0.0.0.0:0 can be reached from other machines: give a token with --http-token-file (or ALPACA_HTTP_TOKEN_FILE), or allow it without one with --http-insecure\n",
   );
-  const short = spawnSync(process.execPath, [CLI, "serve", "-m", "/nonexistent.gguf", "--http", "0.0.0.0:0", "--http-token-file", tokenFile("short")], { encoding: "utf8" });
-  t.is(short.status, 2);
+  const short = await alpaca(["serve", "-m", "/nonexistent.gguf", "--http", "0.0.0.0:0", "--http-token-file", tokenFile("short")]);
+  t.is(short.code, 2);
   t.regex(short.stderr, /^alpaca: --http-token-file \/ ALPACA_HTTP_TOKEN_FILE: .* must hold one token of at least 16 characters/);
-  const badAddress = spawnSync(process.execPath, [CLI, "serve", "-m", "/nonexistent.gguf", "--http", "11434"], { encoding: "utf8" });
-  t.is(badAddress.status, 2);
+  const badAddress = await alpaca(["serve", "-m", "/nonexistent.gguf", "--http", "11434"]);
+  t.is(badAddress.code, 2);
   t.regex(badAddress.stderr, /^alpaca: --http must be HOST:PORT, e\.g\. 127\.0\.0\.1:11434/);
 });
 
@@ -55,7 +54,7 @@ testNeeding(test, needShared, "with a token: a wrong or missing one is 401 in ea
   const openai = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: "sk-0000000000000000000", maxRetries: 0 });
   const e = await t.throwsAsync(openai.completions.create({ model: "m", prompt: "hi", max_tokens: 2 }), { instanceOf: OpenAI.AuthenticationError });
   t.is((e as InstanceType<typeof OpenAI.AuthenticationError>).code, "invalid_api_key");
-  t.is(statusOf(d.socketPath).totals.requests, 0, "nothing was queued");
+  t.is((await statusOf(d.socketPath)).totals.requests, 0, "nothing was queued");
 
   // The right token, as an API key, as a bearer header and as the first segment of the URL.
   const ok = await new OpenAI({ baseURL: `${d.url}/v1`, apiKey: TOKEN, maxRetries: 0 }).completions.create({ model: "m", prompt: "hi", max_tokens: 2 });
@@ -65,7 +64,7 @@ testNeeding(test, needShared, "with a token: a wrong or missing one is 401 in ea
   const viaUrl = new Ollama({ host: `${d.url}/${TOKEN}` });
   t.is((await viaUrl.list()).models.length, 1);
   t.is((await viaUrl.generate({ model: "stories260K-f32", prompt: "hi", stream: false, options: { num_predict: 2 } })).eval_count, 2);
-  t.is(statusOf(d.socketPath).totals.requests, 3);
+  t.is((await statusOf(d.socketPath)).totals.requests, 3);
   t.false(d.output().includes(TOKEN), "the token never reaches the log");
 });
 
@@ -80,7 +79,7 @@ testNeeding(test, needShared, "a body over the limit is 413, declared or streame
   t.like(JSON.parse(chunked.body), { error: { type: "invalid_request_error" } });
   const fits = await request(d.url, { path: "/api/generate", body: JSON.stringify({ model: "stories260K-f32", prompt: "x".repeat(60_000), stream: false, options: { num_predict: 1 } }) });
   t.not(fits.status, 413);
-  t.is(statusOf(d.socketPath).totals.requests, 0, "an oversized or too-long prompt queued nothing");
+  t.is((await statusOf(d.socketPath)).totals.requests, 0, "an oversized or too-long prompt queued nothing");
 });
 
 testNeeding(test, needShared, "a client that trickles its headers is closed at the header timeout", async (t) => {
@@ -127,7 +126,7 @@ testNeeding(test, needShared, "100 concurrent streams against a queue of 32: eac
   t.log(`${streamed} streamed, ${refused} refused`);
   t.true(streamed >= 36, "4 running + 32 queued at the least");
   t.true(d.running());
-  const s = statusOf(d.socketPath);
+  const s = await statusOf(d.socketPath);
   t.is(s.totals.rejected_busy, refused);
   t.is((await request(d.url, { path: "/api/version" })).status, 200);
 });

@@ -9,6 +9,7 @@ import path from "node:path";
 import { createSampler, openModel, type ModelOptions, type ResidencyInfo } from "../daemon/engine/engine.js";
 import { generate } from "../daemon/engine/generate.js";
 import { writeSyntheticLlama } from "../models/synthetic.js";
+import { run } from "./helpers/process.js";
 import { ROOT, testNeeding } from "./helpers/shared.js";
 
 // Six layers of ~440 KiB: several pages each, so that locking and releasing are real.
@@ -105,9 +106,9 @@ testNeeding(test, needSetpriv, "locking refused by RLIMIT_MEMLOCK: falls back, s
     const m = openModel(${JSON.stringify(modelPath)}, { threads: 2, nCtx: 64, residency: { streamLayers: 2 } });
     const r = generate(m, createSampler({ temperature: 0 }), Array.from(m.tokenize(${JSON.stringify(PROMPT)})), { maxTokens: 24, stopAtEos: false });
     console.log(JSON.stringify({ tokens: r.tokens, residency: m.info().residency }));`;
-  const r = spawnSync("prlimit", ["--memlock=0:0", "setpriv", "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock",
-    process.execPath, "--input-type=module", "-e", script], { encoding: "utf8" });
-  t.is(r.status, 0, r.stderr);
+  const r = await run("prlimit", ["--memlock=0:0", "setpriv", "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock",
+    process.execPath, "--input-type=module", "-e", script]);
+  t.is(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   t.deepEqual(out.tokens, reference);
   t.like(out.residency, { managed: true, lockRequested: true, lockingPermitted: false, lockedLayers: 0, lockedBytes: 0 });

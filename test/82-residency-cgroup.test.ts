@@ -4,12 +4,12 @@
 // on a Pi); without one it skips and says why, even under CI=true, where one that is writable
 // must work.
 import test from "ava";
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { writeSyntheticLlama } from "../models/synthetic.js";
+import { run } from "./helpers/process.js";
 import { CLI, ROOT } from "./helpers/shared.js";
 
 const MiB = 2 ** 20;
@@ -46,8 +46,8 @@ cgroupTest(`run under a ${LIMIT / MiB} MiB cgroup limit streams layers and gives
   const written = await writeSyntheticLlama(model, { shape: SHAPE, type: "q4_0", fill: "random", seed: 3 });
   t.true(written.weightBytes + 50 * MiB > LIMIT, "the weights and the process exceed the limit");
 
-  const unlimited = spawnSync(process.execPath, runArgs(model), { encoding: "utf8" });
-  t.is(unlimited.status, 0, unlimited.stderr);
+  const unlimited = await run(process.execPath, runArgs(model));
+  t.is(unlimited.code, 0, unlimited.stderr);
   const reference = JSON.parse(unlimited.stdout);
   t.is(reference.tokens.length, 16);
 
@@ -55,11 +55,11 @@ cgroupTest(`run under a ${LIMIT / MiB} MiB cgroup limit streams layers and gives
   try {
     // Out of the page cache first: pages cached by the writer stay charged to the writer's
     // cgroup, and the limited run would not be charged for them.
-    spawnSync("dd", [`if=${model}`, "iflag=nocache", "count=0", "status=none"]);
+    await run("dd", [`if=${model}`, "iflag=nocache", "count=0", "status=none"]);
     const [file, args] = cg.command(process.execPath, runArgs(model));
-    const limited = spawnSync(file, args, { encoding: "utf8" });
+    const limited = await run(file, args);
     t.is(limited.signal, null, `killed by ${limited.signal} (OOM?) ${limited.stderr}`);
-    t.is(limited.status, 0, limited.stderr);
+    t.is(limited.code, 0, limited.stderr);
     const out = JSON.parse(limited.stdout);
     t.deepEqual(out.tokens, reference.tokens, "the same tokens as without a limit");
     // the plan read the cgroup's limit and streamed what did not fit

@@ -3,14 +3,13 @@
 // under that plan and reports the bytes read per token, and `alpaca serve` opens the model with
 // the plan's residency, which `alpaca status` shows as the engine reports it.
 import test from "ava";
-import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { SocketClient } from "../daemon/transports/socket.js";
 import { writeSyntheticLlama } from "../models/synthetic.js";
-import { tempSocketPath } from "./helpers/daemon.js";
-import { CLI } from "./helpers/shared.js";
+import { startServe } from "./helpers/daemon.js";
+import { alpaca } from "./helpers/process.js";
 
 const SHAPE = { name: "commands-8", dim: 2048, layers: 8, heads: 16, kvHeads: 16, ffn: 5632, vocab: 512, contextLength: 128, rmsEps: 1e-5, ropeTheta: 10000 };
 const BUDGET = "240M";
@@ -21,25 +20,20 @@ let written: Promise<string> | undefined;
 const model = () =>
   (written ??= writeSyntheticLlama(path.join(dir, "eight-layers.gguf"), { shape: SHAPE, type: "q4_0", fill: "random", seed: 5 }).then((m) => m.path));
 
-function alpaca(args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
 test("plan --memory-limit: fits by streaming, with resident, locked and streamed bytes", async (t) => {
   const m = await model();
-  const r = alpaca(["plan", "--model", m, "--memory-limit", BUDGET, "--threads", "2"]);
+  const r = await alpaca(["plan", "--model", m, "--memory-limit", BUDGET, "--threads", "2"]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /^plan +fits \(streaming \d layers\)/m);
   t.regex(r.stdout, /^resident +[\d.]+ MiB: \d of 8 layers, locked [\d.]+ MiB; streamed [\d.]+ MiB per token \(\d layers\)/m);
-  const plan = JSON.parse(alpaca(["plan", "--model", m, "--memory-limit", BUDGET, "--threads", "2", "--json"]).stdout);
+  const plan = JSON.parse((await alpaca(["plan", "--model", m, "--memory-limit", BUDGET, "--threads", "2", "--json"])).stdout);
   t.like(plan, { fits: true, residency: { mode: "streaming", nLayer: 8 } });
   t.is(plan.budget.boundBy, "--memory-limit");
 });
 
 test("bench --memory-limit runs under the plan and reports the bytes read per token", async (t) => {
   const m = await model();
-  const r = alpaca(["bench", "--model", m, "--memory-limit", BUDGET, "-p", "8", "-n", "4", "--reps", "1", "--warmup", "0", "--threads", "2", "--json"]);
+  const r = await alpaca(["bench", "--model", m, "--memory-limit", BUDGET, "-p", "8", "-n", "4", "--reps", "1", "--warmup", "0", "--threads", "2", "--json"]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stderr, /^memory plan: streaming \d of 8 layers \([\d.]+ MiB read per token\)/m);
   const j = JSON.parse(r.stdout);
@@ -48,45 +42,32 @@ test("bench --memory-limit runs under the plan and reports the bytes read per to
   t.is(j.residency.streamed_passes, 5, "the prompt and four tokens");
   t.is(typeof j.readBytesPerToken, "number");
   t.is(j.memoryLimit, 240 * 2 ** 20);
-  const bad = alpaca(["bench", "--model", m, "--memory-limit", "lots"]);
+  const bad = await alpaca(["bench", "--model", m, "--memory-limit", "lots"]);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /--memory-limit "lots" is not a size/);
   t.notRegex(bad.stderr, /\n\s+at /, "no stack trace");
-  const tooSmall = alpaca(["bench", "--model", m, "--memory-limit", "100M", "-p", "8", "-n", "4"]);
+  const tooSmall = await alpaca(["bench", "--model", m, "--memory-limit", "100M", "-p", "8", "-n", "4"]);
   t.is(tooSmall.code, 2);
   t.regex(tooSmall.stderr, /^alpaca: memory plan: does not fit: the weights .* cannot stay resident/);
 });
 
 test("serve opens the model with the plan's residency; status shows it", async (t) => {
   const m = await model();
-  const socketPath = tempSocketPath();
-  const child = spawn(process.execPath, [CLI, "serve", "-m", m, "--socket", socketPath, "--threads", "2", "--memory-limit", BUDGET, "--no-pressure-watch"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let err = "";
-  child.stderr!.on("data", (b) => (err += b.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  try {
-    const until = Date.now() + 20_000;
-    while (!err.includes("listening on")) {
-      if (child.exitCode !== null || Date.now() > until) throw new Error(`serve did not start: ${err}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    t.regex(err, /plan: plan +fits \(streaming \d layers\)/);
-    const client = await SocketClient.connect(socketPath);
-    const final = await client.request({ op: "generate", prompt: "Once upon a time", max_tokens: 4, temperature: 0 });
-    client.close();
-    t.is(final.status, "ok");
-    const status = alpaca(["status", "--socket", socketPath]);
-    t.is(status.code, 0, status.stderr);
-    t.regex(status.stdout, /^weights resident [\d.]+ MiB, locked [\d.]+ MiB \(\d layers\), streamed [\d.]+ MiB per token \(\d layers\)$/m);
-    const json = JSON.parse(alpaca(["status", "--socket", socketPath, "--json"]).stdout);
-    const r = json.plan.residency;
-    t.like(r, { managed: true, locking_permitted: true });
-    t.is(r.streamed_layers.length, json.plan.planned_stream_layers);
-    t.true(r.streamed_passes >= 4, JSON.stringify(r));
-  } finally {
-    child.kill("SIGTERM");
-    t.is(await exited, 0, err);
-  }
+  const d = await startServe(t, ["-m", m, "--threads", "2", "--memory-limit", BUDGET, "--no-pressure-watch"]);
+  const socketPath = d.socketPath;
+  t.regex(d.stderr, /plan: plan +fits \(streaming \d layers\)/);
+  const client = await SocketClient.connect(socketPath);
+  const final = await client.request({ op: "generate", prompt: "Once upon a time", max_tokens: 4, temperature: 0 });
+  client.close();
+  t.is(final.status, "ok");
+  const status = await alpaca(["status", "--socket", socketPath]);
+  t.is(status.code, 0, status.stderr);
+  t.regex(status.stdout, /^weights resident [\d.]+ MiB, locked [\d.]+ MiB \(\d layers\), streamed [\d.]+ MiB per token \(\d layers\)$/m);
+  const json = JSON.parse((await alpaca(["status", "--socket", socketPath, "--json"])).stdout);
+  const r = json.plan.residency;
+  t.like(r, { managed: true, locking_permitted: true });
+  t.is(r.streamed_layers.length, json.plan.planned_stream_layers);
+  t.true(r.streamed_passes >= 4, JSON.stringify(r));
+  d.signal("SIGTERM");
+  t.deepEqual(await d.exited, { code: 0, signal: null }, d.stderr);
 });

@@ -3,6 +3,7 @@
 import test from "ava";
 import net from "node:net";
 import { startDaemon, waitFor } from "./helpers/daemon.js";
+import { scaled } from "./helpers/process.js";
 import { needShared, testNeeding } from "./helpers/shared.js";
 
 /** A client that never closes its side: only the daemon can end this connection. */
@@ -27,7 +28,7 @@ function halfOpenClient(socketPath: string): Promise<{ socket: net.Socket; lines
 const AN_HOUR = 3600 * 1000;
 
 testNeeding(test, needShared, "close ends an idle client that keeps its end open, without waiting for it", async (t) => {
-  t.timeout(60_000);
+  t.timeout(scaled(60_000));
   const d = await startDaemon();
   const idle = await halfOpenClient(d.socketPath);
   d.server.router.stopAccepting();
@@ -40,7 +41,7 @@ testNeeding(test, needShared, "close ends an idle client that keeps its end open
 });
 
 testNeeding(test, needShared, "stop answers a busy client's generation, then ends it; an idle one is ended at once", async (t) => {
-  t.timeout(60_000);
+  t.timeout(scaled(60_000));
   const d = await startDaemon();
   const idle = await halfOpenClient(d.socketPath);
   const busy = await halfOpenClient(d.socketPath);

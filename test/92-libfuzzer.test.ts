@@ -2,10 +2,11 @@
 // reader and both tokenizers under ASan and UBSan, seeded from ../shared. Any crash fails the test
 // and leaves its input in the run's directory for a regression test.
 import test from "ava";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { run, scaled } from "./helpers/process.js";
 import { hasShared, ROOT, SHARED, testNeeding } from "./helpers/shared.js";
 
 const SECONDS = Number(process.env.FUZZ_SECONDS ?? 20);
@@ -29,12 +30,10 @@ function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
   return next;
 }
 
-let built: { status: number | null; output: string } | undefined;
+let built: Promise<{ status: number | null; output: string }> | undefined;
 function build() {
-  if (!built) {
-    const r = spawnSync(path.join(ROOT, "native", "fuzz", "build.sh"), [], { encoding: "utf8", env: { ...process.env, ALPACA_FUZZ_DIR: FUZZ_DIR } });
-    built = { status: r.status, output: r.stdout + r.stderr };
-  }
+  built ??= run(path.join(ROOT, "native", "fuzz", "build.sh"), [], { env: { ...process.env, ALPACA_FUZZ_DIR: FUZZ_DIR }, timeoutMs: 15 * 60_000 })
+    .then((r) => ({ status: r.code, output: r.stdout + r.stderr }));
   return built;
 }
 
@@ -43,18 +42,14 @@ function runFuzzer(target: string): Promise<{ code: number | null; output: strin
   fs.mkdirSync(path.join(dir, "corpus"));
   const args = [path.join(dir, "corpus"), path.join(FUZZ_DIR, "seeds", target), `-max_total_time=${SECONDS}`, "-timeout=10",
     "-rss_limit_mb=4096", "-max_len=65536", "-print_final_stats=1", `-artifact_prefix=${dir}/crash-`];
-  return new Promise((resolve) => {
-    const child = spawn(path.join(FUZZ_DIR, `fuzz_${target}`), args, { stdio: ["ignore", "ignore", "pipe"] });
-    let output = "";
-    child.stderr.on("data", (b) => (output = (output + b.toString()).slice(-20000)));
-    child.on("exit", (code) => resolve({ code, output, dir }));
-  });
+  return run(path.join(FUZZ_DIR, `fuzz_${target}`), args, { timeoutMs: (SECONDS + 120) * 1000 })
+    .then((r) => ({ code: r.code, output: r.stderr.slice(-20000), dir }));
 }
 
 for (const target of ["gguf", "spm", "bpe"]) {
   testNeeding(test, needClangFuzzer, `fuzz_${target}: ${SECONDS} s of libFuzzer find no crash`, async (t) => {
-    t.timeout((SECONDS + 180) * 1000);
-    const b = build();
+    t.timeout(scaled((SECONDS + 180) * 1000) + scaled(15 * 60_000)); // the build, then the run
+    const b = await build();
     t.is(b.status, 0, b.output);
     if (b.status !== 0) return;
     const r = await oneAtATime(() => runFuzzer(target));

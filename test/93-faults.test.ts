@@ -3,8 +3,7 @@
 // guard against a real fault, the disk filling up during `alpaca pull`, and the daemon killed with
 // SIGKILL mid-generation while MQTT requests wait for it.
 import test from "ava";
-import type { ChildProcess } from "node:child_process";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -15,6 +14,7 @@ import { PendingJournal } from "../daemon/transports/mqtt/journal.js";
 import { startDaemon } from "./helpers/daemon.js";
 import { Mosquitto, needMosquitto } from "./helpers/mosquitto.js";
 import { connectClient, publish, subscribe, waitFor } from "./helpers/mqtt-daemon.js";
+import { run, scaled, start, type Owner, type TestProcess } from "./helpers/process.js";
 import { needShared, ROOT, sharedModel, testNeeding } from "./helpers/shared.js";
 
 function copyOfModel(): string {
@@ -71,17 +71,17 @@ testNeeding(test, needShared, "a model file replaced by a rename: the daemon kee
   }
 });
 
-test("mapping_guard turns a SIGBUS on a truncated mapping into zeros and a damaged flag", (t) => {
+test("mapping_guard turns a SIGBUS on a truncated mapping into zeros and a damaged flag", async (t) => {
   const exe = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-guard-")), "mapping_guard_check");
   const native = path.join(ROOT, "native");
-  const build = spawnSync("g++", ["-std=c++17", "-O1", "-o", exe, path.join(native, "tools", "mapping_guard_check.cc"),
-    path.join(native, "gguf", "mapped_file.cc"), path.join(native, "gguf", "mapping_guard.cc")], { encoding: "utf8" });
-  t.is(build.status, 0, build.stderr);
+  const build = await run("g++", ["-std=c++17", "-O1", "-o", exe, path.join(native, "tools", "mapping_guard_check.cc"),
+    path.join(native, "gguf", "mapped_file.cc"), path.join(native, "gguf", "mapping_guard.cc")]);
+  t.is(build.code, 0, build.stderr);
   const file = path.join(path.dirname(exe), "data.bin");
   fs.writeFileSync(file, Buffer.alloc(64 * 1024, 1));
-  const r = spawnSync(exe, [file], { encoding: "utf8" });
+  const r = await run(exe, [file]);
   t.is(r.signal, null, "killed by a signal");
-  t.is(r.status, 0, r.stderr);
+  t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /^damaged=1 truncated=1 sum=4096 status=the model file shrank while it was mapped/);
 });
 
@@ -122,24 +122,23 @@ test("alpaca pull on a full disk: one clear error, the part kept to resume, no c
 
 // ─── The daemon killed outright ─────────────────────────────────────────────────────────────
 
-function startDaemonProcess(brokerUrl: string, journalDir: string): Promise<{ child: ChildProcess; exited: Promise<unknown> }> {
+async function startDaemonProcess(owner: Owner, brokerUrl: string, journalDir: string): Promise<TestProcess> {
   const socketPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-kill-")), "alpaca.sock");
-  const child = spawn(process.execPath, [path.join(ROOT, "bench", "protocol-daemon.mjs"), sharedModel("stories260K-f32.gguf"), socketPath, brokerUrl, "k93", journalDir], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on("data", (b: Buffer) => b.toString().includes("ready") && resolve({ child, exited }));
-    void exited.then(() => reject(new Error("the daemon exited before it was ready")));
-  });
+  // Paced (20 ms a step): the killed request must still be running when SIGKILL arrives, however
+  // late a loaded machine lets the test see its first chunk.
+  const daemon = start(owner, process.execPath, [path.join(ROOT, "bench", "protocol-daemon.mjs"), sharedModel("stories260K-f32.gguf"), socketPath, brokerUrl, "k93", journalDir],
+    { env: { ...process.env, ALPACA_PACE_MS: "20" } });
+  await daemon.waitFor(/ready/, { what: "the daemon ready" });
+  return daemon;
 }
 
 testNeeding(test, () => needShared() ?? needMosquitto(), "SIGKILL mid-generation: after a restart the killed request is answered from the journal, those sent meanwhile from the session", async (t) => {
-  t.timeout(60_000);
+  t.timeout(scaled(60_000));
   const broker = await Mosquitto.start();
+  t.teardown(() => broker.dispose());
   const journalDir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-journal-"));
   t.teardown(() => fs.rmSync(journalDir, { recursive: true, force: true }));
-  let daemon = await startDaemonProcess(broker.url, journalDir);
+  let daemon = await startDaemonProcess(t, broker.url, journalDir);
   const c = await connectClient(broker.url, { protocolVersion: 5 });
   try {
     const got: { t: string; final: boolean }[] = [];
@@ -155,12 +154,11 @@ testNeeding(test, () => needShared() ?? needMosquitto(), "SIGKILL mid-generation
       });
     await ask("killed", 120);
     await waitFor(() => got.some((m) => m.t === "killed"), 10_000, "the first chunk");
-    daemon.child.kill("SIGKILL");
-    await daemon.exited;
+    await daemon.kill();
     await ask("meanwhile", 4); // waits in the daemon's persistent session at the broker
     const journal = JSON.parse(fs.readFileSync(path.join(journalDir, "mqtt-k93-daemon.pending.json"), "utf8")) as { transaction: string }[];
     t.deepEqual(journal.map((e) => e.transaction), ["killed"], "the running request was journaled");
-    daemon = await startDaemonProcess(broker.url, journalDir);
+    daemon = await startDaemonProcess(t, broker.url, journalDir);
     await waitFor(() => got.some((m) => m.t === "meanwhile" && m.final), 15_000, "the answer to the request sent while the daemon was dead");
     await waitFor(() => got.some((m) => m.t === "killed" && m.final), 15_000, "the answer to the request that was running when the daemon died");
     t.is(got.filter((m) => m.t === "meanwhile" && m.final).length, 1);
@@ -170,9 +168,6 @@ testNeeding(test, () => needShared() ?? needMosquitto(), "SIGKILL mid-generation
     await waitFor(() => got.some((m) => m.t === "after" && m.final), 15_000, "an answer after the restart");
   } finally {
     c.end(true);
-    daemon.child.kill("SIGTERM");
-    await daemon.exited;
-    await broker.dispose();
   }
 });
 

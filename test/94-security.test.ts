@@ -5,10 +5,10 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "../daemon/log.js";
 import { LIMITS } from "../daemon/serving/protocol.js";
-import { spawnSync } from "node:child_process";
 import { groupId } from "../daemon/transports/socket.js";
 import { STORIES, startDaemon, tempSocketPath } from "./helpers/daemon.js";
-import { CLI, needShared, ROOT, testNeeding } from "./helpers/shared.js";
+import { alpaca } from "./helpers/process.js";
+import { needShared, ROOT, testNeeding } from "./helpers/shared.js";
 
 const many = (n: number, s: string) => Array.from({ length: n }, () => s);
 
@@ -93,13 +93,13 @@ testNeeding(test, needShared, "socket mode and group are honoured: 0600 alone, 0
   t.is(groupId("no-such-group-here"), null);
 });
 
-testNeeding(test, needShared, "serve: a socket group that does not exist or a bad mode is one line and exit code 2", (t) => {
-  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, "serve", "-m", STORIES(), "--socket", tempSocketPath(), ...args], { encoding: "utf8", timeout: 20_000 });
-  const group = run("--socket-group", "no-such-group-here");
-  t.is(group.status, 2, group.stderr);
+testNeeding(test, needShared, "serve: a socket group that does not exist or a bad mode is one line and exit code 2", async (t) => {
+  const serve = (...args: string[]) => alpaca(["serve", "-m", STORIES(), "--socket", tempSocketPath(), ...args], { timeoutMs: 20_000 });
+  const group = await serve("--socket-group", "no-such-group-here");
+  t.is(group.code, 2, group.stderr);
   t.is(group.stderr, "alpaca: --socket-group / ALPACA_SOCKET_GROUP: no group named \"no-such-group-here\" in /etc/group\n");
-  const mode = run("--socket-mode", "rw-rw----");
-  t.is(mode.status, 2);
+  const mode = await serve("--socket-mode", "rw-rw----");
+  t.is(mode.code, 2);
   t.regex(mode.stderr, /^alpaca: --socket-mode must be octal permission bits such as 0660, got "rw-rw----"\n$/);
 });
 

@@ -3,26 +3,18 @@
 // process of its own: it stays up, every well-formed request gets exactly one final message, and
 // its memory and KV cache come back to their baseline.
 import test from "ava";
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { needMosquitto } from "./helpers/mosquitto.js";
+import { run, scaled } from "./helpers/process.js";
 import { needShared, ROOT, testNeeding } from "./helpers/shared.js";
 
-function runBench(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, "bench", script), ...args, "--json"], { cwd: ROOT });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b) => (stdout += b.toString()));
-    child.stderr.on("data", (b) => (stderr += b.toString()));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runBench = (script: string, args: string[]) =>
+  run(process.execPath, [path.join(ROOT, "bench", script), ...args, "--json"], { cwd: ROOT, timeoutMs: 200_000 });
 
 const needBoth = () => needShared() ?? needMosquitto();
 
 testNeeding(test, needBoth, "3,000 random and mutated requests over the socket and MQTT: one final per well-formed request, no crash", async (t) => {
-  t.timeout(240_000);
+  t.timeout(scaled(240_000));
   const r = await runBench("fuzz-protocol.mjs", ["--messages", "3000", "--mqtt-share", "0.3", "--seed", "95"]);
   t.is(r.code, 0, r.stderr + r.stdout);
   const s = JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, number | string[]>;
@@ -35,7 +27,7 @@ testNeeding(test, needBoth, "3,000 random and mutated requests over the socket a
 });
 
 testNeeding(test, needShared, "200 requests with random options, cancels and vanishing clients: KV and RSS back to baseline", async (t) => {
-  t.timeout(240_000);
+  t.timeout(scaled(240_000));
   const r = await runBench("soak.mjs", ["--requests", "200", "--seed", "95"]);
   t.is(r.code, 0, r.stderr + r.stdout);
   const s = JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, number | string[]>;

@@ -4,7 +4,6 @@
 // Assistant's entities, mqtt.publish and deleting an entity, shared subscriptions — and works; what
 // the ACL denies (a client writing the daemon's state, reading another user's replies, faking
 // answers or discovery configs) is denied.
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -14,6 +13,7 @@ import { ENTITIES } from "../daemon/transports/mqtt/homeassistant.js";
 import type { MqttDaemon, Received } from "./helpers/mqtt-daemon.js";
 import { answersFor, closeClient, connectClient, publish, record, sleep, startMqttDaemon, subscribe, waitFor } from "./helpers/mqtt-daemon.js";
 import { Mosquitto, needMosquitto, needMosquittoClients } from "./helpers/mosquitto.js";
+import { start } from "./helpers/process.js";
 import { needShared, ROOT, testNeeding } from "./helpers/shared.js";
 
 const need = () => needMosquitto() ?? needMosquittoClients() ?? needShared();
@@ -76,12 +76,8 @@ interface Ran {
 function run(t: ExecutionContext, command: string): Ran {
   const user = /-u (\S+)/.exec(command)?.[1] ?? "";
   const line = command.replace(/&$/, "").replaceAll("broker.lan", `127.0.0.1 -p ${broker!.port}`);
-  const child = spawn("bash", ["-c", `exec ${line}`], { env: { ...process.env, MQTT_PASSWORD: PASSWORDS[user] ?? "" }, stdio: ["ignore", "pipe", "pipe"] });
-  const ran: Ran = { command, stdout: "", stop: () => child.kill("SIGTERM"), exited: new Promise((r) => child.once("exit", (code) => r(code))) };
-  child.stdout.on("data", (b: Buffer) => (ran.stdout += b.toString()));
-  child.stderr.on("data", (b: Buffer) => (ran.stdout += b.toString()));
-  t.teardown(() => child.kill("SIGKILL"));
-  return ran;
+  const p = start(t, "bash", ["-c", `exec ${line}`], { env: { ...process.env, MQTT_PASSWORD: PASSWORDS[user] ?? "" } });
+  return { command, get stdout() { return p.output; }, stop: () => p.signal("SIGTERM"), exited: p.exited.then((e) => e.code) };
 }
 
 const lines = (out: string) => out.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, any>);

@@ -1,10 +1,10 @@
 // Runs readGguf over many files in child processes, so that a native crash (SIGSEGV, abort,
 // out of memory) fails one batch with the file that caused it instead of killing ava.
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BatchResult } from "./gguf-batch-child.js";
+import { spawnTracked } from "./process.js";
 
 const childScript = path.join(path.dirname(fileURLToPath(import.meta.url)), "gguf-batch-child.js");
 
@@ -17,11 +17,11 @@ export interface BatchOutcome {
 
 export async function loadInChild(files: string[], listPath: string): Promise<BatchOutcome> {
   fs.writeFileSync(listPath, JSON.stringify(files));
-  const child = spawn(process.execPath, [childScript, listPath], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawnTracked(process.execPath, [childScript, listPath]);
   let stdout = "";
   let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => { stdout += d; });
-  child.stderr.setEncoding("utf8").on("data", (d: string) => { stderr += d; });
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => { stdout += d; });
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => { stderr += d; });
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
     child.on("close", (c, s) => resolve([c, s])));
 

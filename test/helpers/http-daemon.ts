@@ -2,7 +2,6 @@
 // (killed when the test ends), and an in-process daemon behind the HTTP transport whose engine
 // can be paced to Pi-like step times, so that a test can fill the queue or leave mid-answer.
 import type { ExecutionContext } from "ava";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
@@ -20,6 +19,7 @@ import { HTTP_DEFAULTS } from "../../daemon/transports/http/settings.js";
 import { HttpTransport } from "../../daemon/transports/http/transport.js";
 import { tempSocketPath, waitFor } from "./daemon.js";
 import { paced } from "./mqtt-daemon.js";
+import { start } from "./process.js";
 import { CLI, sharedModel } from "./shared.js";
 
 export { waitFor };
@@ -42,22 +42,9 @@ export async function serveHttp(t: ExecutionContext, model: string, extra: strin
   const socketPath = tempSocketPath();
   const http = extra.includes("--http") ? [] : ["--http", "127.0.0.1:0"];
   const args = [CLI, "serve", "-m", model, "--socket", socketPath, "--threads", "1", "--no-pressure-watch", ...http, ...extra];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env });
-  let out = "";
-  child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
-  let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve((exitCode = code))));
-  t.teardown(() => {
-    if (exitCode === undefined) child.kill("SIGKILL");
-    return exited;
-  });
-  const until = Date.now() + 30_000;
-  for (;;) {
-    const m = /http: listening on (http:\/\/\S+)/.exec(out);
-    if (m) return { url: m[1], socketPath, output: () => out, exited, running: () => exitCode === undefined };
-    if (exitCode !== undefined || Date.now() > until) throw new Error(`serve did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const p = start(t, process.execPath, args, { env });
+  const m = await p.waitFor(/http: listening on (http:\/\/\S+)/, { what: "alpaca serve listening on HTTP" });
+  return { url: m[1], socketPath, output: () => p.stderr, exited: p.exited.then((e) => e.code), running: () => p.running };
 }
 
 /** A token file (mode 0600) in a fresh directory. */

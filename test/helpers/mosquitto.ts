@@ -1,11 +1,12 @@
 // A real Mosquitto for the 7x tests: started on a free loopback port with a generated config
 // (optionally a password file, an ACL and persistence), stopped gracefully or killed, restarted on
 // the same port. Tests that need it skip loudly when the machine has no mosquitto (fail in CI).
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { run, scaled, spawnTracked } from "./process.js";
 
 const CANDIDATES = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/local/bin/mosquitto"];
 
@@ -107,8 +108,8 @@ export class Mosquitto {
       const file = path.join(dir, "passwd");
       fs.writeFileSync(file, "", { mode: 0o600 });
       for (const [user, password] of Object.entries(o.users)) {
-        const r = spawnSync("mosquitto_passwd", ["-b", file, user, password], { encoding: "utf8" });
-        if (r.status !== 0) throw new Error(`mosquitto_passwd failed: ${r.stderr || r.error}`);
+        const r = await run("mosquitto_passwd", ["-b", file, user, password]);
+        if (r.code !== 0) throw new Error(`mosquitto_passwd failed: ${r.stderr}`);
       }
       fs.chmodSync(file, 0o600);
       lines.push(`password_file ${file}`);
@@ -125,15 +126,19 @@ export class Mosquitto {
   }
 
   private async launch(): Promise<void> {
-    const child = spawn(this.binary, ["-c", path.join(this.dir, "mosquitto.conf")], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawnTracked(this.binary, ["-c", path.join(this.dir, "mosquitto.conf")]);
+    child.stdout?.resume(); // it logs to its file
     let stderr = "";
     child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     this.child = child;
     this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
-    const until = Date.now() + 10_000;
+    const until = Date.now() + scaled(10_000);
     while (!(await canConnect(this.port))) {
       if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}: ${stderr}${this.log()}`);
-      if (Date.now() > until) throw new Error(`mosquitto did not listen on ${this.port}: ${stderr}${this.log()}`);
+      if (Date.now() > until) {
+        child.kill("SIGKILL");
+        throw new Error(`mosquitto did not listen on ${this.port}: ${stderr}${this.log()}`);
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
   }

@@ -32,6 +32,7 @@ export interface MqttDaemonOptions {
   waitConnected?: boolean;
 }
 
+/** The model with `ms` added to every engine step (also used by bench/protocol-daemon.mjs). */
 export function paced(model: NativeModel, ms: number): NativeModel {
   if (!ms) return model;
   return new Proxy(model, {

@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { run } from "./process.js";
 import { ROOT } from "./shared.js";
 
 export function which(cmd: string): string | null {
@@ -17,9 +18,9 @@ export const needTools = (...cmds: string[]) => () => {
 };
 
 /** Runs a project script and returns its last stdout line (the path it prints); throws with its stderr. */
-export function runScript(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): string {
-  const r = spawnSync(path.join(ROOT, script), args, { cwd: ROOT, encoding: "utf8", env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${script} ${args.join(" ")} exited ${r.status}:\n${r.stderr}${r.stdout}`);
+export async function runScript(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await run(path.join(ROOT, script), args, { cwd: ROOT, env: { ...process.env, ...env }, timeoutMs: 30 * 60_000 });
+  if (r.code !== 0) throw new Error(`${script} ${args.join(" ")} exited ${r.code}:\n${r.stderr}${r.stdout}`);
   return r.stdout.trim().split("\n").pop() ?? "";
 }
 

@@ -9,6 +9,8 @@ export const ROOT = projectRoot();
 export const SHARED = path.resolve(ROOT, "..", "shared");
 export const CLI = path.join(ROOT, "dist", "daemon", "cli.js");
 export const IN_CI = process.env.CI === "true";
+/** The environment variable that marks every process of one test run (test/runner.ts). */
+export const RUN_MARK = "ALPACA_TEST_RUN";
 
 export const sharedModel = (name: string) => path.join(SHARED, "models", name);
 export const hasShared = () => fs.existsSync(path.join(SHARED, "models", "stories260K-f32.gguf"));

@@ -1,4 +1,4 @@
-// grammar_bench VOCAB.gguf GRAMMAR.gbnf TEXT [reps]
+// grammar_bench VOCAB.gguf GRAMMAR.gbnf TEXT [reps] [cold|full|served|all|none]
 //
 // The cost of the token mask, per token of TEXT (which the grammar must admit), on a vocabulary
 // read from a GGUF file. TEXT is tokenized as generated text (no BOS, no space prefix); at every
@@ -7,8 +7,10 @@
 //   full    the whole vocabulary walked from the current state (transition tables warm, no mask
 //           cache): what every token would cost if no state ever repeated
 //   served  what the sampler pays: the mask cache by state, and forced tokens (a mask of one)
-// Each position's time is the fastest of `reps` runs, in CPU time of the thread. Prints one JSON object. Built and run by
-// bench/grammar-mask.mjs, natively and under qemu-aarch64 (where it counts instructions instead).
+// Each position's time is the fastest of `reps` runs, in CPU time of the thread. A fifth argument
+// measures one of them alone (`none`: only the walk over the text, a baseline for counting).
+// Prints one JSON object. Built by bench/build-grammar-bench.sh and run by bench/constrained.mjs,
+// natively and under qemu-aarch64 (bench/count-instructions.sh counts instructions there).
 #include <algorithm>
 #include <ctime>
 #include <cstdio>
@@ -59,7 +61,7 @@ void print(const char* name, const Stats& s, bool last) {
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: grammar_bench VOCAB.gguf GRAMMAR.gbnf TEXT [reps] [cold|full|served|all]\n");
+    std::fprintf(stderr, "usage: grammar_bench VOCAB.gguf GRAMMAR.gbnf TEXT [reps] [cold|full|served|all|none]\n");
     return 2;
   }
   try {

@@ -7,15 +7,11 @@ import net from "node:net";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { STORIES } from "./helpers/daemon.js";
-import { request, serveHttp, streamedObjects, tokenFile } from "./helpers/http-daemon.js";
+import { request, serveHttp, statusOf, streamedObjects, tokenFile } from "./helpers/http-daemon.js";
 import { alpaca } from "./helpers/process.js";
 import { needShared, testNeeding } from "./helpers/shared.js";
 
 const TOKEN = "0123456789abcdef0123456789abcdef";
-
-async function statusOf(socketPath: string): Promise<{ totals: { requests: number; rejected_busy: number } }> {
-  return JSON.parse((await alpaca(["status", "--socket", socketPath, "--json"])).stdout);
-}
 
 test("beyond loopback without a token: one line, exit 2, before the model is even opened", async (t) => {
   const r = await alpaca(["serve", "-m", "/nonexistent.gguf", "--http", "0.0.0.0:0"]);

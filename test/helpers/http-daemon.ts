@@ -17,15 +17,41 @@ import type { PullService } from "../../daemon/transports/http/pull.js";
 import type { HttpSettings } from "../../daemon/transports/http/settings.js";
 import { HTTP_DEFAULTS } from "../../daemon/transports/http/settings.js";
 import { HttpTransport } from "../../daemon/transports/http/transport.js";
+import type { StatusData } from "../../daemon/serving/protocol.js";
+import { SocketClient } from "../../daemon/transports/socket.js";
 import { tempSocketPath, waitFor } from "./daemon.js";
 import { paced } from "./mqtt-daemon.js";
 import { start } from "./process.js";
-import { CLI, sharedModel } from "./shared.js";
+import { CLI, needShared, sharedModel } from "./shared.js";
 
 export { waitFor };
 
 export const QWEN3 = () => sharedModel("qwen3-tiny-f32.gguf");
 export const LLAMA3 = () => sharedModel("llama3-tiny-f32.gguf");
+
+/** Null when this engine loads Qwen3 (its chat template offers tools), else why not. */
+export function needQwen3(): string | null {
+  const missing = needShared();
+  if (missing) return missing;
+  try {
+    openModel(QWEN3(), { nCtx: 8, threads: 1 }).close();
+    return null;
+  } catch (e) {
+    return `this engine cannot load ${QWEN3()}: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
+
+/** The daemon's status, asked over its Unix socket. */
+export async function statusOf(socketPath: string): Promise<StatusData> {
+  const client = await SocketClient.connect(socketPath);
+  try {
+    const reply = await client.request({ op: "status" });
+    if (reply.status !== "ok") throw new Error(`status: ${JSON.stringify(reply)}`);
+    return reply.data as StatusData;
+  } finally {
+    client.close();
+  }
+}
 
 // ─── The real process ────────────────────────────────────────────────────────────────────────
 

@@ -22,7 +22,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../daemon/errors.js";
-import { TensorType, tensorTypes, type TensorTypeInfo } from "../daemon/engine/tensor-types.js";
+import { TensorType, tensorTypeName, tensorTypes, type TensorTypeInfo } from "../daemon/engine/tensor-types.js";
 
 export type QuantizeTarget = "q4_0" | "q8_0";
 
@@ -206,6 +206,10 @@ export interface QuantizeResult { tensors: number; quantized: number; fallbackF1
  */
 export async function quantizeGguf(input: string, output: string, target: QuantizeTarget, options: QuantizeOptions = {}): Promise<QuantizeResult> {
   const src = readSourceHeader(input);
+  // Requantizing loses quality, even to the same type: only float files are inputs.
+  const quantized = src.tensors.find((t) => t.type !== TensorType.F32 && t.type !== TensorType.F16 && t.type !== TensorType.BF16);
+  if (quantized)
+    throw new UserError(`${input} is already quantized (${quantized.name} is ${tensorTypeName(quantized.type)}); quantize from an F32, F16 or BF16 file`);
   const { type: targetType, fileType } = TARGETS[target];
   const tt = tensorTypes();
 
@@ -213,8 +217,6 @@ export async function quantizeGguf(input: string, output: string, target: Quanti
   const rowsOf = (t: SourceTensor) => t.dims.slice(1).reduce((a, b) => a * b, 1);
   const plan = tensors.map((t) => {
     const to = targetTensorType(t, target);
-    if (to !== t.type && t.type !== TensorType.F32 && t.type !== TensorType.F16 && t.type !== TensorType.BF16)
-      throw new UserError(`${input}: ${t.name} is already quantized (type ${t.type}); quantize from an F32, F16 or BF16 file`);
     return { t, to, inBytes: bytesOf(t.type, t.dims[0]!, rowsOf(t)), outBytes: bytesOf(to, t.dims[0]!, rowsOf(t)) };
   });
   const dataEnd = fs.statSync(input).size;

@@ -1,12 +1,17 @@
-// The real `alpaca serve` process: ask and status against it, and shutdown on SIGTERM with a
-// final message for every client and exit code 0.
+// The real `alpaca serve` process: ask and status against it, shutdown on SIGTERM with a final
+// message for every client and exit code 0, a busy socket refused before the model is read, and
+// the README's `npm start -- --model …` stopped by SIGTERM to npm.
 import test from "ava";
 import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { SocketClient } from "../daemon/transports/socket.js";
 import type { FinalMessage } from "../daemon/transports/socket.js";
-import { runAlone, startServe, tempSocketPath, waitFor } from "./helpers/daemon.js";
-import { alpaca } from "./helpers/process.js";
-import { needShared, testNeeding } from "./helpers/shared.js";
+import { writeSyntheticLlama } from "../models/synthetic.js";
+import { runAlone, startServe, STORIES, tempSocketPath, waitFor } from "./helpers/daemon.js";
+import { which } from "./helpers/pi.js";
+import { alpaca, scaled, start } from "./helpers/process.js";
+import { needShared, ROOT, testNeeding } from "./helpers/shared.js";
 
 testNeeding(test, needShared, "ask streams what run gives alone; --json prints the final; status describes the daemon", async (t) => {
   const d = await startServe(t);
@@ -79,3 +84,70 @@ testNeeding(test, needShared, "SIGTERM with no grace: running requests end with 
   const finals = await shutdownDuringGeneration(t, "0");
   t.true(finals.every((m) => m.status === "error" && m.error.code === "shutting_down"), JSON.stringify(finals));
 });
+
+testNeeding(test, needShared, "ask - and ask without a prompt read it from stdin; an empty prompt is refused", async (t) => {
+  const d = await startServe(t);
+  const expected = `${(await runAlone("Once upon a time", 8)).text}\n`;
+  const ask = (args: string[], input: string) => alpaca(["ask", "--socket", d.socketPath, "-n", "8", "--temp", "0", ...args], { input });
+  const dash = await ask(["-"], "Once upon a time\n");
+  t.is(dash.code, 0, dash.stderr);
+  t.is(dash.stdout, expected, "the newline echo adds is not part of the prompt");
+  const none = await ask([], "Once upon a time");
+  t.is(none.code, 0, none.stderr);
+  t.is(none.stdout, expected);
+  const empty = await ask(["-"], "\n");
+  t.is(empty.code, 2);
+  t.is(empty.stderr, "alpaca: the prompt read from stdin is empty\n");
+  const emptyArg = await ask([""], "");
+  t.is(emptyArg.code, 2);
+  t.is(emptyArg.stderr, "alpaca: the prompt is empty\n");
+});
+
+// A second daemon on the same socket must be told before it spends minutes reading a 7B model
+// from an SD card: the socket is checked first, so even a 3.5 GiB file is refused at once.
+testNeeding(test, needShared, "a second serve on a busy socket or HTTP port is refused before the model is read (a 7B-shaped file, in under a second)", async (t) => {
+  const model = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-44-7b-")), "7b-q4_0.gguf");
+  t.teardown(() => fs.rmSync(path.dirname(model), { recursive: true, force: true }));
+  await writeSyntheticLlama(model, { shape: "7b", type: "q4_0", fill: "sparse" });
+  const first = await startServe(t, ["--http", "127.0.0.1:0"]);
+  const port = (await first.waitFor(/http: listening on http:\/\/127\.0\.0\.1:(\d+)/))[1];
+  for (const [args, refusal] of [
+    [["--socket", first.socketPath], `another daemon is listening on ${first.socketPath}`],
+    [["--socket", tempSocketPath(), "--http", `127.0.0.1:${port}`], `--http 127.0.0.1:${port}: cannot listen: the port is taken (another alpaca or Ollama?)`],
+  ] as const) {
+    const started = performance.now();
+    const second = await alpaca(["serve", "-m", model, "--threads", "1", ...args], { timeoutMs: 60_000 });
+    const ms = performance.now() - started;
+    t.is(second.code, 2, second.stderr);
+    // One line and nothing before it: no memory plan, no model loaded.
+    t.is(second.stderr, `alpaca: ${refusal}\n`);
+    t.log(`refused in ${ms.toFixed(0)} ms (load ${os.loadavg()[0].toFixed(1)}): ${refusal}`);
+    t.true(ms < scaled(1000), `${ms.toFixed(0)} ms`);
+  }
+  t.true(first.running, "the first daemon serves on");
+  t.true(fs.existsSync(first.socketPath));
+});
+
+// The README's command, as a user or a supervisor runs and stops it: SIGTERM goes to npm, and
+// the daemon (exec'd by the start script, so npm's own child) must get it and stop cleanly.
+const needNpm = () => (which("npm") ? null : "npm is not on the PATH");
+testNeeding(test, () => needShared() ?? needNpm(), "npm start -- --model …: SIGTERM to npm stops the daemon within the grace period and removes its socket", async (t) => {
+  const socketPath = tempSocketPath();
+  const npm = start(t, "npm", ["start", "--", "--model", STORIES(), "--socket", socketPath, "--threads", "1", "--grace", "5"], { cwd: ROOT });
+  await npm.waitFor(`listening on ${socketPath}`, { what: "the daemon listening" });
+  const daemon = childrenOf(npm.pid);
+  t.is(daemon.length, 1, "npm runs the daemon itself, with no shell between");
+  t.regex(fs.readFileSync(`/proc/${daemon[0]}/cmdline`, "utf8"), /dist\/daemon\/cli\.js\0serve\0/);
+  npm.signal("SIGTERM");
+  const exit = await npm.exited;
+  t.is(exit.code, 0, npm.output);
+  await waitFor(() => !fs.existsSync(`/proc/${daemon[0]}`), 5000, "the daemon gone");
+  t.false(fs.existsSync(socketPath), "the socket is removed");
+  t.regex(npm.output, /SIGTERM: shutting down/);
+  t.regex(npm.output, /stopped/);
+});
+
+/** The pids whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+}

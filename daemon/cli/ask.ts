@@ -1,12 +1,13 @@
 // alpaca ask "…": send one prompt to the running daemon and stream the answer to stdout.
 import fs from "node:fs";
 import type { CommandModule } from "yargs";
+import { UserError } from "../errors.js";
 import { connectToDaemon, socketOption } from "./client-options.js";
 import type { ConstraintArgs } from "./constraint-options.js";
 import { constraintFields, constraintOptions } from "./constraint-options.js";
 
 interface AskArgs extends ConstraintArgs {
-  prompt: string;
+  prompt?: string;
   instruction: boolean;
   input?: string;
   chat: boolean;
@@ -25,11 +26,11 @@ interface AskArgs extends ConstraintArgs {
 }
 
 export const askCommand: CommandModule<object, AskArgs> = {
-  command: "ask <prompt>",
+  command: "ask [prompt]",
   describe: "Ask the running daemon; the answer streams to stdout",
   builder: (y) =>
     constraintOptions(y)
-      .positional("prompt", { type: "string", demandOption: true, describe: 'the prompt ("-" reads stdin)' })
+      .positional("prompt", { type: "string", describe: 'the prompt ("-" or none: read from stdin)' })
       .option("instruction", { type: "boolean", default: false, describe: "wrap the prompt in the Alpaca instruction template" })
       .option("input", { type: "string", describe: "the Alpaca template's input (with --instruction)" })
       .option("chat", { type: "boolean", default: false, describe: "send the prompt as a user message through the model's chat template" })
@@ -52,7 +53,7 @@ export const askCommand: CommandModule<object, AskArgs> = {
         return true;
       }),
   handler: async (a) => {
-    const prompt = a.prompt === "-" ? fs.readFileSync(0, "utf8") : a.prompt;
+    const prompt = readPrompt(a.prompt);
     const body: Record<string, unknown> = { op: "generate", stream: !a.json };
     if (a.instruction) Object.assign(body, { instruction: prompt, input: a.input });
     else if (a.chat)
@@ -87,3 +88,15 @@ export const askCommand: CommandModule<object, AskArgs> = {
     }
   },
 };
+
+/** The prompt argument, or stdin for "-" (which yargs passes on as "") and for none at all. */
+function readPrompt(arg: string | undefined): string {
+  const fromStdin = arg === undefined || arg === "-" || (arg === "" && process.argv.slice(2).includes("-"));
+  let prompt = arg ?? "";
+  if (fromStdin) {
+    if (process.stdin.isTTY) process.stderr.write("alpaca: reading the prompt from the terminal; end it with Ctrl-D\n");
+    prompt = fs.readFileSync(0, "utf8").replace(/\r?\n$/, ""); // the newline echo and editors add
+  }
+  if (prompt.trim() === "") throw new UserError(fromStdin ? "the prompt read from stdin is empty" : "the prompt is empty");
+  return prompt;
+}

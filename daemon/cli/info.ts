@@ -2,7 +2,7 @@
 import type { CommandModule } from "yargs";
 import { openModel, type KvType } from "../engine/engine.js";
 import { formatBytes, memoryEstimate } from "../serving/memory.js";
-import { tensorTypes } from "../engine/tensor-types.js";
+import { kernelsFor } from "../engine/tensor-types.js";
 import { defaultThreads, nonNegativeInt } from "./options.js";
 
 interface InfoArgs {
@@ -49,15 +49,3 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
     process.stdout.write(lines.join("\n") + "\n");
   },
 };
-
-/** For each tensor type of the model that the engine multiplies: the dot product it runs on this CPU. */
-function kernelsFor(typeNames: string[]): Record<string, string> {
-  const tt = tensorTypes();
-  const out: Record<string, string> = {};
-  for (const t of tt.types()) {
-    if (!typeNames.includes(t.name)) continue;
-    const k = tt.kernelFor(t.id);
-    if (k) out[t.name] = k;
-  }
-  return out;
-}

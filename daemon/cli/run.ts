@@ -76,6 +76,8 @@ export const runCommand: CommandModule<object, RunArgs> = {
     const info = probe.info();
     probe.close();
     const nCtx = a.ctx ?? Math.min(info.nCtxTrain, 4096);
+    if (nCtx > info.nCtxTrain)
+      process.stderr.write(`alpaca: warning: --ctx ${nCtx} is beyond the ${info.nCtxTrain} tokens the model was trained for: quality may suffer\n`);
     const { residency, note } = commandResidency(planModelOf(info), { ctx: nCtx, kvType: "f16", threads, memoryLimit });
     if (note && !a.json) process.stderr.write(note + "\n");
     const model = openModel(a.model, { threads, nCtx, residency });

@@ -14,7 +14,7 @@ import { notifyReady, notifyStatus, notifyStopping, startWatchdog } from "../sys
 import { mqttSettingsFromConfig } from "../transports/mqtt/settings.js";
 import { pullService } from "../transports/http/pull.js";
 import { HTTP_DEFAULTS, httpSettingsFromConfig } from "../transports/http/settings.js";
-import { Server } from "../serving/server.js";
+import { checkListenAddresses, Server } from "../serving/server.js";
 import { groupId, serverSocketPath } from "../transports/socket.js";
 import { promptCacheDir } from "./cache.js";
 import { UserError } from "../errors.js";
@@ -74,6 +74,9 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     );
     const socketGid = config.socketGroup === null ? undefined : groupId(config.socketGroup);
     if (socketGid === null) throw new UserError(`--socket-group / ALPACA_SOCKET_GROUP: no group named ${JSON.stringify(config.socketGroup)} in /etc/group`);
+    // The default path falls back to $XDG_RUNTIME_DIR or the state directory outside systemd.
+    const socketPath = config.socket === DEFAULT_SOCKET ? serverSocketPath() : config.socket;
+    await checkListenAddresses({ socketPath, http });
     const modelPath = config.model ?? (await downloadDefaultModel(log));
     checkModelPath(modelPath);
 
@@ -89,8 +92,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
 
     const server = await Server.start({
       modelPath,
-      // The default path falls back to $XDG_RUNTIME_DIR or the state directory outside systemd.
-      socketPath: config.socket === DEFAULT_SOCKET ? serverSocketPath() : config.socket,
+      socketPath,
       socketMode: parseInt(config.socketMode, 8),
       socketGid,
       threads: config.threads,

@@ -62,6 +62,25 @@ export function tensorTypes(): TensorTypesBinding {
   return addon<{ tensorTypes: TensorTypesBinding }>().tensorTypes;
 }
 
+let names: Map<number, string> | undefined;
+/** ggml's name of a type id ("q4_0"), for messages; "type N" for an id this build does not know. */
+export function tensorTypeName(id: number): string {
+  names ??= new Map(tensorTypes().types().map((t) => [t.id, t.name]));
+  return names.get(id) ?? `type ${id}`;
+}
+
+/** The dot product the engine runs on this CPU for each of these types (by name) it multiplies. */
+export function kernelsFor(typeNames: string[]): Record<string, string> {
+  const tt = tensorTypes();
+  const out: Record<string, string> = {};
+  for (const t of tt.types()) {
+    if (!typeNames.includes(t.name)) continue;
+    const k = tt.kernelFor(t.id);
+    if (k) out[t.name] = k;
+  }
+  return out;
+}
+
 /** Bytes of a row of n elements of a type (n a multiple of its block size). */
 export function rowBytes(info: TensorTypeInfo, n: number): number {
   return (n / info.blockSize) * info.blockBytes;

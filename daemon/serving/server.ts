@@ -15,10 +15,10 @@ import { ChatTemplate } from "./templates.js";
 import { readModelCard } from "../transports/http/model-card.js";
 import type { PullService } from "../transports/http/pull.js";
 import type { HttpSettings } from "../transports/http/settings.js";
-import { HttpTransport } from "../transports/http/transport.js";
+import { checkHttpAddress, HttpTransport } from "../transports/http/transport.js";
 import type { MqttSettings } from "../transports/mqtt/transport.js";
 import { MqttTransport } from "../transports/mqtt/transport.js";
-import { SocketTransport } from "../transports/socket.js";
+import { checkSocketPath, SocketTransport } from "../transports/socket.js";
 
 export interface ServerOptions {
   modelPath: string;
@@ -70,6 +70,15 @@ function openPromptCache(model: NativeModel, o: NonNullable<ServerOptions["promp
     log.warn(`prompt cache off: ${e instanceof Error ? e.message : String(e)}`);
     return undefined;
   }
+}
+
+/**
+ * What serve checks before it loads the model (minutes from an SD card): that every address it
+ * will listen on is free. Each transport that listens adds its check here.
+ */
+export async function checkListenAddresses(o: { socketPath: string; http?: HttpSettings | null }): Promise<void> {
+  await checkSocketPath(o.socketPath);
+  if (o.http) await checkHttpAddress(o.http);
 }
 
 export class Server {

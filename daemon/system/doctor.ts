@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { openModel, type ModelInfo } from "../engine/engine.js";
+import { kernelsFor, tensorTypes } from "../engine/tensor-types.js";
 import { formatBytes } from "../serving/memory.js";
 import { PLAN_RULES, planMemory, planModelOf } from "../serving/plan.js";
 
@@ -251,11 +252,16 @@ function cgroupCheck(limit: CgroupLimit | null, weights: number | null): DoctorC
   return check("cgroup", "ok", summary, undefined, { limit: limit.bytes });
 }
 
-function cpuCheck(c: Cpu): DoctorCheck {
-  const set = kernelSet(c);
+/**
+ * `engine`: what the engine itself runs here for each tensor type, as `alpaca info` names it, when
+ * this machine is the one judged; another machine's copied /proc is judged by its CPU flags.
+ */
+function cpuCheck(c: Cpu, engine: Record<string, string> | null): DoctorCheck {
+  const set = engine ? [...new Set(Object.values(engine))].join(", ") || "scalar" : kernelSet(c);
+  const shown = engine ? Object.entries(engine).map(([type, k]) => `${type} ${k}`).join(", ") : set;
   const dot = c.arch === "arm64" ? (c.features.has("asimddp") ? ", dot product (sdot)" : ", no dot product") : "";
-  const summary = `${c.board ? `${c.board}: ` : ""}${c.model}, ${c.cores} cores${dot}; kernels: ${set}`;
-  const data = { board: c.board, model: c.model, cores: c.cores, arch: c.arch, kernels: set, dotProduct: c.features.has("asimddp") };
+  const summary = `${c.board ? `${c.board}: ` : ""}${c.model}, ${c.cores} cores${dot}; kernels: ${shown}`;
+  const data = { board: c.board, model: c.model, cores: c.cores, arch: c.arch, kernels: set, ...(engine ? { kernelsByType: engine } : {}), dotProduct: c.features.has("asimddp") };
   if (set === "scalar") return check("cpu", "warn", summary, "no SIMD kernels for this CPU: decoding runs the scalar reference, several times slower", data);
   return check("cpu", "ok", summary, undefined, data);
 }
@@ -421,7 +427,10 @@ export function runDoctor(o: DoctorOptions = {}): DoctorReport {
     }
   }
 
-  const checks: DoctorCheck[] = [memoryCheck(mem), swapCheck(m, mem), cgroupCheck(limit, info?.weightBytes ?? null), cpuCheck(c), governorCheck(m), temperatureCheck(m)];
+  // The model's types, or every type the engine multiplies when there is no model.
+  const types = info ? Object.keys(info.tensorTypes) : tensorTypes().types().filter((t) => t.computable).map((t) => t.name);
+  const engine = m.root === "/" ? kernelsFor(types) : null;
+  const checks: DoctorCheck[] = [memoryCheck(mem), swapCheck(m, mem), cgroupCheck(limit, info?.weightBytes ?? null), cpuCheck(c, engine), governorCheck(m), temperatureCheck(m)];
   const throttling = throttlingCheck(m, c, run);
   if (throttling) checks.push(throttling);
   checks.push(modelCheck);

@@ -290,13 +290,24 @@ export class LineReader {
   }
 }
 
-/** A socket file left by a daemon that died is removed; a live daemon or a non-socket file is an error. */
-async function removeStaleSocket(p: string): Promise<void> {
-  let st: fs.Stats;
+/**
+ * Whether the socket can be made at `p`: its folder (or the nearest existing parent) is writable,
+ * and nothing but a stale socket is there; a live daemon or another file is an error. Cheap, so
+ * that serve can tell before it spends minutes loading a model.
+ */
+export async function checkSocketPath(p: string): Promise<"free" | "stale"> {
+  let st: fs.Stats | undefined;
   try {
     st = fs.lstatSync(p);
   } catch {
-    return;
+    let dir = path.dirname(p);
+    while (!fs.existsSync(dir)) dir = path.dirname(dir);
+    try {
+      fs.accessSync(dir, fs.constants.W_OK);
+    } catch {
+      throw new UserError(`cannot make the socket ${p}: ${dir} is not writable (--socket says where)`);
+    }
+    return "free";
   }
   if (!st.isSocket()) throw new UserError(`${p} exists and is not a socket; not removing it`);
   const alive = await new Promise<boolean>((resolve) => {
@@ -308,7 +319,12 @@ async function removeStaleSocket(p: string): Promise<void> {
     probe.once("error", () => resolve(false));
   });
   if (alive) throw new UserError(`another daemon is listening on ${p}`);
-  fs.unlinkSync(p);
+  return "stale";
+}
+
+/** A socket file left by a daemon that died is removed; a live daemon or a non-socket file is an error. */
+async function removeStaleSocket(p: string): Promise<void> {
+  if ((await checkSocketPath(p)) === "stale") fs.unlinkSync(p);
 }
 
 // ─── Client (alpaca ask / status, tests, benchmarks) ─────────────────────────────────────────

@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import net from "node:net";
 import os from "node:os";
 import { UserError } from "../../errors.js";
 import type { Logger } from "../../log.js";
@@ -52,6 +53,25 @@ function refuse(res: ServerResponse, path: string, status: number, message: stri
 }
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
+
+/** Listens on the configured address; a refusal is the user's to fix, said in one line. */
+function listenOn(server: http.Server | net.Server, s: HttpSettings): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", (e: NodeJS.ErrnoException) => {
+      const why = e.code === "EADDRINUSE" ? "the port is taken (another alpaca or Ollama?)" : e.code === "EACCES" ? "permission denied" : e.message;
+      reject(new UserError(`--http ${s.given}: cannot listen: ${why}`));
+    });
+    server.listen(s.port, s.address, () => resolve());
+  });
+}
+
+/** Whether the configured address can be listened on now (serve asks before it loads the model). */
+export async function checkHttpAddress(s: HttpSettings): Promise<void> {
+  if (s.port === 0) return; // any free port will do
+  const probe = net.createServer();
+  await listenOn(probe, s);
+  await new Promise((resolve) => probe.close(resolve));
+}
 
 export interface HttpTransportOptions {
   card: ModelCard;
@@ -115,13 +135,7 @@ export class HttpTransport implements Transport {
       (req, res) => this.handle(req, res),
     );
     server.maxConnections = 512;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", (e: NodeJS.ErrnoException) => {
-        const why = e.code === "EADDRINUSE" ? "the port is taken (another alpaca or Ollama?)" : e.code === "EACCES" ? "permission denied" : e.message;
-        reject(new UserError(`--http ${s.given}: cannot listen: ${why}`));
-      });
-      server.listen(s.port, s.address, () => resolve());
-    });
+    await listenOn(server, s);
     server.on("error", (e) => this.log.error(`http: ${e.message}`));
     server.on("clientError", (e: NodeJS.ErrnoException, socket) => {
       this.log.debug(`http: a client's request was refused: ${e.code ?? e.message}`);

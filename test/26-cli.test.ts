@@ -62,6 +62,10 @@ const badCases: [string, string[], RegExp][] = [
   ["unknown command", ["frobnicate"], /Unknown|frobnicate/i],
   ["bad token list", ["eval", "-m", notGguf, "--tokens", "1,x"], /not a token id|not a GGUF/],
   ["vocabulary-only file has no model", ["run", "-m", path.join("..", "shared", "vocab", "ggml-vocab-llama-spm.gguf"), "-p", "x"], /no model|not found|architecture/],
+  ["-n abc", ["run", "-m", notGguf, "-p", "x", "-n", "abc"], /^alpaca: -n: "abc" is not a number\n$/],
+  ["--temp= with no number", ["run", "-m", notGguf, "-p", "x", "--temp=warm"], /^alpaca: --temp: "warm" is not a number\n$/],
+  ["an unknown flag, named once as typed", ["run", "-m", notGguf, "-p", "x", "--top-kk", "3"], /^alpaca: unknown argument --top-kk \(/],
+  ["two unknown flags", ["bench", "-m", notGguf, "--warm-up", "-x"], /^alpaca: unknown arguments --warm-up, -x \(/],
 ];
 for (const [title, args, message] of badCases) {
   test(`bad input gives one line and exit code 2: ${title}`, async (t) => {
@@ -72,6 +76,15 @@ for (const [title, args, message] of badCases) {
     t.notRegex(r.stderr, /\n\s+at /);
   });
 }
+
+testNeeding(test, needShared, "run -c beyond the trained context warns once, and runs", async (t) => {
+  const r = await alpaca(["run", "-m", sharedModel("stories260K-f32.gguf"), "-p", "Once upon a time", "-n", "4", "--temp", "0", "-c", "256"]);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stderr.match(/trained/g)?.length, 1, r.stderr);
+  t.regex(r.stderr, /^alpaca: warning: --ctx 256 is beyond the 128 tokens the model was trained for/m);
+  const within = await alpaca(["run", "-m", sharedModel("stories260K-f32.gguf"), "-p", "Once upon a time", "-n", "4", "--temp", "0", "-c", "128"]);
+  t.notRegex(within.stderr, /warning/);
+});
 
 // ../shared/tools/golden-check.mjs drives the CLI as `npx --no-install alpaca`, which runs the
 // package's bin file itself: it must be executable, whatever compiled it last. (Run directly here:

@@ -135,6 +135,19 @@ test("alpaca quantize: bad arguments are one line and exit code 2", async (t) =>
   t.false(fs.existsSync(path.join(tmp, "b.gguf.tmp")), "no temporary file left behind");
 });
 
+// docs/models.md: already-quantized inputs are refused, into the same type too (which would
+// otherwise copy every tensor through unchanged and look like a success).
+testNeeding(test, needShared, "alpaca quantize refuses an already-quantized file, naming a tensor and its type", async (t) => {
+  for (const [input, type] of [["stories260K-q4_0.gguf", "q4_0"], ["stories260K-q4_0.gguf", "q8_0"], ["stories260K-q8_0.gguf", "q4_0"]]) {
+    const out = path.join(tmp, `requantized-${type}.gguf`);
+    const r = await alpaca(["quantize", sharedModel(input), out, "--type", type]);
+    t.is(r.code, 2, r.stderr);
+    const stored = input.includes("q4_0") ? "q4_0" : "q8_0";
+    t.is(r.stderr, `alpaca: ${sharedModel(input)} is already quantized (output.weight is ${stored}); quantize from an F32, F16 or BF16 file\n`);
+    t.false(fs.existsSync(out) || fs.existsSync(`${out}.tmp`), "nothing written");
+  }
+});
+
 testNeeding(test, needShared, "alpaca quantize --force overwrites, and reports what it did", async (t) => {
   const out = path.join(tmp, "cli-q8_0.gguf");
   fs.writeFileSync(out, "old");

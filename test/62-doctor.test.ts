@@ -168,6 +168,13 @@ testNeeding(test, needShared, "this machine, through the command line: every lin
   t.is(c.cpu.data?.arch, process.arch === "arm64" ? "arm64" : "x64");
   t.is(c.residency.verdict, "ok");
   t.true((c.storage.data?.bytesPerSecond as number | undefined ?? 1) > 0, c.storage.summary);
+  // The kernels it names are the engine's own, as `alpaca info` names them.
+  const model = sharedModel("stories260K-q4_0.gguf");
+  const info = await alpaca(["info", "--json", "-m", model]);
+  t.deepEqual(c.cpu.data?.kernelsByType, JSON.parse(info.stdout).kernels);
+  const infoLine = /^kernels +(.*) \(\w+\)$/m.exec((await alpaca(["info", "-m", model])).stdout)?.[1];
+  t.truthy(infoLine);
+  t.regex((await alpaca(["doctor", "--no-read-test", "--model", model])).stdout, new RegExp(`^\\w+ +cpu .*; kernels: ${infoLine}$`, "m"));
   const text = await alpaca(["doctor", "--no-read-test", "--root", pi4Tree(), "--model", "/nope.gguf"]);
   t.is(text.code, 1);
   t.regex(text.stdout, /^ok {4}memory {7}3\.70 GiB total, 3\.40 GiB available$/m);

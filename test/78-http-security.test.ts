@@ -36,7 +36,7 @@ testNeeding(test, needShared, "--http-insecure lets it listen beyond loopback wi
 });
 
 testNeeding(test, needShared, "with a token: a wrong or missing one is 401 in each API's shape and nothing is queued", async (t) => {
-  const d = await serveHttp(t, STORIES(), ["--http-token-file", tokenFile(TOKEN)]);
+  const d = await serveHttp(t, STORIES(), ["--http-token-file", tokenFile(TOKEN), "--log-level", "debug"]);
   const body = JSON.stringify({ model: "stories260K-f32", prompt: "Once upon a time", stream: false, options: { num_predict: 3 } });
   const attempts: Record<string, string>[] = [{}, { authorization: "Bearer wrong-token-wrong-token-wrong" }, { authorization: `Basic ${TOKEN}` }];
   for (const headers of attempts) {
@@ -61,7 +61,13 @@ testNeeding(test, needShared, "with a token: a wrong or missing one is 401 in ea
   t.is((await viaUrl.list()).models.length, 1);
   t.is((await viaUrl.generate({ model: "stories260K-f32", prompt: "hi", stream: false, options: { num_predict: 2 } })).eval_count, 2);
   t.is((await statusOf(d.socketPath)).totals.requests, 3);
-  t.false(d.output().includes(TOKEN), "the token never reaches the log");
+  t.is((await request(d.url, { path: `/${TOKEN}` })).status, 200, "the root, with the token as the whole path");
+  // Broken %-escapes where the token or a model id is read: refused, and the daemon stays up.
+  t.is((await request(d.url, { path: "/%E0%A4%A/api/tags" })).status, 401);
+  t.is((await request(d.url, { path: `/${TOKEN}/v1/models/%ZZ` })).status, 404);
+  t.true(d.running());
+  t.regex(d.output(), /debug: http#\d+ GET \/api\/tags → 200/, "requests are logged (at debug)…");
+  t.false(d.output().includes(TOKEN), "…and the token never is");
 });
 
 testNeeding(test, needShared, "a body over the limit is 413, declared or streamed, and the daemon reads no further", async (t) => {

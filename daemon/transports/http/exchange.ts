@@ -33,6 +33,15 @@ export interface Exchange {
   services: HttpServices;
 }
 
+/** A path segment decoded, or as it is when its %-escapes are broken. */
+export function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);

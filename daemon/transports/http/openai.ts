@@ -9,7 +9,7 @@ import { LIMITS, ProtocolError } from "../../serving/protocol.js";
 import type { ToolCall } from "../../serving/tool-calls.js";
 import { toolFormatFor } from "../../serving/tool-calls.js";
 import type { Exchange, HttpServices } from "./exchange.js";
-import { runGeneration, sendJson, startStream, statusOf } from "./exchange.js";
+import { decoded, runGeneration, sendJson, startStream, statusOf } from "./exchange.js";
 import type { Json } from "./fields.js";
 import { bodyObject, chatMessages, FieldError, Fields, generationOf, toolsOf, typeName } from "./fields.js";
 
@@ -71,7 +71,7 @@ function modelObject(s: HttpServices) {
 }
 
 function oneModel(x: Exchange): void {
-  const id = decodeURIComponent(x.path.slice("/v1/models/".length));
+  const id = decoded(x.path.slice("/v1/models/".length));
   if (!x.services.card.aliases.has(id.toLowerCase()))
     return openaiError(x.res, 404, `The model \`${id}\` does not exist or you do not have access to it.`, { param: "model", code: "model_not_found" });
   sendJson(x.res, 200, modelObject(x.services));

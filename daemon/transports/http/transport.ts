@@ -14,6 +14,7 @@ import { silentLogger } from "../../log.js";
 import type { Router } from "../../serving/router.js";
 import type { Transport } from "../transport.js";
 import type { Exchange, HttpServices } from "./exchange.js";
+import { decoded } from "./exchange.js";
 import type { ModelCard } from "./model-card.js";
 import { OLLAMA_ROUTES, ollamaError } from "./ollama.js";
 import { OPENAI_ROUTES, openaiError } from "./openai.js";
@@ -182,35 +183,36 @@ export class HttpTransport implements Transport {
       this.open.delete(res);
       this.log.debug(`${label} ${req.method} ${path} → ${res.statusCode} in ${Math.round(performance.now() - started)} ms`);
     });
+    res.on("error", (e) => this.log.debug(`${label}: ${e.message}`));
     if (this.stopping) res.setHeader("Connection", "close");
-    let url: URL;
     try {
-      url = new URL(req.url ?? "/", "http://localhost");
-    } catch {
-      return text(res, 400, "bad request URL\n");
+      const url = new URL(req.url ?? "/", "http://localhost");
+      const door = this.door(req, url.pathname, req.method === "OPTIONS");
+      path = door.path; // never the token
+      if (door.refused) return refuse(res, path, door.refused.status, door.refused.message, door.refused.code, door.refused.headers);
+
+      const route = routeOf(path);
+      if (!route) {
+        if (path.startsWith("/v1/")) return openaiError(res, 404, `Invalid URL (${req.method} ${path})`);
+        return text(res, 404, "404 page not found\n");
+      }
+      const method = req.method === "HEAD" ? "GET" : req.method;
+      if (method === "OPTIONS") return this.preflight(req, res);
+      if (method !== route.method)
+        return refuse(res, path, 405, `${req.method} is not allowed here; use ${route.method}`, undefined, { Allow: route.method === "GET" ? "GET, HEAD" : "POST" });
+      this.allowOrigin(req, res);
+
+      const exchange: Exchange = { req, res, path, query: url.searchParams, body: undefined, label, services: this.services };
+      if (method === "GET") return this.run(route, exchange);
+      this.readBody(req, res, path, (body) => {
+        exchange.body = body;
+        this.run(route, exchange);
+      });
+    } catch (e) {
+      // A request this code did not foresee is answered, not allowed to take the daemon down.
+      this.log.error(`${label}: ${e instanceof Error ? e.message : String(e)}`);
+      refuse(res, path, 400, "the request cannot be read");
     }
-    path = url.pathname;
-
-    const door = this.door(req, path, req.method === "OPTIONS");
-    if (door.refused) return refuse(res, door.path, door.refused.status, door.refused.message, door.refused.code, door.refused.headers);
-    path = door.path;
-
-    const route = routeOf(path);
-    if (!route) {
-      if (path.startsWith("/v1/")) return openaiError(res, 404, `Invalid URL (${req.method} ${path})`);
-      return text(res, 404, "404 page not found\n");
-    }
-    const method = req.method === "HEAD" ? "GET" : req.method;
-    if (method === "OPTIONS") return this.preflight(req, res);
-    if (method !== route.method) return refuse(res, path, 405, `${req.method} is not allowed here; use ${route.method}`, undefined, { Allow: route.method === "GET" ? "GET, HEAD" : "POST" });
-    this.allowOrigin(req, res);
-
-    const exchange: Exchange = { req, res, path, query: url.searchParams, body: undefined, label, services: this.services };
-    if (method === "GET") return this.run(route, exchange);
-    this.readBody(req, res, path, (body) => {
-      exchange.body = body;
-      this.run(route, exchange);
-    });
   }
 
   private run(route: Route, x: Exchange): void {
@@ -235,13 +237,12 @@ export class HttpTransport implements Transport {
     if (this.settings.loopback && !this.localHost(req.headers.host)) return { path, refused: { status: 403, message: "this name does not reach this server: use localhost" } };
 
     const segments = path.split("/");
-    const prefixed = segments.length > 2 && !API_ROOTS.has(segments[1]);
+    const prefixed = segments.length >= 2 && !API_ROOTS.has(segments[1]);
     const rest = prefixed ? `/${segments.slice(2).join("/")}` : path;
+    if (this.tokenDigest === null) return { path }; // without a token a prefix is just a path nobody serves
     // A browser's preflight carries no credentials; the request that follows it must.
-    if (this.tokenDigest === null || preflight) return { path: prefixed && this.tokenDigest !== null ? rest : path };
-    const given = prefixed
-      ? decodeURIComponent(segments[1])
-      : /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+    if (preflight) return { path: rest };
+    const given = prefixed ? decoded(segments[1]) : /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
     if (given !== undefined && timingSafeEqual(digest(given), this.tokenDigest)) return { path: rest };
     const message = rest.startsWith("/v1/")
       ? "Incorrect API key provided: send the token from alpaca's httpTokenFile as the API key."

@@ -1,5 +1,7 @@
 #include "napi_grammar.h"
 
+#include <algorithm>
+
 #include "../tokenizer/vocab.h"
 
 using napi_common::guarded;
@@ -61,10 +63,12 @@ class GrammarWrap : public Napi::ObjectWrap<GrammarWrap> {
     return cursor;
   }
 
-  static Napi::Int32Array idsOf(const Napi::Env& env, const std::vector<uint32_t>& mask) {
+  static Napi::Int32Array idsOf(const Napi::Env& env, const TokenIndex& index, const TokenMask& mask) {
     std::vector<int32_t> ids;
-    for (size_t w = 0; w < mask.size(); w++)
-      for (uint32_t bits = mask[w]; bits; bits &= bits - 1) ids.push_back(static_cast<int32_t>(w * 32 + __builtin_ctz(bits)));
+    for (size_t w = 0; w < mask.bits.size(); w++)
+      for (uint32_t bits = mask.bits[w]; bits; bits &= bits - 1) ids.push_back(index.ids[w * 32 + __builtin_ctz(bits)]);
+    if (mask.endAllowed) ids.insert(ids.end(), index.endOfGeneration.begin(), index.endOfGeneration.end());
+    std::sort(ids.begin(), ids.end());
     Napi::Int32Array out = Napi::Int32Array::New(env, ids.size());
     std::copy(ids.begin(), ids.end(), out.Data());
     return out;
@@ -73,9 +77,9 @@ class GrammarWrap : public Napi::ObjectWrap<GrammarWrap> {
   // allowedTokens(tokens?) -> Int32Array: what the grammar admits after tokens (forcing aside)
   Napi::Value allowedTokens(const Napi::CallbackInfo& info) {
     auto cursor = cursorAfter(info);
-    std::vector<uint32_t> mask((static_cast<size_t>(bundle_->tokens->nVocab) + 31) / 32);
-    guarded(info.Env(), [&] { return cursor->grammarMask(mask.data()); });
-    return idsOf(info.Env(), mask);
+    TokenMask mask;
+    guarded(info.Env(), [&] { return cursor->grammarMask(mask); });
+    return idsOf(info.Env(), *bundle_->tokens, mask);
   }
 
   // forcedTokens(tokens?) -> Int32Array: the tokens the grammar decides after tokens

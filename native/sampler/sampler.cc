@@ -90,11 +90,12 @@ int32_t Sampler::sample(const float* logits, int64_t n) {
 
   // ---- grammar: only the tokens it admits here (end-of-generation only where it may end)
   if (grammar_) {
-    const std::vector<uint32_t>& mask = grammar_->mask();
+    const TokenMask& mask = grammar_->mask();
+    const TokenIndex& index = grammar_->tokens();
     size_t kept = 0;
     for (size_t i = 0; i < candidates_.size(); i++) {
-      const auto id = static_cast<size_t>(candidates_[i].second);
-      if ((id >> 5) < mask.size() && ((mask[id >> 5] >> (id & 31)) & 1)) candidates_[kept++] = candidates_[i];
+      const int32_t id = candidates_[i].second;
+      if (id < index.nVocab && mask.allows(index, id)) candidates_[kept++] = candidates_[i];
     }
     candidates_.resize(kept);
     if (kept == 0) throw std::runtime_error("the grammar admits no token of this vocabulary here");

@@ -11,7 +11,21 @@ constexpr size_t kMaxForcedBytes = 256;
 // Past this the matcher drops every state but the current one (a long, deeply nested output).
 constexpr size_t kMatcherCacheBytes = 32u << 20;
 
-inline void setBit(uint32_t* mask, int32_t id) { mask[id >> 5] |= uint32_t{1} << (id & 31); }
+inline void setBit(uint32_t* bits, size_t i) { bits[i >> 5] |= uint32_t{1} << (i & 31); }
+
+// bits [begin, end)
+void setRun(uint32_t* bits, size_t begin, size_t end) {
+  if (begin >= end) return;
+  const size_t first = begin >> 5, last = (end - 1) >> 5;
+  const uint32_t head = ~uint32_t{0} << (begin & 31), tail = ~uint32_t{0} >> (31 - ((end - 1) & 31));
+  if (first == last) {
+    bits[first] |= head & tail;
+    return;
+  }
+  bits[first] |= head;
+  for (size_t w = first + 1; w < last; w++) bits[w] = ~uint32_t{0};
+  bits[last] |= tail;
+}
 }  // namespace
 
 std::shared_ptr<const TokenIndex> TokenIndex::build(const Vocab& vocab) {
@@ -76,14 +90,17 @@ std::shared_ptr<const TokenIndex> TokenIndex::build(const Vocab& vocab) {
   return index;
 }
 
-size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenIndex& index, uint32_t* mask) {
-  std::memset(mask, 0, ((static_cast<size_t>(index.nVocab) + 31) / 32) * 4);
+size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenIndex& index, TokenMask& out) {
+  const size_t n = index.ids.size();
+  out.bits.assign((n + 31) / 32, 0);
+  out.only = -1;
+  out.endAllowed = state != GrammarMatcher::kDead && matcher.mayEnd(state);
+  uint32_t* mask = out.bits.data();
   if (state == GrammarMatcher::kDead) return 0;
   // states[k]: the grammar state after the first k bytes of the current token
   std::vector<uint32_t> states(64);
   states[0] = state;
   size_t allowed = 0;
-  const size_t n = index.ids.size();
   const auto* bytes = reinterpret_cast<const uint8_t*>(index.bytes.data());
   size_t i = 0;
   while (i < n) {
@@ -91,7 +108,7 @@ size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenInde
     if (states.size() <= len) states.resize(len + 1);
     uint32_t k = index.lcp[i];
     if (k == len) {  // the same bytes as the token before, which was admitted (else it was skipped)
-      setBit(mask, index.ids[i++]);
+      setBit(mask, i++);
       allowed++;
       continue;
     }
@@ -106,7 +123,8 @@ size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenInde
       // the grammar stays in s over every later byte of the subtree: all of it is admitted
       const uint32_t end = index.subtreeEnd[i];
       allowed += end - i;
-      for (; i < end; i++) setBit(mask, index.ids[i]);
+      setRun(mask, i, end);
+      i = end;
       continue;
     }
     while (k < len) {
@@ -116,33 +134,28 @@ size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenInde
     }
     i++;
     if (k == len) {
-      setBit(mask, index.ids[i - 1]);
+      setBit(mask, i - 1);
       allowed++;
     } else {
       // every following token that shares the rejected byte is rejected too
       while (i < n && index.lcp[i] > k) i++;
     }
   }
-  if (matcher.mayEnd(state))
-    for (int32_t id : index.endOfGeneration) {
-      setBit(mask, id);
-      allowed++;
-    }
   return allowed;
 }
 
 GrammarCursor::GrammarCursor(std::shared_ptr<const GrammarBundle> bundle)
     : bundle_(std::move(bundle)),
       matcher_(bundle_->grammar),
-      state_(matcher_.start()),
-      mask_((static_cast<size_t>(bundle_->tokens->nVocab) + 31) / 32) {}
+      state_(matcher_.start()) {}
 
-const std::vector<uint32_t>& GrammarCursor::mask() {
+const TokenMask& GrammarCursor::mask() {
   const std::deque<int32_t>& f = forced();
   if (ended_ || !f.empty()) {
-    std::fill(mask_.begin(), mask_.end(), 0);
-    if (!ended_) setBit(mask_.data(), f.front());
-    return mask_;
+    single_.bits.assign((bundle_->tokens->ids.size() + 31) / 32, 0);
+    single_.endAllowed = false;
+    single_.only = ended_ ? -1 : f.front();
+    return single_;
   }
   for (auto it = maskCache_.begin(); it != maskCache_.end(); ++it)
     if (it->first == state_) {
@@ -153,9 +166,9 @@ const std::vector<uint32_t>& GrammarCursor::mask() {
     maskCache_.splice(maskCache_.begin(), maskCache_, std::prev(maskCache_.end()));
     maskCache_.front().first = state_;
   } else {
-    maskCache_.emplace_front(state_, std::vector<uint32_t>(mask_.size()));
+    maskCache_.emplace_front(state_, TokenMask{});
   }
-  computeTokenMask(matcher_, state_, *bundle_->tokens, maskCache_.front().second.data());
+  computeTokenMask(matcher_, state_, *bundle_->tokens, maskCache_.front().second);
   return maskCache_.front().second;
 }
 
@@ -163,7 +176,7 @@ bool GrammarCursor::accept(int32_t token) {
   if (ended_) return false;
   const TokenIndex& index = *bundle_->tokens;
   if (token < 0 || token >= index.nVocab) return false;
-  if (std::binary_search(index.endOfGeneration.begin(), index.endOfGeneration.end(), token)) {
+  if (index.isEndOfGeneration(token)) {
     if (!matcher_.mayEnd(state_)) return false;
     ended_ = true;
     forced_.clear();

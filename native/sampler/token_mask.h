@@ -12,6 +12,7 @@
 // any, and the sampler takes it without drawing a random number, so feeding forced tokens one per
 // step or all in one batch produces the same output.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <list>
@@ -49,6 +50,24 @@ struct TokenIndex {
   std::vector<uint32_t> position;  // token id -> index in ids (UINT32_MAX: no text)
 
   std::string_view tokenText(size_t i) const { return {bytes.data() + offsets[i], offsets[i + 1] - offsets[i]}; }
+  bool isEndOfGeneration(int32_t id) const {
+    return std::binary_search(endOfGeneration.begin(), endOfGeneration.end(), id);
+  }
+};
+
+// The tokens allowed at one point of a generation: one bit per token in the index's sorted order
+// (so that a subtree of the trie is a run of bits), end-of-generation apart; or one forced token.
+struct TokenMask {
+  std::vector<uint32_t> bits;
+  bool endAllowed = false;
+  int32_t only = -1;
+
+  bool allows(const TokenIndex& index, int32_t id) const {
+    if (only >= 0) return id == only;
+    const uint32_t p = index.position[static_cast<size_t>(id)];
+    if (p == UINT32_MAX) return endAllowed && index.isEndOfGeneration(id);
+    return (bits[p >> 5] >> (p & 31)) & 1;
+  }
 };
 
 // A compiled grammar ready for generation: the grammar, the vocabulary's index, the vocabulary.
@@ -59,21 +78,21 @@ struct GrammarBundle {
   std::string root;
 };
 
-// Sets the bits of every token the grammar admits from `state` (mask: ceil(nVocab / 32) words),
-// end-of-generation tokens where it may end. Returns how many bits are set.
-size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenIndex& index, uint32_t* mask);
+// The tokens the grammar admits from `state`, end-of-generation where it may end. Returns how many
+// tokens with text it admits.
+size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenIndex& index, TokenMask& mask);
 
 class GrammarCursor {
  public:
   explicit GrammarCursor(std::shared_ptr<const GrammarBundle> bundle);
 
-  // Allowed tokens now ([nVocab / 32] words); while forced tokens wait, only the next one.
-  const std::vector<uint32_t>& mask();
-  // What the grammar admits now, forcing aside; returns the count.
-  size_t grammarMask(uint32_t* mask) {
-    if (ended_) return computeTokenMask(matcher_, GrammarMatcher::kDead, *bundle_->tokens, mask);
-    return computeTokenMask(matcher_, state_, *bundle_->tokens, mask);
+  // Allowed tokens now; while forced tokens wait, only the next one.
+  const TokenMask& mask();
+  // What the grammar admits now, forcing aside; returns the count of tokens with text.
+  size_t grammarMask(TokenMask& mask) {
+    return computeTokenMask(matcher_, ended_ ? GrammarMatcher::kDead : state_, *bundle_->tokens, mask);
   }
+  const TokenIndex& tokens() const { return *bundle_->tokens; }
   // Advances over a token (or an end-of-generation token where the grammar may end); false, and
   // nothing changes, when the grammar does not admit it.
   bool accept(int32_t token);
@@ -95,7 +114,7 @@ class GrammarCursor {
   bool ended_ = false;          // an end-of-generation token was accepted
   bool forcedFresh_ = false;    // forced_ was computed for this state
   std::deque<int32_t> forced_;
-  std::vector<uint32_t> mask_;
+  TokenMask single_;  // a forced token, or nothing after the end
   // masks by state, most recently used first
-  std::list<std::pair<uint32_t, std::vector<uint32_t>>> maskCache_;
+  std::list<std::pair<uint32_t, TokenMask>> maskCache_;
 };

@@ -78,8 +78,7 @@ int main(int argc, char** argv) {
     bundle->root = "root";
     const std::string text = readFile(argv[3]);
     const std::vector<int32_t> tokens = vocab->tokenizeContinuation(text);
-    const size_t words = (static_cast<size_t>(vocab->size()) + 31) / 32;
-    std::vector<uint32_t> mask(words);
+    TokenMask mask;
 
     std::vector<double> cold, full, served;
     size_t allowedSum = 0;
@@ -91,7 +90,7 @@ int main(int argc, char** argv) {
           GrammarCursor fresh(bundle);
           for (size_t k = 0; k < i; k++) fresh.accept(tokens[k]);
           const double t0 = nowNs();
-          fresh.grammarMask(mask.data());
+          fresh.grammarMask(mask);
           best = std::min(best, nowNs() - t0);
         }
         cold.push_back(best);
@@ -100,16 +99,16 @@ int main(int argc, char** argv) {
         double best = 1e30;
         for (int r = 0; r < reps; r++) {
           const double t0 = nowNs();
-          allowedSum += walk.grammarMask(mask.data());
+          allowedSum += walk.grammarMask(mask);
           best = std::min(best, nowNs() - t0);
         }
         full.push_back(best);
       }
       if (only == "all" || only == "served") {
         const double t0 = nowNs();
-        const std::vector<uint32_t>& m = servedCursor.mask();
+        const TokenMask& m = servedCursor.mask();
         served.push_back(nowNs() - t0);
-        allowedSum += m[0] & 1;
+        allowedSum += m.endAllowed ? 1 : 0;
       }
       if (i == tokens.size()) break;
       if (!walk.accept(tokens[i])) throw std::runtime_error("the grammar does not admit the text at token " + std::to_string(i));

@@ -5,7 +5,8 @@ import test from "ava";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { kvBytesPerToken } from "../daemon/serving/memory.js";
+import { kvBytesPerToken, pageTableBytes } from "../daemon/serving/memory.js";
+import { allResident } from "../daemon/serving/residency.js";
 import { formatPlan, parameterCount, planFromSystem, planMemory, PLAN_RULES, type PlanModel } from "../daemon/serving/plan.js";
 
 const KiB = 2 ** 10, MiB = 2 ** 20, GiB = 2 ** 30;
@@ -41,14 +42,20 @@ test("the 7B shape: 3.53 GiB of Q4_0 weights, 512 KiB of f16 KV per token, 272 K
   t.is(kvBytesPerToken(LLAMA_7B, "q8_0"), 272 * KiB);
 });
 
-test("budget = the smallest source − max(64 MiB, 3 %)", (t) => {
+test("budget = the smallest source less its reserve: max(64 MiB, 3 %) of MemAvailable, 16 MiB of a hard limit", (t) => {
   const p = planMemory({ model: TINYLLAMA, budget: { memAvailable: 6 * GiB, cgroupLimit: 5 * GiB, memoryLimit: 7 * GiB }, request });
   t.is(p.budget.boundBy, "cgroup limit");
   t.is(p.budget.limit, 5 * GiB);
-  t.is(p.budget.reserve, Math.ceil(0.03 * 5 * GiB));
-  t.is(p.budget.bytes, 5 * GiB - p.budget.reserve);
+  t.is(p.budget.reserve, 16 * MiB, "a cgroup limit is ours alone: only the kernel's own memory is kept back");
+  t.is(p.budget.bytes, 5 * GiB - 16 * MiB);
+  const available = planMemory({ model: TINYLLAMA, budget: { memAvailable: 5 * GiB }, request });
+  t.is(available.budget.reserve, Math.ceil(0.03 * 5 * GiB), "other processes move MemAvailable");
   const small = planMemory({ model: TINYLLAMA, budget: { memAvailable: 1 * GiB }, request });
   t.is(small.budget.reserve, 64 * MiB, "3 % of 1 GiB is below the 64 MiB floor");
+  // MemAvailable a little above the limit still bounds the plan once its larger reserve is taken
+  const close = planMemory({ model: TINYLLAMA, budget: { memAvailable: 4 * GiB + 50 * MiB, memoryLimit: 4 * GiB }, request });
+  t.like(close.budget, { boundBy: "MemAvailable", limit: 4 * GiB + 50 * MiB });
+  t.true(close.budget.bytes < 4 * GiB - 16 * MiB);
 });
 
 test("plenty of memory: f16, the trained context capped at 2048, several sequences", (t) => {
@@ -103,7 +110,7 @@ test("too small even to stream (7B at 512 MiB): says so, and what would fit", (t
   t.regex(p.problem!, /the weights \(3\.53 GiB\) cannot stay resident/);
   t.regex(p.problem!, /re-read the file from storage/);
   t.true(p.alternatives.some((a) => /runs with about 3\.\d\d GiB of available memory/.test(a)), p.alternatives.join("\n"));
-  t.true(p.alternatives.some((a) => /streaming every layer from storage needs a budget of at least 480\.44 MiB/.test(a)), p.alternatives.join("\n"));
+  t.true(p.alternatives.some((a) => /streaming every layer from storage needs a budget of at least 501\.77 MiB/.test(a)), p.alternatives.join("\n"));
   t.true(p.spare < 0);
 });
 
@@ -116,9 +123,11 @@ test("an 8-bit file that streams is told that its Q4_0 would stay resident", (t)
 });
 
 test("weights fit but not the smallest KV cache beside them: three layers stream, mlock not permitted", (t) => {
-  const budget = LLAMA_7B.weightBytes + PLAN_RULES.processBytes + 50 * MiB;
+  // room for the charged weights and the process, and 50 MiB of the 136 MiB KV cache of 512 tokens
+  const kv = kvBytesPerToken(LLAMA_7B, "q8_0") * 512;
+  const budget = allResident(LLAMA_7B, 512, false).residentBytes + PLAN_RULES.processBytes + pageTableBytes(LLAMA_7B.weightBytes + kv) + 50 * MiB;
   const memlock = { soft: 8 * MiB, capIpcLock: false };
-  const p = planMemory({ model: LLAMA_7B, budget: { memoryLimit: budget + PLAN_RULES.reserveMin }, request, memlock });
+  const p = planMemory({ model: LLAMA_7B, budget: { memoryLimit: budget + PLAN_RULES.limitReserve }, request, memlock });
   t.true(p.fits);
   t.like(p.residency, { mode: "streaming", streamLayers: 3, keptLayers: 29, lock: false, lockedBytes: 0 });
   t.true(p.decisions.some((d) => /mlock not permitted .*same read-ahead and release order/.test(d)), p.decisions.join("\n"));
@@ -183,8 +192,8 @@ test("from a machine's files: a cgroup v2 limit below MemAvailable bounds the bu
   });
   const config = { memoryLimit: null, ctx: null, parallel: null, kvType: "auto" as const, threads: 4 };
   const p = planFromSystem(LLAMA_7B, config, { root });
-  t.like(p.budget, { boundBy: "cgroup limit", limit: 4 * GiB });
-  t.like(p, { fits: true, kvType: "q8_0", nCtx: 1024 });
+  t.like(p.budget, { boundBy: "cgroup limit", limit: 4 * GiB, reserve: 16 * MiB });
+  t.like(p, { fits: true, kvType: "q8_0", nCtx: 1536 });
   t.like(p.mlock, { permitted: true });
 });
 
@@ -213,13 +222,14 @@ test("--memory plans for another machine: this one's MemAvailable and cgroup are
 test("the breakdown reads as lines for the log", (t) => {
   const fits = formatPlan(planMemory({ model: LLAMA_7B, budget: onMachine(4 * GiB), request }), { ...LLAMA_7B, path: "/m/7b.gguf" });
   t.regex(fits[0], /^model +\/m\/7b\.gguf/);
-  t.true(fits.some((l) => /^costs +weights 3\.53 GiB \(mapped, resident\) \+ KV 272\.00 MiB \(1024 × 1 q8_0\)/.test(l)), fits.join("\n"));
+  // of the 3.53 GiB file, the embedding table is charged only for the rows in use
+  t.true(fits.some((l) => /^costs +weights 3\.47 GiB \(mapped, resident\) \+ KV 272\.00 MiB \(1024 × 1 q8_0\)/.test(l)), fits.join("\n"));
   t.true(fits.some((l) => /^plan +fits/.test(l)));
-  t.true(fits.some((l) => /^resident +3\.53 GiB: 32 of 32 layers, locked 0 B; streamed 0 B per token \(0 layers\)/.test(l)), fits.join("\n"));
+  t.true(fits.some((l) => /^resident +3\.47 GiB: 32 of 32 layers, locked 0 B; streamed 0 B per token \(0 layers\)/.test(l)), fits.join("\n"));
   const streams = formatPlan(planMemory({ model: LLAMA_7B, budget: onMachine(3 * GiB), request, memlock: { soft: null, capIpcLock: true } }));
   t.true(streams.some((l) => /^costs +weights 2\.\d\d GiB \(mapped: 2\.\d\d GiB resident \+ 217\.\d\d MiB stream window\)/.test(l)), streams.join("\n"));
   t.true(streams.some((l) => /^plan +fits \(streaming \d+ layers\)/.test(l)), streams.join("\n"));
-  t.true(streams.some((l) => /^resident +2\.\d\d GiB: \d+ of 32 layers, locked 2\.\d\d GiB; streamed [\d.]+ MiB per token/.test(l)), streams.join("\n"));
+  t.true(streams.some((l) => /^resident +2\.\d\d GiB: \d+ of 32 layers, locked 2\.\d\d GiB; streamed [\d.]+ [MG]iB per token/.test(l)), streams.join("\n"));
   const not = formatPlan(planMemory({ model: LLAMA_7B, budget: onMachine(512 * MiB), request }));
   t.true(not.some((l) => /^plan +does not fit: the weights/.test(l)));
   t.true(not.some((l) => /^instead +streaming every layer/.test(l)));

@@ -10,7 +10,8 @@ const MiB = 2 ** 20, GiB = 2 ** 30;
 // table, a 40 MiB output matrix and 1 MiB of norms.
 const SHAPE = { nLayer: 10, nHeadKv: 8, headDim: 128, nEmbd: 1024, nFf: 4096, nHead: 8, nVocab: 32000 };
 const EXACT: ResidencyModel = { ...SHAPE, weightBytes: 1091 * MiB, layerBytes: 1000 * MiB, embeddingBytes: 50 * MiB, outputBytes: 40 * MiB };
-const rowBytes = (50 * MiB) / 32000;
+// A row of 1.6 KB read through the page cache touches its own page and at most the next.
+const rowPages = 2 * 4096;
 
 test("the weight layout: given bytes are used as they are, unknown ones spread over the parameters", (t) => {
   const w = weightLayout(EXACT);
@@ -24,13 +25,13 @@ test("the weight layout: given bytes are used as they are, unknown ones spread o
 test("room for everything: no layer streams, and every kept byte is charged", (t) => {
   const s = splitLayers(EXACT, 2 * GiB, 512, true)!;
   t.like(s, { mode: "resident", keptLayers: 10, streamLayers: 0, streamedBytes: 0, windowBytes: 0, lock: true });
-  // kept layers + output + norms + the embedding rows of 512 tokens, not the whole table
-  t.is(s.residentBytes, 1000 * MiB + 40 * MiB + 1 * MiB + 512 * rowBytes);
+  // kept layers + output + norms + the pages of the embedding rows of 512 tokens, not the whole table
+  t.is(s.residentBytes, 1000 * MiB + 40 * MiB + 1 * MiB + 512 * rowPages);
   t.is(s.lockedBytes, 1000 * MiB + 41 * MiB, "the embedding table is left to the page cache");
 });
 
 test("each layer less of room streams one more, from the third on: the window costs two layers", (t) => {
-  const fixed = 41 * MiB + 512 * rowBytes;
+  const fixed = 41 * MiB + 512 * rowPages;
   const at = (layersOfRoom: number) => splitLayers(EXACT, fixed + layersOfRoom * 100 * MiB, 512, true);
   t.is(at(10)!.streamLayers, 0);
   // 9.99 layers of room: streaming 1 or 2 saves nothing (the window holds them), so 3 stream
@@ -48,7 +49,7 @@ test("each layer less of room streams one more, from the third on: the window co
 });
 
 test("mlock not permitted: the same split, nothing counted as locked", (t) => {
-  const s = splitLayers(EXACT, 41 * MiB + 16 * rowBytes + 800 * MiB, 16, false)!;
+  const s = splitLayers(EXACT, 41 * MiB + 16 * rowPages + 800 * MiB, 16, false)!;
   t.like(s, { streamLayers: 4, keptLayers: 6, lock: false, lockedBytes: 0 });
 });
 
@@ -64,7 +65,10 @@ test("the plan: budgets from ample to too small, and the options the engine is o
   const plan = (gib: number) => planMemory({ model: m, budget: { machine: gib * GiB }, request: { threads: 2 }, memlock: { soft: null, capIpcLock: false } });
   const ample = plan(4);
   t.like(ample, { fits: true, residency: { mode: "resident", streamLayers: 0, keptLayers: 10 } });
-  t.is(ample.costs.weights, m.weightBytes, "the whole file resident: every weight byte charged");
+  // every layer, the output and norms charged, and of the embedding table the pages of the rows in
+  // use: 4 sequences × 2048 tokens cover the whole table
+  t.like(ample, { nCtx: 2048, nSeq: 4 });
+  t.is(ample.costs.weights, 1041 * MiB + Math.min(50 * MiB, 2048 * 4 * rowPages));
   t.deepEqual(residencyOptions(ample), { streamLayers: 0, lock: true });
   let last = 0;
   for (const gib of [1.2, 1.1, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5]) {

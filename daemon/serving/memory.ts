@@ -29,6 +29,15 @@ export function scratchBytes(m: ModelShape, nCtx: number, batch: number, threads
   return perToken * batch + quantized + 4 * m.nVocab * outputs + threads * 4 * (nCtx + m.headDim);
 }
 
+/**
+ * The page tables that map `bytes` (the model file, the KV cache) in 4 KiB pages: 8 bytes per
+ * page, charged to the process's cgroup as kernel memory. Where the page cache holds the file in
+ * 2 MiB folios they are fewer; a Pi 4's kernel maps 4 KiB pages.
+ */
+export function pageTableBytes(bytes: number): number {
+  return Math.ceil(bytes / 4096) * 8;
+}
+
 export function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;

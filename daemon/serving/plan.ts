@@ -13,7 +13,7 @@
 // shortfall is re-read, never the whole file.
 import type { KvType, ModelInfo, ResidencyOptions } from "../engine/engine.js";
 import type { Config, KvTypeChoice } from "../config.js";
-import { formatBytes, kvBytesPerToken, scratchBytes, type ModelShape } from "./memory.js";
+import { formatBytes, kvBytesPerToken, pageTableBytes, scratchBytes, type ModelShape } from "./memory.js";
 import { allResident, splitLayers, weightLayout, type ResidencyModel, type ResidencySplit } from "./residency.js";
 import { readSystemMemory, type MemlockLimit } from "../system/system-memory.js";
 
@@ -33,11 +33,25 @@ export const PLAN_RULES = {
   maxParallel: 4,
   /** Prompt tokens per engine step, largest first: smaller batches cost prompt speed only. */
   batchSizes: [256, 128, 64, 32],
-  /** Node, V8 heap, the addon's tokenizer and thread stacks. */
-  processBytes: 50 * MiB,
-  /** Reserve = max(reserveMin, reserveShare × limit): room for the kernel, page tables, and growth we do not model. */
+  /**
+   * Node (V8's heap and code, the pages of its binary and libraries in use), the addon, its
+   * tokenizer and thread stacks: what a serving daemon's cgroup is charged beyond weights, KV
+   * cache and scratch, measured (memory.stat and smaps of `alpaca serve` on a 7B file with a full
+   * context, a private copy of the node binary so that its pages are charged to that cgroup, the
+   * limit lowered until pages were re-read from storage). Page tables are counted apart.
+   */
+  processBytes: 64 * MiB,
+  /**
+   * Reserve under MemAvailable (or a machine of `--memory`'s size) = max(reserveMin, reserveShare ×
+   * it): the other processes of the machine move it after we start.
+   */
   reserveMin: 64 * MiB,
   reserveShare: 0.03,
+  /**
+   * Reserve under a hard limit (the cgroup's, --memory-limit), which nothing else shares: the
+   * kernel's own memory charged to the cgroup (slab, socket buffers) and the heap's growth.
+   */
+  limitReserve: 16 * MiB,
 };
 export type PlanRules = typeof PLAN_RULES;
 
@@ -118,11 +132,12 @@ interface Shape {
 
 // ── costs ────────────────────────────────────────────────────────────────────────────────────
 
+// What the cgroup is charged with every layer resident: the pages the kernel holds for us.
 function costsOf(m: PlanModel, s: Shape, threads: number, rules: PlanRules): MemoryPlan["costs"] {
-  const weights = m.weightBytes;
+  const weights = allResident(m, s.nCtx * s.nSeq, false).residentBytes;
   const kv = kvBytesPerToken(m, s.kvType) * s.nCtx * s.nSeq;
   const scratch = scratchBytes(m, s.nCtx, s.nBatch, threads, s.nSeq);
-  const process = rules.processBytes;
+  const process = rules.processBytes + pageTableBytes(m.weightBytes + kv);
   return { weights, kv, scratch, process, total: weights + kv + scratch + process };
 }
 
@@ -150,21 +165,25 @@ function batchCandidates(nCtx: number, rules: PlanRules): number[] {
 
 // ── budget ───────────────────────────────────────────────────────────────────────────────────
 
+/** Each source less its own reserve; the smallest of them bounds the plan. */
 function budgetOf(sources: BudgetSources, rules: PlanRules): MemoryPlan["budget"] {
-  const named: { name: string; bytes: number }[] = [];
-  const add = (name: string, v: number | null | undefined) => {
-    if (v !== null && v !== undefined && Number.isFinite(v) && v > 0) named.push({ name, bytes: v });
+  const named: { name: string; bytes: number; reserve: number }[] = [];
+  const shared = (v: number) => Math.max(rules.reserveMin, Math.ceil(rules.reserveShare * v));
+  const add = (name: string, v: number | null | undefined, reserve: (v: number) => number) => {
+    if (v !== null && v !== undefined && Number.isFinite(v) && v > 0) named.push({ name, bytes: v, reserve: reserve(v) });
   };
-  if (sources.machine) add("--memory", sources.machine);
+  if (sources.machine) add("--memory", sources.machine, shared);
   else {
-    add("MemAvailable", sources.memAvailable);
-    add("cgroup limit", sources.cgroupLimit);
+    add("MemAvailable", sources.memAvailable, shared);
+    add("cgroup limit", sources.cgroupLimit, () => rules.limitReserve);
   }
-  add("--memory-limit", sources.memoryLimit);
+  add("--memory-limit", sources.memoryLimit, () => rules.limitReserve);
   if (named.length === 0) throw new Error("no memory figure to plan with (no /proc/meminfo, no limit given)");
-  const bound = named.reduce((a, b) => (b.bytes < a.bytes ? b : a));
-  const reserve = Math.max(rules.reserveMin, Math.ceil(rules.reserveShare * bound.bytes));
-  return { bytes: Math.max(0, bound.bytes - reserve), limit: bound.bytes, reserve, boundBy: bound.name, sources: named };
+  const bound = named.reduce((a, b) => (b.bytes - b.reserve < a.bytes - a.reserve ? b : a));
+  return {
+    bytes: Math.max(0, bound.bytes - bound.reserve), limit: bound.bytes, reserve: bound.reserve, boundBy: bound.name,
+    sources: named.map(({ name, bytes }) => ({ name, bytes })),
+  };
 }
 
 function mlockOf(memlock: MemlockLimit | null | undefined, weights: number): MemoryPlan["mlock"] {
@@ -220,7 +239,7 @@ export function planMemory(input: PlanInput, allowStreaming = true): MemoryPlan 
     fits: chosen !== null,
     budget, ...smallest, nOutputs: smallest.nSeq, threads, costs,
     spare: budget.bytes - costs.total,
-    residency: allResident(m, mlock.permitted),
+    residency: allResident(m, smallest.nCtx * smallest.nSeq, mlock.permitted),
     mlock,
     decisions: [], problem: null, alternatives: [],
   };
@@ -320,7 +339,7 @@ function explainMisfit(
   const { model: m, request } = input;
   const budget = plan.budget.bytes;
   const gb = formatBytes;
-  const weightsAndProcess = m.weightBytes + rules.processBytes;
+  const weightsAndProcess = plan.costs.weights + plan.costs.process;
   const smallestRest = plan.costs.kv + plan.costs.scratch;
   const budgetText = `the budget is ${gb(budget)} (${gb(plan.budget.limit)} from ${plan.budget.boundBy}, less a ${gb(plan.budget.reserve)} reserve)`;
 
@@ -351,7 +370,7 @@ function explainMisfit(
     `of available memory (a budget of ${gb(plan.costs.total)})`);
   if (weightsAndProcess > budget) {
     const w = weightLayout(m);
-    const streamAll = smallestRest + rules.processBytes + w.output + w.other + (w.tied ? w.embedding : 0) + 2 * (w.layers / m.nLayer);
+    const streamAll = smallestRest + plan.costs.process + w.output + w.other + (w.tied ? w.embedding : 0) + 2 * (w.layers / m.nLayer);
     plan.alternatives.push(`streaming every layer from storage needs a budget of at least ${gb(streamAll)} ` +
       `(two layers at a time beside the KV cache, scratch, process and output matrix)`);
   }

@@ -4,10 +4,11 @@
 //
 // What the cgroup charges: the page cache of the mapped file counts against the memory limit
 // (cgroup v1 and v2 alike), so every weight page in RAM is a cost: the layers kept, the output
-// matrix (read whole every pass), the rows of the embedding table in use (one per token, the
-// rest is never read), and the stream window: the streamed layer computing plus the one being
-// read ahead. That window is why streaming needs room for at least two layers, and why
-// streaming one or two layers saves nothing: the window costs as much as keeping them.
+// matrix (read whole every pass), the pages of the embedding table's rows in use (one row per
+// token, the rest is never read: the engine reads that table without read-ahead), and the stream
+// window: the streamed layer computing plus the one being read ahead. That window is why
+// streaming needs room for at least two layers, and why streaming one or two layers saves
+// nothing: the window costs as much as keeping them.
 import type { ModelShape } from "./memory.js";
 
 export interface ResidencyModel extends ModelShape {
@@ -58,6 +59,20 @@ export function weightLayout(m: ResidencyModel) {
   return { layers, embedding, output, other, tied, embeddingRowBytes };
 }
 
+/** The unit the page cache reads and charges (4 KiB on x86-64 and on the Pi 4's arm64 kernel). */
+export const PAGE_BYTES = 4096;
+
+/**
+ * Charged whatever streams: the output matrix and norms (locked), and of the embedding table
+ * the pages of the rows in use (a row starts anywhere in a page: it touches its own pages and at
+ * most one more), unless it is tied and so read whole as the output.
+ */
+function fixedBytes(w: ReturnType<typeof weightLayout>, tokensInUse: number): { fixed: number; locked: number } {
+  const locked = w.output + w.other + (w.tied ? w.embedding : 0);
+  const rowPages = (Math.ceil(w.embeddingRowBytes / PAGE_BYTES) + 1) * PAGE_BYTES;
+  return { fixed: locked + (w.tied ? 0 : Math.min(w.embedding, tokensInUse * rowPages)), locked };
+}
+
 /**
  * The fewest streamed layers whose charged bytes fit in `room` (the budget less KV, scratch and
  * process), or null when not even the two-layer stream window fits. `tokensInUse` bounds the
@@ -66,9 +81,7 @@ export function weightLayout(m: ResidencyModel) {
 export function splitLayers(m: ResidencyModel, room: number, tokensInUse: number, lockPermitted: boolean): ResidencySplit | null {
   const w = weightLayout(m);
   const layer = w.layers / m.nLayer;
-  // the output matrix and norms stay; of the embedding table only the rows in use, unless tied
-  const fixed = w.output + w.other + (w.tied ? w.embedding : Math.min(w.embedding, tokensInUse * w.embeddingRowBytes));
-  const locked = w.output + w.other + (w.tied ? w.embedding : 0);
+  const { fixed, locked } = fixedBytes(w, tokensInUse);
   for (let s = 0; s <= m.nLayer; s++) {
     const kept = m.nLayer - s;
     const window = Math.min(s, 2) * layer;
@@ -89,12 +102,13 @@ export function splitLayers(m: ResidencyModel, room: number, tokensInUse: number
   return null;
 }
 
-/** Every layer resident: the split of a plan whose weights fit whole. */
-export function allResident(m: ResidencyModel, lockPermitted: boolean): ResidencySplit {
+/** Every layer resident: what the cgroup is charged for the weights when none streams. */
+export function allResident(m: ResidencyModel, tokensInUse: number, lockPermitted: boolean): ResidencySplit {
   const w = weightLayout(m);
+  const { fixed, locked } = fixedBytes(w, tokensInUse);
   return {
     mode: "resident", nLayer: m.nLayer, keptLayers: m.nLayer, streamLayers: 0, layerBytes: w.layers / m.nLayer,
-    residentBytes: m.weightBytes, lockedBytes: lockPermitted ? w.layers + w.output + w.other + (w.tied ? w.embedding : 0) : 0,
+    residentBytes: fixed + w.layers, lockedBytes: lockPermitted ? locked + w.layers : 0,
     streamedBytes: 0, windowBytes: 0, lock: lockPermitted,
   };
 }

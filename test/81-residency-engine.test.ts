@@ -80,6 +80,51 @@ test("lock: false streams in the same order without locking anything", async (t)
   t.deepEqual(run.residency.streamedLayers, [2, 5]);
 });
 
+const rssAnon = () => Number(/^RssAnon:\s+(\d+) kB/m.exec(fs.readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
+
+// Serial: no other test of this file allocates while the resident set is read.
+test.serial("commitKv: the KV cache is taken at open, not as it fills", async (t) => {
+  const path = await model();
+  const options = { nCtx: 16384, kvType: "f32" as const, residency: { streamLayers: 0 } };
+  const grows = (commitKv: boolean) => {
+    const before = rssAnon();
+    const m = openModel(path, { ...options, commitKv });
+    try {
+      return { grew: rssAnon() - before, kvBytes: m.info().kvBytes };
+    } finally {
+      m.close();
+    }
+  };
+  const lazy = grows(false), taken = grows(true);
+  t.is(taken.kvBytes, 6 * 2 * 128 * 4 * 16384, "6 layers × K and V × 128 × f32 × 16384 cells");
+  t.true(lazy.grew < taken.kvBytes / 4, `without commitKv the cache is mapped lazily: ${lazy.grew} bytes`);
+  t.true(taken.grew >= taken.kvBytes * 0.95, `commitKv faults it all in: ${taken.grew} of ${taken.kvBytes} bytes`);
+  t.throws(() => openModel(path, { commitKv: "yes" as never }), { instanceOf: TypeError, message: /^commitKv must be a boolean$/ });
+});
+
+test("managed: the embedding table is read a row at a time, without read-ahead or huge pages", async (t) => {
+  const path = await model();
+  // The flags of our mappings of this file: rr = MADV_RANDOM, nh = MADV_NOHUGEPAGE.
+  const flagsOfMappings = () =>
+    fs.readFileSync("/proc/self/smaps", "utf8").split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)
+      .filter((vma) => vma.split("\n")[0].endsWith(path))
+      .map((vma) => /^VmFlags:(.*)$/m.exec(vma)![1].trim().split(" "));
+  const managed = openModel(path, { nCtx: 8, residency: { streamLayers: 0 } });
+  try {
+    const flags = flagsOfMappings();
+    t.is(flags.filter((f) => f.includes("rr") && f.includes("nh")).length, 1, JSON.stringify(flags));
+    t.true(flags.length >= 2, "the rest of the file keeps its read-ahead");
+  } finally {
+    managed.close();
+  }
+  const unmanaged = openModel(path, { nCtx: 8 });
+  try {
+    t.false(flagsOfMappings().some((f) => f.includes("rr")), "left to the kernel when unmanaged");
+  } finally {
+    unmanaged.close();
+  }
+});
+
 test("bad residency options are one clear error each", async (t) => {
   const path = await model();
   t.throws(() => openModel(path, { residency: { streamLayers: 7 } }), { message: /^residency\.streamLayers must be from 0 to 6 \(the model's layers\), got 7$/ });

@@ -20,6 +20,8 @@ export interface ModelOptions {
   threads?: number;
   kvType?: KvType;
   residency?: ResidencyOptions;
+  /** Fault the whole KV cache in at open (the daemon: its plan counted it), instead of as it fills. */
+  commitKv?: boolean;
 }
 
 export interface ResidencyInfo {

@@ -97,7 +97,10 @@ export class Server {
   static async start(o: ServerOptions): Promise<Server> {
     const log = o.log ?? silentLogger;
     const t0 = performance.now();
-    const model = openModel(o.modelPath, { threads: o.threads, nCtx: o.nCtx, nSeq: o.nSeq, kvType: o.kvType, residency: o.residency });
+    // Under a memory plan the KV cache is taken at start, as the plan counted it.
+    const model = openModel(o.modelPath, {
+      threads: o.threads, nCtx: o.nCtx, nSeq: o.nSeq, kvType: o.kvType, residency: o.residency, commitKv: o.residency !== undefined,
+    });
     try {
       const info = model.info();
       log.info(

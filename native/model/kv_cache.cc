@@ -1,6 +1,7 @@
 #include "kv_cache.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <stdexcept>
@@ -21,6 +22,15 @@ KvCache::KvCache(int nLayer, int kvDim, int nCtx, int nSeq, TensorType type)
 
 KvCache::Pages::~Pages() {
   if (data) ::munmap(data, size);
+}
+
+void KvCache::commit() {
+  long ps = ::sysconf(_SC_PAGESIZE);
+  const size_t page = ps > 0 ? static_cast<size_t>(ps) : 4096;
+  for (Pages* p : {&k_, &v_}) {
+    volatile uint8_t* b = p->data;
+    for (size_t i = 0; i < p->size; i += page) b[i] = 0;
+  }
 }
 
 void KvCache::truncate(int seq, int from) {

@@ -28,6 +28,9 @@ class KvCache {
   // Number of leading positions of a sequence that hold valid entries.
   int length(int seq) const { return length_.at(seq); }
   void setLength(int seq, int n) { length_.at(seq) = n; }
+  // Faults every page of the cache in now (they are mapped lazily): a daemon takes at start the
+  // memory its plan counted, so that a plan that is wrong fails at once, not at a full context.
+  void commit();
   // Forgets positions >= from of a sequence (from 0 clears it).
   void truncate(int seq, int from);
   // Copies positions [0, n) of one sequence into another (prefix reuse across slots).

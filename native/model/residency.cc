@@ -95,6 +95,7 @@ ResidencyManager::ResidencyManager(const Model& model, const ResidencyOptions& o
   if (model.ropeFreqFactors())
     addOther(reinterpret_cast<const uint8_t*>(model.ropeFreqFactors()), sizeof(float) * static_cast<size_t>(model.hparams().nRot / 2));
   otherLocked_ = merged(std::move(other));
+  readRowsOnly(model);
 
   // ---- which layers stream: spread evenly, so each has locked layers before it to read behind
   streamed_.assign(static_cast<size_t>(nLayer), false);
@@ -123,6 +124,20 @@ ResidencyManager::ResidencyManager(const Model& model, const ResidencyOptions& o
     reader_ = std::thread([this] { readerLoop(); });
     queueReadAhead(report_.streamedLayers.front());
   }
+}
+
+// The embedding table is read one row per token. Read-ahead around each row (a 2 MiB folio under
+// the mapping's MADV_HUGEPAGE, or the device's read-ahead window: 8 MiB on some disks) would pull
+// the table into the page cache a few MiB per token, all charged to our cgroup: the plan counts
+// a row's pages only. Not when the table is the output too (tied): that is read whole and locked.
+void ResidencyManager::readRowsOnly(const Model& model) {
+  const Weight& emb = model.tokenEmbedding();
+  if (!emb.data || emb.data == model.output().data) return;
+  const uint8_t* b = pageUp(emb.data, pageSize_);
+  const uint8_t* e = pageDown(emb.data + emb.rowBytes() * static_cast<size_t>(emb.rows), pageSize_);
+  if (e <= b) return;
+  ::madvise(const_cast<uint8_t*>(b), static_cast<size_t>(e - b), MADV_NOHUGEPAGE);
+  ::madvise(const_cast<uint8_t*>(b), static_cast<size_t>(e - b), MADV_RANDOM);
 }
 
 ResidencyManager::~ResidencyManager() {

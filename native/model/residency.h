@@ -62,6 +62,7 @@ class ResidencyManager {
 
  private:
   void lockResident();
+  void readRowsOnly(const Model& model);
   void release(int layer);
   int nextStreamed(int layer) const;
   void queueReadAhead(int layer);

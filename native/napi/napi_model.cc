@@ -84,7 +84,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod("close", &ModelWrap::close)});
   }
 
-  // new Model(path, {nCtx, nSeq, threads, kvType, residency: {streamLayers, lock}})
+  // new Model(path, {nCtx, nSeq, threads, kvType, residency: {streamLayers, lock}, commitKv})
   ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
     Napi::Env env = info.Env();
     std::string path = napi_common::requireString(info, 0, "model path");
@@ -110,6 +110,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       residency.lock = lock.IsUndefined() ? true : lock.As<Napi::Boolean>().Value();
       managed = true;
     }
+    Napi::Value commit = opts.Get("commitKv");
+    if (!commit.IsUndefined() && !commit.IsBoolean()) throw Napi::TypeError::New(env, "commitKv must be a boolean");
+    const bool commitKv = commit.IsBoolean() && commit.As<Napi::Boolean>().Value();
     guarded(env, [&] {
       model_ = std::make_unique<Model>(path);
       params.nCtx = optionalInt(opts, "nCtx", static_cast<int>(std::min<int64_t>(model_->hparams().nCtxTrain, 4096)), 1,
@@ -120,6 +123,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         residency_ = std::make_unique<ResidencyManager>(*model_, residency);
         context_->setResidency(residency_.get());
       }
+      if (commitKv) context_->kv().commit();
       return 0;
     });
   }

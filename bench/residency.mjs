@@ -9,7 +9,8 @@
 //
 // Needs root (cgroups, drop_caches). cgroup v1 here (memory.limit_in_bytes), v2 on a Pi
 // (memory.max): bench/cgroup.mjs picks. alpaca runs `alpaca bench --memory-limit L`, so that it
-// plans for the limit it is in; llama.cpp gets the same file, threads and token ids. Runs
+// holds what `alpaca serve` would in that limit (its context, KV cache taken at start, locked and
+// streamed layers); llama.cpp gets the same file, threads and token ids. Runs
 // alternate engines and limits in every repetition, so that a neighbour's load falls on all.
 import fs from "node:fs";
 import os from "node:os";
@@ -90,7 +91,10 @@ async function runOnce(o, engine, model, tokens, limitMiB, cgroup) {
       if (limitMiB) args.push("--memory-limit", `${limitMiB}M`);
       const j = await runChild(args.map(String), "alpaca bench", { wrap, timeoutMs: o.timeout * 1000 });
       Object.assign(result, { decode: j.decode.median, prefill: j.prefill.median, readPerToken: j.readBytesPerToken });
-      result.plan = { lockedLayers: j.residency.locked_layers, streamedLayers: j.residency.streamed_layers.length, streamedBytes: j.residency.streamed_bytes };
+      result.plan = {
+        lockedLayers: j.residency.locked_layers, streamedLayers: j.residency.streamed_layers.length, streamedBytes: j.residency.streamed_bytes,
+        ...(j.plan && { nCtx: j.plan.nCtx, nSeq: j.plan.nSeq, kvType: j.plan.kvType, estimateBytes: j.plan.estimateBytes }),
+      };
     } else {
       const job = { nodeLlamaCpp: PEER_ENTRY, model, threads: o.threads, p: o.p, n: o.n, reps: 1, warmup: o.warmup, tokens };
       const j = await runChild([RUNNER, JSON.stringify(job)], "llama.cpp (node-llama-cpp)", { wrap, timeoutMs: o.timeout * 1000 });
@@ -127,6 +131,7 @@ function summarize(runs, engine, limitMiB) {
     failures: mine.filter((r) => r.failure).map((r) => r.failure),
     plan: ok.find((r) => r.plan)?.plan ?? null,
     maxUsage: mine.map((r) => r.cgroup?.maxUsage ?? null),
+    estimate: ok.find((r) => r.plan?.estimateBytes)?.plan.estimateBytes ?? null,
   };
 }
 
@@ -163,7 +168,8 @@ async function main() {
         for (const limitMiB of r % 2 === 0 ? conditions : [...conditions].reverse()) {
           const res = await runOnce(o, engine, model, tokens, limitMiB, limitMiB ? cgroups.get(limitMiB) : null);
           runs.push(res);
-          const plan = res.plan ? `, ${res.plan.lockedLayers} locked / ${res.plan.streamedLayers} streamed` : "";
+          const plan = res.plan ? `, ${res.plan.lockedLayers} locked / ${res.plan.streamedLayers} streamed` +
+            (res.plan.estimateBytes ? ` (context ${res.plan.nCtx} × ${res.plan.nSeq} ${res.plan.kvType}, estimate ${mib(res.plan.estimateBytes)})` : "") : "";
           log(`rep ${r + 1}  ${engine.padEnd(9)} ${condition(limitMiB).padEnd(9)}  ` +
             (res.decode !== null ? `decode ${fmt(res.decode).padStart(6)} tok/s, read ${mib(res.readPerToken)}/token${plan}` : `FAILED: ${res.failure}`) +
             (res.oomKilled ? "  OOM-KILLED" : "") + (res.cgroup ? `  (peak ${mib(res.cgroup.maxUsage)}, failcnt ${res.cgroup.failcnt})` : ""));
@@ -201,6 +207,7 @@ async function main() {
       `${(s.readPerToken === null ? "—" : mib(s.readPerToken)).padStart(13)}` +
       `${`${s.oomKilled}/${s.runs}`.padStart(13)}   ` +
       (s.plan ? `${s.plan.lockedLayers} locked, ${s.plan.streamedLayers} streamed` : "") +
+      (s.estimate ? `; estimate ${mib(s.estimate)}, peak ${s.maxUsage.filter((x) => x !== null).map(mib).join(" / ")}` : "") +
       (s.failures.length ? `  failed: ${s.failures.join(", ")}` : ""));
   }
   lines.push("", `load average now ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}; llama.cpp via ${PEER_PACKAGE}@${PEER_VERSION}`);

@@ -1,6 +1,6 @@
 // Residency through the commands, on an 8-layer synthetic model of 221 MiB with a 240 MiB
-// budget: `alpaca plan` shows what stays and what streams, `alpaca bench --memory-limit` runs
-// under that plan and reports the bytes read per token, and `alpaca serve` opens the model with
+// budget: `alpaca plan` shows what stays and what streams, `alpaca bench --memory-limit` holds
+// what serve would under that plan and reports the bytes read per token, and `alpaca serve` opens the model with
 // the plan's residency, which `alpaca status` shows as the engine reports it.
 import test from "ava";
 import fs from "node:fs";
@@ -31,12 +31,15 @@ test("plan --memory-limit: fits by streaming, with resident, locked and streamed
   t.is(plan.budget.boundBy, "--memory-limit");
 });
 
-test("bench --memory-limit runs under the plan and reports the bytes read per token", async (t) => {
+test("bench --memory-limit holds what serve would under the plan and reports the bytes read per token", async (t) => {
   const m = await model();
   const r = await alpaca(["bench", "--model", m, "--memory-limit", BUDGET, "-p", "8", "-n", "4", "--reps", "1", "--warmup", "0", "--threads", "2", "--json"]);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stderr, /^memory plan: streaming \d of 8 layers \([\d.]+ MiB read per token\)/m);
+  t.regex(r.stderr, /^memory plan under 240\.00 MiB \(--memory-limit\): context 128 × 1, KV q8_0, estimate [\d.]+ MiB; streaming \d of 8 layers \([\d.]+ MiB read per token\)/m);
   const j = JSON.parse(r.stdout);
+  // serve's shape when it streams: the whole trained context at q8_0, not just the benchmark's 12 tokens
+  t.like(j.plan, { nCtx: 128, nSeq: 1, kvType: "q8_0" });
+  t.true(j.plan.estimateBytes <= 240 * 2 ** 20);
   t.true(j.residency.managed);
   t.true(j.residency.streamed_layers.length >= 3);
   t.is(j.residency.streamed_passes, 5, "the prompt and four tokens");

@@ -7,7 +7,7 @@ import { parseSize } from "../config.js";
 import { openModel } from "../engine/engine.js";
 import { UserError } from "../errors.js";
 import { formatBytes } from "../serving/memory.js";
-import { commandResidency, planModelOf } from "../serving/plan.js";
+import { planFromSystem, planModelOf, residencyOptions, type MemoryPlan } from "../serving/plan.js";
 import { residencySummary } from "./run.js";
 import { defaultThreads, nonNegativeInt, threadsOption } from "./options.js";
 
@@ -27,6 +27,17 @@ interface BenchArgs {
   "drop-caches": boolean;
 }
 
+/** One line for stderr: the served shape a limited run holds, and what streams. */
+function planNote(p: MemoryPlan): string {
+  const r = p.residency;
+  return `memory plan under ${formatBytes(p.budget.limit)} (${p.budget.boundBy}): context ${p.nCtx} × ${p.nSeq}, KV ${p.kvType}, ` +
+    `estimate ${formatBytes(p.costs.total)}; ` +
+    (r.streamLayers > 0
+      ? `streaming ${r.streamLayers} of ${r.nLayer} layers (${formatBytes(r.streamedBytes)} read per token), ${r.keptLayers} kept` +
+        (r.lock ? " and locked" : " (mlock not permitted)")
+      : `every layer resident${r.lock ? " and locked" : ""}`);
+}
+
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
 export const benchCommand: CommandModule<object, BenchArgs> = {
@@ -43,7 +54,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .option("seed", { type: "number", default: 1, describe: "seed of the prompt token ids" })
       .option("memory-limit", {
         type: "string", requiresArg: true,
-        describe: "run under the memory plan of this budget (e.g. 3500M): the layers that do not fit stream from storage",
+        describe: "hold what `alpaca serve` would under this budget (e.g. 3500M): its context and KV cache, and the layers that do not fit stream from storage",
       })
       .option("prompt-cache", {
         type: "boolean", default: false,
@@ -76,13 +87,18 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
     const { nCtxTrain } = probeInfo;
     if (a.p + a.n > nCtxTrain)
       throw new UserError(`-p ${a.p} + -n ${a.n} tokens exceed the model's context length ${nCtxTrain}`);
-    // --memory-limit: the plan of that budget (and this machine's) for exactly this context,
-    // with the f16 KV cache of an unlimited run, so that the two differ only in residency.
+    // --memory-limit: what `alpaca serve` holds under that budget (and this machine's): its
+    // context, KV type, sequences and residency, the KV cache taken at start as the daemon takes
+    // it. The benchmark's tokens run in the first sequence.
     const limited = a["memory-limit"] === undefined ? null
-      : commandResidency(planModelOf(probeInfo), { ctx: a.p + a.n, kvType: "f16", threads, memoryLimit: parseSize(a["memory-limit"]) });
-    if (limited && !limited.plan.fits) throw new UserError(limited.note ?? "the memory plan does not fit");
-    if (limited?.note) process.stderr.write(limited.note + "\n");
-    const model = openModel(a.model, { threads, nCtx: a.p + a.n, residency: limited?.residency });
+      : planFromSystem(planModelOf(probeInfo), { memoryLimit: parseSize(a["memory-limit"]), ctx: null, parallel: null, kvType: "auto", threads });
+    if (limited && !limited.fits) throw new UserError(`memory plan: does not fit: ${limited.problem}`);
+    if (limited && a.p + a.n > limited.nCtx)
+      throw new UserError(`-p ${a.p} + -n ${a.n} tokens exceed the context of ${limited.nCtx} the memory plan allows under --memory-limit`);
+    if (limited) process.stderr.write(planNote(limited) + "\n");
+    const model = openModel(a.model, limited
+      ? { threads, nCtx: limited.nCtx, nSeq: limited.nSeq, kvType: limited.kvType, residency: residencyOptions(limited), commitKv: true }
+      : { threads, nCtx: a.p + a.n });
     try {
       const info = model.info();
       const onRep = a.verbose
@@ -113,7 +129,8 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
             decodeGBs: result.decodeGBs,
             stream: result.stream,
             weightBytes: result.weightBytes,
-            memoryLimit: limited ? limited.plan.budget.limit : null,
+            memoryLimit: limited ? limited.budget.limit : null,
+            plan: limited && { nCtx: limited.nCtx, nSeq: limited.nSeq, kvType: limited.kvType, estimateBytes: limited.costs.total },
             readBytesPerToken: readPerToken,
             residency,
             runs: result.reps.map((r) => ({ prefill: r.prefill, decode: r.decode, readBytes: r.readBytes })),

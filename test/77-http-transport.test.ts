@@ -14,7 +14,8 @@ import { Ollama } from "ollama";
 import type { Catalog } from "../models/catalog.js";
 import { pullService } from "../daemon/transports/http/pull.js";
 import { STORIES } from "./helpers/daemon.js";
-import { request, startHttpDaemon, streamedObjects, waitFor } from "./helpers/http-daemon.js";
+import { withoutOldestTurn } from "../daemon/serving/history.js";
+import { LLAMA3, request, startHttpDaemon, streamedObjects, waitFor } from "./helpers/http-daemon.js";
 import { needShared, testNeeding } from "./helpers/shared.js";
 
 const generateBody = (n: number, extra: object = {}) =>
@@ -89,6 +90,34 @@ testNeeding(test, needShared, "num_ctx beyond the memory plan is clamped and sai
   const final = JSON.parse(long.body);
   t.is(final.prompt_eval_count + final.eval_count, 128);
   t.is(final.done_reason, "length");
+});
+
+test("a conversation loses its oldest turns, never its system messages or its latest turn", (t) => {
+  const m = (role: string, content: string) => ({ role, content });
+  const talk = [m("system", "s"), m("user", "u1"), m("assistant", "a1"), m("user", "u2"), m("assistant", ""), m("tool", "r2"), m("assistant", "a2"), m("user", "u3")];
+  t.deepEqual(withoutOldestTurn(talk), [m("system", "s"), m("user", "u2"), m("assistant", ""), m("tool", "r2"), m("assistant", "a2"), m("user", "u3")]);
+  t.deepEqual(withoutOldestTurn(withoutOldestTurn(talk)!), [m("system", "s"), m("user", "u3")]);
+  t.is(withoutOldestTurn([m("system", "s"), m("user", "u3")]), null);
+  t.is(withoutOldestTurn([m("user", "only")]), null);
+});
+
+testNeeding(test, needShared, "a conversation longer than the context is answered without its oldest turns, as Ollama does", async (t) => {
+  const d = await startHttpDaemon({ model: LLAMA3(), nCtx: 256 });
+  t.teardown(() => d.stop());
+  const turn = (i: number) => [
+    { role: "user", content: `Question ${i}: ${"please tell me about the lights in the house ".repeat(3)}` },
+    { role: "assistant", content: `Answer ${i}: ${"the lights are on in the kitchen and off in the hall ".repeat(3)}` },
+  ];
+  const messages = [{ role: "system", content: "You are a voice assistant for Home Assistant." }, ...[1, 2, 3, 4, 5].flatMap(turn), { role: "user", content: "And now?" }];
+  const ollama = await request(d.url, { path: "/api/chat", body: JSON.stringify({ model: "llama3-tiny-f32", messages, stream: false, options: { num_predict: 8 } }) });
+  t.is(ollama.status, 200, ollama.body);
+  const final = JSON.parse(ollama.body);
+  t.is(final.eval_count, 8);
+  t.true(final.prompt_eval_count <= 256 - 64, `${final.prompt_eval_count} prompt tokens leave a quarter of the context`);
+  t.true(d.logs.some((l) => /the \d+ oldest messages were left out so that the answer has room/.test(l)));
+  const openai = await request(d.url, { path: "/v1/chat/completions", body: JSON.stringify({ model: "m", messages, max_tokens: 8 }) });
+  t.is(openai.status, 200, openai.body);
+  t.is(JSON.parse(openai.body).usage.completion_tokens, 8);
 });
 
 testNeeding(test, needShared, "pages from other sites and names that are not this machine's are turned away", async (t) => {

@@ -99,6 +99,11 @@ export interface GenerateRequest {
    * clients send max_tokens 3000 to a 2048-token context as they would to llama.cpp or Ollama).
    */
   upToContext?: boolean;
+  /**
+   * A conversation that leaves the answer too little room (less than max_tokens or a quarter of the
+   * context) loses its oldest turns, system messages and the latest turn kept (Ollama's way).
+   */
+  trimHistory?: boolean;
   constraint?: OutputConstraint;
 }
 

@@ -27,6 +27,7 @@ import type {
 } from "./protocol.js";
 import {
   API_VERSION,
+  DEFAULT_MAX_TOKENS,
   duplicateMessage,
   errorMessage,
   LIMITS,
@@ -41,6 +42,7 @@ import type { GenerationHandle, GenerationJob, GenerationSink, Scheduler } from 
 import { formatToGbnf, SchemaError } from "./json-schema-grammar.js";
 import type { ChatTemplate } from "./templates.js";
 import { alpacaPrompt } from "./templates.js";
+import { withoutOldestTurn } from "./history.js";
 import type { ToolPlan } from "./tool-calls.js";
 import { planToolCalls, toolCallSink, toolFormatFor } from "./tool-calls.js";
 
@@ -160,7 +162,7 @@ export class Router {
     if (!this.accepting) throw new ProtocolError("shutting_down", "the daemon is shutting down");
     if (session.has(r.transaction)) return session.reply(duplicateMessage(r.transaction));
     const tools = this.toolPlan(r);
-    const promptTokens = this.promptTokens(r, tools);
+    const promptTokens = this.fitted(r, tools, this.promptTokens(r, tools));
     const room = this.modelInfo.nCtx - promptTokens.length;
     const maxTokens = r.upToContext ? Math.min(r.maxTokens ?? room, room) : r.maxTokens;
     const constrained = this.constraintOf(r, tools);
@@ -238,6 +240,23 @@ export class Router {
     this.grammars.set(gbnf, grammar);
     if (this.grammars.size > 16) this.grammars.delete(this.grammars.keys().next().value!);
     return grammar;
+  }
+
+  /** For trimHistory requests: the oldest turns left out until the answer has room (history.ts). */
+  private fitted(r: GenerateRequest, tools: ToolPlan | null, tokens: number[]): number[] {
+    const nCtx = this.modelInfo.nCtx;
+    const room = Math.min(r.maxTokens ?? DEFAULT_MAX_TOKENS, Math.floor(nCtx / 4));
+    let source = r.source;
+    let dropped = 0;
+    while (r.trimHistory && source.kind === "messages" && tokens.length + room > nCtx) {
+      const fewer = withoutOldestTurn(source.messages);
+      if (!fewer) break;
+      dropped += source.messages.length - fewer.length;
+      source = { kind: "messages", messages: fewer };
+      tokens = this.promptTokens({ ...r, source }, tools);
+    }
+    if (dropped > 0) this.log.debug(`${JSON.stringify(r.transaction)}: the ${dropped} oldest messages were left out so that the answer has room`);
+    return tokens;
   }
 
   private promptTokens(r: GenerateRequest, tools: ToolPlan | null): number[] {

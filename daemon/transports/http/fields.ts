@@ -193,6 +193,7 @@ export function generationOf(
     stream,
     priority: 0,
     upToContext: true,
+    trimHistory: true,
   };
 }
 

@@ -98,7 +98,7 @@ testNeeding(serial, need, "docs/mqtt.md's mosquitto commands, run as written by 
   const before = connected();
   const subscriber = run(t, sub);
   await waitFor(() => connected() > before, 5000, "mosquitto_sub connected");
-  await sleep(300); // and subscribed
+  await sleep(1000); // and subscribed (the broker logs the connection, not the subscription)
   const publisher = run(t, pub);
   t.is(await publisher.exited, 0, publisher.stdout);
   await waitFor(() => subscriber.stdout.includes('"status":"ok"'), 15_000, `the final on mosquitto_sub's output (${subscriber.stdout})`);

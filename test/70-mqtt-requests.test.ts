@@ -119,13 +119,10 @@ testNeeding(test, need, "status, info and models answer on their own response to
   const got = record(c);
   await subscribe(c, `${BASE}/bridge/response/+`);
   for (const op of ["status", "info", "models"]) await publish(c, `${BASE}/bridge/request/${op}`, JSON.stringify({ transaction: op }));
-  // Other tests in this file answer on bridge/response/generate at the same time: wait for these three.
-  const answered = (op: string) => got.some((x) => x.topic === `${BASE}/bridge/response/${op}`);
-  await waitFor(() => ["status", "info", "models"].every(answered), 15_000, "the status, info and models answers");
-  for (const op of ["status", "info", "models"]) {
-    const m = got.find((x) => x.topic === `${BASE}/bridge/response/${op}`)!;
-    t.like(m.json as object, { status: "ok", transaction: op });
-  }
+  // Other tests in this file answer on these topics at the same time: wait for these three.
+  const answer = (op: string) => got.find((x) => x.topic === `${BASE}/bridge/response/${op}` && (x.json as { transaction?: unknown }).transaction === op);
+  await waitFor(() => ["status", "info", "models"].every(answer), 15_000, "the status, info and models answers");
+  for (const op of ["status", "info", "models"]) t.like(answer(op)!.json as object, { status: "ok", transaction: op });
   await closeClient(c);
 });
 

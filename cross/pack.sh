@@ -7,8 +7,11 @@
 #     node/           Node for <arch> (Raspberry Pi OS and Debian 12 ship Node 18; alpaca needs 20)
 #     bin/alpaca      starts dist/daemon/cli.js with that Node
 #     systemd/        the unit, install.sh, the example config, the README on memory settings
+#     docs/           the documentation the config file and the README point to
 #
-#   cross/pack.sh                 linux-arm64 (npm run pack:arm64): builds the addon if missing
+#   cross/pack.sh                 linux-arm64 (npm run pack:arm64): on x86-64 cross-builds the addon
+#                                 (or brings it up to date); on an arm64 machine (a Pi) takes npm ci's
+#                                 build/Release
 #   cross/pack.sh --arch x64      linux-x64 from build/Release (the tests install this one)
 #   --no-node                     leave Node out (bin/alpaca then uses the one on the PATH)
 #   --out DIR                     where the tarball goes (default release/)
@@ -36,9 +39,16 @@ stage="$out/stage/$name"
 # ─── the pieces that depend on the architecture ────────────────────────────────────────────────
 case "$arch" in
   arm64)
-    addon="$root/prebuilds/linux-arm64/alpaca.node"
-    [ -f "$addon" ] || cross/build-addon-arm64.sh >/dev/null
-    strip=aarch64-linux-gnu-strip
+    if [ "$(uname -m)" = aarch64 ]; then
+      # Packing on the Pi itself: npm ci compiled the addon for this machine.
+      addon="$root/build/Release/alpaca.node"
+      [ -f "$addon" ] || npx --no-install node-gyp rebuild >/dev/null
+      strip=strip
+    else
+      # Always through the build: make brings a stale addon up to date and skips a current one.
+      addon=$(cross/build-addon-arm64.sh | tail -n 1)
+      strip=aarch64-linux-gnu-strip
+    fi
     nodedir=""
     [ "$bundle_node" = no ] || nodedir=$(cross/node-arm64.sh) ;;
   x64)
@@ -62,6 +72,8 @@ for d in daemon models; do
   [ ! -d "dist/$d" ] || (cd dist && find "$d" -name '*.js' | tar -cf - -T -) | (cd "$stage/dist" && tar -xf -)
 done
 [ ! -f models/catalog.json ] || { mkdir -p "$stage/models"; cp models/catalog.json "$stage/models/"; }
+# The installed config and the README name these files (docs/configuration.md, …).
+cp -R docs "$stage/docs"
 
 # The lockfile pins the same versions the tests ran with; --ignore-scripts because the package's
 # own install script would rebuild the addon, and the tarball carries it prebuilt.

@@ -40,6 +40,19 @@ done
 # The unpacked release: this script lives in its systemd/ folder.
 src=$(cd "$(dirname "$0")/.." && pwd)
 
+# Run from a source checkout, there is nothing to install yet: say how to make the release.
+if [ ! -e "$src/bin/alpaca" ] && [ -e "$src/package.json" ] && [ -d "$src/daemon" ]; then
+  cat >&2 <<EOF
+install.sh: $src is a source checkout, not an unpacked release; it installs a release tarball.
+Make one first (README.md, "On a Raspberry Pi"):
+  npm ci && npm run pack:arm64   # release/alpaca-<version>-linux-arm64.tar.gz, Node for arm64 inside
+                                 # on x86-64 it needs g++-aarch64-linux-gnu; on a Pi, Node >= 20.19
+then unpack it and run its systemd/install.sh:
+  tar -xzf release/alpaca-*-linux-arm64.tar.gz && sudo alpaca-*-linux-arm64/systemd/install.sh
+EOF
+  exit 1
+fi
+
 say() { echo "alpaca: $*"; }
 # Commands that change the running system: run for real, or only shown under --root.
 system() {

@@ -64,7 +64,7 @@ test.serial("the tarball holds the compiled daemon, the addon, production depend
   const version = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).version;
   t.is(path.basename(tarball), `alpaca-${version}-linux-x64.tar.gz`);
   for (const f of ["dist/daemon/cli.js", "prebuilds/linux-x64/alpaca.node", "node_modules/yargs/package.json", "bin/alpaca",
-    "systemd/alpaca.service", "systemd/install.sh", "systemd/README.md", "package.json"]) {
+    "systemd/alpaca.service", "systemd/install.sh", "systemd/README.md", "package.json", "docs/configuration.md", "docs/examples"]) {
     t.true(fs.existsSync(path.join(tree, f)), f);
   }
   for (const f of ["node_modules/ava", "node_modules/typescript", "dist/test", "native", "build"]) t.false(fs.existsSync(path.join(tree, f)), f);
@@ -90,6 +90,26 @@ test.serial("install.sh --root lays out the program, unit and directories and on
   t.is(fs.readFileSync(path.join(root, "etc/alpaca/config.example.json"), "utf8"), example);
   t.regex(r.out, /wrote \/etc\/alpaca\/config\.json/);
   t.deepEqual(fs.readdirSync(root).sort(), ["etc", "opt", "usr", "var"], "nothing beside the layout");
+});
+
+test.serial("the documents the installed config and unit point to are installed", (t) => {
+  const root = path.join(work, "root");
+  const config = fs.readFileSync(path.join(root, "etc/alpaca/config.json"), "utf8");
+  const named = [...new Set(config.match(/docs\/[\w-]+\.md/g) ?? [])];
+  t.true(named.includes("docs/configuration.md"), named.join(", "));
+  for (const doc of named) t.true(fs.existsSync(path.join(root, "opt/alpaca", doc)), `/opt/alpaca/${doc}`);
+  const unit = fs.readFileSync(path.join(root, "etc/systemd/system/alpaca.service"), "utf8");
+  for (const [, file] of unit.matchAll(/^Documentation=.*?file:(\S+)/gm)) t.true(fs.existsSync(path.join(root, file)), file);
+});
+
+test("install.sh run from a source checkout says how to make the release, and installs nothing", async (t) => {
+  const root = scratchDir("alpaca-61-checkout-");
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const r = await run(path.join(ROOT, "systemd", "install.sh"), ["--root", root]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /is a source checkout, not an unpacked release/);
+  t.regex(r.stderr, /npm ci && npm run pack:arm64/);
+  t.deepEqual(fs.readdirSync(root), []);
 });
 
 test.serial("installing again changes nothing and keeps the administrator's config.json", async (t) => {

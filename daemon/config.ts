@@ -39,6 +39,8 @@ export interface Config {
   promptCacheSize: number;
   /** Prompt-cache files at most (the longest recently used prefixes). */
   promptCacheFiles: number;
+  /** Speculative decoding by prompt lookup (a request may still say speculate: false). */
+  speculation: boolean;
   mqttUrl: string | null;
   mqttBaseTopic: string;
   mqttUsername: string | null;
@@ -154,6 +156,10 @@ const OPTIONS: Record<ConfigKey, OptionSpec> = {
   promptCacheFiles: {
     flag: "prompt-cache-files", env: "ALPACA_PROMPT_CACHE_FILES", kind: { type: "int", min: 1, max: 1000 }, default: 8,
     describe: "cached prompt prefixes kept at most",
+  },
+  speculation: {
+    flag: "speculation", env: "ALPACA_SPECULATION", kind: { type: "bool" }, default: true,
+    describe: "check tokens proposed from the prompt and the answer so far in the same engine call (true or false; the answers are the same)",
   },
   mqttUrl: {
     flag: "mqtt-url", env: "ALPACA_MQTT_URL", kind: { type: "string", check: checkMqttUrl }, default: null,

@@ -70,7 +70,7 @@ test("every option has a flag and an ALPACA_* variable", (t) => {
   const values: Record<string, [string, string | number | boolean | string[]]> = {
     model: ["/m.gguf", "/m.gguf"], socket: ["/tmp/a.sock", "/tmp/a.sock"], socketMode: ["0600", "0600"], socketGroup: ["homeauto", "homeauto"], memoryLimit: ["1G", GiB], threads: ["2", 2],
     ctx: ["768", 768], parallel: ["3", 3], kvType: ["q8_0", "q8_0"], queueSize: ["5", 5], grace: ["30s", 30],
-    logLevel: ["debug", "debug"], promptCacheDir: ["/srv/kv", "/srv/kv"], promptCacheSize: ["0", 0], promptCacheFiles: ["3", 3],
+    logLevel: ["debug", "debug"], promptCacheDir: ["/srv/kv", "/srv/kv"], promptCacheSize: ["0", 0], promptCacheFiles: ["3", 3], speculation: ["false", false],
     mqttUrl: ["mqtt://broker:1883", "mqtt://broker:1883"], mqttBaseTopic: ["home/llm", "home/llm"],
     mqttUsername: ["alpaca", "alpaca"], mqttPasswordFile: ["/etc/alpaca/mqtt-password", "/etc/alpaca/mqtt-password"],
     mqttClientId: ["kitchen-pi", "kitchen-pi"], mqttProtocol: ["3.1.1", "3.1.1"], mqttKeepalive: ["60", 60],

@@ -3,6 +3,7 @@ import path from "node:path";
 import type { CommandModule } from "yargs";
 import { median, runBench, type BenchRep } from "../engine/bench.js";
 import { benchPromptCache } from "../engine/bench-prompt-cache.js";
+import { benchSpeculation, copyHeavyTask, copyHeavyTaskTokens, type SpeculationRuns } from "../engine/bench-speculation.js";
 import { parseSize } from "../config.js";
 import { openModel } from "../engine/engine.js";
 import { UserError } from "../errors.js";
@@ -25,6 +26,9 @@ interface BenchArgs {
   "prompt-cache": boolean;
   batch: number;
   "drop-caches": boolean;
+  speculate: boolean;
+  "speculate-runs": SpeculationRuns;
+  entities: number;
 }
 
 /** One line for stderr: the served shape a limited run holds, and what streams. */
@@ -62,6 +66,15 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       })
       .option("batch", { type: "number", default: 512, describe: "with --prompt-cache: prompt tokens per engine call" })
       .option("drop-caches", { type: "boolean", default: false, describe: "with --prompt-cache: drop the page cache before each restore (root)" })
+      .option("speculate", {
+        type: "boolean", default: false,
+        describe: "decode a copy-heavy answer (tool calls naming entities of a long prompt) with and without speculation",
+      })
+      .option("entities", { type: "number", default: 80, describe: "with --speculate: entities the prompt lists" })
+      .option("speculate-runs", {
+        choices: ["both", "plain", "speculative", "none"] as const, default: "both" as const,
+        describe: "with --speculate: decode one way alone, or none (prefill only), to count instructions (cross/count-instructions.sh)",
+      })
       .option("json", { type: "boolean", default: false, describe: "print one JSON object" })
       .option("verbose", { alias: "v", type: "boolean", default: false, describe: "print every repetition to stderr" })
       .check((a) => {
@@ -71,6 +84,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         nonNegativeInt("--warmup", a.warmup);
         nonNegativeInt("--seed", a.seed);
         nonNegativeInt("--batch", a.batch, 1);
+        nonNegativeInt("--entities", a.entities, 1);
         if (a["prompt-cache"] && a.p < 2) throw new Error("--prompt-cache needs -p of at least 2 tokens");
         defaultThreads(a.threads);
         const limit = a["memory-limit"];
@@ -80,6 +94,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
   handler: async (a) => {
     const threads = defaultThreads(a.threads);
     if (a["prompt-cache"]) return promptCacheBench(a, threads);
+    if (a.speculate) return speculationBench(a, threads);
     // Check the context length before sizing a KV cache for it (a 7B one of 100k tokens is 50 GB).
     const probe = openModel(a.model, { nCtx: 1 });
     const probeInfo = probe.info();
@@ -194,4 +209,33 @@ async function promptCacheBench(a: BenchArgs, threads: number): Promise<void> {
       `${r.pageCacheDropped ? ", page cache dropped: read from storage" : ", from the page cache"}; opening the model ${r.open.median.toFixed(0)} ms more)`,
   ];
   process.stdout.write(lines.join("\n") + "\n");
+}
+
+function speculationBench(a: BenchArgs, threads: number): void {
+  const probe = openModel(a.model, { nCtx: 1 });
+  const task = copyHeavyTaskTokens(probe, copyHeavyTask(a.entities));
+  probe.close();
+  const model = openModel(a.model, { threads, nCtx: task.prompt.length + task.answer.length });
+  try {
+    const r = benchSpeculation(model, a.reps, task, a["speculate-runs"]);
+    if (a.json) {
+      process.stdout.write(JSON.stringify({ model: a.model, threads, ...r }) + "\n");
+      return;
+    }
+    const ms = (s: { median: number; min: number; max: number }) => `${s.median.toFixed(1).padStart(8)} ${s.min.toFixed(1).padStart(8)} ${s.max.toFixed(1).padStart(8)}`;
+    process.stdout.write(
+      [
+        `model    ${path.basename(a.model)}, ${threads} threads, ${a.reps} reps; a ${r.promptTokens}-token prompt listing entities,`,
+        `         an answer of ${r.answerTokens} tokens: tool calls naming some of them and a JSON object repeating their values`,
+        "",
+        `ms per answer token           ${"median".padStart(8)} ${"min".padStart(8)} ${"max".padStart(8)}   engine calls`,
+        `without speculation           ${ms(r.plain.ms)}   ${r.plain.passes}`,
+        `with speculation              ${ms(r.speculative.ms)}   ${r.speculative.passes} (${r.speculative.accepted} of ${r.speculative.drafted} proposed tokens kept)`,
+        "",
+        `${fmt(r.tokensPerPass)} answer tokens per engine call; ${fmt(r.speedup)}× the speed per token`,
+      ].join("\n") + "\n",
+    );
+  } finally {
+    model.close();
+  }
 }

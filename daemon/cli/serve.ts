@@ -103,6 +103,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       maxQueue: config.queueSize,
       maxBatchTokens: a["batch-tokens"] ?? plan.nBatch,
       maxLineBytes: a["max-line-bytes"],
+      speculation: config.speculation,
       promptCache:
         config.promptCacheSize === 0
           ? null

@@ -145,7 +145,7 @@ export type GrammarState = "none" | "open" | "complete";
 
 export interface NativeSampler {
   /** The next token; under a grammar only one it admits (a forced one without a draw). Throws when the grammar admits none. */
-  sample(logits: Float32Array, offset?: number, n?: number): number;
+  sample(logits: Float32Array, offset?: number, n?: number, draft?: number): number;
   /** Adds a prompt token to the repetition history (the grammar does not see it). */
   accept(token: number): void;
   /**

@@ -105,6 +105,8 @@ export interface GenerateRequest {
    */
   trimHistory?: boolean;
   constraint?: OutputConstraint;
+  /** false: no speculative decoding for this request (docs/speculation.md); the answer is the same either way. */
+  speculate?: boolean;
 }
 
 export interface CancelRequest {
@@ -154,6 +156,9 @@ export interface Timings {
   prompt_tokens_per_second: number;
   decode_tokens_per_second: number;
   forced_tokens?: number; // generated tokens a grammar decided, fed without a decode step of their own
+  decode_passes?: number; // engine calls that produced generated tokens after the first (see speculation)
+  draft_tokens?: number; // tokens proposed by speculation and checked
+  accepted_tokens?: number; // of those, the ones the sampler kept
 }
 
 export interface GenerateResult {
@@ -313,7 +318,7 @@ type Json = Record<string, unknown>;
 const GENERATE_FIELDS = new Set([
   "op", "transaction", "prompt", "instruction", "input", "messages", "max_tokens", "temperature", "top_k",
   "top_p", "min_p", "repeat_penalty", "seed", "stop", "stream", "timeout", "priority", "tools", "tool_choice",
-  "format", "grammar",
+  "format", "grammar", "speculate",
 ]);
 
 function bad(message: string): never {
@@ -428,6 +433,7 @@ function validateGenerate(o: Json, transaction: TransactionId, ctx: ValidationCo
   const stream = o.stream ?? true;
   if (typeof stream !== "boolean") bad(`stream must be true or false, got ${typeName(stream)}`);
   const timeout = num(o, "timeout", 0.001, LIMITS.maxTimeoutMs / 1000, false);
+  if (o.speculate !== undefined && typeof o.speculate !== "boolean") bad(`speculate must be true or false, got ${typeName(o.speculate)}`);
   const tools = o.tools === undefined || o.tools === null ? undefined : validateTools(o.tools);
   if ((tools || (o.tool_choice !== undefined && o.tool_choice !== null)) && source.kind !== "messages") bad("tools and tool_choice go with messages");
   return {
@@ -443,6 +449,7 @@ function validateGenerate(o: Json, transaction: TransactionId, ctx: ValidationCo
     ...(tools ? { tools } : {}),
     ...(o.tool_choice !== undefined && o.tool_choice !== null ? { toolChoice: validateToolChoice(o.tool_choice, tools) } : {}),
     constraint: validateConstraint(o),
+    ...(o.speculate === false ? { speculate: false } : {}),
   };
 }
 

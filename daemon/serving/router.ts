@@ -176,6 +176,7 @@ export class Router {
           stop: r.stop,
           timeoutMs: r.timeoutMs,
           priority: r.priority,
+          ...(r.speculate === false ? { speculate: false } : {}),
           ...constrained,
         },
         parseJson ? withParsedJson(sink) : tools ? toolCallSink(sink, tools) : sink,

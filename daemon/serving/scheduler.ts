@@ -18,6 +18,7 @@ import { createSampler, Utf8Stream } from "../engine/engine.js";
 import type { ErrorCode, GenerateResult, PromptCacheStats, SamplingParams, StopReason } from "./protocol.js";
 import { ProtocolError } from "./protocol.js";
 import type { PromptCache, PromptCacheEntry } from "./prompt-cache.js";
+import { Speculator } from "./speculation.js";
 import { StopStringFilter } from "./stop-strings.js";
 
 export interface SchedulerOptions {
@@ -28,6 +29,8 @@ export interface SchedulerOptions {
   promptCache?: PromptCache; // shared prefixes kept on disk across restarts
   /** Feed the tokens a grammar decides in one step (default true); false: one step each, same output. */
   fastForward?: boolean;
+  /** Check tokens proposed by prompt lookup in the same step (default true); false: never, same output. */
+  speculate?: boolean;
 }
 
 /** A grammar that constrains from the first trigger on (a tool call): see json-schema-grammar.ts. */
@@ -50,6 +53,8 @@ export interface GenerationJob {
   /** Constrains the output from the first token (compiled by the router before queueing). */
   grammar?: NativeGrammar;
   lazyGrammar?: LazyGrammar;
+  /** false: no speculation for this request. */
+  speculate?: boolean;
 }
 
 /** Where a generation reports; exactly one of done / fail is called, once. */
@@ -112,6 +117,8 @@ interface Running {
   promptDone?: number;
   firstToken?: number;
   restoring?: boolean; // its prefix is being read from the prompt cache: kept out of every batch
+  spec?: Speculator; // proposes tokens by prompt lookup; absent: speculation off for it
+  passes: number; // engine calls that produced its generated tokens after the first
   persist?: number; // the reused prefix that deserves a prompt-cache file once the request ends
 }
 
@@ -120,6 +127,14 @@ interface Slot {
   running?: Running;
   lastUsed: number;
   pinned: number; // leading positions a prompt-cache write is reading: kept as they are until it ends
+}
+
+/** One sequence's share of a step: n tokens (its pending ones, then its draft). */
+interface Part {
+  r: Running;
+  n: number;
+  logits: boolean;
+  draft: number[];
 }
 
 // ─── Scheduler ─────────────────────────────────────────────────────────────────────────────────
@@ -133,6 +148,7 @@ export class Scheduler {
   private readonly minReuseTokens: number;
   private readonly newSampler: (options: SamplerOptions) => NativeSampler;
   private readonly fastForward: boolean;
+  private readonly speculate: boolean;
   private readonly cache?: PromptCache;
   private readonly eog: Set<number>;
   private readonly slots: Slot[];
@@ -162,6 +178,7 @@ export class Scheduler {
     this.minReuseTokens = options.minReuseTokens ?? 4;
     this.newSampler = options.createSampler ?? createSampler;
     this.fastForward = options.fastForward ?? true;
+    this.speculate = options.speculate ?? true;
     this.cache = options.promptCache;
     this.slots = Array.from({ length: this.nSeq }, (_, i) => ({ cached: [], lastUsed: -1 - i, pinned: 0 }));
     for (let s = 0; s < this.nSeq; s++) model.kvTruncate(s, 0);
@@ -423,6 +440,8 @@ export class Scheduler {
         admitted: performance.now(),
         // reused from memory: asked for twice at least, so worth a file if none holds it yet
         persist: this.cache?.wants(prompt, reuse) ? reuse : undefined,
+        spec: this.speculate && job.speculate !== false ? new Speculator() : undefined,
+        passes: 0,
       };
       ticket.running = running;
       slot.running = running;
@@ -456,21 +475,26 @@ export class Scheduler {
 
   /** One engine call for every running sequence. */
   private async step(active: Running[]): Promise<void> {
-    // Generating sequences first (their last token and any forced after it; keeps their latency
-    // low), then prompt chunks in arrival order within what is left of the token budget.
+    // Generating sequences first (their last token, any forced after it and the tokens proposed
+    // after those; keeps their latency low), then prompt chunks in arrival order within what is
+    // left of the token budget.
     const decoding = active.filter((r) => r.promptLeft === 0);
     const reading = active.filter((r) => r.promptLeft > 0).sort((a, b) => a.ticket.order - b.ticket.order);
-    const parts: { r: Running; n: number; logits: boolean }[] = decoding.map((r) => ({ r, n: r.pending.length, logits: true }));
+    const parts: Part[] = decoding.map((r) => {
+      const draft = this.draftFor(r);
+      return { r, n: r.pending.length + draft.length, logits: true, draft };
+    });
     // At least one prompt token per step, so that a prompt is never starved by many decoders.
     let budget = Math.max(this.maxBatchTokens - parts.reduce((a, p) => a + p.n, 0), 1);
     for (const r of reading) {
       const n = Math.min(r.pending.length, budget);
       if (n === 0) break;
       budget -= n;
-      parts.push({ r, n, logits: n === r.pending.length });
+      parts.push({ r, n, logits: n === r.pending.length, draft: [] });
     }
 
-    // batch: [nTokens] token, position, sequence, wants-logits
+    // batch: [nTokens] token, position, sequence, wants-logits; a part's tokens are its pending
+    // ones, then its draft; logits for the last pending token and for every drafted one
     const total = parts.reduce((a, p) => a + p.n, 0);
     const batch: Batch = {
       tokens: new Int32Array(total),
@@ -481,12 +505,13 @@ export class Scheduler {
     let k = 0;
     for (const p of parts) {
       const start = this.slots[p.r.slot].cached.length;
+      const fed = p.draft.length ? p.r.pending.concat(p.draft) : p.r.pending;
       for (let j = 0; j < p.n; j++, k++) {
-        batch.tokens[k] = p.r.pending[j];
+        batch.tokens[k] = fed[j];
         batch.positions[k] = start + j;
         batch.seqs[k] = p.r.slot;
       }
-      if (p.logits) batch.logits[k - 1] = 1;
+      if (p.logits) batch.logits.fill(1, k - 1 - p.draft.length, k);
     }
 
     const t0 = performance.now();
@@ -504,41 +529,82 @@ export class Scheduler {
     const t1 = performance.now();
     this.stepStarted = null;
 
-    // logits: [nOut][nVocab], one row per part that asked, in batch order
-    const nVocab = this.nVocab;
+    // logits: [nOut][nVocab], one row per token that asked, in batch order
     let row = 0;
     let produced = 0;
     for (const p of parts) {
       const slot = this.slots[p.r.slot];
-      for (let j = 0; j < p.n; j++) slot.cached.push(p.r.pending[j]);
-      p.r.pending.splice(0, p.n);
+      const firstDraft = slot.cached.length + p.r.pending.length; // the position of draft[0]
+      for (let j = 0; j < p.n - p.draft.length; j++) slot.cached.push(p.r.pending[j]);
+      for (const d of p.draft) slot.cached.push(d);
+      p.r.pending.splice(0, p.n - p.draft.length);
+      const decodePass = p.r.promptLeft === 0;
       if (p.r.promptLeft > 0) {
         p.r.promptLeft = Math.max(0, p.r.promptLeft - p.n);
         if (p.r.promptLeft === 0) p.r.promptDone ??= t1;
       }
       if (!p.logits) continue;
-      const offset = row++ * nVocab;
+      const firstRow = row;
+      row += 1 + p.draft.length;
       if (p.r.ticket.endReason) continue; // ended while the step ran; finishEnded() reports it
-      let token: number;
-      try {
-        token = p.r.sampler.sample(logits, offset, nVocab);
-      } catch (e) {
-        // only a grammar that admits no token of this vocabulary here gets this far
-        this.abort(p.r, e instanceof Error ? e.message : String(e));
-        continue;
-      }
-      produced++;
-      this.accept(p.r, token, t1);
+      if (decodePass) p.r.passes++;
+      produced += this.check(p.r, logits, firstRow, p.draft, firstDraft, t1);
     }
     this.recentSteps.push({ end: t1, ms: t1 - t0, tokens: produced });
     if (this.recentSteps.length > 4096) this.recentSteps.splice(0, 2048);
   }
 
-  /** A sampled token: stream it and feed it next, with the tokens the grammar decides after it. */
-  private accept(r: Running, token: number, now: number): void {
-    if (!this.take(r, token, now)) return;
-    r.pending = [token];
-    this.takeForced(r, now);
+  /** Tokens to propose after a decoding sequence's pending ones, within its context and length. */
+  private draftFor(r: Running): number[] {
+    if (!r.spec) return [];
+    const cached = this.slots[r.slot].cached;
+    const room = Math.min(this.nCtx - cached.length - r.pending.length, r.ticket.maxTokens - r.generated - 1);
+    if (room < 1) return [];
+    return r.spec.propose(cached.concat(r.pending), room);
+  }
+
+  /**
+   * Samples a sequence's rows of one step: the row after its pending tokens, then one after each
+   * drafted token for as long as the sampler keeps the draft. Tokens it does not keep leave the
+   * KV cache again. Returns the tokens produced.
+   */
+  private check(r: Running, logits: Float32Array, firstRow: number, draft: number[], firstDraft: number, now: number): number {
+    const nVocab = this.nVocab;
+    const slot = this.slots[r.slot];
+    let kept = 0;
+    let produced = 0;
+    for (let i = 0; i <= draft.length; i++) {
+      let token: number;
+      try {
+        token = r.sampler.sample(logits, (firstRow + i) * nVocab, nVocab, i < draft.length ? draft[i] : -1);
+      } catch (e) {
+        // only a grammar that admits no token of this vocabulary here gets this far
+        this.abort(r, e instanceof Error ? e.message : String(e));
+        return produced;
+      }
+      produced++;
+      if (!this.take(r, token, now)) break; // the answer ended with this token
+      if (i < draft.length && token === draft[i]) {
+        // kept: its cells are already computed; the grammar may decide the tokens after it
+        kept++;
+        r.pending = [];
+        this.takeForced(r, now);
+        if (slot.running !== r || r.pending.length > 0) break;
+        continue;
+      }
+      r.pending = [token];
+      this.takeForced(r, now);
+      break;
+    }
+    if (draft.length > 0) {
+      r.spec!.record(draft.length, kept);
+      const valid = firstDraft + kept;
+      if (slot.cached.length > valid) {
+        this.model.kvTruncate(r.slot, valid);
+        slot.cached.length = valid;
+      }
+    }
+    return produced;
   }
 
   /** Tokens the grammar decides from here join the pending ones (without fast-forward, sample() returns them one per step). */
@@ -643,6 +709,8 @@ export class Scheduler {
         prompt_tokens_per_second: round(promptMs > 0 ? (promptRead * 1000) / promptMs : 0),
         decode_tokens_per_second: round(decodeMs > 0 && r.generated > 1 ? ((r.generated - 1) * 1000) / decodeMs : 0),
         forced_tokens: r.forced,
+        decode_passes: r.passes,
+        ...(r.spec ? { draft_tokens: r.spec.drafted, accepted_tokens: r.spec.accepted } : {}),
       },
     };
     this.settle(t, () => t.sink.done(result));

@@ -39,6 +39,8 @@ export interface ServerOptions {
   highWaterBytes?: number;
   /** Facts from the memory plan, shown by status and info. */
   describePlan?: () => Record<string, unknown>;
+  /** Speculative decoding by prompt lookup (default true). */
+  speculation?: boolean;
   /** Shared prompt prefixes kept on disk across restarts; absent or null: none. */
   promptCache?: { dir: string; maxBytes: number; maxFiles: number; minTokens?: number } | null;
   /** The broker to serve through as well; absent: the socket only. */
@@ -119,7 +121,7 @@ export class Server {
         }
       }
       const promptCache = o.promptCache ? openPromptCache(model, o.promptCache, log) : undefined;
-      const scheduler = new Scheduler(model, { maxQueue: o.maxQueue, maxBatchTokens: o.maxBatchTokens, promptCache });
+      const scheduler = new Scheduler(model, { maxQueue: o.maxQueue, maxBatchTokens: o.maxBatchTokens, promptCache, speculate: o.speculation });
       const router = new Router({ model, scheduler, chatTemplate, version: packageVersion(), describePlan: o.describePlan, log });
       const socket = new SocketTransport(router, {
         path: o.socketPath,

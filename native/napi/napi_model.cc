@@ -530,8 +530,10 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
     double offset = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
     double n = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : len - offset;
     if (!(offset >= 0 && n >= 1 && offset + n <= len)) throw Napi::RangeError::New(env, "logits slice out of range");
+    const double draft = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : -1;
+    if (!(draft >= -1 && draft < n)) throw Napi::RangeError::New(env, "draft token out of range");
     return Napi::Number::New(env, guarded(env, [&] {
-      return sampler_->sample(logits.Data() + static_cast<size_t>(offset), static_cast<int64_t>(n));
+      return sampler_->sample(logits.Data() + static_cast<size_t>(offset), static_cast<int64_t>(n), static_cast<int32_t>(draft));
     }));
   }
   // setGrammar(grammar | null, consumed?: string | Uint8Array) -> false when the grammar does not

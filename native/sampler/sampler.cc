@@ -63,7 +63,7 @@ void Sampler::remember(int32_t token) {
   while (recent_.size() > static_cast<size_t>(params_.repeatLastN)) recent_.pop_front();
 }
 
-int32_t Sampler::sample(const float* logits, int64_t n) {
+int32_t Sampler::sample(const float* logits, int64_t n, int32_t draft) {
   if (grammar_) {
     // A forced token needs no logits and no draw (takeForced() takes the same tokens).
     const std::deque<int32_t>& f = grammar_->forced();
@@ -148,11 +148,29 @@ int32_t Sampler::sample(const float* logits, int64_t n) {
     double total = 0;
     for (size_t i = 0; i < k; i++)
       total += w[i] = std::exp(static_cast<double>(candidates_[i].first - maxLogit) / params_.temperature);
+    // a draft is kept with its probability; otherwise it leaves the draw, which takes the rest
+    size_t drafted = k;
+    for (size_t i = 0; draft >= 0 && i < k; i++)
+      if (candidates_[i].second == draft) drafted = i;
+    if (drafted < k) {
+      if (uniform() * total < w[drafted]) {
+        chosen = draft;
+        if (grammar_ && !grammar_->accept(chosen)) throw std::logic_error("grammar: the sampled token was refused");
+        remember(chosen);
+        return chosen;
+      }
+      total -= w[drafted];
+      w[drafted] = 0;
+    }
     double r = uniform() * total;
     chosen = candidates_[k - 1].second;
     for (size_t i = 0; i < k; i++) {
       r -= w[i];
       if (r < 0) { chosen = candidates_[i].second; break; }
+    }
+    if (chosen == draft && k > 1) {  // rounding left r ≥ 0 to the end and the draft is last: take the last other
+      for (size_t i = k; i-- > 0;)
+        if (i != drafted) { chosen = candidates_[i].second; break; }
     }
   }
   if (grammar_ && !grammar_->accept(chosen)) throw std::logic_error("grammar: the sampled token was refused");

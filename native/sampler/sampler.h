@@ -24,7 +24,12 @@ class Sampler {
  public:
   explicit Sampler(const SamplerParams& params);
   // Picks the next token from logits [n] and remembers it for the repetition penalty.
-  int32_t sample(const float* logits, int64_t n);
+  // With a draft (a token proposed by speculation, >= 0): greedy picks as without one; with a
+  // temperature the draft is kept with its probability p(draft) under every setting here, and
+  // otherwise the token is drawn from the others in proportion to their probabilities, so that
+  // each token still comes out with exactly its probability (speculative sampling's rule for a
+  // proposer that is certain of its one token).
+  int32_t sample(const float* logits, int64_t n, int32_t draft = -1);
   // Adds a token (prompt or forced) to the repetition history without sampling.
   void accept(int32_t token);
 

@@ -1,0 +1,190 @@
+// Speculative decoding by prompt lookup: proposals come from earlier text, the sampler keeps its
+// distribution exactly (a draft is kept with its probability), greedy answers are token for token
+// those of decoding without it — on the golden prompts, on copy-heavy prompts, under a grammar and
+// with stop strings — and a seeded run with a temperature is reproducible.
+import fs from "node:fs";
+import path from "node:path";
+import test from "ava";
+import type { NativeModel } from "../daemon/engine/engine.js";
+import { createSampler, openModel } from "../daemon/engine/engine.js";
+import { compileGrammar } from "../daemon/engine/grammar.js";
+import type { GenerateResult, SamplingParams } from "../daemon/serving/protocol.js";
+import { DEFAULT_SAMPLING } from "../daemon/serving/protocol.js";
+import type { GenerationJob } from "../daemon/serving/scheduler.js";
+import { Scheduler } from "../daemon/serving/scheduler.js";
+import { lookupDraft, Speculator } from "../daemon/serving/speculation.js";
+import { needShared, SHARED, sharedModel, testNeeding } from "./helpers/shared.js";
+
+const GREEDY: SamplingParams = { ...DEFAULT_SAMPLING, temperature: 0 };
+
+// ─── Proposals ───────────────────────────────────────────────────────────────────────────────
+
+test("lookup: the tokens after the most recent earlier match of the longest n-gram", (t) => {
+  //             0  1  2  3  4  5  6  7  8  9
+  const history = [1, 2, 3, 4, 5, 9, 2, 3, 7, 8, 1, 2, 3];
+  // "1 2 3" occurred at 0: what followed was 4 5 9 …
+  t.deepEqual(lookupDraft(history, 3), [4, 5, 9]);
+  // a 2-gram when no 3-gram matches: "2 3" last seen at 6, followed by 7 8
+  t.deepEqual(lookupDraft([2, 3, 4, 2, 3, 7, 8, 5, 2, 3], 2), [7, 8]);
+  // one token when nothing longer matches; the most recent occurrence
+  t.deepEqual(lookupDraft([6, 1, 6, 2, 9, 6], 1), [2]);
+  // proposals stop where the history does
+  t.deepEqual(lookupDraft([5, 6, 5], 8), [6, 5]);
+  t.deepEqual(lookupDraft([1, 2, 3], 4), []);
+  t.deepEqual(lookupDraft([], 4), []);
+  t.deepEqual(lookupDraft([1, 1], 0), []);
+});
+
+test("adaptive size: grows while every proposal is kept, shrinks to what was kept", (t) => {
+  const s = new Speculator();
+  const h = Array.from({ length: 40 }, (_, i) => i % 10);
+  t.is(s.propose(h, 100).length, 4);
+  s.record(4, 4);
+  t.is(s.propose(h, 100).length, 8);
+  s.record(8, 8);
+  t.is(s.propose(h, 100).length, 8, "at most eight");
+  s.record(8, 2);
+  t.is(s.propose(h, 100).length, 3);
+  s.record(3, 0);
+  t.is(s.propose(h, 100).length, 1);
+  t.is(s.propose(h, 0).length, 0, "never past the room left");
+  t.like(s, { drafted: 23, accepted: 14 });
+});
+
+testNeeding(test, needShared, "a draft is kept with its probability: the token frequencies are those of sampling without one", (t) => {
+  // Fixed logits, temperature 1 with top-k and min-p in play: draw 40,000 tokens each way.
+  const logits = new Float32Array([2.0, 1.5, 1.0, 0.2, -0.5, -3, 0.9, 1.4]);
+  const draws = 40_000;
+  const count = (draft: number) => {
+    const s = createSampler({ temperature: 1, topK: 6, topP: 1, minP: 0.05, seed: 7 });
+    const c = new Array<number>(logits.length).fill(0);
+    for (let i = 0; i < draws; i++) c[s.sample(logits, 0, logits.length, draft)]++;
+    return c;
+  };
+  const plain = count(-1);
+  for (const draft of [0, 2, 3, 5]) {
+    const drafted = count(draft);
+    for (let id = 0; id < logits.length; id++) {
+      const p = plain[id] / draws, q = drafted[id] / draws;
+      // four standard errors of a binomial frequency
+      t.true(Math.abs(p - q) <= 4 * Math.sqrt((p * (1 - p)) / draws) + 1e-9, `draft ${draft}: token ${id} ${q.toFixed(4)} vs ${p.toFixed(4)}`);
+    }
+    if (draft === 5) t.is(drafted[5], 0, "a token outside top-k is never kept");
+  }
+  // greedy ignores the draft
+  const g = createSampler({ temperature: 0 });
+  t.is(g.sample(logits, 0, logits.length, 3), 0);
+});
+
+// ─── Answers ─────────────────────────────────────────────────────────────────────────────────
+
+async function answers(model: NativeModel, jobs: Partial<GenerationJob>[], speculate: boolean, nSeq = 1): Promise<GenerateResult[]> {
+  const s = new Scheduler(model, { speculate });
+  s.start();
+  try {
+    return await Promise.all(
+      jobs.map(
+        (j) =>
+          new Promise<GenerateResult>((resolve, reject) =>
+            s.submit(
+              { promptTokens: [], maxTokens: 48, sampling: GREEDY, stop: [], priority: 0, ...j },
+              { delta: () => {}, done: resolve, fail: (code, message) => reject(new Error(`${code}: ${message}`)) },
+            ),
+          ),
+      ),
+    );
+  } finally {
+    await s.stop(0);
+    void nSeq;
+  }
+}
+
+function goldenPrompts(): string[] {
+  const d = JSON.parse(fs.readFileSync(path.join(SHARED, "golden", "stories260K-f32.json"), "utf8")) as { cases: { prompt: string }[] };
+  return d.cases.map((c) => c.prompt).filter((p) => p !== "");
+}
+
+// Prompts whose answers copy: a story told twice, lists, names repeated.
+const COPY_HEAVY = [
+  "Lily had a red ball, a blue car and a big teddy bear. Lily had a red ball, a blue car and",
+  "Tom said: the cat, the dog, the bird, the fish. Then Tom said again: the cat, the dog,",
+  "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. Once upon a time, there was",
+  '{"name": "Lily", "toy": "ball"} {"name": "Tom", "toy": "car"} {"name": "Lily", "toy":',
+];
+
+for (const file of ["stories260K-f32.gguf", "stories260K-q4_0.gguf"]) {
+  testNeeding(test, needShared, `greedy: ${file} answers every golden and copy-heavy prompt token for token as without speculation`, async (t) => {
+    const model = openModel(sharedModel(file), { nCtx: 256, nSeq: 4, threads: 2 });
+    t.teardown(() => model.close());
+    const prompts = [...goldenPrompts(), ...COPY_HEAVY];
+    const jobs = prompts.map((p) => ({ promptTokens: Array.from(model.tokenize(p)) }));
+    const off = await answers(model, jobs, false);
+    const on = await answers(model, jobs, true);
+    let drafted = 0, accepted = 0, passes = 0, generated = 0;
+    for (let i = 0; i < prompts.length; i++) {
+      t.is(on[i].text, off[i].text, JSON.stringify(prompts[i]));
+      t.is(on[i].usage.completion_tokens, off[i].usage.completion_tokens);
+      drafted += on[i].timings.draft_tokens ?? 0;
+      accepted += on[i].timings.accepted_tokens ?? 0;
+      passes += on[i].timings.decode_passes ?? 0;
+      generated += on[i].usage.completion_tokens - 1;
+      t.is(off[i].timings.draft_tokens, undefined);
+    }
+    t.true(accepted > 0, "speculation kept some tokens");
+    t.true(passes < generated, `${generated} tokens in ${passes} passes`);
+    t.log(`${file}: ${accepted}/${drafted} proposed tokens kept; ${generated} decoded tokens in ${passes} passes = ${(generated / passes).toFixed(2)} per pass`);
+  });
+}
+
+testNeeding(test, needShared, "greedy with stop strings, in a batch of concurrent sequences: the same texts and stop reasons", async (t) => {
+  const model = openModel(sharedModel("stories260K-f32.gguf"), { nCtx: 256, nSeq: 4, threads: 2 });
+  t.teardown(() => model.close());
+  const jobs = COPY_HEAVY.map((p, i) => ({ promptTokens: Array.from(model.tokenize(p)), stop: [[" the", ".", "Lily", "ball"][i]] }));
+  const off = await answers(model, jobs, false);
+  const on = await answers(model, jobs, true);
+  t.deepEqual(on.map((r) => [r.text, r.stop_reason]), off.map((r) => [r.text, r.stop_reason]));
+  t.true(off.some((r) => r.stop_reason === "stop"));
+});
+
+testNeeding(test, needShared, "a seeded run with a temperature is reproducible with speculation", async (t) => {
+  const model = openModel(sharedModel("stories260K-f32.gguf"), { nCtx: 256, nSeq: 4, threads: 2 });
+  t.teardown(() => model.close());
+  const sampling = { ...DEFAULT_SAMPLING, temperature: 0.8, seed: 1234 };
+  const jobs = COPY_HEAVY.map((p) => ({ promptTokens: Array.from(model.tokenize(p)), sampling }));
+  const a = await answers(model, jobs, true);
+  const b = await answers(model, jobs, true);
+  t.deepEqual(a.map((r) => r.text), b.map((r) => r.text));
+  t.true(a.some((r) => (r.timings.accepted_tokens ?? 0) > 0));
+});
+
+testNeeding(test, needShared, "speculate false on a request: no proposals for it", async (t) => {
+  const model = openModel(sharedModel("stories260K-f32.gguf"), { nCtx: 256, threads: 1 });
+  t.teardown(() => model.close());
+  const [r] = await answers(model, [{ promptTokens: Array.from(model.tokenize(COPY_HEAVY[2])), speculate: false }], true);
+  t.is(r.timings.draft_tokens, undefined);
+  t.is(r.timings.decode_passes, r.usage.completion_tokens - 1);
+});
+
+testNeeding(test, needShared, "under a grammar, with fast-forward on or off: the same constrained answers as without speculation", async (t) => {
+  const model = openModel(sharedModel("stories260K-f32.gguf"), { nCtx: 256, nSeq: 4, threads: 2 });
+  t.teardown(() => model.close());
+  // A list that repeats itself: the grammar admits names, the proposals copy earlier ones.
+  const grammar = compileGrammar(model, 'root ::= "[" name ("," " "? name){2,6} "]"\nname ::= "\\"" [a-zA-Z ]{1,12} "\\""');
+  const jobs = COPY_HEAVY.map((p) => ({ promptTokens: Array.from(model.tokenize(p)), grammar, maxTokens: 64 }));
+  for (const fastForward of [true, false]) {
+    const run = async (speculate: boolean) => {
+      const s = new Scheduler(model, { speculate, fastForward });
+      s.start();
+      try {
+        return await Promise.all(jobs.map((j) => new Promise<GenerateResult>((resolve, reject) =>
+          s.submit({ sampling: GREEDY, stop: [], priority: 0, ...j }, { delta: () => {}, done: resolve, fail: (c, m) => reject(new Error(`${c}: ${m}`)) }))));
+      } finally {
+        await s.stop(0);
+      }
+    };
+    const off = await run(false);
+    const on = await run(true);
+    t.deepEqual(on.map((r) => r.text), off.map((r) => r.text), `fastForward ${fastForward}`);
+    for (const r of on) t.true(grammar.match(r.text).complete || r.stop_reason === "length", r.text);
+  }
+});

@@ -46,9 +46,18 @@ test("adaptive size: grows while every proposal is kept, shrinks to what was kep
   s.record(8, 2);
   t.is(s.propose(h, 100).length, 3);
   s.record(3, 0);
+  // nothing kept: one step without a proposal, then one token
+  t.is(s.propose(h, 100).length, 0);
   t.is(s.propose(h, 100).length, 1);
+  s.record(1, 0);
+  // again nothing: two steps, then one
+  t.deepEqual([s.propose(h, 100).length, s.propose(h, 100).length, s.propose(h, 100).length], [0, 0, 1]);
+  s.record(1, 1);
+  t.is(s.propose(h, 100).length, 2, "a kept token ends the pause and doubles the size");
+  s.record(2, 0);
+  t.deepEqual([s.propose(h, 100).length, s.propose(h, 100).length], [0, 1], "and the pause starts over at one step");
   t.is(s.propose(h, 0).length, 0, "never past the room left");
-  t.like(s, { drafted: 23, accepted: 14 });
+  t.like(s, { drafted: 27, accepted: 15 });
 });
 
 testNeeding(test, needShared, "a draft is kept with its probability: the token frequencies are those of sampling without one", (t) => {

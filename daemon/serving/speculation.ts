@@ -30,11 +30,14 @@ export function lookupDraft(history: readonly number[], maxTokens: number): numb
 }
 
 /**
- * One sequence's drafting: how many tokens to propose adapts to how many were accepted, so a
- * sequence whose guesses keep failing stops paying for rows it throws away.
+ * One sequence's drafting: how many tokens to propose adapts to how many were accepted, and after
+ * a proposal of which nothing was kept the next few steps propose nothing (1, 2, 4 … 16 steps
+ * while that goes on), so a sequence that is not copying stops paying for rows it throws away.
  */
 export class Speculator {
   private size = 4;
+  private backoff = 0; // steps to wait after the next failed proposal
+  private waiting = 0; // steps left before proposing again
   drafted = 0;
   accepted = 0;
   passes = 0; // engine calls that decoded for this sequence
@@ -42,6 +45,10 @@ export class Speculator {
 
   /** Up to `limit` proposed tokens after `history` (its last token is the one about to be fed). */
   propose(history: readonly number[], limit: number): number[] {
+    if (this.waiting > 0) {
+      this.waiting--;
+      return [];
+    }
     return lookupDraft(history, Math.min(this.size, limit));
   }
 
@@ -51,5 +58,10 @@ export class Speculator {
     this.accepted += kept;
     if (proposed === 0) return;
     this.size = kept === proposed ? Math.min(MAX_DRAFT, this.size * 2) : Math.max(1, kept + 1);
+    if (kept > 0) this.backoff = 0;
+    else {
+      this.backoff = Math.min(16, Math.max(1, this.backoff * 2));
+      this.waiting = this.backoff;
+    }
   }
 }

@@ -133,6 +133,20 @@ testNeeding(test, needShared, "OpenAI: a forced call streams as tool_call deltas
   t.is(ids.length, streamed.size);
 
   // The call and its result sent back (OpenAI's shapes) are read by the template.
+  // Several calls (at most eight per answer): a chunk for each, as OpenAI streams them and as Home
+  // Assistant's llama.cpp integration reads them (the first call of each delta).
+  const parallel = { ...request, tool_choice: "required" as const, parallel_tool_calls: undefined, seed: 11, max_tokens: 400 };
+  const many = await openai.chat.completions.create(parallel);
+  const indices: number[] = [];
+  for await (const chunk of await openai.chat.completions.create({ ...parallel, stream: true }))
+    for (const choice of chunk.choices) {
+      t.true((choice.delta.tool_calls?.length ?? 0) <= 1, "one call per chunk");
+      for (const c of choice.delta.tool_calls ?? []) indices.push(c.index);
+    }
+  t.is(many.choices[0].finish_reason, "tool_calls");
+  t.deepEqual(indices, many.choices[0].message.tool_calls!.map((_, i) => i));
+  t.log(`${indices.length} calls in one answer`);
+
   const both = await t.throwsAsync(openai.chat.completions.create({ ...request, response_format: { type: "json_object" } }), { instanceOf: OpenAI.BadRequestError });
   t.regex(both!.message, /tools and a response format cannot be combined/);
   t.is((both as InstanceType<typeof OpenAI.BadRequestError>).param, "tools");

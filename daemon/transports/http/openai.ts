@@ -127,8 +127,8 @@ interface Shape {
   opening: Json | null;
   /** A streamed choice carrying text. */
   piece(text: string): Json;
-  /** The streamed choice carrying the answer's tool calls (they arrive with its end), if the API has them. */
-  calls?(calls: ToolCall[]): Json;
+  /** The streamed choice carrying one of the answer's tool calls (they arrive with its end), if the API has them. */
+  call?(call: ToolCall, index: number): Json;
   /** The last streamed choice, with its finish reason. */
   closing(r: GenerateResult): Json;
   /** The one choice of an answer that is not streamed. */
@@ -157,7 +157,8 @@ function answer(x: Exchange, c: Common, request: GenerateRequest, idPrefix: stri
     done: (r) => {
       if (r.stop_reason === "invalid_tool_call") services.log.debug(`${x.label}: the answer stays text: ${r.tool_call_error}`);
       if (!c.stream) return sendJson(res, 200, { ...head, object: shape.object, choices: [shape.whole(r)], usage: usage(r) });
-      if (r.tool_calls?.length && shape.calls) chunk(shape.calls(r.tool_calls));
+      // A chunk per call, as OpenAI streams them (clients read the first call of each delta).
+      if (shape.call) r.tool_calls?.forEach((call, i) => chunk(shape.call!(call, i)));
       chunk(shape.closing(r));
       if (c.includeUsage) event({ ...head, choices: [], usage: usage(r) });
       event("[DONE]");
@@ -208,7 +209,7 @@ function chatCompletions(x: Exchange): void {
     opening: { index: 0, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null },
     piece: (text) => ({ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }),
     // Each call whole in one delta (index, id, type, name, arguments), as OpenAI's first delta of a call is.
-    calls: (calls) => ({ index: 0, delta: { tool_calls: calls.map((call, i) => ({ index: i, ...openaiCall(call) })) }, logprobs: null, finish_reason: null }),
+    call: (call, index) => ({ index: 0, delta: { tool_calls: [{ index, ...openaiCall(call) }] }, logprobs: null, finish_reason: null }),
     closing: (r) => ({ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(r) }),
     whole: (r) => ({
       index: 0,

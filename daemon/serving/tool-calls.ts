@@ -140,7 +140,8 @@ export interface ToolPlan {
 export function planToolCalls(format: ToolFormat, tools: ToolDefinition[], choice: ToolChoice, parallel = true): ToolPlan | null {
   if (choice.kind === "none" || tools.length === 0) return null;
   const callable = choice.kind === "function" ? tools.filter((t) => t.function.name === choice.name) : tools;
-  return { format, tools, grammar: toolCallGrammar(format, callable, parallel), fromStart: choice.kind !== "auto" };
+  // A named tool is called once.
+  return { format, tools, grammar: toolCallGrammar(format, callable, parallel && choice.kind !== "function"), fromStart: choice.kind !== "auto" };
 }
 
 /** GBNF for calls of these tools in this format, each tool's arguments fitting its parameters. */

@@ -13,6 +13,7 @@ export const llama3: ToolFormat = {
   triggers: ['{"name"', TAG],
   triggerTokens: [TAG],
 
+  // One call per answer, as Llama 3.1's prompt asks for.
   grammar(tools, rules) {
     // From the trigger's first byte (the tag, where it renders as text, or `{"name"`), the rest fixed.
     const choice = eachTool(tools, (name, args) => `${gbnfLiteral(`${JSON.stringify(name)}, "parameters": `)} ${args}`);

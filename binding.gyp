@@ -21,6 +21,8 @@
         "native/kernels/matmul.cc",
         "native/model/architecture.cc",
         "native/model/arch_llama.cc",
+        "native/model/arch_qwen2.cc",
+        "native/model/arch_qwen3.cc",
         "native/model/model.cc",
         "native/model/forward.cc",
         "native/model/residency.cc",

@@ -17,7 +17,7 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -f
        -DALPACA_SHARED="\"$shared\"")
 # The engine sources the reader, the model binding and the tokenizers need; no N-API.
 sources=(gguf/mapped_file gguf/mapping_guard gguf/gguf gguf/tensor_types kernels/kernels_scalar kernels/kernels_simd kernels/cpu_features
-         model/architecture model/arch_llama model/model
+         model/architecture model/arch_llama model/arch_qwen2 model/arch_qwen3 model/model
          tokenizer/vocab tokenizer/tokenizer_spm tokenizer/tokenizer_bpe tokenizer/unicode_tables)
 isa=()
 case "$(uname -m)" in

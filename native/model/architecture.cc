@@ -1,10 +1,10 @@
 #include "architecture.h"
 
-extern const Architecture kLlamaArchitecture;
+extern const Architecture kLlamaArchitecture, kQwen2Architecture, kQwen3Architecture;
 
 namespace {
 // The table: every architecture the engine runs.
-const Architecture* const kArchitectures[] = {&kLlamaArchitecture};
+const Architecture* const kArchitectures[] = {&kLlamaArchitecture, &kQwen2Architecture, &kQwen3Architecture};
 }  // namespace
 
 const Architecture* findArchitecture(const std::string& name) {

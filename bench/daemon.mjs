@@ -40,10 +40,10 @@ const reps = Number(o.reps);
 async function randomSevenB() {
   const file = path.join(ROOT, ".bench", "7b-q4_0-random.gguf");
   if (fs.existsSync(file)) return file;
-  const { writeSyntheticLlama } = await import(dist("models/synthetic.js"));
+  const { writeSyntheticModel } = await import(dist("models/synthetic.js"));
   fs.mkdirSync(path.dirname(file), { recursive: true });
   log(`writing ${path.relative(ROOT, file)} (7b, q4_0, random fill) once…`);
-  await writeSyntheticLlama(`${file}.partial`, { shape: "7b", type: "q4_0", fill: "random", seed: 1 });
+  await writeSyntheticModel(`${file}.partial`, { shape: "7b", type: "q4_0", fill: "random", seed: 1 });
   fs.renameSync(`${file}.partial`, file);
   return file;
 }

@@ -88,13 +88,13 @@ export async function syntheticModel(shape, fill) {
   const writer = path.join(ROOT, "dist", "models", "synthetic.js");
   if (!fs.existsSync(writer))
     throw new UsageError(`${path.relative(ROOT, writer)} is missing: build the project (npm run build:ts) on a branch that has models/synthetic.ts`);
-  const { writeSyntheticLlama } = await import(pathToFileURL(writer).href);
+  const { writeSyntheticModel } = await import(pathToFileURL(writer).href);
   fs.mkdirSync(CACHE, { recursive: true });
   log(`writing ${path.relative(ROOT, file)} (${shape}, q4_0, ${fill} fill) once…`);
   const partial = `${file}.partial`;
   const started = Date.now();
   // Random bytes with small normal fp16 scales and norms of 1.0: no kernel gains by skipping zero blocks.
-  await writeSyntheticLlama(partial, { shape, type: "q4_0", fill, seed: 1 });
+  await writeSyntheticModel(partial, { shape, type: "q4_0", fill, seed: 1 });
   fs.renameSync(partial, file);
   log(`  ${(fs.statSync(file).size / 2 ** 30).toFixed(2)} GiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return file;

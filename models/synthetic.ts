@@ -1,8 +1,10 @@
-// LLaMA-shaped GGUF files with made-up weights: the 7B and TinyLlama shapes for memory and
-// speed tests on hardware that has no real 4 GB download, and a tiny shape for fast tests.
-// Tensor names, metadata keys and value types are those of llama.cpp's llama GGUF files
-// (convert_hf_to_gguf.py + llama-quantize), so the engine cannot tell them from real ones
-// except by what they say.
+// GGUF files with made-up weights in the shapes of published models: LLaMA 7B, TinyLlama, Qwen3
+// 4B and 1.7B, Qwen2.5 3B, for memory and speed tests on hardware that has no real multi-GB
+// download, and a tiny shape per architecture for fast tests. Tensor names, metadata keys and
+// value types are those of llama.cpp's GGUF files (convert_hf_to_gguf.py + llama-quantize), so
+// the engine cannot tell them from real ones except by what they say. The vocabulary is always
+// a synthetic SentencePiece one of the shape's size: the tokenizer does not depend on the
+// architecture, and the size is what costs memory and time.
 import {
   GgmlType, ggmlTypeFromName, ggmlTypeInfo, meta, writeGguf,
   type GgufLayout, type GgufMetaValue, type GgufSpec, type GgufTensorSpec, type TensorFill,
@@ -10,38 +12,54 @@ import {
 
 // ── shapes ─────────────────────────────────────────────────────────────────────────────────
 
-export interface LlamaShape {
+export type SyntheticArchitecture = "llama" | "qwen2" | "qwen3";
+
+export interface SyntheticShape {
   name: string;
-  dim: number;           // llama.embedding_length
-  layers: number;        // llama.block_count
-  heads: number;         // llama.attention.head_count
-  kvHeads: number;       // llama.attention.head_count_kv (GQA when < heads)
-  ffn: number;           // llama.feed_forward_length
+  architecture?: SyntheticArchitecture; // general.architecture, the prefix of the keys below (default llama)
+  dim: number;           // {arch}.embedding_length
+  layers: number;        // {arch}.block_count
+  heads: number;         // {arch}.attention.head_count
+  kvHeads: number;       // {arch}.attention.head_count_kv (GQA when < heads)
+  headDim?: number;      // {arch}.attention.key_length / value_length; absent: dim / heads
+  ffn: number;           // {arch}.feed_forward_length
   vocab: number;
-  contextLength: number; // llama.context_length
-  rmsEps: number;        // llama.attention.layer_norm_rms_epsilon
-  ropeTheta: number;     // llama.rope.freq_base
+  contextLength: number; // {arch}.context_length
+  rmsEps: number;        // {arch}.attention.layer_norm_rms_epsilon
+  ropeTheta: number;     // {arch}.rope.freq_base
+  tied?: boolean;        // the published model ties its output to the embedding: no output.weight
 }
 
-/** Shapes from the published model configs (config.json / params.json). */
-export const LLAMA_SHAPES = {
+/** Shapes from the published model configs (config.json / params.json, and their GGUF files). */
+export const SHAPES = {
   // Llama-2-7b (same dims as LLaMA-1 7B, which had context 2048 and eps 1e-6)
-  "7b": { name: "7b", dim: 4096, layers: 32, heads: 32, kvHeads: 32, ffn: 11008, vocab: 32000, contextLength: 4096, rmsEps: 1e-5, ropeTheta: 10000 },
+  "7b": { name: "7b", architecture: "llama", dim: 4096, layers: 32, heads: 32, kvHeads: 32, ffn: 11008, vocab: 32000, contextLength: 4096, rmsEps: 1e-5, ropeTheta: 10000 },
   // TinyLlama/TinyLlama-1.1B-Chat-v1.0
-  "tinyllama-1.1b": { name: "tinyllama-1.1b", dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, contextLength: 2048, rmsEps: 1e-5, ropeTheta: 10000 },
+  "tinyllama-1.1b": { name: "tinyllama-1.1b", architecture: "llama", dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, contextLength: 2048, rmsEps: 1e-5, ropeTheta: 10000 },
+  // Qwen/Qwen3-4B-Instruct-2507: head size 128 apart from the width (2560 / 32 = 80)
+  "qwen3-4b": { name: "qwen3-4b", architecture: "qwen3", dim: 2560, layers: 36, heads: 32, kvHeads: 8, headDim: 128, ffn: 9728, vocab: 151936, contextLength: 262144, rmsEps: 1e-6, ropeTheta: 5000000, tied: true },
+  // Qwen/Qwen3-1.7B
+  "qwen3-1.7b": { name: "qwen3-1.7b", architecture: "qwen3", dim: 2048, layers: 28, heads: 16, kvHeads: 8, headDim: 128, ffn: 6144, vocab: 151936, contextLength: 40960, rmsEps: 1e-6, ropeTheta: 1000000, tied: true },
+  // Qwen/Qwen2.5-3B-Instruct
+  "qwen2.5-3b": { name: "qwen2.5-3b", architecture: "qwen2", dim: 2048, layers: 36, heads: 16, kvHeads: 2, ffn: 11008, vocab: 151936, contextLength: 32768, rmsEps: 1e-6, ropeTheta: 1000000, tied: true },
   // Small enough for a test to write in milliseconds; row lengths are multiples of 256 so that
   // every type, K-quants included, fits without fallback. GQA like TinyLlama.
-  "tiny": { name: "tiny", dim: 256, layers: 2, heads: 8, kvHeads: 4, ffn: 768, vocab: 512, contextLength: 256, rmsEps: 1e-5, ropeTheta: 10000 },
-} as const satisfies Record<string, LlamaShape>;
+  "tiny": { name: "tiny", architecture: "llama", dim: 256, layers: 2, heads: 8, kvHeads: 4, ffn: 768, vocab: 512, contextLength: 256, rmsEps: 1e-5, ropeTheta: 10000 },
+  // The tiny shape as Qwen2 (biases) and Qwen3 (per-head norms, head size 64 apart from 256 / 8).
+  "tiny-qwen2": { name: "tiny-qwen2", architecture: "qwen2", dim: 256, layers: 2, heads: 8, kvHeads: 4, ffn: 768, vocab: 512, contextLength: 256, rmsEps: 1e-6, ropeTheta: 1000000, tied: true },
+  "tiny-qwen3": { name: "tiny-qwen3", architecture: "qwen3", dim: 256, layers: 2, heads: 8, kvHeads: 4, headDim: 64, ffn: 768, vocab: 512, contextLength: 256, rmsEps: 1e-6, ropeTheta: 1000000, tied: true },
+} as const satisfies Record<string, SyntheticShape>;
 
-export type LlamaShapeName = keyof typeof LLAMA_SHAPES;
+export type ShapeName = keyof typeof SHAPES;
 
-export function llamaShape(shape: LlamaShapeName | LlamaShape): LlamaShape {
+export function syntheticShape(shape: ShapeName | SyntheticShape): SyntheticShape {
   if (typeof shape !== "string") return shape;
-  const found = (LLAMA_SHAPES as Record<string, LlamaShape>)[shape];
-  if (!found) throw new Error(`unknown shape "${shape}" (known: ${Object.keys(LLAMA_SHAPES).join(", ")})`);
+  const found = (SHAPES as Record<string, SyntheticShape>)[shape];
+  if (!found) throw new Error(`unknown shape "${shape}" (known: ${Object.keys(SHAPES).join(", ")})`);
   return found;
 }
+
+export const headDimOf = (s: SyntheticShape) => s.headDim ?? s.dim / s.heads;
 
 // ── vocabulary ─────────────────────────────────────────────────────────────────────────────
 
@@ -121,7 +139,7 @@ export function fittingType(type: GgmlType, ne0: number): GgmlType {
 }
 
 export interface SyntheticOptions {
-  shape: LlamaShapeName | LlamaShape;
+  shape: ShapeName | SyntheticShape;
   /** Type of every matrix: "q4_0", "q8_0", "f16", "f32", "q4_k", … */
   type: string;
   /** output.weight type (default: `type`, i.e. llama-quantize --pure; "q6_k" is its default mix). */
@@ -130,66 +148,81 @@ export interface SyntheticOptions {
   embeddingType?: string;
   /** "sparse": zero matrices left as holes (no disk); "random": random weights with valid scales. */
   fill: "sparse" | "random";
-  /** No output.weight: the engine must reuse token_embd (tied embeddings). */
+  /** No output.weight: the engine must reuse token_embd (tied embeddings). Default: the shape's. */
   tiedEmbeddings?: boolean;
   seed?: number;
   name?: string;
 }
 
-/** Tensor list in the order llama.cpp's converter writes it; norms are F32 of 1.0. */
-export function llamaTensors(options: SyntheticOptions): GgufTensorSpec[] {
-  const s = llamaShape(options.shape);
-  if (s.dim % s.heads !== 0 || s.heads % s.kvHeads !== 0)
+/**
+ * Tensor list in the order llama.cpp's converter writes it; norms are F32 of 1.0, Qwen2's biases
+ * F32 filled like the matrices.
+ */
+export function syntheticTensors(options: SyntheticOptions): GgufTensorSpec[] {
+  const s = syntheticShape(options.shape);
+  const headDim = headDimOf(s);
+  if (!Number.isInteger(headDim) || s.heads % s.kvHeads !== 0)
     throw new Error(`shape ${s.name}: dim ${s.dim} / heads ${s.heads} / kv heads ${s.kvHeads} do not divide`);
   const type = ggmlTypeFromName(options.type);
   const matrixFill: TensorFill = options.fill === "random" ? "random" : "zero";
-  const kvDim = (s.dim / s.heads) * s.kvHeads;
+  const qDim = headDim * s.heads, kvDim = headDim * s.kvHeads;
   const matrix = (name: string, ne0: number, ne1: number, t = type): GgufTensorSpec =>
     ({ name, type: fittingType(t, ne0), dims: [ne0, ne1], data: matrixFill });
-  const norm = (name: string): GgufTensorSpec => ({ name, type: GgmlType.F32, dims: [s.dim], data: "ones" });
+  const vector = (name: string, n: number, data: TensorFill = "ones"): GgufTensorSpec => ({ name, type: GgmlType.F32, dims: [n], data });
+  const bias = (name: string, n: number) => vector(name, n, matrixFill);
 
   const tensors: GgufTensorSpec[] = [
     matrix("token_embd.weight", s.dim, s.vocab, options.embeddingType ? ggmlTypeFromName(options.embeddingType) : type),
   ];
   for (let l = 0; l < s.layers; l++) {
     const blk = `blk.${l}`;
+    tensors.push(vector(`${blk}.attn_norm.weight`, s.dim), matrix(`${blk}.attn_q.weight`, s.dim, qDim));
+    if (s.architecture === "qwen2") tensors.push(bias(`${blk}.attn_q.bias`, qDim));
+    if (s.architecture === "qwen3") tensors.push(vector(`${blk}.attn_q_norm.weight`, headDim));
+    tensors.push(matrix(`${blk}.attn_k.weight`, s.dim, kvDim));
+    if (s.architecture === "qwen2") tensors.push(bias(`${blk}.attn_k.bias`, kvDim));
+    if (s.architecture === "qwen3") tensors.push(vector(`${blk}.attn_k_norm.weight`, headDim));
+    tensors.push(matrix(`${blk}.attn_v.weight`, s.dim, kvDim));
+    if (s.architecture === "qwen2") tensors.push(bias(`${blk}.attn_v.bias`, kvDim));
     tensors.push(
-      norm(`${blk}.attn_norm.weight`),
-      matrix(`${blk}.attn_q.weight`, s.dim, s.dim),
-      matrix(`${blk}.attn_k.weight`, s.dim, kvDim),
-      matrix(`${blk}.attn_v.weight`, s.dim, kvDim),
-      matrix(`${blk}.attn_output.weight`, s.dim, s.dim),
-      norm(`${blk}.ffn_norm.weight`),
+      matrix(`${blk}.attn_output.weight`, qDim, s.dim),
+      vector(`${blk}.ffn_norm.weight`, s.dim),
       matrix(`${blk}.ffn_gate.weight`, s.dim, s.ffn),
       matrix(`${blk}.ffn_down.weight`, s.ffn, s.dim),
       matrix(`${blk}.ffn_up.weight`, s.dim, s.ffn),
     );
   }
-  tensors.push(norm("output_norm.weight"));
-  if (!options.tiedEmbeddings)
+  tensors.push(vector("output_norm.weight", s.dim));
+  if (!(options.tiedEmbeddings ?? s.tied ?? false))
     tensors.push(matrix("output.weight", s.dim, s.vocab, options.outputType ? ggmlTypeFromName(options.outputType) : type));
   return tensors;
 }
 
-/** Metadata as llama.cpp writes it for a llama model, with the synthetic vocabulary. */
-export function llamaMetadata(options: SyntheticOptions): Array<[string, GgufMetaValue]> {
-  const s = llamaShape(options.shape);
+/** Metadata as llama.cpp writes it for the shape's architecture, with the synthetic vocabulary. */
+export function syntheticMetadata(options: SyntheticOptions): Array<[string, GgufMetaValue]> {
+  const s = syntheticShape(options.shape);
+  const a = s.architecture ?? "llama";
   const type = ggmlTypeFromName(options.type);
   const vocab = syntheticVocab(s.vocab);
   const quantized = type !== GgmlType.F32 && type !== GgmlType.F16 && type !== GgmlType.BF16;
+  const headDim = headDimOf(s);
   const entries: Array<[string, GgufMetaValue]> = [
-    ["general.architecture", meta.string("llama")],
+    ["general.architecture", meta.string(a)],
     ["general.name", meta.string(options.name ?? `synthetic-${s.name}-${options.type}`)],
-    ["llama.vocab_size", meta.u32(s.vocab)],
-    ["llama.context_length", meta.u32(s.contextLength)],
-    ["llama.embedding_length", meta.u32(s.dim)],
-    ["llama.block_count", meta.u32(s.layers)],
-    ["llama.feed_forward_length", meta.u32(s.ffn)],
-    ["llama.rope.dimension_count", meta.u32(s.dim / s.heads)],
-    ["llama.attention.head_count", meta.u32(s.heads)],
-    ["llama.attention.head_count_kv", meta.u32(s.kvHeads)],
-    ["llama.attention.layer_norm_rms_epsilon", meta.f32(s.rmsEps)],
-    ["llama.rope.freq_base", meta.f32(s.ropeTheta)],
+    [`${a}.vocab_size`, meta.u32(s.vocab)],
+    [`${a}.context_length`, meta.u32(s.contextLength)],
+    [`${a}.embedding_length`, meta.u32(s.dim)],
+    [`${a}.block_count`, meta.u32(s.layers)],
+    [`${a}.feed_forward_length`, meta.u32(s.ffn)],
+    [`${a}.rope.dimension_count`, meta.u32(headDim)],
+    [`${a}.attention.head_count`, meta.u32(s.heads)],
+    [`${a}.attention.head_count_kv`, meta.u32(s.kvHeads)],
+    ...(s.headDim === undefined ? [] : ([
+      [`${a}.attention.key_length`, meta.u32(s.headDim)],
+      [`${a}.attention.value_length`, meta.u32(s.headDim)],
+    ] as Array<[string, GgufMetaValue]>)),
+    [`${a}.attention.layer_norm_rms_epsilon`, meta.f32(s.rmsEps)],
+    [`${a}.rope.freq_base`, meta.f32(s.ropeTheta)],
     ["general.file_type", meta.u32(FILE_TYPE[type] ?? 0)],
     ["tokenizer.ggml.model", meta.string("llama")],
     ["tokenizer.ggml.tokens", meta.array("string", vocab.tokens)],
@@ -205,25 +238,25 @@ export function llamaMetadata(options: SyntheticOptions): Array<[string, GgufMet
   return entries;
 }
 
-export function llamaGgufSpec(options: SyntheticOptions): GgufSpec {
-  return { version: 3, metadata: llamaMetadata(options), tensors: llamaTensors(options) };
+export function syntheticGgufSpec(options: SyntheticOptions): GgufSpec {
+  return { version: 3, metadata: syntheticMetadata(options), tensors: syntheticTensors(options) };
 }
 
 export interface SyntheticModel {
   path: string;
-  shape: LlamaShape;
+  shape: SyntheticShape;
   layout: GgufLayout;
   fileSize: number;
   /** Bytes of all tensors (what must stay resident), without header and padding. */
   weightBytes: number;
 }
 
-/** Writes a synthetic LLaMA GGUF file; "sparse" takes no disk beyond the header and norms. */
-export async function writeSyntheticLlama(path: string, options: SyntheticOptions): Promise<SyntheticModel> {
-  const layout = await writeGguf(path, llamaGgufSpec(options), { seed: options.seed });
+/** Writes a synthetic GGUF file; "sparse" takes no disk beyond the header, norms and biases. */
+export async function writeSyntheticModel(path: string, options: SyntheticOptions): Promise<SyntheticModel> {
+  const layout = await writeGguf(path, syntheticGgufSpec(options), { seed: options.seed });
   return {
     path,
-    shape: llamaShape(options.shape),
+    shape: syntheticShape(options.shape),
     layout,
     fileSize: layout.fileSize,
     weightBytes: layout.tensors.reduce((sum, t) => sum + t.nbytes, 0),

@@ -3,7 +3,7 @@
 //   node dist/models/write-synthetic.js --shape 7b|tinyllama-1.1b|tiny --type q4_0 \
 //        --fill sparse|random [--output-type q6_k] [--embedding-type q4_0] [--tied] [--seed N] OUT
 import { parseArgs } from "node:util";
-import { LLAMA_SHAPES, writeSyntheticLlama, type LlamaShapeName } from "./synthetic.js";
+import { SHAPES, writeSyntheticModel, type ShapeName } from "./synthetic.js";
 
 const USAGE =
   "usage: write-synthetic --shape 7b|tinyllama-1.1b|tiny --type q4_0|q8_0|f16|f32|q4_k|… " +
@@ -33,8 +33,8 @@ async function main(): Promise<number> {
   if (values.help) { console.log(USAGE); return 0; }
   const out = positionals[0];
   if (!out || positionals.length > 1) { console.error(USAGE); return 2; }
-  if (!(values.shape in LLAMA_SHAPES)) {
-    console.error(`unknown --shape ${values.shape} (known: ${Object.keys(LLAMA_SHAPES).join(", ")})`);
+  if (!(values.shape in SHAPES)) {
+    console.error(`unknown --shape ${values.shape} (known: ${Object.keys(SHAPES).join(", ")})`);
     return 2;
   }
   if (values.fill !== "sparse" && values.fill !== "random") {
@@ -45,8 +45,8 @@ async function main(): Promise<number> {
   if (!Number.isInteger(seed)) { console.error(`--seed must be an integer`); return 2; }
 
   const started = Date.now();
-  const model = await writeSyntheticLlama(out, {
-    shape: values.shape as LlamaShapeName,
+  const model = await writeSyntheticModel(out, {
+    shape: values.shape as ShapeName,
     type: values.type,
     outputType: values["output-type"],
     embeddingType: values["embedding-type"],

@@ -8,7 +8,7 @@ import { readGguf, isArraySummary, type GgufInfo } from "../daemon/engine/gguf.j
 import {
   GgmlType, encodeGguf, fp32ToFp16, meta, tensorBytes, writeGguf, type GgufSpec,
 } from "../models/gguf-writer.js";
-import { LLAMA_SHAPES, llamaGgufSpec, syntheticVocab, writeSyntheticLlama } from "../models/synthetic.js";
+import { SHAPES, syntheticGgufSpec, syntheticVocab, writeSyntheticModel } from "../models/synthetic.js";
 import { openModel, sequenceBatch } from "../daemon/engine/engine.js";
 import { openVocab } from "../daemon/engine/tokenizer.js";
 import { needShared, sharedModel, testNeeding } from "./helpers/shared.js";
@@ -190,9 +190,9 @@ test("round trip: the in-memory encoder writes the same bytes as the streaming w
 
 test("synthetic tiny model: llama.cpp's names, keys and vocabulary", async (t) => {
   const file = path.join(tmp, "tiny-q8_0.gguf");
-  const model = await writeSyntheticLlama(file, { shape: "tiny", type: "q8_0", fill: "random" });
+  const model = await writeSyntheticModel(file, { shape: "tiny", type: "q8_0", fill: "random" });
   const info = readGguf(file, { full: true });
-  const s = LLAMA_SHAPES.tiny;
+  const s = SHAPES.tiny;
   const m = info.metadata;
   t.is(m["general.architecture"], "llama");
   t.is(m["llama.embedding_length"], s.dim);
@@ -228,7 +228,7 @@ test("synthetic tiny model: llama.cpp's names, keys and vocabulary", async (t) =
 
 test("synthetic random weights: every block scale a small finite normal fp16, norms 1.0", async (t) => {
   const file = path.join(tmp, "tiny-q4_0-random.gguf");
-  await writeSyntheticLlama(file, { shape: "tiny", type: "q4_0", fill: "random", seed: 3 });
+  await writeSyntheticModel(file, { shape: "tiny", type: "q4_0", fill: "random", seed: 3 });
   const info = readGguf(file);
   const bytes = fs.readFileSync(file);
   for (const x of info.tensors) {
@@ -256,7 +256,7 @@ test("synthetic random weights: every block scale a small finite normal fp16, no
 for (const type of ["q4_0", "q8_0", "f16", "f32", "q4_k", "q6_k"]) {
   test(`synthetic tiny ${type} model: the engine loads it, tokenizes with its vocabulary, gives finite logits`, async (t) => {
     const file = path.join(tmp, `tiny-${type}-engine.gguf`);
-    await writeSyntheticLlama(file, { shape: "tiny", type, fill: "random", seed: 5 });
+    await writeSyntheticModel(file, { shape: "tiny", type, fill: "random", seed: 5 });
     const text = "Hello world, the cat sat on 123 mats!";
     const vocab = openVocab(file);
     const ids = vocab.tokenize(text);
@@ -266,9 +266,9 @@ for (const type of ["q4_0", "q8_0", "f16", "f32", "q4_k", "q6_k"]) {
     t.deepEqual([...vocab.tokenize("é")], [1, 259 /* ▁ */, 3 + 0xc3, 3 + 0xa9], "byte fallback");
     const model = openModel(file, { nCtx: 64, threads: 1 });
     try {
-      t.is(model.info().nHeadKv, LLAMA_SHAPES.tiny.kvHeads);
+      t.is(model.info().nHeadKv, SHAPES.tiny.kvHeads);
       const logits = model.decode(sequenceBatch(ids, 0, 0));
-      t.is(logits.length, LLAMA_SHAPES.tiny.vocab);
+      t.is(logits.length, SHAPES.tiny.vocab);
       t.true(logits.every(Number.isFinite));
       t.true(new Set(logits).size > 1, "weights are not all zero");
     } finally {
@@ -289,7 +289,7 @@ test("synthetic vocabulary: byte tokens, then pieces each reachable from a short
 });
 
 test("synthetic specs: llama-quantize falls back to F16 where a row is not a whole block", (t) => {
-  const spec = llamaGgufSpec({ shape: { ...LLAMA_SHAPES.tiny, name: "odd", ffn: 172 }, type: "q4_0", fill: "sparse" });
+  const spec = syntheticGgufSpec({ shape: { ...SHAPES.tiny, name: "odd", ffn: 172 }, type: "q4_0", fill: "sparse" });
   t.is(spec.tensors.find((x) => x.name === "blk.0.ffn_down.weight")?.type, GgmlType.F16);
   t.is(spec.tensors.find((x) => x.name === "blk.0.ffn_up.weight")?.type, GgmlType.Q4_0);
 });

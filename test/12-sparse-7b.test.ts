@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { readGguf } from "../daemon/engine/gguf.js";
-import { LLAMA_SHAPES, writeSyntheticLlama } from "../models/synthetic.js";
+import { SHAPES, writeSyntheticModel } from "../models/synthetic.js";
 import type { LoadMeasurement } from "./helpers/measure-load-child.js";
 import { run } from "./helpers/process.js";
 
@@ -29,10 +29,10 @@ function q4_0WeightBytes(s: { dim: number; layers: number; heads: number; kvHead
 
 test("sparse 7B Q4_0: 3.53 GiB on paper, no disk, header read in under a second, RssAnon under 100 MB, engine too", async (t) => {
   const file = path.join(tmp, "7b-q4_0.gguf");
-  const model = await writeSyntheticLlama(file, { shape: "7b", type: "q4_0", fill: "sparse" });
+  const model = await writeSyntheticModel(file, { shape: "7b", type: "q4_0", fill: "sparse" });
   try {
     // llama.cpp's pure Q4_0 (--pure: token_embd and output in Q4_0 too)
-    t.is(model.weightBytes, q4_0WeightBytes(LLAMA_SHAPES["7b"]));
+    t.is(model.weightBytes, q4_0WeightBytes(SHAPES["7b"]));
     t.true(Math.abs(model.fileSize / GiB - 3.53) < 0.005, `${model.fileSize / GiB} GiB`);
     const st = fs.statSync(file);
     t.is(st.size, model.fileSize);
@@ -68,9 +68,9 @@ test("sparse 7B Q4_0: 3.53 GiB on paper, no disk, header read in under a second,
 
 test("sparse TinyLlama 1.1B Q4_0: GQA shapes and size", async (t) => {
   const file = path.join(tmp, "tinyllama-q4_0.gguf");
-  const model = await writeSyntheticLlama(file, { shape: "tinyllama-1.1b", type: "q4_0", fill: "sparse" });
+  const model = await writeSyntheticModel(file, { shape: "tinyllama-1.1b", type: "q4_0", fill: "sparse" });
   try {
-    t.is(model.weightBytes, q4_0WeightBytes(LLAMA_SHAPES["tinyllama-1.1b"]));
+    t.is(model.weightBytes, q4_0WeightBytes(SHAPES["tinyllama-1.1b"]));
     const info = readGguf(file);
     const byName = new Map(info.tensors.map((x) => [x.name, x]));
     t.deepEqual(byName.get("blk.21.attn_q.weight")?.dims, [2048, 2048]);

@@ -4,7 +4,7 @@ import test from "ava";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { writeSyntheticLlama } from "../models/synthetic.js";
+import { writeSyntheticModel } from "../models/synthetic.js";
 import { alpaca } from "./helpers/process.js";
 import { needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 
@@ -18,7 +18,7 @@ test.after.always(async () => {
 function sparse7bFile(): Promise<string> {
   sparse7b ??= (async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-plan-")), "7b-q4_0.gguf");
-    await writeSyntheticLlama(file, { shape: "7b", type: "q4_0", fill: "sparse" });
+    await writeSyntheticModel(file, { shape: "7b", type: "q4_0", fill: "sparse" });
     return file;
   })();
   return sparse7b;

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { SocketClient } from "../daemon/transports/socket.js";
 import type { FinalMessage } from "../daemon/transports/socket.js";
-import { writeSyntheticLlama } from "../models/synthetic.js";
+import { writeSyntheticModel } from "../models/synthetic.js";
 import { runAlone, startServe, STORIES, tempSocketPath, waitFor } from "./helpers/daemon.js";
 import { which } from "./helpers/pi.js";
 import { alpaca, scaled, start } from "./helpers/process.js";
@@ -108,7 +108,7 @@ testNeeding(test, needShared, "ask - and ask without a prompt read it from stdin
 testNeeding(test, needShared, "a second serve on a busy socket or HTTP port is refused before the model is read (a 7B-shaped file, in under a second)", async (t) => {
   const model = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-44-7b-")), "7b-q4_0.gguf");
   t.teardown(() => fs.rmSync(path.dirname(model), { recursive: true, force: true }));
-  await writeSyntheticLlama(model, { shape: "7b", type: "q4_0", fill: "sparse" });
+  await writeSyntheticModel(model, { shape: "7b", type: "q4_0", fill: "sparse" });
   const first = await startServe(t, ["--http", "127.0.0.1:0"]);
   const port = (await first.waitFor(/http: listening on http:\/\/127\.0\.0\.1:(\d+)/))[1];
   for (const [args, refusal] of [

@@ -5,7 +5,7 @@ import test from "ava";
 import fs from "node:fs";
 import path from "node:path";
 import { runDoctor, type DoctorCheck, type DoctorReport, type ReadMeasurer } from "../daemon/system/doctor.js";
-import { writeSyntheticLlama } from "../models/synthetic.js";
+import { writeSyntheticModel } from "../models/synthetic.js";
 import { alpaca } from "./helpers/process.js";
 import { needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 import { scratchDir } from "./helpers/pi.js";
@@ -78,7 +78,7 @@ let sparse7b: Promise<unknown> | undefined;
 function with7b(root: string) {
   const file = path.join(root, MODEL);
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  sparse7b ??= writeSyntheticLlama(path.join(work, "7b-q4_0.gguf"), { shape: "7b", type: "q4_0", fill: "sparse" });
+  sparse7b ??= writeSyntheticModel(path.join(work, "7b-q4_0.gguf"), { shape: "7b", type: "q4_0", fill: "sparse" });
   return sparse7b.then(() => fs.symlinkSync(path.join(work, "7b-q4_0.gguf"), file));
 }
 

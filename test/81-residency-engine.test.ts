@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { createSampler, openModel, type ModelOptions, type ResidencyInfo } from "../daemon/engine/engine.js";
 import { generate } from "../daemon/engine/generate.js";
-import { writeSyntheticLlama } from "../models/synthetic.js";
+import { writeSyntheticModel } from "../models/synthetic.js";
 import { run } from "./helpers/process.js";
 import { ROOT, testNeeding } from "./helpers/shared.js";
 
@@ -23,7 +23,7 @@ test.after.always(async () => {
 function model(): Promise<string> {
   file ??= (async () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-residency-")), "six-layers-q4_0.gguf");
-    await writeSyntheticLlama(out, { shape: SHAPE, type: "q4_0", fill: "random", seed: 7 });
+    await writeSyntheticModel(out, { shape: SHAPE, type: "q4_0", fill: "random", seed: 7 });
     return out;
   })();
   return file;

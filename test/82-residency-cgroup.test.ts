@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { writeSyntheticLlama } from "../models/synthetic.js";
+import { writeSyntheticModel } from "../models/synthetic.js";
 import { run } from "./helpers/process.js";
 import { CLI, ROOT } from "./helpers/shared.js";
 
@@ -43,7 +43,7 @@ function runArgs(model: string): string[] {
 
 cgroupTest(`run under a ${LIMIT / MiB} MiB cgroup limit streams layers and gives the unlimited run's tokens`, async (t) => {
   const model = path.join(dir, "eight-layers-q4_0.gguf");
-  const written = await writeSyntheticLlama(model, { shape: SHAPE, type: "q4_0", fill: "random", seed: 3 });
+  const written = await writeSyntheticModel(model, { shape: SHAPE, type: "q4_0", fill: "random", seed: 3 });
   t.true(written.weightBytes + 50 * MiB > LIMIT, "the weights and the process exceed the limit");
 
   const unlimited = await run(process.execPath, runArgs(model));

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { SocketClient } from "../daemon/transports/socket.js";
-import { writeSyntheticLlama } from "../models/synthetic.js";
+import { writeSyntheticModel } from "../models/synthetic.js";
 import { startServe } from "./helpers/daemon.js";
 import { alpaca } from "./helpers/process.js";
 
@@ -18,7 +18,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-residency-cmd-"));
 test.after.always(() => fs.rmSync(dir, { recursive: true, force: true }));
 let written: Promise<string> | undefined;
 const model = () =>
-  (written ??= writeSyntheticLlama(path.join(dir, "eight-layers.gguf"), { shape: SHAPE, type: "q4_0", fill: "random", seed: 5 }).then((m) => m.path));
+  (written ??= writeSyntheticModel(path.join(dir, "eight-layers.gguf"), { shape: SHAPE, type: "q4_0", fill: "random", seed: 5 }).then((m) => m.path));
 
 test("plan --memory-limit: fits by streaming, with resident, locked and streamed bytes", async (t) => {
   const m = await model();

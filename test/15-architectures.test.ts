@@ -1,0 +1,94 @@
+// The architecture table (native/model/architecture.h): each family's files open with the parts
+// it has, a file that lacks one or carries one its family does not have is refused naming the
+// tensor, and the head size comes from attention.key_length where the file sets it. Numerics are
+// the golden check's business (test 25); here the shapes and the refusals.
+import test from "ava";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { openModel, sequenceBatch } from "../daemon/engine/engine.js";
+import { meta, writeGguf, type GgufMetaValue, type GgufSpec } from "../models/gguf-writer.js";
+import { SHAPES, syntheticGgufSpec, writeSyntheticModel, type ShapeName } from "../models/synthetic.js";
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-15-arch-"));
+test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+let n = 0;
+async function written(spec: GgufSpec): Promise<string> {
+  const file = path.join(tmp, `m${n++}.gguf`);
+  await writeGguf(file, spec, { seed: 3 });
+  return file;
+}
+
+const spec = (shape: ShapeName) => syntheticGgufSpec({ shape, type: "q8_0", fill: "random" });
+const withoutTensor = (s: GgufSpec, name: string): GgufSpec => ({ ...s, tensors: s.tensors.filter((x) => x.name !== name) });
+const withMeta = (s: GgufSpec, key: string, value: GgufMetaValue): GgufSpec => ({
+  ...s,
+  metadata: [...s.metadata.filter(([k]) => k !== key), [key, value]],
+});
+
+for (const [shape, arch, headDim] of [["tiny", "llama", 32], ["tiny-qwen2", "qwen2", 32], ["tiny-qwen3", "qwen3", 64]] as const) {
+  test(`${arch}: a ${shape} file opens, head size ${headDim}, finite logits, the same in one batch as token by token`, async (t) => {
+    const file = path.join(tmp, `${shape}.gguf`);
+    await writeSyntheticModel(file, { shape, type: "q8_0", fill: "random", seed: 11 });
+    const ids = [1, 300, 301, 302, 303, 304];
+    const batched = openModel(file, { nCtx: 32, threads: 2 });
+    const stepwise = openModel(file, { nCtx: 32, threads: 1 });
+    t.teardown(() => (batched.close(), stepwise.close()));
+    const info = batched.info();
+    t.is(info.architecture, arch);
+    t.is(info.headDim, headDim);
+    t.is(info.nEmbd, SHAPES[shape].dim);
+    t.is(info.outputBytes > 0, arch === "llama", "Qwen's small models tie the output to the embedding");
+    const all = batched.decode(sequenceBatch(ids, 0, 0, true));
+    const V = info.nVocab;
+    t.is(all.length, ids.length * V);
+    t.true(all.every(Number.isFinite));
+    for (let i = 0; i < ids.length; i++) {
+      const one = stepwise.decode(sequenceBatch([ids[i]!], i, 0));
+      let worst = 0;
+      for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(one[v]! - all[i * V + v]!));
+      t.true(worst < 1e-3, `position ${i}: batched and single-token logits differ by ${worst}`);
+    }
+  });
+}
+
+test("a family's required parts: qwen2 without a bias, qwen3 without a per-head norm are refused by name", async (t) => {
+  const noBias = await written(withoutTensor(spec("tiny-qwen2"), "blk.1.attn_k.bias"));
+  t.throws(() => openModel(noBias), { message: /: tensor blk\.1\.attn_k\.bias is missing$/ });
+  const noNorm = await written(withoutTensor(spec("tiny-qwen3"), "blk.0.attn_q_norm.weight"));
+  t.throws(() => openModel(noNorm), { message: /: tensor blk\.0\.attn_q_norm\.weight is missing$/ });
+});
+
+test("a part the family does not have is refused, not silently left out", async (t) => {
+  // A qwen2 file relabelled qwen3: its biases would be ignored by a qwen3 forward pass.
+  const qwen2 = spec("tiny-qwen2");
+  const relabelled = qwen2.metadata.map(([k, v]) => [k.replace(/^qwen2\./, "qwen3."), k === "general.architecture" ? meta.string("qwen3") : v] as const);
+  const file = await written({ ...qwen2, metadata: relabelled });
+  t.throws(() => openModel(file), { message: /: tensor blk\.0\.attn_q\.bias is not part of a qwen3 model$/ });
+  // A llama file with per-head norms (a qwen3 file relabelled llama) likewise.
+  const qwen3 = spec("tiny-qwen3");
+  const asLlama = qwen3.metadata.map(([k, v]) => [k.replace(/^qwen3\./, "llama."), k === "general.architecture" ? meta.string("llama") : v] as const);
+  const llama = await written({ ...qwen3, metadata: asLlama });
+  t.throws(() => openModel(llama), { message: /: tensor blk\.0\.attn_q_norm\.weight is not part of a llama model$/ });
+});
+
+test("an architecture outside the table is refused with the list of those supported", async (t) => {
+  const s = spec("tiny");
+  const file = await written(withMeta(s, "general.architecture", meta.string("gemma3")));
+  t.throws(() => openModel(file), { message: /: unsupported architecture 'gemma3' \(supported: llama, qwen2, qwen3\)$/ });
+});
+
+test("head size: key_length sets it apart from the width; a value size that differs, or no way to tell, is refused", async (t) => {
+  const q3 = spec("tiny-qwen3");
+  const valueDiffers = await written(withMeta(q3, "qwen3.attention.value_length", meta.u32(32)));
+  t.throws(() => openModel(valueDiffers), { message: /attention\.value_length 32 differs from key_length 64/ });
+  // 256 wide, 12 heads and no key_length: no head size to read.
+  const odd = await written(withMeta(spec("tiny"), "llama.attention.head_count", meta.u32(12)));
+  t.throws(() => openModel(odd), { message: /12 heads do not divide the embedding length 256 and llama\.attention\.key_length is missing/ });
+});
+
+test("rope scaling a family's files do not use (YaRN on qwen2) is refused rather than run wrong", async (t) => {
+  const file = await written(withMeta(spec("tiny-qwen2"), "qwen2.rope.scaling.type", meta.string("yarn")));
+  t.throws(() => openModel(file), { message: /rope scaling 'yarn' is not supported for qwen2/ });
+});

@@ -91,7 +91,10 @@ export interface Batch {
 
 export interface NativeModel {
   info(): ModelInfo;
-  tokenize(text: string, addBos?: boolean, parseSpecial?: boolean): Int32Array;
+  /** textOnly: [begin, end) UTF-8 byte offset pairs, ascending, where no special token is matched (typed text). */
+  tokenize(text: string, addBos?: boolean, parseSpecial?: boolean, textOnly?: Uint32Array): Int32Array;
+  /** The texts of the vocabulary's control, user-defined and unknown tokens, longest first. */
+  specialTexts(): string[];
   tokenBytes(id: number, renderSpecial?: boolean): Buffer;
   decode(batch: Batch): Float32Array;
   decodeAsync(batch: Batch): Promise<Float32Array>;

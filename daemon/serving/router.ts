@@ -81,6 +81,7 @@ export class Router {
   // Compiled grammars by GBNF text, most recently used last: `format: "json"` and a client's
   // repeated schema compile once.
   private readonly grammars = new Map<string, NativeGrammar>();
+  private specialTexts?: string[]; // the vocabulary's special-token texts, read on the first messages request
 
   // The table: every operation and who answers it.
   private readonly handlers: { [K in Op]: Handler<RequestOf<K>> } = {
@@ -268,12 +269,16 @@ export class Router {
     const template = this.options.chatTemplate;
     if (!template)
       throw new ProtocolError("bad_request", "this model has no chat template (tokenizer.chat_template); send prompt or instruction");
-    const text = template.render(src.messages, tools ? { tools: tools.tools } : {});
-    // Templates write their own BOS and special tokens ("<|im_start|>"): parse them, and do not
-    // add a second BOS.
+    this.specialTexts ??= model.specialTexts();
+    const { text, textOnly } = template.renderPrompt(src.messages, {
+      ...(tools ? { tools: tools.tools } : {}),
+      specialTexts: this.specialTexts,
+    });
+    // Templates write their own BOS and special tokens ("<|im_start|>"): parse them — but not in
+    // what the client wrote — and do not add a second BOS.
     const bosText = this.modelInfo.bos >= 0 ? model.tokenBytes(this.modelInfo.bos, true).toString("utf8") : "";
     const addBos = this.modelInfo.addBos && !(bosText && text.startsWith(bosText));
-    return Array.from(model.tokenize(text, addBos, true));
+    return Array.from(model.tokenize(text, addBos, true, textOnly));
   }
 
   private cancel(session: Session, r: CancelRequest): void {

@@ -71,6 +71,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return DefineClass(env, "Model",
                        {InstanceMethod("info", &ModelWrap::info), InstanceMethod("tokenize", &ModelWrap::tokenize),
                         InstanceMethod("tokenBytes", &ModelWrap::tokenBytes), InstanceMethod("decode", &ModelWrap::decode),
+                        InstanceMethod("specialTexts", &ModelWrap::specialTexts),
                         InstanceMethod("decodeAsync", &ModelWrap::decodeAsync),
                         InstanceMethod("kvLength", &ModelWrap::kvLength), InstanceMethod("kvTruncate", &ModelWrap::kvTruncate),
                         InstanceMethod("kvCopyPrefix", &ModelWrap::kvCopyPrefix),
@@ -262,16 +263,40 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return r;
   }
 
-  // tokenize(text, addBos = vocab default, parseSpecial = false) -> Int32Array
+  // tokenize(text, addBos = vocab default, parseSpecial = false, textOnly?: Uint32Array) -> Int32Array
+  // textOnly: [begin, end) byte offset pairs, ascending and apart, where no special token is matched.
   Napi::Value tokenize(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!model_) throw Napi::Error::New(env, "model is closed");
     std::string text = napi_common::requireString(info, 0, "text");
     bool addBos = napi_common::optionalBool(info, 1, model_->vocab().addBosByDefault());
     bool special = napi_common::optionalBool(info, 2, false);
-    std::vector<int32_t> ids = guarded(env, [&] { return model_->vocab().tokenize(text, addBos, special); });
+    std::vector<Vocab::ByteRange> textOnly;
+    if (info.Length() > 3 && !info[3].IsUndefined()) {
+      if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+        throw Napi::TypeError::New(env, "textOnly must be a Uint32Array of [begin, end) byte offset pairs");
+      Napi::Uint32Array a = info[3].As<Napi::Uint32Array>();
+      if (a.ElementLength() % 2 != 0) throw Napi::RangeError::New(env, "textOnly must hold pairs of offsets");
+      for (size_t i = 0; i < a.ElementLength(); i += 2) {
+        const size_t begin = a[i], end = a[i + 1];
+        if (begin >= end || end > text.size() || (!textOnly.empty() && begin < textOnly.back().end))
+          throw Napi::RangeError::New(env, "textOnly ranges must be non-empty, ascending, apart and inside the text");
+        textOnly.push_back({begin, end});
+      }
+    }
+    std::vector<int32_t> ids = guarded(env, [&] { return model_->vocab().tokenize(text, addBos, special, textOnly); });
     Napi::Int32Array out = Napi::Int32Array::New(env, ids.size());
     for (size_t i = 0; i < ids.size(); i++) out[i] = ids[i];
+    return out;
+  }
+
+  // specialTexts() -> string[]: the texts of control, user-defined and unknown tokens, longest first.
+  Napi::Value specialTexts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) throw Napi::Error::New(env, "model is closed");
+    const Vocab& v = model_->vocab();
+    Napi::Array out = Napi::Array::New(env, v.specialTokens().size());
+    for (size_t i = 0; i < v.specialTokens().size(); i++) out.Set(static_cast<uint32_t>(i), v.piece(v.specialTokens()[i]));
     return out;
   }
 

@@ -1,12 +1,13 @@
-// Byte-level BPE tokenizer (tokenizer.ggml.model = "gpt2"; Llama 3 with tokenizer.ggml.pre =
-// "llama-bpe"). It reproduces llama.cpp's llm_tokenizer_bpe with the Llama 3 pre-tokenizer:
-//   1. split the text into words with the Llama 3 rule (below), over code points;
+// Byte-level BPE tokenizer (tokenizer.ggml.model = "gpt2": Llama 3, Qwen2/2.5/3). It reproduces
+// llama.cpp's llm_tokenizer_bpe for the pre-tokenizers of the table below (tokenizer.ggml.pre):
+//   1. split the text into words with the pre-tokenizer's rule, over code points;
 //   2. write each word's bytes in GPT-2's byte-to-character alphabet (every byte a printable
 //      character, so a space is "Ġ");
-//   3. a word that is itself a token is taken whole (Llama 3 sets ignore_merges);
+//   3. a word that is itself a token is taken whole where the pre-tokenizer says so (Llama 3's
+//      ignore_merges);
 //   4. otherwise start from one symbol per character and repeatedly apply the merge with the
 //      lowest rank (its position in tokenizer.ggml.merges; ties: the leftmost pair).
-// Other pre-tokenizer names are split with the Llama 3 rule too: it is the nearest of the common
+// Other pre-tokenizer names are split with the Llama 3 rule: it is the nearest of the common
 // ones, and a slightly different split still yields valid tokens for the model.
 #include <queue>
 #include <stdexcept>
@@ -60,12 +61,40 @@ CodepointText decodeUtf8(std::string_view text) {
 uint32_t asciiLower(uint32_t cp) { return cp >= 'A' && cp <= 'Z' ? cp + 32 : cp; }
 
 // ---------------------------------------------------------------------------------------------
-// The Llama 3 pre-tokenizer. tokenizer.json writes it as the regex
-//   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-// and llama.cpp matches it by hand, alternative by alternative at each position. This does the
-// same walk, so that the corner cases (what a lone space before punctuation joins, where a run of
-// blanks ends) come out as in llama.cpp. Returns word boundaries as code point indices.
-std::vector<size_t> splitLlama3(const std::vector<uint32_t>& cps) {
+// The pre-tokenizers: how text is split into words before the merges, by tokenizer.ggml.pre.
+
+struct PreTokenizer {
+  const char* const* names;  // tokenizer.ggml.pre values (nullptr-terminated)
+  size_t maxDigits;          // the longest run of digits one word holds: \p{N}{1,3} or \p{N}
+  bool ignoreMerges;         // a word that is a token is taken whole
+  bool addBos;               // the vocabulary's default for tokenizer.ggml.add_bos_token
+};
+
+const char* const kLlama3Names[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", nullptr};
+const char* const kQwen2Names[] = {"qwen2", "deepseek-r1-qwen", nullptr};
+
+// Llama 3:  (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+// Qwen2:    the same with \p{N} for \p{N}{1,3} (every digit a word), and no ignore_merges.
+const PreTokenizer kPreTokenizers[] = {
+    {kLlama3Names, 3, true, true},
+    {kQwen2Names, 1, false, false},
+};
+// Any other name: Llama 3's split, without its BOS default (llama.cpp would refuse the file).
+const char* const kNoNames[] = {nullptr};
+const PreTokenizer kFallbackPreTokenizer = {kNoNames, 3, true, false};
+
+const PreTokenizer& preTokenizerNamed(const std::string& pre) {
+  for (const PreTokenizer& p : kPreTokenizers)
+    for (const char* const* n = p.names; *n; n++)
+      if (pre == *n) return p;
+  return kFallbackPreTokenizer;
+}
+
+// The split both rules share; tokenizer.json writes it as a regex and llama.cpp matches it by
+// hand, alternative by alternative at each position. This does the same walk, so that the corner
+// cases (what a lone space before punctuation joins, where a run of blanks ends) come out as in
+// llama.cpp. Returns word boundaries as code point indices.
+std::vector<size_t> splitWords(const std::vector<uint32_t>& cps, size_t maxDigits) {
   const size_t n = cps.size();
   std::vector<size_t> ends;
   auto letterAt = [&](size_t p) { return p < n && isLetter(cps[p]); };
@@ -105,11 +134,11 @@ std::vector<size_t> splitLlama3(const std::vector<uint32_t>& cps) {
       continue;
     }
 
-    // \p{N}{1,3}
+    // \p{N}{1,maxDigits}
     if (isNumber(cp)) {
       size_t start = pos;
       while (numberAt(pos)) {
-        if (++pos - start >= 3) {
+        if (++pos - start >= maxDigits) {
           cut(pos);
           start = pos;
         }
@@ -154,13 +183,12 @@ std::vector<size_t> splitLlama3(const std::vector<uint32_t>& cps) {
 
 class BpeVocab final : public Vocab {
  public:
-  explicit BpeVocab(const GgufFile& file) : Vocab(Model::Bpe) {
+  explicit BpeVocab(const GgufFile& file)
+      : Vocab(Model::Bpe), preTokenizer_(preTokenizerNamed(file.getString("tokenizer.ggml.pre", ""))) {
     // llama.cpp's defaults for byte-level BPE; metadata overrides them.
     bos_ = 11, eos_ = 11, unk_ = -1;
     addSpacePrefix_ = false;
-    const std::string pre = file.getString("tokenizer.ggml.pre", "");
-    const bool llama3 = pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "falcon3";
-    addBos_ = llama3;
+    addBos_ = preTokenizer_.addBos;
     loadCommon(file);
 
     const GgufValue* merges = file.find("tokenizer.ggml.merges");
@@ -219,7 +247,7 @@ class BpeVocab final : public Vocab {
     const CodepointText t = decodeUtf8(text);
     size_t start = 0;
     std::string word;
-    for (size_t end : splitLlama3(t.cps)) {
+    for (size_t end : splitWords(t.cps, preTokenizer_.maxDigits)) {
       word.clear();
       for (size_t b = t.byteOffset[start]; b < t.byteOffset[end]; b++) word += byteChar_[static_cast<unsigned char>(text[b])];
       encodeWord(word, out);
@@ -229,7 +257,7 @@ class BpeVocab final : public Vocab {
 
  private:
   void encodeWord(const std::string& word, std::vector<int32_t>& out) const {
-    if (int32_t id = idOf(word); id >= 0) {  // ignore_merges: a whole-word token wins outright
+    if (int32_t id = idOf(word); id >= 0 && preTokenizer_.ignoreMerges) {  // a whole-word token wins outright
       out.push_back(id);
       return;
     }
@@ -297,6 +325,7 @@ class BpeVocab final : public Vocab {
     }
   }
 
+  const PreTokenizer& preTokenizer_;
   std::unordered_map<std::string, int32_t> mergeRank_;  // "left right" -> position in the merge list
   std::string byteChar_[256];                            // byte -> its character, UTF-8
   std::unordered_map<uint32_t, uint8_t> charByte_;       // character -> byte

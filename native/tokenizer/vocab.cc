@@ -133,12 +133,15 @@ bool Vocab::isEndOfGeneration(int32_t id) const {
   return std::binary_search(endOfGeneration_.begin(), endOfGeneration_.end(), id);
 }
 
-std::vector<int32_t> Vocab::tokenize(std::string_view text, bool addBos, bool parseSpecial) const {
-  return tokenize(text, addBos, parseSpecial, true);
-}
-
-std::vector<int32_t> Vocab::tokenize(std::string_view text, bool addBos, bool parseSpecial, bool atStart) const {
+std::vector<int32_t> Vocab::tokenize(std::string_view text, bool addBos, bool parseSpecial, bool atStart,
+                                     const std::vector<ByteRange>& textOnly) const {
   std::vector<int32_t> out;
+  // Whether [begin, end) overlaps a range the caller marked as typed text.
+  auto typed = [&](size_t begin, size_t end) {
+    auto it = std::upper_bound(textOnly.begin(), textOnly.end(), begin,
+                               [](size_t at, const ByteRange& r) { return at < r.end; });
+    return it != textOnly.end() && it->begin < end;
+  };
   if (addBos && bos_ >= 0) out.push_back(bos_);
 
   // Cut special tokens out of the text, one token at a time, longest first (llama.cpp's order, so
@@ -161,12 +164,16 @@ std::vector<int32_t> Vocab::tokenize(std::string_view text, bool addBos, bool pa
       }
       size_t pos = f.offset;
       const size_t end = f.offset + f.length;
-      for (;;) {
-        const size_t match = text.find(special, pos);
+      for (size_t from = pos;;) {
+        const size_t match = text.find(special, from);
         if (match == std::string_view::npos || match + special.size() > end) break;
+        if (typed(match, match + special.size())) {
+          from = match + 1;
+          continue;
+        }
         if (match > pos) next.push_back({-1, pos, match - pos});
         next.push_back({id, match, special.size()});
-        pos = match + special.size();
+        pos = from = match + special.size();
       }
       if (pos < end) next.push_back({-1, pos, end - pos});
     }

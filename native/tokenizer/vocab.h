@@ -22,13 +22,28 @@ class Vocab {
   static std::unique_ptr<Vocab> fromGguf(const GgufFile& file);
   virtual ~Vocab() = default;
 
+  // A byte range [begin, end) of a text to tokenize.
+  struct ByteRange {
+    size_t begin, end;
+  };
+
   // Text -> ids. addBos prepends BOS when the vocabulary has one. parseSpecial turns the text of
   // control / unknown tokens ("<s>", "<|eot_id|>") into those tokens instead of plain text;
-  // user-defined tokens are always matched first, as llama.cpp and Hugging Face do.
-  std::vector<int32_t> tokenize(std::string_view text, bool addBos, bool parseSpecial) const;
+  // user-defined tokens ("<think>") are always matched, as llama.cpp and Hugging Face do.
+  std::vector<int32_t> tokenize(std::string_view text, bool addBos, bool parseSpecial) const {
+    return tokenize(text, addBos, parseSpecial, true, {});
+  }
+  // The same, but no special token of any kind is matched where its text overlaps one of the
+  // textOnly ranges (ascending, apart): they hold what a user typed into a rendered chat template.
+  std::vector<int32_t> tokenize(std::string_view text, bool addBos, bool parseSpecial,
+                                const std::vector<ByteRange>& textOnly) const {
+    return tokenize(text, addBos, parseSpecial, true, textOnly);
+  }
   // Text that continues generated text (a grammar's forced output): no BOS, no SentencePiece space
   // prefix, special-token text not parsed (user-defined tokens are still matched).
-  std::vector<int32_t> tokenizeContinuation(std::string_view text) const { return tokenize(text, false, false, false); }
+  std::vector<int32_t> tokenizeContinuation(std::string_view text) const { return tokenize(text, false, false, false, {}); }
+  // Control, user-defined and unknown tokens: the texts tokenize() may cut out, longest first.
+  const std::vector<int32_t>& specialTokens() const { return specialTokens_; }
 
   // The raw bytes a token stands for in generated text (may be part of a UTF-8 character).
   // Control and unknown tokens give "" unless renderSpecial. Throws std::out_of_range for a bad id.
@@ -64,7 +79,8 @@ class Vocab {
   // stretch starts the text or follows a special token (SentencePiece adds its space prefix then).
   virtual void encodeText(std::string_view text, bool afterSpecial, std::vector<int32_t>& out) const = 0;
   // atStart: the text starts a prompt (SentencePiece puts its space prefix in front).
-  std::vector<int32_t> tokenize(std::string_view text, bool addBos, bool parseSpecial, bool atStart) const;
+  std::vector<int32_t> tokenize(std::string_view text, bool addBos, bool parseSpecial, bool atStart,
+                                const std::vector<ByteRange>& textOnly) const;
 
   Model model_ = Model::Spm;
   std::string pre_;  // tokenizer.ggml.pre ("" when absent)

@@ -107,6 +107,8 @@ export interface GenerateRequest {
   constraint?: OutputConstraint;
   /** false: no speculative decoding for this request (docs/speculation.md); the answer is the same either way. */
   speculate?: boolean;
+  /** Let a thinking model reason first, and return its reasoning as `thinking` (messages only; default off). */
+  think?: boolean;
 }
 
 export interface CancelRequest {
@@ -169,6 +171,7 @@ export interface GenerateResult {
   timings: Timings;
   tool_calls?: ToolCall[];
   tool_call_error?: string; // with stop_reason "invalid_tool_call": what is wrong with the call
+  thinking?: string; // with think: the model's reasoning, apart from text
 }
 
 /** One model as `models`, `info` and `status` describe it. */
@@ -270,6 +273,7 @@ export interface ChunkMessage {
   transaction: TransactionId;
   seq: number;
   delta: string;
+  thinking?: string; // with think: reasoning streamed before the answer (delta is "" while it lasts)
 }
 
 export interface OkMessage<T = unknown> {
@@ -318,7 +322,7 @@ type Json = Record<string, unknown>;
 const GENERATE_FIELDS = new Set([
   "op", "transaction", "prompt", "instruction", "input", "messages", "max_tokens", "temperature", "top_k",
   "top_p", "min_p", "repeat_penalty", "seed", "stop", "stream", "timeout", "priority", "tools", "tool_choice",
-  "format", "grammar", "speculate",
+  "format", "grammar", "speculate", "think",
 ]);
 
 function bad(message: string): never {
@@ -436,6 +440,9 @@ function validateGenerate(o: Json, transaction: TransactionId, ctx: ValidationCo
   if (o.speculate !== undefined && typeof o.speculate !== "boolean") bad(`speculate must be true or false, got ${typeName(o.speculate)}`);
   const tools = o.tools === undefined || o.tools === null ? undefined : validateTools(o.tools);
   if ((tools || (o.tool_choice !== undefined && o.tool_choice !== null)) && source.kind !== "messages") bad("tools and tool_choice go with messages");
+  const think = o.think ?? undefined;
+  if (think !== undefined && typeof think !== "boolean") bad(`think must be true or false, got ${typeName(think)}`);
+  if (think && source.kind !== "messages") bad("think goes with messages (the chat template turns thinking on or off)");
   return {
     op: "generate",
     transaction,
@@ -450,6 +457,7 @@ function validateGenerate(o: Json, transaction: TransactionId, ctx: ValidationCo
     ...(o.tool_choice !== undefined && o.tool_choice !== null ? { toolChoice: validateToolChoice(o.tool_choice, tools) } : {}),
     constraint: validateConstraint(o),
     ...(o.speculate === false ? { speculate: false } : {}),
+    ...(think !== undefined ? { think } : {}),
   };
 }
 

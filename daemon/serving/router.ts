@@ -43,6 +43,7 @@ import { formatToGbnf, SchemaError } from "./json-schema-grammar.js";
 import type { ChatTemplate } from "./templates.js";
 import { alpacaPrompt } from "./templates.js";
 import { withoutOldestTurn } from "./history.js";
+import { promptOpensThinking, templateThinks, thinkingVariables } from "./thinking.js";
 import type { ToolPlan } from "./tool-calls.js";
 import { planToolCalls, toolCallSink, toolFormatFor } from "./tool-calls.js";
 
@@ -163,7 +164,8 @@ export class Router {
     if (!this.accepting) throw new ProtocolError("shutting_down", "the daemon is shutting down");
     if (session.has(r.transaction)) return session.reply(duplicateMessage(r.transaction));
     const tools = this.toolPlan(r);
-    const promptTokens = this.fitted(r, tools, this.promptTokens(r, tools));
+    const { tokens: promptTokens, opensThinking } = this.fitted(r, tools, this.prompt(r, tools));
+    const thinking = this.thinkingOf(r, opensThinking);
     const room = this.modelInfo.nCtx - promptTokens.length;
     const maxTokens = r.upToContext ? Math.min(r.maxTokens ?? room, room) : r.maxTokens;
     const constrained = this.constraintOf(r, tools);
@@ -179,6 +181,7 @@ export class Router {
           priority: r.priority,
           ...(r.speculate === false ? { speculate: false } : {}),
           ...constrained,
+          ...(thinking ? { thinking } : {}),
         },
         parseJson ? withParsedJson(sink) : tools ? toolCallSink(sink, tools) : sink,
       ),
@@ -245,40 +248,50 @@ export class Router {
   }
 
   /** For trimHistory requests: the oldest turns left out until the answer has room (history.ts). */
-  private fitted(r: GenerateRequest, tools: ToolPlan | null, tokens: number[]): number[] {
+  private fitted(r: GenerateRequest, tools: ToolPlan | null, prompt: Prompt): Prompt {
     const nCtx = this.modelInfo.nCtx;
     const room = Math.min(r.maxTokens ?? DEFAULT_MAX_TOKENS, Math.floor(nCtx / 4));
     let source = r.source;
     let dropped = 0;
-    while (r.trimHistory && source.kind === "messages" && tokens.length + room > nCtx) {
+    while (r.trimHistory && source.kind === "messages" && prompt.tokens.length + room > nCtx) {
       const fewer = withoutOldestTurn(source.messages);
       if (!fewer) break;
       dropped += source.messages.length - fewer.length;
       source = { kind: "messages", messages: fewer };
-      tokens = this.promptTokens({ ...r, source }, tools);
+      prompt = this.prompt({ ...r, source }, tools);
     }
     if (dropped > 0) this.log.debug(`${JSON.stringify(r.transaction)}: the ${dropped} oldest messages were left out so that the answer has room`);
-    return tokens;
+    return prompt;
   }
 
-  private promptTokens(r: GenerateRequest, tools: ToolPlan | null): number[] {
+  /** How the scheduler splits a thinking model's reasoning from its answer (thinking.ts), or undefined. */
+  private thinkingOf(r: GenerateRequest, opensThinking: boolean): GenerationJob["thinking"] {
+    const template = this.options.chatTemplate;
+    if (r.source.kind !== "messages" || !template || !templateThinks(template.source)) return undefined;
+    return { startsInside: opensThinking, keep: r.think ?? false };
+  }
+
+  private prompt(r: GenerateRequest, tools: ToolPlan | null): Prompt {
     const { model } = this.options;
     const src = r.source;
-    if (src.kind === "prompt") return Array.from(model.tokenize(src.prompt));
-    if (src.kind === "instruction") return Array.from(model.tokenize(alpacaPrompt(src.instruction, src.input)));
+    if (src.kind === "prompt") return { tokens: Array.from(model.tokenize(src.prompt)), opensThinking: false };
+    if (src.kind === "instruction") return { tokens: Array.from(model.tokenize(alpacaPrompt(src.instruction, src.input))), opensThinking: false };
     const template = this.options.chatTemplate;
     if (!template)
       throw new ProtocolError("bad_request", "this model has no chat template (tokenizer.chat_template); send prompt or instruction");
+    if (r.think && !templateThinks(template.source))
+      throw new ProtocolError("bad_request", "this model does not think (its chat template has no <think> block); leave think off");
     this.specialTexts ??= model.specialTexts();
     const { text, textOnly } = template.renderPrompt(src.messages, {
       ...(tools ? { tools: tools.tools } : {}),
+      variables: thinkingVariables(r.think ?? false),
       specialTexts: this.specialTexts,
     });
     // Templates write their own BOS and special tokens ("<|im_start|>"): parse them — but not in
     // what the client wrote — and do not add a second BOS.
     const bosText = this.modelInfo.bos >= 0 ? model.tokenBytes(this.modelInfo.bos, true).toString("utf8") : "";
     const addBos = this.modelInfo.addBos && !(bosText && text.startsWith(bosText));
-    return Array.from(model.tokenize(text, addBos, true, textOnly));
+    return { tokens: Array.from(model.tokenize(text, addBos, true, textOnly)), opensThinking: promptOpensThinking(text) };
   }
 
   private cancel(session: Session, r: CancelRequest): void {
@@ -390,9 +403,16 @@ export class Router {
 }
 
 /** The final of a `format` request carries the text parsed as `json` (absent when the text was cut short). */
+/** A request's prompt as tokens, and whether it ends inside a <think> block the template opened. */
+interface Prompt {
+  tokens: number[];
+  opensThinking: boolean;
+}
+
 function withParsedJson(sink: GenerationSink): GenerationSink {
   return {
     delta: (text) => sink.delta(text),
+    thinking: sink.thinking && ((text) => sink.thinking!(text)),
     fail: (code, message) => sink.fail(code, message),
     done: (result) => {
       let json: unknown;
@@ -413,6 +433,7 @@ interface Stream {
   stream: boolean;
   seq: number;
   unsent: string; // deltas merged while the client is congested
+  unsentThinking: string; // reasoning likewise
   waitingForDrain: boolean;
 }
 
@@ -485,12 +506,13 @@ export class Session {
   /** Registers a generation and wires the scheduler's events to replies on this session. */
   startGeneration(r: GenerateRequest, submit: (sink: Parameters<Scheduler["submit"]>[1]) => GenerationHandle): void {
     const t = r.transaction;
-    const st: Stream = { stream: r.stream, seq: 0, unsent: "", waitingForDrain: false };
+    const st: Stream = { stream: r.stream, seq: 0, unsent: "", unsentThinking: "", waitingForDrain: false };
     this.streams.set(t, st);
     const ended = () => this.streams.get(t) === st && this.streams.delete(t);
     try {
       st.handle = submit({
         delta: (text) => this.delta(t, st, text),
+        thinking: (text) => this.delta(t, st, text, true),
         done: (result: GenerateResult) => {
           if (!ended()) return;
           this.flush(t, st);
@@ -516,9 +538,10 @@ export class Session {
     return ids;
   }
 
-  private delta(t: TransactionId, st: Stream, text: string): void {
+  private delta(t: TransactionId, st: Stream, text: string, thinking = false): void {
     if (!st.stream || !this.open) return;
-    st.unsent += text;
+    if (thinking) st.unsentThinking += text;
+    else st.unsent += text;
     if (this.channel.congested()) {
       // A slow reader gets fewer, larger chunks instead of an ever-growing write buffer.
       if (!st.waitingForDrain) {
@@ -534,9 +557,11 @@ export class Session {
   }
 
   private flush(t: TransactionId, st: Stream): void {
-    if (!st.stream || st.unsent === "") return;
+    if (!st.stream || (st.unsent === "" && st.unsentThinking === "")) return;
     const chunk: ChunkMessage = { transaction: t, seq: st.seq++, delta: st.unsent };
+    if (st.unsentThinking) chunk.thinking = st.unsentThinking;
     st.unsent = "";
+    st.unsentThinking = "";
     this.reply(chunk);
   }
 }

@@ -20,6 +20,7 @@ import { ProtocolError } from "./protocol.js";
 import type { PromptCache, PromptCacheEntry } from "./prompt-cache.js";
 import { Speculator } from "./speculation.js";
 import { StopStringFilter } from "./stop-strings.js";
+import { ThinkingSplitter } from "./thinking.js";
 
 export interface SchedulerOptions {
   maxQueue?: number; // requests waiting for a slot before new ones are answered busy
@@ -55,11 +56,19 @@ export interface GenerationJob {
   lazyGrammar?: LazyGrammar;
   /** false: no speculation for this request. */
   speculate?: boolean;
+  /**
+   * The model may reason in a <think> block first (thinking.ts): it is kept out of the answer, so
+   * stop strings and tool-call triggers see the answer only. startsInside: the prompt opened the
+   * block; keep: stream it to sink.thinking and return it as `thinking`.
+   */
+  thinking?: { startsInside: boolean; keep: boolean };
 }
 
 /** Where a generation reports; exactly one of done / fail is called, once. */
 export interface GenerationSink {
   delta(text: string): void;
+  /** Reasoning, before the answer's deltas (only for a job with thinking.keep). */
+  thinking?(text: string): void;
   done(result: GenerateResult): void;
   fail(code: ErrorCode, message: string): void;
 }
@@ -111,8 +120,10 @@ interface Running {
   forced: number; // generated tokens the grammar decided, fed without a step of their own
   lazy?: { grammar: LazyGrammar; output: Buffer; searched: number }; // until its trigger appears
   utf8: Utf8Stream;
+  thinking?: ThinkingSplitter;
   stops: StopStringFilter;
   text: string;
+  reasoning: string;
   admitted: number;
   promptDone?: number;
   firstToken?: number;
@@ -435,8 +446,10 @@ export class Scheduler {
         forced: 0,
         lazy: job.lazyGrammar && { grammar: job.lazyGrammar, output: Buffer.alloc(0), searched: 0 },
         utf8: new Utf8Stream(),
+        thinking: job.thinking && new ThinkingSplitter(job.thinking.startsInside),
         stops: new StopStringFilter(job.stop),
         text: "",
+        reasoning: "",
         admitted: performance.now(),
         // reused from memory: asked for twice at least, so worth a file if none holds it yet
         persist: this.cache?.wants(prompt, reuse) ? reuse : undefined,
@@ -629,8 +642,8 @@ export class Scheduler {
       return false;
     }
     const bytes = this.model.tokenBytes(token);
-    if (r.lazy) this.watchTrigger(r, token, bytes);
-    const { emit, stopped } = r.stops.push(r.utf8.push(bytes));
+    if (r.lazy && !r.thinking?.inThinking) this.watchTrigger(r, token, bytes);
+    const { emit, stopped } = r.stops.push(this.answerOf(r, r.utf8.push(bytes)));
     this.emit(r, emit);
     if (stopped) this.finish(r, "stop");
     // a grammar that admits nothing more ends the answer as the end-of-generation token it forces would
@@ -661,6 +674,23 @@ export class Scheduler {
     r.sampler.setGrammar(lazy.grammar.grammar, lazy.output.subarray(at));
   }
 
+  /** The answer in a piece of output; reasoning goes to its own stream. */
+  private answerOf(r: Running, text: string, last = false): string {
+    if (!r.thinking) return text;
+    const parts = r.thinking.push(text);
+    if (last) {
+      const rest = r.thinking.finish();
+      parts.thinking += rest.thinking;
+      parts.answer += rest.answer;
+    }
+    if (parts.thinking && r.ticket.job.thinking?.keep) {
+      r.reasoning += parts.thinking;
+      const { sink } = r.ticket;
+      this.settleSafe(() => sink.thinking?.(parts.thinking));
+    }
+    return parts.answer;
+  }
+
   private emit(r: Running, text: string): void {
     if (!text) return;
     r.text += text;
@@ -687,7 +717,7 @@ export class Scheduler {
         this.wake?.();
       });
     }
-    if (reason !== "stop") this.emit(r, r.stops.flush(r.utf8.finish()));
+    if (reason !== "stop") this.emit(r, r.stops.flush(this.answerOf(r, r.utf8.finish(), true)));
     const now = performance.now();
     const t = r.ticket;
     r.promptDone ??= r.firstToken;
@@ -712,6 +742,7 @@ export class Scheduler {
         decode_passes: r.passes,
         ...(r.spec ? { draft_tokens: r.spec.drafted, accepted_tokens: r.spec.accepted } : {}),
       },
+      ...(t.job.thinking?.keep ? { thinking: r.reasoning } : {}),
     };
     this.settle(t, () => t.sink.done(result));
   }

@@ -225,6 +225,7 @@ export function toolCallSink(sink: GenerationSink, plan: ToolPlan): GenerationSi
       const shown = stream.push(text);
       if (shown) sink.delta(shown);
     },
+    thinking: sink.thinking && ((text) => sink.thinking!(text)),
     done: (result) => {
       const rest = stream.flush();
       if (rest) sink.delta(rest);

@@ -2,7 +2,7 @@
 // npm run bench:peer: alpaca against llama.cpp (through node-llama-cpp, the peer a Node user
 // would pick instead) on the same GGUF file, thread count, prompt ids and decode ids, in one run.
 //
-//   npm run bench:peer -- [--shape 7b|tinyllama-1.1b] [--fill random|sparse] [--model FILE]
+//   npm run bench:peer -- [--shape 7b|tinyllama-1.1b|qwen3-4b|qwen2.5-3b|qwen3-1.7b] [--fill random|sparse] [--model FILE]
 //                         [--threads 2] [-p 32] [-n 32] [--reps 3] [--warmup 1] [--seed 1] [--json]
 //
 // Each repetition runs alpaca and llama.cpp one after the other, each in a fresh child process
@@ -24,9 +24,10 @@ export const PEER_VERSION = "3.21.1"; // pinned: a peer that changes under us ma
 export const PEER_ENTRY = path.join(PEER_DIR, "node_modules", PEER_PACKAGE, "dist", "index.js");
 export const CLI = path.join(ROOT, "dist", "daemon", "cli.js");
 export const RUNNER = path.join(ROOT, "bench", "llama-runner.mjs");
-const SHAPES = ["7b", "tinyllama-1.1b"];
+// llama.cpp runs every architecture of these shapes (llama, qwen2, qwen3).
+const SHAPES = ["7b", "tinyllama-1.1b", "qwen3-4b", "qwen2.5-3b", "qwen3-1.7b"];
 const USAGE =
-  "usage: npm run bench:peer -- [--shape 7b|tinyllama-1.1b] [--fill random|sparse] [--model FILE] " +
+  "usage: npm run bench:peer -- [--shape 7b|tinyllama-1.1b|qwen3-4b|qwen2.5-3b|qwen3-1.7b] [--fill random|sparse] [--model FILE] " +
   "[--threads T] [-p N] [-n N] [--reps R] [--warmup W] [--seed S] [--json]";
 
 class UsageError extends Error {}

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Writes a synthetic LLaMA GGUF file for memory tests and benchmarks:
-//   node dist/models/write-synthetic.js --shape 7b|tinyllama-1.1b|tiny --type q4_0 \
+// Writes a synthetic GGUF file in a published model's shape for memory tests and benchmarks:
+//   node dist/models/write-synthetic.js --shape 7b|tinyllama-1.1b|qwen3-4b|qwen3-1.7b|qwen2.5-3b|tiny --type q4_0 \
 //        --fill sparse|random [--output-type q6_k] [--embedding-type q4_0] [--tied] [--seed N] OUT
 import { parseArgs } from "node:util";
 import { SHAPES, writeSyntheticModel, type ShapeName } from "./synthetic.js";
 
 const USAGE =
-  "usage: write-synthetic --shape 7b|tinyllama-1.1b|tiny --type q4_0|q8_0|f16|f32|q4_k|… " +
+  "usage: write-synthetic --shape 7b|tinyllama-1.1b|qwen3-4b|qwen3-1.7b|qwen2.5-3b|tiny --type q4_0|q8_0|f16|f32|q4_k|… " +
   "--fill sparse|random [--output-type T] [--embedding-type T] [--tied] [--seed N] OUT";
 
 async function main(): Promise<number> {
@@ -20,7 +20,7 @@ async function main(): Promise<number> {
         fill: { type: "string", default: "sparse" },
         "output-type": { type: "string" },
         "embedding-type": { type: "string" },
-        tied: { type: "boolean", default: false },
+        tied: { type: "boolean" },
         seed: { type: "string", default: "1" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -51,7 +51,7 @@ async function main(): Promise<number> {
     outputType: values["output-type"],
     embeddingType: values["embedding-type"],
     fill: values.fill,
-    tiedEmbeddings: values.tied,
+    tiedEmbeddings: values.tied, // absent: as the shape's published model (Qwen's small ones tie)
     seed,
   });
   console.log(JSON.stringify({

@@ -1,10 +1,11 @@
 // alpaca plan through the CLI: a sparse LLaMA-7B-shaped Q4_0 file (3.53 GiB, no disk used)
-// planned for 4, 3 and 16 GiB machines, and the real tiny model from ../shared.
+// planned for 4, 3 and 16 GiB machines, the Qwen models of the catalog in their shapes on a 4 GB
+// Pi, and the real tiny model from ../shared.
 import test from "ava";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { writeSyntheticModel } from "../models/synthetic.js";
+import { SHAPES, headDimOf, writeSyntheticModel, type ShapeName } from "../models/synthetic.js";
 import { alpaca } from "./helpers/process.js";
 import { needShared, sharedModel, testNeeding } from "./helpers/shared.js";
 
@@ -76,6 +77,24 @@ test("7B Q4_0 at 16G: several parallel sequences at 2048 tokens, f16", async (t)
   t.regex(more.plan.problem, /^--ctx 4096 does not fit: .*the longest context that fits is 2048 \(KV f16\)/);
   t.like((await planJson(["--model", model, "--memory", "16G", "--parallel", "6"])).plan, { fits: true, nSeq: 6, nCtx: 2048 });
 });
+
+// The catalog's Qwen models (Q4_K_M files weigh like Q4_0 ones: both 4.5 bits per weight here).
+const QWEN_ON_A_PI: [shape: ShapeName, type: string][] = [["qwen3-4b", "q4_0"], ["qwen2.5-3b", "q4_0"], ["qwen3-1.7b", "q8_0"]];
+for (const [shape, type] of QWEN_ON_A_PI) {
+  test(`${shape} ${type} on a 4 GB Pi (3.4 GiB available): every layer resident, KV sized by its own head size`, async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-plan-qwen-"));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, `${shape}-${type}.gguf`);
+    await writeSyntheticModel(file, { shape, type, fill: "sparse" });
+    const { code, plan } = await planJson(["--model", file, "--memory", "3.4G", "--threads", "4"]);
+    t.is(code, 0);
+    const s = SHAPES[shape];
+    t.like(plan, { fits: true, nCtx: 2048, kvType: "f16", residency: { mode: "resident", keptLayers: s.layers, streamLayers: 0 } });
+    t.like(plan.model, { nLayer: s.layers, headDim: headDimOf(s), nHeadKv: s.kvHeads, outputBytes: 0 });
+    t.is(plan.costs.kv, s.layers * 2 * s.kvHeads * headDimOf(s) * 2 * plan.nCtx * plan.nSeq, "f16 keys and values per layer, KV head and token");
+    t.true(plan.nSeq >= 1 && plan.costs.total <= plan.budget.bytes);
+  });
+}
 
 testNeeding(test, needShared, "the tiny real model: its trained context, the automatic cap of sequences", async (t) => {
   const { code, plan } = await planJson(["--model", sharedModel("stories260K-q4_0.gguf"), "--memory", "1G"]);

@@ -9,6 +9,7 @@ import path from "node:path";
 import { openModel, sequenceBatch } from "../daemon/engine/engine.js";
 import { meta, writeGguf, type GgufMetaValue, type GgufSpec } from "../models/gguf-writer.js";
 import { SHAPES, syntheticGgufSpec, writeSyntheticModel, type ShapeName } from "../models/synthetic.js";
+import { alpaca } from "./helpers/process.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-15-arch-"));
 test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -91,4 +92,18 @@ test("head size: key_length sets it apart from the width; a value size that diff
 test("rope scaling a family's files do not use (YaRN on qwen2) is refused rather than run wrong", async (t) => {
   const file = await written(withMeta(spec("tiny-qwen2"), "qwen2.rope.scaling.type", meta.string("yarn")));
   t.throws(() => openModel(file), { message: /rope scaling 'yarn' is not supported for qwen2/ });
+});
+
+test("alpaca info names the family, the RoPE pairing and the kernel set a Qwen file runs on", async (t) => {
+  const file = path.join(tmp, "info-qwen3.gguf");
+  await writeSyntheticModel(file, { shape: "tiny-qwen3", type: "q4_0", fill: "random", seed: 2 });
+  const r = await alpaca(["info", "--model", file, "--json"]);
+  t.is(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  t.like(info, { architecture: "qwen3", family: "Qwen3", ropeStyle: "neox", headDim: 64, outputBytes: 0 });
+  t.regex(info.kernels.q4_0 ?? "", /^[a-z0-9-]+$/, JSON.stringify(info.kernels));
+  const text = await alpaca(["info", "--model", file]);
+  t.regex(text.stdout, /^architecture qwen3 \(Qwen3\): 2 layers, dim 256, ffn 768, 8 heads \(4 KV heads, head dim 64\)/m);
+  t.regex(text.stdout, /^context +trained 256; rope neox, theta 1000000/m);
+  t.regex(text.stdout, /^kernels +.*q4_0 \S+/m);
 });

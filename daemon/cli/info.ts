@@ -38,9 +38,9 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
     }
     const lines = [
       `model        ${info.path}${info.name ? ` (${info.name})` : ""}`,
-      `architecture ${info.architecture}: ${info.nLayer} layers, dim ${info.nEmbd}, ffn ${info.nFf}, ` +
+      `architecture ${info.architecture} (${info.family}): ${info.nLayer} layers, dim ${info.nEmbd}, ffn ${info.nFf}, ` +
         `${info.nHead} heads (${info.nHeadKv} KV heads, head dim ${info.headDim}), vocab ${info.nVocab}`,
-      `context      trained ${info.nCtxTrain}; rope theta ${info.ropeTheta}, rms eps ${Number(info.rmsEps.toPrecision(6))}`,
+      `context      trained ${info.nCtxTrain}; rope ${info.ropeStyle}, theta ${info.ropeTheta}, rms eps ${Number(info.rmsEps.toPrecision(6))}`,
       `tensors      ${Object.entries(info.tensorTypes).map(([t, n]) => `${n} ${t}`).join(", ")}`,
       `kernels      ${Object.entries(kernels).map(([t, k]) => `${t} ${k}`).join(", ")} (${process.arch})`,
       `memory       weights ${formatBytes(memory.weights)} (mapped) + KV ${formatBytes(memory.kv)} (${nCtx} tokens, ${kvType}) ` +

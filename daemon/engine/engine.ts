@@ -48,6 +48,10 @@ export interface ResidencyInfo {
 export interface ModelInfo {
   path: string;
   architecture: string;
+  /** The models the architecture's entry covers ("Qwen2, Qwen2.5"). */
+  family: string;
+  /** How RoPE pairs a head's dimensions: adjacent pairs (LLaMA) or the two halves (NEOX: Qwen). */
+  ropeStyle: "pairs" | "neox";
   name: string;
   nVocab: number;
   nCtxTrain: number;

@@ -189,6 +189,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Object o = Napi::Object::New(env);
     o.Set("path", model_->file().path());
     o.Set("architecture", hp.architecture);
+    o.Set("family", hp.arch->family);
+    o.Set("ropeStyle", hp.arch->rope == RopeStyle::NeoxHalves ? "neox" : "pairs");
     o.Set("name", hp.name);
     o.Set("nVocab", static_cast<double>(hp.nVocab));
     o.Set("nCtxTrain", static_cast<double>(hp.nCtxTrain));

@@ -4,7 +4,7 @@
 import test from "ava";
 import { Ollama } from "ollama";
 import { runAlone, STORIES } from "./helpers/daemon.js";
-import { LLAMA3, serveHttp } from "./helpers/http-daemon.js";
+import { needQwen3, QWEN3, serveHttp } from "./helpers/http-daemon.js";
 import { needShared, testNeeding } from "./helpers/shared.js";
 
 interface OllamaError {
@@ -84,15 +84,15 @@ testNeeding(test, needShared, "generate streams what `alpaca run` gives alone, a
   t.false(stop.response!.includes("girl"));
 });
 
-testNeeding(test, needShared, "chat, streaming and not, goes through the model's chat template", async (t) => {
-  const d = await serveHttp(t, LLAMA3());
+testNeeding(test, needQwen3, "chat on Qwen3, streaming and not, goes through the model's chat template", async (t) => {
+  const d = await serveHttp(t, QWEN3());
   const ollama = new Ollama({ host: d.url });
   const messages = [
     { role: "system", content: "You are a helpful assistant." },
     { role: "user", content: "Turn on the kitchen light." },
   ];
   const options = { temperature: 0, num_predict: 12, seed: 7 };
-  const whole = await ollama.chat({ model: "llama3-tiny-f32", messages, stream: false, options });
+  const whole = await ollama.chat({ model: "qwen3-tiny-f32", messages, stream: false, options });
   t.is(whole.message.role, "assistant");
   t.is(typeof whole.message.content, "string");
   t.like(whole, { done: true, eval_count: 12, done_reason: "length" });
@@ -100,7 +100,7 @@ testNeeding(test, needShared, "chat, streaming and not, goes through the model's
 
   let text = "";
   let last: typeof whole | undefined;
-  for await (const chunk of await ollama.chat({ model: "llama3-tiny-f32", messages, stream: true, options })) {
+  for await (const chunk of await ollama.chat({ model: "qwen3-tiny-f32", messages, stream: true, options })) {
     t.is(chunk.message.role, "assistant");
     text += chunk.message.content;
     last = chunk;
@@ -109,7 +109,7 @@ testNeeding(test, needShared, "chat, streaming and not, goes through the model's
   t.like(last, { done: true, done_reason: "length", eval_count: 12 });
   t.is(last!.message.content, "");
 
-  const load = await ollama.chat({ model: "llama3-tiny-f32", messages: [] });
+  const load = await ollama.chat({ model: "qwen3-tiny-f32", messages: [] });
   t.like(load, { done: true, done_reason: "load" });
 });
 

@@ -4,7 +4,7 @@
 import test from "ava";
 import OpenAI from "openai";
 import { runAlone, STORIES } from "./helpers/daemon.js";
-import { LLAMA3, request, serveHttp, streamedObjects } from "./helpers/http-daemon.js";
+import { needQwen3, QWEN3, request, serveHttp, streamedObjects } from "./helpers/http-daemon.js";
 import { needShared, testNeeding } from "./helpers/shared.js";
 
 const client = (url: string) => new OpenAI({ baseURL: `${url}/v1`, apiKey: "sk-0000000000000000000", maxRetries: 0 });
@@ -58,14 +58,14 @@ testNeeding(test, needShared, "completions, streaming and not, give what `alpaca
   t.is(defaultLength.usage!.completion_tokens, 16, "OpenAI's default max_tokens for completions");
 });
 
-testNeeding(test, needShared, "chat completions, streaming and not, with usage and [DONE]", async (t) => {
-  const d = await serveHttp(t, LLAMA3());
+testNeeding(test, needQwen3, "chat completions on Qwen3, streaming and not, with usage and [DONE]", async (t) => {
+  const d = await serveHttp(t, QWEN3());
   const openai = client(d.url);
   const messages: OpenAI.ChatCompletionMessageParam[] = [
     { role: "developer", content: "You are a voice assistant for Home Assistant." },
     { role: "user", content: [{ type: "text", text: "What time is it?" }] },
   ];
-  const whole = await openai.chat.completions.create({ model: "llama3-tiny-f32:latest", messages, max_tokens: 10, temperature: 0 });
+  const whole = await openai.chat.completions.create({ model: "qwen3-tiny-f32:latest", messages, max_tokens: 10, temperature: 0 });
   t.is(whole.object, "chat.completion");
   t.regex(whole.id, /^chatcmpl-/);
   t.is(whole.choices.length, 1);
@@ -74,7 +74,7 @@ testNeeding(test, needShared, "chat completions, streaming and not, with usage a
   t.is(whole.usage!.total_tokens, whole.usage!.prompt_tokens + 10);
 
   const stream = await openai.chat.completions.create({
-    model: "llama3-tiny-f32:latest", messages, max_tokens: 10, temperature: 0, stream: true, stream_options: { include_usage: true },
+    model: "qwen3-tiny-f32:latest", messages, max_tokens: 10, temperature: 0, stream: true, stream_options: { include_usage: true },
   });
   let text = "";
   const roles: string[] = [];

@@ -1,8 +1,9 @@
-// Tool calls and structured output over both APIs, with the real client libraries: Ollama's
+// Tool calls, structured output and thinking over both APIs, with the real client libraries: Ollama's
 // `tools` (with a required call) and `format` with a JSON Schema, OpenAI's `tools` with a forced
 // call and `response_format` json_schema, streaming included (a call streams as each API streams
 // one), every answer checked against its schema with ajv. The grammar makes even random weights
-// write calls and JSON that fit; Qwen3's chat template offers the tools.
+// write calls and JSON that fit; Qwen3's chat template offers the tools. Reasoning streams as
+// Ollama's message.thinking and llama.cpp's reasoning_content.
 import fs from "node:fs";
 import path from "node:path";
 import test from "ava";
@@ -10,8 +11,8 @@ import { Ollama } from "ollama";
 import type { Tool } from "ollama";
 import OpenAI from "openai";
 import { errorsText, validator } from "./helpers/ajv.js";
-import type { HttpDaemon } from "./helpers/http-daemon.js";
-import { LLAMA3, QWEN3, startHttpDaemon } from "./helpers/http-daemon.js";
+import type { ServeProcess } from "./helpers/http-daemon.js";
+import { LLAMA3, needQwen3, QWEN3, serveHttp, startHttpDaemon } from "./helpers/http-daemon.js";
 import { needShared, ROOT, testNeeding } from "./helpers/shared.js";
 
 // Home Assistant's Assist tools (test/fixtures/schemas/tools.json) with their free-text fields bounded
@@ -35,23 +36,19 @@ const MESSAGES = [
   { role: "user", content: "Turn on the kitchen light." },
 ];
 
-/** llama3-tiny's weights with Qwen3's chat template, which offers tools (Hermes <tool_call> format). */
-async function daemon(t: import("ava").ExecutionContext): Promise<HttpDaemon> {
-  const d = await startHttpDaemon({ model: LLAMA3(), templateFrom: QWEN3(), nCtx: 2048, nSeq: 2 });
-  t.teardown(() => d.stop());
-  return d;
-}
+/** `alpaca serve --http` on Qwen3, whose chat template offers tools (Hermes <tool_call> format). */
+const daemon = (t: import("ava").ExecutionContext): Promise<ServeProcess> => serveHttp(t, QWEN3(), ["--ctx", "2048", "--parallel", "2"]);
 
-testNeeding(test, needShared, "Ollama: tools with a required call give tool_calls whose arguments fit the tool, streamed as one chunk before the end", async (t) => {
+testNeeding(test, needQwen3, "Ollama: tools with a required call give tool_calls whose arguments fit the tool, streamed as one chunk before the end", async (t) => {
   const d = await daemon(t);
   const ollama = new Ollama({ host: d.url });
-  const show = await ollama.show({ model: "llama3-tiny-f32" });
-  t.deepEqual(show.capabilities, ["completion", "tools"]);
+  const show = await ollama.show({ model: "qwen3-tiny-f32" });
+  t.deepEqual(show.capabilities, ["completion", "tools", "thinking"]);
 
   // tool_choice is not Ollama's; alpaca reads it as OpenAI defines it.
   // One call per answer: random weights would go on calling until max_tokens.
   const request = {
-    model: "llama3-tiny-f32", messages: MESSAGES, tools: TOOLS as Tool[], tool_choice: "required", parallel_tool_calls: false, options: { temperature: 0.7, seed: 3, num_predict: 200 },
+    model: "qwen3-tiny-f32", messages: MESSAGES, tools: TOOLS as Tool[], tool_choice: "required", parallel_tool_calls: false, options: { temperature: 0.7, seed: 3, num_predict: 200 },
   };
   const whole = await ollama.chat({ ...request, stream: false });
   t.is(whole.done_reason, "stop");
@@ -75,7 +72,7 @@ testNeeding(test, needShared, "Ollama: tools with a required call give tool_call
 
   // The calls and their results go back as Home Assistant sends them: the next answer reads them.
   const followUp = await ollama.chat({
-    model: "llama3-tiny-f32",
+    model: "qwen3-tiny-f32",
     messages: [...MESSAGES, { role: "assistant", content: "", tool_calls: whole.message.tool_calls }, { role: "tool", content: '{"success": true}' }],
     tools: TOOLS as Tool[],
     stream: false,
@@ -85,11 +82,11 @@ testNeeding(test, needShared, "Ollama: tools with a required call give tool_call
   t.true(followUp.prompt_eval_count > whole.prompt_eval_count);
 });
 
-testNeeding(test, needShared, "OpenAI: a forced call streams as tool_call deltas and finishes with tool_calls; arguments fit the tool", async (t) => {
+testNeeding(test, needQwen3, "OpenAI: a forced call streams as tool_call deltas and finishes with tool_calls; arguments fit the tool", async (t) => {
   const d = await daemon(t);
   const openai = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: "x", maxRetries: 0 });
   const request = {
-    model: "llama3-tiny-f32",
+    model: "qwen3-tiny-f32",
     messages: MESSAGES as OpenAI.ChatCompletionMessageParam[],
     tools: TOOLS,
     tool_choice: { type: "function" as const, function: { name: "HassLightSet" } },
@@ -160,9 +157,8 @@ testNeeding(test, needShared, "OpenAI: a forced call streams as tool_call deltas
   t.is(next.choices[0].finish_reason, "length");
 });
 
-testNeeding(test, needShared, "format and response_format: JSON Schema answers that ajv accepts; json_object gives an object", async (t) => {
-  const d = await startHttpDaemon({ model: LLAMA3(), nCtx: 512 });
-  t.teardown(() => d.stop());
+testNeeding(test, needQwen3, "format and response_format: JSON Schema answers that ajv accepts; json_object gives an object", async (t) => {
+  const d = await daemon(t);
   const schema = {
     type: "object",
     properties: { room: { type: "string", enum: ["kitchen", "hall", "bedroom"] }, brightness: { type: "integer", minimum: 0, maximum: 100 }, on: { type: "boolean" } },
@@ -172,10 +168,10 @@ testNeeding(test, needShared, "format and response_format: JSON Schema answers t
   const check = validator(schema);
   const ollama = new Ollama({ host: d.url });
   for (const seed of [1, 2, 3]) {
-    const r = await ollama.chat({ model: "llama3-tiny-f32", messages: MESSAGES, format: schema, stream: false, options: { seed, temperature: 1 } });
+    const r = await ollama.chat({ model: "qwen3-tiny-f32", messages: MESSAGES, format: schema, stream: false, options: { seed, temperature: 1 } });
     t.true(check(JSON.parse(r.message.content)), `${r.message.content}: ${errorsText(check)}`);
   }
-  const generated = await ollama.generate({ model: "llama3-tiny-f32", prompt: "A light as JSON:", format: schema, stream: false, options: { seed: 4 } });
+  const generated = await ollama.generate({ model: "qwen3-tiny-f32", prompt: "A light as JSON:", format: schema, stream: false, options: { seed: 4 } });
   t.true(check(JSON.parse(generated.response!)), errorsText(check));
 
   const openai = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: "x", maxRetries: 0 });
@@ -198,8 +194,56 @@ testNeeding(test, needShared, "format and response_format: JSON Schema answers t
   t.regex(object.choices[0].message.content!, /^\s*\{/);
   if (object.choices[0].finish_reason === "stop") t.is(typeof JSON.parse(object.choices[0].message.content!), "object");
 
-  const broken = await t.throwsAsync(ollama.chat({ model: "llama3-tiny-f32", messages: MESSAGES, format: "yaml", stream: false }));
+  const broken = await t.throwsAsync(ollama.chat({ model: "qwen3-tiny-f32", messages: MESSAGES, format: "yaml", stream: false }));
   t.regex((broken as unknown as { error: string }).error, /^format must be "json" or a JSON Schema object/);
-  const noTools = await t.throwsAsync(ollama.chat({ model: "llama3-tiny-f32", messages: MESSAGES, tools: TOOLS as Tool[], stream: false }));
+});
+
+// A template that opens the reasoning block itself (as DeepSeek-R1's does): whatever the model
+// writes is reasoning until it closes the block, which random weights never do.
+const THINKING_TEMPLATE =
+  "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n<think>\n";
+
+testNeeding(test, needShared, "think (and tools) only where the template has them: reasoning streams as message.thinking (Ollama) and reasoning_content (OpenAI); off, it is kept out", async (t) => {
+  const d = await startHttpDaemon({ model: LLAMA3(), template: THINKING_TEMPLATE, nCtx: 512 });
+  t.teardown(() => d.stop());
+  const ollama = new Ollama({ host: d.url });
+  t.deepEqual((await ollama.show({ model: "llama3-tiny-f32" })).capabilities, ["completion", "thinking"]);
+  const options = { num_predict: 12, seed: 1 };
+
+  let thinking = "";
+  let content = "";
+  for await (const chunk of await ollama.chat({ model: "llama3-tiny-f32", messages: MESSAGES, think: true, stream: true, options })) {
+    thinking += chunk.message.thinking ?? "";
+    content += chunk.message.content;
+  }
+  t.true(thinking.length > 0, "the reasoning streamed");
+  t.is(content, "", "no answer: the block never closed");
+  const whole = await ollama.chat({ model: "llama3-tiny-f32", messages: MESSAGES, think: "high", stream: false, options });
+  t.is(whole.message.thinking, thinking, "the same reasoning in one piece (same seed)");
+  const generated = await ollama.generate({ model: "llama3-tiny-f32", prompt: "Is the light on?", think: true, stream: false, options });
+  t.true((generated.thinking ?? "").length > 0, "generate carries thinking too");
+
+  const off = await ollama.chat({ model: "llama3-tiny-f32", messages: MESSAGES, think: false, stream: false, options });
+  t.is(off.message.thinking, undefined);
+  t.is(off.message.content, "", "the reasoning stays out of the answer");
+
+  const openai = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: "x", maxRetries: 0 });
+  const messages = MESSAGES as OpenAI.ChatCompletionMessageParam[];
+  const reasoned = await openai.chat.completions.create({ model: "m", messages, reasoning_effort: "high", max_tokens: 12, seed: 1 });
+  const message = reasoned.choices[0].message as OpenAI.ChatCompletionMessage & { reasoning_content?: string };
+  t.is(message.reasoning_content, thinking);
+  let streamed = "";
+  for await (const chunk of await openai.chat.completions.create({ model: "m", messages, reasoning_effort: "low", max_tokens: 12, seed: 1, stream: true }))
+    streamed += (chunk.choices[0]?.delta as { reasoning_content?: string } | undefined)?.reasoning_content ?? "";
+  t.is(streamed, thinking);
+  const none = await openai.chat.completions.create({ model: "m", messages, reasoning_effort: "none", max_tokens: 12, seed: 1 });
+  t.false("reasoning_content" in none.choices[0].message);
+
+  const noThinking = await startHttpDaemon({ model: LLAMA3() });
+  t.teardown(() => noThinking.stop());
+  const plain = new Ollama({ host: noThinking.url });
+  const refused = await t.throwsAsync(plain.chat({ model: "llama3-tiny-f32", messages: MESSAGES, think: true, stream: false }));
+  t.is((refused as unknown as { error: string }).error, '"llama3-tiny-f32:latest" does not support thinking');
+  const noTools = await t.throwsAsync(plain.chat({ model: "llama3-tiny-f32", messages: MESSAGES, tools: TOOLS as Tool[], stream: false }));
   t.is((noTools as unknown as { error: string }).error, '"llama3-tiny-f32:latest" does not support tools', "llama3-tiny's own template takes no tools");
 });

@@ -101,8 +101,10 @@ export interface HttpDaemonOptions {
   maxQueue?: number;
   settings?: Partial<HttpSettings>;
   pull?: PullService;
-  /** Another GGUF file whose chat template to use (a real template on a model that loads today). */
+  /** Another GGUF file whose chat template to use (a real template on other weights). */
   templateFrom?: string;
+  /** A chat template of the test's own. */
+  template?: string;
 }
 
 export async function startHttpDaemon(o: HttpDaemonOptions): Promise<HttpDaemon> {
@@ -111,7 +113,7 @@ export async function startHttpDaemon(o: HttpDaemonOptions): Promise<HttpDaemon>
   const model = openModel(o.model, { nCtx: o.nCtx ?? 256, nSeq: o.nSeq ?? 4, threads: 1 });
   const engine = paced(model, o.paceMs ?? 0);
   const scheduler = new Scheduler(engine, { maxQueue: o.maxQueue ?? 32 });
-  const source = readChatTemplate(o.templateFrom ?? o.model);
+  const source = o.template ?? readChatTemplate(o.templateFrom ?? o.model);
   const text = (id: number) => (id >= 0 ? model.tokenBytes(id, true).toString("utf8") : "");
   const chatTemplate = source ? new ChatTemplate(source, { bos: text(model.info().bos), eos: text(model.info().eos) }) : undefined;
   const router = new Router({ model: engine, scheduler, chatTemplate, version: "0.0.0-test", log });

@@ -82,7 +82,8 @@ export function statusOf(code: ErrorCode, busyStatus: number): number {
 export interface GenerationEvents {
   /** The request is queued (the scheduler took it): a streamed answer sends its headers. */
   accepted(): void;
-  delta(text: string): void;
+  /** A piece of the answer, or of the reasoning a thinking model writes before it. */
+  delta(text: string, thinking?: string): void;
   done(result: GenerateResult): void;
   failed(code: ErrorCode, message: string): void;
 }
@@ -97,7 +98,7 @@ export function runGeneration(x: Exchange, request: GenerateRequest, on: Generat
   const session = x.services.router.openSession(
     {
       send: (m) => {
-        if ("delta" in m) return on.delta(m.delta);
+        if ("delta" in m) return on.delta(m.delta, m.thinking);
         if (!("status" in m)) return;
         settled = true;
         try {

@@ -177,7 +177,7 @@ export function generationOf(
   source: PromptSource,
   maxTokens: number | undefined,
   stream: boolean,
-  shape: ToolsShape & { constraint?: OutputConstraint } = {},
+  shape: ToolsShape & { constraint?: OutputConstraint; think?: boolean } = {},
 ): GenerateRequest {
   // The answer is either calls or JSON in a format: a format would forbid the calls' markup.
   if (shape.tools && shape.constraint && shape.toolChoice?.kind !== "none")

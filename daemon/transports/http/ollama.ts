@@ -10,6 +10,7 @@ import { runGeneration, sendJson, startStream, statusOf } from "./exchange.js";
 import type { Json } from "./fields.js";
 import type { ToolCall } from "../../serving/tool-calls.js";
 import { toolFormatFor } from "../../serving/tool-calls.js";
+import { templateThinks } from "../../serving/thinking.js";
 import { bodyObject, chatMessages, FieldError, Fields, generationOf, isObject, toolsOf, typeName } from "./fields.js";
 import type { ModelCard } from "./model-card.js";
 
@@ -73,9 +74,15 @@ function toolFormat(s: HttpServices) {
   return template ? toolFormatFor(template.source) : null;
 }
 
+/** Whether the model's chat template lets it think (a <think> block). */
+function thinks(s: HttpServices): boolean {
+  const template = s.router.chatTemplate;
+  return !!template && templateThinks(template.source);
+}
+
 /** What Ollama's clients may ask of the model (Ollama's capability names). */
 function capabilities(s: HttpServices): string[] {
-  return ["completion", ...(toolFormat(s) ? ["tools"] : [])];
+  return ["completion", ...(toolFormat(s) ? ["tools"] : []), ...(thinks(s) ? ["thinking"] : [])];
 }
 
 function show(x: Exchange): void {
@@ -111,6 +118,18 @@ interface Common {
   maxTokens?: number;
   options: Fields;
   constraint?: OutputConstraint;
+  think?: boolean;
+}
+
+/** `think`: true, false, or an effort ("high", "medium", "low"), which for these models is true. */
+function thinkOf(f: Fields, model: string, s: HttpServices): boolean | undefined {
+  const v = f.o.think;
+  if (v === undefined || v === null) return undefined;
+  if (v !== true && v !== false && v !== "high" && v !== "medium" && v !== "low")
+    f.fail("think", `must be true, false, "high", "medium" or "low", got ${typeName(v)}`);
+  if (v === false) return false;
+  if (!thinks(s)) throw new FieldError(`"${model}" does not support thinking`, "think");
+  return true;
 }
 
 /** `format`: "json" (any JSON object) or a JSON Schema the answer must fit; "" or null: free text. */
@@ -130,13 +149,20 @@ function commonFields(f: Fields, s: HttpServices): Common {
   if (keepAlive !== undefined && keepAlive !== null && typeof keepAlive !== "number" && typeof keepAlive !== "string")
     f.fail("keep_alive", `must be a duration ("5m", "-1s") or a number of seconds, got ${typeName(keepAlive)}`);
   const constraint = formatOf(f);
-  if (f.o.think === true || typeof f.o.think === "string") throw new FieldError(`"${model}" does not support thinking`, "think");
+  const think = thinkOf(f, model, s);
   const options = f.object("options") ?? new Fields({}, "options");
   const numCtx = options.number("num_ctx", 1, 1 << 24, true);
   if (numCtx !== undefined && numCtx > s.router.modelInfo.nCtx) s.noteContextClamp(numCtx);
   // -1: until the model stops, -2: until the context is full; both end where the context does.
   const numPredict = options.number("num_predict", -2, 1 << 24, true);
-  return { model, stream, maxTokens: numPredict !== undefined && numPredict > 0 ? numPredict : undefined, options, ...(constraint ? { constraint } : {}) };
+  return {
+    model,
+    stream,
+    maxTokens: numPredict !== undefined && numPredict > 0 ? numPredict : undefined,
+    options,
+    ...(constraint ? { constraint } : {}),
+    ...(think !== undefined ? { think } : {}),
+  };
 }
 
 
@@ -158,23 +184,31 @@ const doneReason = (r: GenerateResult) => (r.stop_reason === "length" ? "length"
 /** A call as Ollama writes it in a message (arguments an object, as in requests). */
 const ollamaCall = (c: ToolCall, index: number) => ({ id: c.id, function: { index, name: c.name, arguments: c.arguments } });
 
+/** What a chunk carries: a piece of the answer, of the reasoning before it, or the calls. */
+interface Piece {
+  text: string;
+  thinking?: string;
+  calls?: ToolCall[];
+}
+
 /**
- * Streams or answers one generation in Ollama's shapes: `piece(text, calls)` is what a chunk
- * carries (a message for chat, a response for generate). Tool calls arrive with the end of the
- * answer: streamed, they are one chunk of their own before the final object, as Ollama sends them.
+ * Streams or answers one generation in Ollama's shapes: `shape(piece)` is what a chunk carries (a
+ * message for chat, a response for generate). Reasoning streams as `thinking` before the answer.
+ * Tool calls arrive with the end of the answer: streamed, they are one chunk of their own before
+ * the final object, as Ollama sends them.
  */
-function answer(x: Exchange, c: Common, request: GenerateRequest, piece: (text: string, calls?: ToolCall[]) => Json): void {
+function answer(x: Exchange, c: Common, request: GenerateRequest, shape: (p: Piece) => Json): void {
   const head = () => ({ model: c.model, created_at: new Date().toISOString() });
   const line = (o: Json) => x.res.write(`${JSON.stringify(o)}\n`);
   runGeneration(x, request, {
     accepted: () => c.stream && startStream(x.res, NDJSON),
-    delta: (text) => line({ ...head(), ...piece(text), done: false }),
+    delta: (text, thinking) => line({ ...head(), ...shape({ text, thinking }), done: false }),
     done: (r) => {
       if (r.stop_reason === "invalid_tool_call") x.services.log.debug(`${x.label}: the answer stays text: ${r.tool_call_error}`);
       const final = (o: Json) => ({ ...head(), ...o, done_reason: doneReason(r), done: true, ...metrics(r) });
-      if (!c.stream) return sendJson(x.res, 200, final(piece(r.text, r.tool_calls)));
-      if (r.tool_calls?.length) line({ ...head(), ...piece("", r.tool_calls), done: false });
-      line(final(piece("")));
+      if (!c.stream) return sendJson(x.res, 200, final(shape({ text: r.text, thinking: r.thinking, calls: r.tool_calls })));
+      if (r.tool_calls?.length) line({ ...head(), ...shape({ text: "", calls: r.tool_calls }), done: false });
+      line(final(shape({ text: "" })));
       x.res.end();
     },
     failed: (code: ErrorCode, message: string) => {
@@ -193,15 +227,20 @@ function chat(x: Exchange): void {
   // client can ask for a call.
   const tools = toolsOf(f);
   if (tools.tools && !toolFormat(s)) throw new FieldError(`"${c.model}" does not support tools`, "tools");
-  const piece = (content: string, calls?: ToolCall[]) => ({
-    message: { role: "assistant", content, ...(calls?.length ? { tool_calls: calls.map(ollamaCall) } : {}) },
+  const piece = (p: Piece) => ({
+    message: {
+      role: "assistant",
+      content: p.text,
+      ...(p.thinking ? { thinking: p.thinking } : {}),
+      ...(p.calls?.length ? { tool_calls: p.calls.map(ollamaCall) } : {}),
+    },
   });
   if (!f.has("messages") || (Array.isArray(f.o.messages) && f.o.messages.length === 0))
-    return sendJson(x.res, 200, { model: c.model, created_at: new Date().toISOString(), ...piece(""), done_reason: "load", done: true });
+    return sendJson(x.res, 200, { model: c.model, created_at: new Date().toISOString(), ...piece({ text: "" }), done_reason: "load", done: true });
   const messages: ChatMessage[] = chatMessages(f);
   if (!s.router.chatTemplate)
     throw new FieldError(`"${c.model}" has no chat template: use /api/generate with a prompt instead`, "messages");
-  answer(x, c, generationOf(c.options, { kind: "messages", messages }, c.maxTokens, c.stream, { ...tools, constraint: c.constraint }), piece);
+  answer(x, c, generationOf(c.options, { kind: "messages", messages }, c.maxTokens, c.stream, { ...tools, constraint: c.constraint, think: c.think }), piece);
 }
 
 function generate(x: Exchange): void {
@@ -216,13 +255,15 @@ function generate(x: Exchange): void {
   if (context && context.length > 0) f.fail("context", "is not supported (it is deprecated in Ollama too): send the conversation to /api/chat");
   const prompt = f.string("prompt") ?? "";
   const system = f.string("system");
-  const piece = (response: string) => ({ response });
+  const piece = (p: Piece) => ({ response: p.text, ...(p.thinking ? { thinking: p.thinking } : {}) });
   if (prompt === "")
     return sendJson(x.res, 200, { model: c.model, created_at: new Date().toISOString(), response: "", done_reason: "load", done: true });
   let source: PromptSource;
-  if (f.bool("raw") || !s.router.chatTemplate) source = { kind: "prompt", prompt: system ? `${system}\n\n${prompt}` : prompt };
-  else source = { kind: "messages", messages: [...(system ? [{ role: "system", content: system }] : []), { role: "user", content: prompt }] };
-  answer(x, c, generationOf(c.options, source, c.maxTokens, c.stream, { constraint: c.constraint }), piece);
+  if (f.bool("raw") || !s.router.chatTemplate) {
+    if (c.think) f.fail("think", "needs the chat template: leave raw off");
+    source = { kind: "prompt", prompt: system ? `${system}\n\n${prompt}` : prompt };
+  } else source = { kind: "messages", messages: [...(system ? [{ role: "system", content: system }] : []), { role: "user", content: prompt }] };
+  answer(x, c, generationOf(c.options, source, c.maxTokens, c.stream, { constraint: c.constraint, ...(source.kind === "messages" ? { think: c.think } : {}) }), piece);
 }
 
 // ─── Pull ────────────────────────────────────────────────────────────────────────────────────

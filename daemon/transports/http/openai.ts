@@ -8,6 +8,8 @@ import type { ErrorCode, GenerateRequest, GenerateResult, OutputConstraint } fro
 import { LIMITS, ProtocolError } from "../../serving/protocol.js";
 import type { ToolCall } from "../../serving/tool-calls.js";
 import { toolFormatFor } from "../../serving/tool-calls.js";
+import type { ChatTemplate } from "../../serving/templates.js";
+import { templateThinks } from "../../serving/thinking.js";
 import type { Exchange, HttpServices } from "./exchange.js";
 import { decoded, runGeneration, sendJson, startStream, statusOf } from "./exchange.js";
 import type { Json } from "./fields.js";
@@ -125,8 +127,8 @@ interface Shape {
   chunkObject: string;
   /** The first streamed choice (the role, for chat), or null. */
   opening: Json | null;
-  /** A streamed choice carrying text. */
-  piece(text: string): Json;
+  /** A streamed choice carrying text (and, for chat, reasoning a thinking model writes before it). */
+  piece(text: string, thinking?: string): Json;
   /** The streamed choice carrying one of the answer's tool calls (they arrive with its end), if the API has them. */
   call?(call: ToolCall, index: number): Json;
   /** The last streamed choice, with its finish reason. */
@@ -153,7 +155,7 @@ function answer(x: Exchange, c: Common, request: GenerateRequest, idPrefix: stri
       startStream(res, SSE);
       if (shape.opening) chunk(shape.opening);
     },
-    delta: (text) => chunk(shape.piece(text)),
+    delta: (text, thinking) => chunk(shape.piece(text, thinking)),
     done: (r) => {
       if (r.stop_reason === "invalid_tool_call") services.log.debug(`${x.label}: the answer stays text: ${r.tool_call_error}`);
       if (!c.stream) return sendJson(res, 200, { ...head, object: shape.object, choices: [shape.whole(r)], usage: usage(r) });
@@ -173,6 +175,20 @@ function answer(x: Exchange, c: Common, request: GenerateRequest, idPrefix: stri
       res.end();
     },
   });
+}
+
+/**
+ * reasoning_effort: "none" or "minimal" lets a thinking model answer straight away, "low",
+ * "medium" or "high" lets it reason first (returned as reasoning_content); absent, it does not.
+ */
+function reasoningOf(f: Fields, template: ChatTemplate | undefined): boolean | undefined {
+  const effort = f.string("reasoning_effort", 16);
+  if (effort === undefined) return undefined;
+  if (effort === "none" || effort === "minimal") return false;
+  if (effort !== "low" && effort !== "medium" && effort !== "high")
+    f.fail("reasoning_effort", `must be "none", "minimal", "low", "medium" or "high", got "${effort}"`);
+  if (!template || !templateThinks(template.source)) f.fail("reasoning_effort", "cannot be met: this model does not reason (its chat template has no <think> block)");
+  return true;
 }
 
 /** response_format: text; json_object (any JSON object); json_schema (an answer fitting its schema). */
@@ -200,14 +216,21 @@ function chatCompletions(x: Exchange): void {
   if (tools.tools && tools.toolChoice?.kind !== "none" && template && !toolFormatFor(template.source))
     f.fail("tools", "cannot be offered: this model's chat template takes no tools");
   const constraint = responseFormatOf(f);
+  const think = reasoningOf(f, template);
   const messages = chatMessages(f);
   if (!x.services.router.chatTemplate)
     f.fail("messages", "cannot be read: this model has no chat template; use /v1/completions with a prompt");
-  answer(x, c, generationOf(f, { kind: "messages", messages }, maxTokens, c.stream, { ...tools, constraint }), "chatcmpl", {
+  answer(x, c, generationOf(f, { kind: "messages", messages }, maxTokens, c.stream, { ...tools, constraint, ...(think !== undefined ? { think } : {}) }), "chatcmpl", {
     object: "chat.completion",
     chunkObject: "chat.completion.chunk",
     opening: { index: 0, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null },
-    piece: (text) => ({ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }),
+    // Reasoning as reasoning_content, as llama.cpp's server sends it.
+    piece: (text, thinking) => ({
+      index: 0,
+      delta: thinking ? { ...(text ? { content: text } : {}), reasoning_content: thinking } : { content: text },
+      logprobs: null,
+      finish_reason: null,
+    }),
     // Each call whole in one delta (index, id, type, name, arguments), as OpenAI's first delta of a call is.
     call: (call, index) => ({ index: 0, delta: { tool_calls: [{ index, ...openaiCall(call) }] }, logprobs: null, finish_reason: null }),
     closing: (r) => ({ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(r) }),
@@ -218,6 +241,7 @@ function chatCompletions(x: Exchange): void {
         // OpenAI's content is null when the answer is only calls
         content: r.tool_calls?.length && r.text === "" ? null : r.text,
         refusal: null,
+        ...(r.thinking ? { reasoning_content: r.thinking } : {}),
         ...(r.tool_calls?.length ? { tool_calls: r.tool_calls.map(openaiCall) } : {}),
       },
       logprobs: null,

@@ -39,7 +39,7 @@ const loadFactor = () => Math.max(1, os.loadavg()[0] / os.availableParallelism()
 const seconds = (ms: number) => (ms >= 60_000 ? `${Math.floor(ms / 60_000)}m ${String(Math.round((ms % 60_000) / 1000)).padStart(2, "0")}s` : `${(ms / 1000).toFixed(1)} s`);
 const nameOf = (file: string) => path.basename(file).replace(/\.test\.[jt]s$/, "");
 
-/** Test files from the arguments (dist/test/… or test/….ts), or all of dist/test; the rest goes to ava. */
+/** Test files from the arguments (dist/test/… or test/….ts), or every test/*.test.ts compiled; the rest goes to ava. */
 function parseArgs(argv: string[]): { files: string[]; avaArgs: string[] } {
   const files: string[] = [];
   const avaArgs: string[] = [];
@@ -48,10 +48,43 @@ function parseArgs(argv: string[]): { files: string[]; avaArgs: string[] } {
     else avaArgs.push(a);
   }
   if (files.length === 0) {
-    const dir = path.join(ROOT, "dist", "test");
-    for (const f of fs.readdirSync(dir).filter((f) => f.endsWith(".test.js")).sort()) files.push(path.join(dir, f));
+    // From the sources: a test renamed or removed leaves its old compiled file in dist/test.
+    for (const f of fs.readdirSync(path.join(ROOT, "test")).filter((f) => f.endsWith(".test.ts")).sort())
+      files.push(path.join(ROOT, "dist", "test", f.replace(/\.ts$/, ".js")));
   }
   return { files, avaArgs };
+}
+
+// The longest files start first, so that the two lanes end together: by the times of the last
+// run on this machine, else by what is known to be long (the qemu golden runs, x86 golden, fuzzing).
+const TIMES = path.join(ROOT, ".cache", "test-times.json");
+const KNOWN_LONG = ["63-arm64-e2e", "25-golden", "92-libfuzzer", "22-grammar", "61-install", "14-kernels"];
+
+function longestFirst(runs: FileRun[]): FileRun[] {
+  let last: Record<string, number> = {};
+  try {
+    last = JSON.parse(fs.readFileSync(TIMES, "utf8")) as Record<string, number>;
+  } catch {
+    // not run here yet
+  }
+  const expected = (name: string) => last[name] ?? (KNOWN_LONG.includes(name) ? 600_000 - KNOWN_LONG.indexOf(name) : 0);
+  return [...runs].sort((a, b) => expected(b.name) - expected(a.name));
+}
+
+function saveTimes(runs: FileRun[]): void {
+  let times: Record<string, number> = {};
+  try {
+    times = JSON.parse(fs.readFileSync(TIMES, "utf8")) as Record<string, number>;
+  } catch {
+    // first run here
+  }
+  for (const r of runs) if (r.ended !== undefined && !r.stopped) times[r.name] = r.ended - r.started;
+  try {
+    fs.mkdirSync(path.dirname(TIMES), { recursive: true });
+    fs.writeFileSync(TIMES, JSON.stringify(times, null, 1) + "\n");
+  } catch {
+    // a read-only checkout: the next run takes the default order
+  }
 }
 
 /** Live processes whose environment carries the mark (all of the run's when it ends in "/"). */
@@ -135,10 +168,12 @@ function report(run: FileRun): void {
 
 const failed = (r: FileRun) => r.code !== 0 || r.stopped !== undefined || r.leftovers.length > 0;
 
-function summary(runs: FileRun[], startedAt: number, load0: number[]): void {
+function summary(runs: FileRun[], startedAt: number, loads: number[]): void {
   const done = runs.filter((r) => r.ended !== undefined);
   const width = Math.max(...done.map((r) => r.name.length), 10);
-  const lines = [`\ntime per test file (${JOBS} at a time; load average ${load0[0].toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end, ${os.availableParallelism()} cores):`];
+  const mean = loads.reduce((a, b) => a + b, 0) / loads.length;
+  const load = `load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}, mean ${mean.toFixed(1)}`;
+  const lines = [`\ntime per test file (${JOBS} at a time; ${load}; ${os.availableParallelism()} cores):`];
   for (const r of done) lines.push(`  ${r.name.padEnd(width)}  ${seconds(r.ended! - r.started).padStart(8)}${failed(r) ? "  FAILED" : ""}`);
   const bad = done.filter(failed);
   lines.push(`  ${"total".padEnd(width)}  ${seconds(Date.now() - startedAt).padStart(8)}  (${done.length} files, ${bad.length} failed${bad.length ? ": " + bad.map((r) => r.name).join(", ") : ""})`);
@@ -148,9 +183,10 @@ function summary(runs: FileRun[], startedAt: number, load0: number[]): void {
 async function main(): Promise<void> {
   const { files, avaArgs } = parseArgs(process.argv.slice(2));
   const startedAt = Date.now();
-  const load0 = os.loadavg();
+  const loads = [os.loadavg()[0]];
+  const sampleLoad = setInterval(() => loads.push(os.loadavg()[0]), 30_000);
   const runs: FileRun[] = files.map((file) => ({ file, name: nameOf(file), started: 0, output: "", leftovers: [] }));
-  const pending = [...runs];
+  const pending = longestFirst(runs);
   let stopping = false;
 
   const onSignal = (signal: NodeJS.Signals) => {
@@ -179,10 +215,13 @@ async function main(): Promise<void> {
   };
   await Promise.all(Array.from({ length: Math.min(JOBS, runs.length) }, worker));
   clearInterval(heartbeat);
+  clearInterval(sampleLoad);
+  loads.push(os.loadavg()[0]);
 
+  saveTimes(runs);
   const stray = sweep(`${RUN_ID}/`);
   for (const l of stray) process.stdout.write(`✘ left running after the run (killed): ${l}\n`);
-  summary(runs, startedAt, load0);
+  summary(runs, startedAt, loads);
   const bad = runs.filter((r) => r.ended !== undefined && failed(r));
   process.exitCode = stopping ? 124 : bad.length || stray.length ? 1 : 0;
 }

@@ -69,6 +69,8 @@ name ::= [A-Z] [a-z-]{2,} | [^\x00-\x7F]+
   const multi = compileGrammar(vocab, 'root ::= (\n  "a"\n  | "b"\n) "c"*\n\nother ::= "x"', "root");
   t.true(multi.match("bccc").complete);
   t.true(compileGrammar(vocab, 'root ::= other\nother ::= "x"', "other").match("x").complete);
+  // an empty literal repeated is still empty (fuzz_gbnf found `""*` reading past its item)
+  t.true(compileGrammar(vocab, 'root ::= "a" ""* ""+ ""{2,3} "b"').match("ab").complete);
   // negated classes never match half a character or a surrogate; `.` matches any one character
   const dot = compileGrammar(vocab, 'root ::= "<" . ">"');
   t.true(dot.match("<€>").complete);

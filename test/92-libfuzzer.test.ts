@@ -46,7 +46,7 @@ function runFuzzer(target: string): Promise<{ code: number | null; output: strin
     .then((r) => ({ code: r.code, output: r.stderr.slice(-20000), dir }));
 }
 
-for (const target of ["gguf", "spm", "bpe"]) {
+for (const target of ["gguf", "spm", "bpe", "gbnf"]) {
   testNeeding(test, needClangFuzzer, `fuzz_${target}: ${SECONDS} s of libFuzzer find no crash`, async (t) => {
     t.timeout(scaled((SECONDS + 180) * 1000) + scaled(15 * 60_000)); // the build, then the run
     const b = await build();

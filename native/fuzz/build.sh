@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses with Debian's clang (-fsanitize=fuzzer,address,undefined) into
 # build/fuzz/, and writes their seed corpora from ../shared into build/fuzz/seeds/ (generated
-# here, never committed). Usage: native/fuzz/build.sh [target ...]  (default: gguf spm bpe)
+# here, never committed). Usage: native/fuzz/build.sh [target ...]  (default: gguf spm bpe gbnf)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${ALPACA_FUZZ_DIR:-$root/.fuzz}"
 shared="${ALPACA_SHARED:-$(cd "$root/.." && pwd)/shared}"
 CXX="${CXX_FUZZ:-clang++}"
 targets=("${@:-gguf}")
-[ $# -eq 0 ] && targets=(gguf spm bpe)
+[ $# -eq 0 ] && targets=(gguf spm bpe gbnf)
 
 command -v "$CXX" >/dev/null || { echo "build.sh: $CXX not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
 mkdir -p "$out/obj"
@@ -18,7 +18,8 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -f
 # The engine sources the reader, the model binding and the tokenizers need; no N-API.
 sources=(gguf/mapped_file gguf/mapping_guard gguf/gguf gguf/tensor_types kernels/kernels_scalar kernels/kernels_simd kernels/cpu_features
          model/architecture model/arch_llama model/arch_qwen2 model/arch_qwen3 model/model
-         tokenizer/vocab tokenizer/tokenizer_spm tokenizer/tokenizer_bpe tokenizer/unicode_tables)
+         tokenizer/vocab tokenizer/tokenizer_spm tokenizer/tokenizer_bpe tokenizer/unicode_tables
+         sampler/grammar sampler/grammar_matcher sampler/token_mask)
 isa=()
 case "$(uname -m)" in
   x86_64) isa=(kernels/kernels_avx2 kernels/kernels_avx512_vnni kernels/kernels_avx512_vbmi) ;;

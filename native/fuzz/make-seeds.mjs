@@ -2,7 +2,9 @@
 //   gguf: each stories260K file cut after its tensor infos (header, vocabulary, tensor table),
 //         the whole Q4_0 file, and a few cuts inside the header;
 //   spm / bpe: every tokenizer test text for the real vocabulary, and small vocabularies in the
-//         harness's line format (see fuzz_spm.cc / fuzz_bpe.cc).
+//         harness's line format (see fuzz_spm.cc / fuzz_bpe.cc);
+//   gbnf: the published grammars of test/fixtures/grammars and small ones, each with a text it
+//         admits after the NUL byte (see fuzz_gbnf.cc).
 // Usage: node make-seeds.mjs SHARED_DIR OUT_DIR
 import fs from "node:fs";
 import path from "node:path";
@@ -46,4 +48,10 @@ const bpePieces = ["0a", "0b", "0\u0120", "0ab", "0\u0120a", "2<|begin_of_text|>
 const bpeMerges = ["a b", "\u0120 a"];
 write("bpe", "vocab", line(Buffer.of(1), bpePieces.join("\n"), "\n\n", bpeMerges.join("\n"), "\n\n", Buffer.of(0, 1), " ab a\n<|user|>ab"));
 write("bpe", "vocab-pre", line(Buffer.of(7), bpePieces.join("\n"), "\n\n", bpeMerges.join("\n"), "\n\n", Buffer.of(3, 3), "123 ab's"));
+// ─── grammars ────────────────────────────────────────────────────────────────────────────────
+const grammars = path.join(root, "test", "fixtures", "grammars");
+const admitted = { "json.gbnf": '{"a": [1, -2.5e3, "x\\n\u00e9"], "b": {}}', "list.gbnf": "- milk\n- eggs\n", "output.gbnf": "turn on the light\n" };
+for (const [name, text] of Object.entries(admitted)) write("gbnf", name, line(fs.readFileSync(path.join(grammars, name)), Buffer.of(0), text));
+write("gbnf", "classes", line('root ::= [^"\\\x00-\x1F] [a-zA-Z\u00e9-\u00ff]{1,3} "\u2028"? . "\U0001F600"\n', Buffer.of(0), "q\u00e9ab\u2028x\u{1F600}"));
+write("gbnf", "nested", line('root ::= ("(" root ")")* | [0-9]+\n', Buffer.of(0), "(((12)))"));
 console.log(`seeds in ${out}`);

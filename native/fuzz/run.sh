@@ -9,7 +9,7 @@ out="${ALPACA_FUZZ_DIR:-$root/.fuzz}"
 seconds="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(gguf spm bpe)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf spm bpe gbnf)
 "$root/native/fuzz/build.sh" "${targets[@]}"
 for t in "${targets[@]}"; do
   mkdir -p "$out/corpus/$t"

@@ -431,6 +431,7 @@ class GbnfCompiler {
   void repeat(Alternative& seq, size_t from, uint32_t min, uint32_t max, size_t at) {
     Alternative span(seq.begin() + static_cast<long>(from), seq.end());
     seq.resize(from);
+    if (span.empty()) return;  // "" repeated is still nothing
     GrammarSymbol item = span[0];
     if (span.size() != 1) {
       const uint32_t r = newRule("", at);

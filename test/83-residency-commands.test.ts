@@ -60,7 +60,8 @@ test("serve opens the model with the plan's residency; status shows it", async (
   const socketPath = d.socketPath;
   t.regex(d.stderr, /plan: plan +fits \(streaming \d layers\)/);
   const client = await SocketClient.connect(socketPath);
-  const final = await client.request({ op: "generate", prompt: "Once upon a time", max_tokens: 4, temperature: 0 });
+  // One engine pass per token (no speculation), so that four tokens stream the layers four times.
+  const final = await client.request({ op: "generate", prompt: "Once upon a time", max_tokens: 4, temperature: 0, speculate: false });
   client.close();
   t.is(final.status, "ok");
   const status = await alpaca(["status", "--socket", socketPath]);

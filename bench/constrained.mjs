@@ -2,7 +2,7 @@
 // Constrained decoding against free decoding, in one process on one model (bench/README.md):
 //  (a) the token mask's cost per token: native/tools/grammar_bench on the 32k and 128k vocabularies
 //      of ../shared, natively in CPU time and, with --qemu, under qemu-aarch64 -cpu cortex-a72 in
-//      instructions (see bench/count-instructions.sh);
+//      instructions (see bench/count-mask-instructions.sh);
 //  (b) decode tokens/s under `format: "json"` (one step per token, so only the mask is extra)
 //      against free decoding;
 //  (c) a fixed-key schema's answer with fast-forward: tokens produced against decode steps taken,
@@ -78,8 +78,8 @@ function maskCost() {
   if (o.qemu) {
     const arm = build("aarch64");
     for (const [name, file] of Object.entries(vocabs)) {
-      const r = spawnSync(path.join(ROOT, "bench", "count-instructions.sh"), [arm, path.join(SHARED, "vocab", file), grammar, text], { encoding: "utf8" });
-      if (r.status !== 0) throw new Error(`count-instructions: ${r.stderr}`);
+      const r = spawnSync(path.join(ROOT, "bench", "count-mask-instructions.sh"), [arm, path.join(SHARED, "vocab", file), grammar, text], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`count-mask-instructions: ${r.stderr}`);
       out[`${name}-a72`] = JSON.parse(r.stdout);
       log(`(a) ${name} under qemu cortex-a72: ${Math.round(out[`${name}-a72`].instructionsPerMask).toLocaleString("en")} instructions per full mask`);
     }

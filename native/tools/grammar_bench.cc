@@ -10,7 +10,7 @@
 // Each position's time is the fastest of `reps` runs, in CPU time of the thread. A fifth argument
 // measures one of them alone (`none`: only the walk over the text, a baseline for counting).
 // Prints one JSON object. Built by bench/build-grammar-bench.sh and run by bench/constrained.mjs,
-// natively and under qemu-aarch64 (bench/count-instructions.sh counts instructions there).
+// natively and under qemu-aarch64 (bench/count-mask-instructions.sh counts instructions there).
 #include <algorithm>
 #include <ctime>
 #include <cstdio>

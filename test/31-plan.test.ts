@@ -114,12 +114,16 @@ test("too small even to stream (7B at 512 MiB): says so, and what would fit", (t
   t.true(p.spare < 0);
 });
 
-test("an 8-bit file that streams is told that its Q4_0 would stay resident", (t) => {
+test("an 8-bit file that streams is told the largest file type of it that would stay resident", (t) => {
   const q8: PlanModel = { ...LLAMA_7B, weightBytes: Math.round((parameterCount(SHAPE_7B) * 8.5) / 8) };
   const p = planMemory({ model: q8, budget: onMachine(5 * GiB), request });
   t.true(p.fits);
   t.true(p.residency.streamLayers > 0);
-  t.true(p.alternatives.some((a) => /^Q4_0 of this model needs 3\.53 GiB and would fit/.test(a)), p.alternatives.join("\n"));
+  t.true(p.alternatives.some((a) => /^Q5_K_M of this model needs 4\.46 GiB and would fit/.test(a)), p.alternatives.join("\n"));
+  // a 7B Q4_0 at 3.5 GiB is pointed to a 3-bit K-quant mix
+  const q4 = planMemory({ model: LLAMA_7B, budget: onMachine(3.5 * GiB), request });
+  t.true(q4.residency.streamLayers > 0);
+  t.true(q4.alternatives.some((a) => /^Q3_K_M of this model needs 3\.08 GiB and would fit/.test(a)), q4.alternatives.join("\n"));
 });
 
 test("weights fit but not the smallest KV cache beside them: three layers stream, mlock not permitted", (t) => {

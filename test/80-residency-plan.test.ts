@@ -1,6 +1,11 @@
 // The plan's layer split on made-up budgets (pure functions): how many layers stay and how many
 // stream, what the cgroup is charged for them, and when nothing can be done.
 import test from "ava";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { readGguf } from "../daemon/engine/gguf.js";
+import { writeSyntheticModel } from "../models/synthetic.js";
 import { parameterCount, planMemory, residencyOptions, type PlanModel } from "../daemon/serving/plan.js";
 import { splitLayers, weightLayout, type ResidencyModel } from "../daemon/serving/residency.js";
 
@@ -83,4 +88,24 @@ test("the plan: budgets from ample to too small, and the options the engine is o
   const none = plan(0.3);
   t.false(none.fits);
   t.regex(none.problem!, /cannot stay resident/);
+});
+
+// The 3-bit K-quant mix of a 7B (Q3_K matrices, Q6_K output; 2.95 GB as published) is the 7B file
+// that stays whole on a 4 GB Pi: planned from the tensor bytes of a synthetic file of that mix.
+test("7B Q3_K_S on a 3500 MiB machine: every layer resident, with a 2048-token context", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-q3ks-"));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, "7b-q3_k_s.gguf");
+  const written = await writeSyntheticModel(file, { shape: "7b", type: "q3_k", outputType: "q6_k", fill: "sparse" });
+  t.is((written.fileSize / 1e9).toFixed(2), "2.95", "the size of the published 7B Q3_K_S files");
+  const tensors = readGguf(file).tensors;
+  const bytes = (keep: (name: string) => boolean) => tensors.filter((x) => keep(x.name)).reduce((s, x) => s + x.nbytes, 0);
+  const m: PlanModel = {
+    nLayer: 32, nHeadKv: 32, headDim: 128, nEmbd: 4096, nFf: 11008, nHead: 32, nVocab: 32000, nCtxTrain: 4096,
+    weightBytes: bytes(() => true), layerBytes: bytes((n) => n.startsWith("blk.")),
+    embeddingBytes: bytes((n) => n === "token_embd.weight"), outputBytes: bytes((n) => n === "output.weight"),
+  };
+  const p = planMemory({ model: m, budget: { machine: 3500 * MiB }, request: { threads: 4 }, memlock: { soft: null, capIpcLock: true } });
+  t.like(p, { fits: true, nCtx: 2048, kvType: "q8_0", residency: { mode: "resident", keptLayers: 32, streamLayers: 0 } });
+  t.true(p.costs.total <= p.budget.bytes);
 });

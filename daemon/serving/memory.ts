@@ -38,6 +38,16 @@ export function pageTableBytes(bytes: number): number {
   return Math.ceil(bytes / 4096) * 8;
 }
 
+/**
+ * What each file type people download costs, in bits per weight, largest first. The K-quant mixes
+ * keep some matrices in a larger type (the output in Q6_K; attn_v, attn_output and ffn_down in the
+ * _M mixes), so each figure is a whole file's: the published Llama 2 7B files' bytes × 8 over its
+ * 6.74 billion parameters (Q3_K_S 2.95 GB, Q4_0 3.83 GB, Q4_K_M 4.08 GB, Q8_0 7.16 GB, …).
+ */
+export const FILE_TYPE_BITS: readonly (readonly [name: string, bitsPerWeight: number])[] = [
+  ["Q8_0", 8.5], ["Q6_K", 6.57], ["Q5_K_M", 5.68], ["Q4_K_M", 4.84], ["Q4_0", 4.54], ["Q3_K_M", 3.92], ["Q3_K_S", 3.5],
+];
+
 export function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;

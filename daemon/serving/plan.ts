@@ -13,7 +13,7 @@
 // shortfall is re-read, never the whole file.
 import type { KvType, ModelInfo, ResidencyOptions } from "../engine/engine.js";
 import type { Config, KvTypeChoice } from "../config.js";
-import { formatBytes, kvBytesPerToken, pageTableBytes, scratchBytes, type ModelShape } from "./memory.js";
+import { FILE_TYPE_BITS, formatBytes, kvBytesPerToken, pageTableBytes, scratchBytes, type ModelShape } from "./memory.js";
 import { allResident, splitLayers, weightLayout, type ResidencyModel, type ResidencySplit } from "./residency.js";
 import { readSystemMemory, type MemlockLimit } from "../system/system-memory.js";
 
@@ -378,14 +378,14 @@ function explainMisfit(
   residentAlternatives(m, rules, plan, smallestRest);
 }
 
-/** What would stay resident instead: this model quantized further, or a smaller 4-bit model. */
+/** What would stay resident instead: this model in the largest file type that fits, or a smaller 4-bit model. */
 function residentAlternatives(m: PlanModel, rules: PlanRules, plan: MemoryPlan, kvAndScratch: number): void {
   const gb = formatBytes;
   const budget = plan.budget.bytes;
   const room = budget - rules.processBytes - kvAndScratch;
   const params = parameterCount(m);
   const bitsPerWeight = (m.weightBytes * 8) / params;
-  for (const [name, bits] of [["Q8_0", 8.5], ["Q4_0", 4.5]] as const) {
+  for (const [name, bits] of FILE_TYPE_BITS) {
     const bytes = (params * bits) / 8;
     if (bitsPerWeight > bits + 0.1 && bytes <= room) {
       plan.alternatives.push(`${name} of this model needs ${gb(bytes)} and would fit`);

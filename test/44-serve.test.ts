@@ -11,7 +11,7 @@ import { writeSyntheticModel } from "../models/synthetic.js";
 import { runAlone, startServe, STORIES, tempSocketPath, waitFor } from "./helpers/daemon.js";
 import { which } from "./helpers/pi.js";
 import { alpaca, scaled, start } from "./helpers/process.js";
-import { needShared, ROOT, testNeeding } from "./helpers/shared.js";
+import { CLI, needShared, ROOT, testNeeding } from "./helpers/shared.js";
 
 testNeeding(test, needShared, "ask streams what run gives alone; --json prints the final; status describes the daemon", async (t) => {
   const d = await startServe(t);
@@ -101,6 +101,19 @@ testNeeding(test, needShared, "ask - and ask without a prompt read it from stdin
   const emptyArg = await ask([""], "");
   t.is(emptyArg.code, 2);
   t.is(emptyArg.stderr, "alpaca: the prompt is empty\n");
+});
+
+// A supervisor may stop a daemon that is still starting (npm passes its SIGTERM on at once): a
+// signal between the memory plan and the socket listening must not kill it outright with its
+// socket left behind. It is handled once the daemon is up, which then stops as usual.
+testNeeding(test, needShared, "SIGTERM while serve starts (after its plan, before it listens): exit 0, no socket left", async (t) => {
+  const socketPath = tempSocketPath();
+  const d = start(t, process.execPath, [CLI, "serve", "-m", STORIES(), "--socket", socketPath, "--threads", "1"]);
+  await d.waitFor(/plan: plan /, { what: "the memory plan from alpaca serve" });
+  d.signal("SIGTERM");
+  t.deepEqual(await d.exited, { code: 0, signal: null }, d.stderr);
+  t.regex(d.stderr, /SIGTERM: shutting down\n[^]*stopped\n$/);
+  t.false(fs.existsSync(socketPath), "no socket left");
 });
 
 // A second daemon on the same socket must be told before it spends minutes reading a 7B model

@@ -62,6 +62,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
   handler: async (a) => {
     const config = loadConfig(a);
     const log = createLogger(config.logLevel);
+    const shutdown = shutdownOnSignals(log, config.grace);
     const mqtt = mqttSettingsFromConfig(config, log);
     const httpHeaderTimeout = a["http-header-timeout"];
     const http = await httpSettingsFromConfig(
@@ -90,6 +91,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     // A plan that does not fit leaves residency to the kernel: there is no split that would hold.
     const residency = plan.fits ? residencyOptions(plan) : undefined;
 
+    shutdown.starting();
     const server = await Server.start({
       modelPath,
       socketPath,
@@ -120,30 +122,55 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       }),
       log,
     });
-    const stopHelpers = superviseServer(server, a["pressure-watch"] ? plan.costs.weights : null, log);
-
-    let signals = 0;
-    const onSignal = (name: string) => {
-      if (++signals > 1) {
-        log.warn(`${name} again: exiting without waiting`);
-        process.exit(1);
-      }
-      log.info(`${name}: shutting down`);
-      notifyStopping(`stopping, ${config.grace} s grace for running requests`);
-      stopHelpers();
-      server.stop(config.grace * 1000).then(
-        () => process.exit(0),
-        (e: unknown) => {
-          log.error(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`);
-          process.exit(1);
-        },
-      );
-    };
-    process.on("SIGTERM", () => onSignal("SIGTERM"));
-    process.on("SIGINT", () => onSignal("SIGINT"));
+    shutdown.serving(server, superviseServer(server, a["pressure-watch"] ? plan.costs.weights : null, log));
     await new Promise(() => {}); // serve until a signal ends the process
   },
 };
+
+/**
+ * SIGTERM and SIGINT are handled from the first moment, not once the server is up: a signal that
+ * arrived while the model loaded or the socket opened (a supervisor stopping a slow start, npm
+ * passing on its own SIGTERM) would otherwise kill the process outright and leave its socket
+ * behind. Before the server starts nothing needs closing, so the daemon exits at once; while it
+ * starts, it stops as soon as it is up; a second signal exits without waiting.
+ */
+function shutdownOnSignals(log: Logger, graceSeconds: number): { starting(): void; serving(server: Server, stopHelpers: () => void): void } {
+  let phase: "preparing" | "starting" | "serving" = "preparing";
+  let requested: string | undefined;
+  let stop = (): void => {};
+  const onSignal = (name: string) => {
+    if (requested !== undefined) {
+      log.warn(`${name} again: exiting without waiting`);
+      process.exit(1);
+    }
+    requested = name;
+    log.info(`${name}: shutting down`);
+    if (phase === "preparing") process.exit(0);
+    if (phase === "serving") stop();
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  return {
+    starting: () => {
+      phase = "starting";
+    },
+    serving: (server, stopHelpers) => {
+      phase = "serving";
+      stop = () => {
+        notifyStopping(`stopping, ${graceSeconds} s grace for running requests`);
+        stopHelpers();
+        server.stop(graceSeconds * 1000).then(
+          () => process.exit(0),
+          (e: unknown) => {
+            log.error(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`);
+            process.exit(1);
+          },
+        );
+      };
+      if (requested !== undefined) stop();
+    },
+  };
+}
 
 /** No model configured: the catalog's default, downloaded on first start. */
 async function downloadDefaultModel(log: Logger): Promise<string> {

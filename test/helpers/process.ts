@@ -1,12 +1,21 @@
 // Child processes for tests. Every process started here dies with its test (t.teardown), on its
-// own deadline, on a failed start and when the test worker exits or is stopped (ava's timeout
-// sends it SIGTERM); output is collected without ever blocking the event loop. Each child leads
-// a process group of its own, so that what it started in turn (golden-check's CLI runs, qemu)
-// goes with it. Deadlines grow with the machine's load: a shared CI machine runs everything
-// several times slower than a quiet one, and a slow start is not a failure.
+// own deadline, on a failed start and when the test worker exits, is stopped (ava's timeout sends
+// it SIGTERM) or is killed outright; output is collected without ever blocking the event loop.
+// Each child leads a process group of its own, so that what it started in turn (golden-check's
+// CLI runs, qemu) goes with it. Deadlines grow with the machine's load: a shared CI machine runs
+// everything several times slower than a quiet one, and a slow start is not a failure.
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
+import fs from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import { CLI, RUN_MARK } from "./shared.js";
+
+// Tests neither read nor write the user's state (the prompt cache, the fallback socket): each
+// worker has a state directory of its own, which its children inherit, removed when it exits.
+const STATE_HOME = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-test-state-"));
+process.env.XDG_STATE_HOME = STATE_HOME;
+delete process.env.STATE_DIRECTORY;
+process.once("exit", () => fs.rmSync(STATE_HOME, { recursive: true, force: true }));
 
 // ─── Load ────────────────────────────────────────────────────────────────────────────────────
 
@@ -48,8 +57,42 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals = "SIGKILL"): voi
 }
 
 function killAll(): void {
-  for (const child of live) killGroup(child);
+  for (const child of live) {
+    killGroup(child);
+    tellReaper("-", child);
+  }
   live.clear();
+}
+
+// A worker killed outright (SIGKILL from the OOM killer, a `kill -9`, a tool ending ava's process
+// group) runs no handler, and its children, each leading a group of its own, would live on. So
+// one small shell per worker holds a pipe from it and is told each group as it starts and as its
+// leader exits; when the pipe closes, however the worker ended, it kills the groups still listed.
+// It carries no run mark: it ends by itself a moment after the worker.
+const REAPER = `set -f; groups=""
+while read -r op group; do
+  if [ "$op" = + ]; then groups="$groups $group"; continue; fi
+  rest=""; for g in $groups; do [ "$g" = "$group" ] || rest="$rest $g"; done; groups=$rest
+done
+for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done`;
+
+let reaper: ChildProcess | null | undefined;
+
+function tellReaper(op: "+" | "-", child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  if (reaper === undefined) {
+    reaper = null;
+    try {
+      const r = spawn("/bin/sh", ["-c", REAPER], { detached: true, stdio: ["pipe", "ignore", "ignore"], env: { PATH: process.env.PATH } });
+      r.on("error", () => (reaper = null));
+      r.stdin!.on("error", () => (reaper = null));
+      r.unref();
+      reaper = r;
+    } catch {
+      // no /bin/sh: the worker's own handlers are all there is
+    }
+  }
+  reaper?.stdin?.write(`${op} ${child.pid}\n`);
 }
 
 // The worker's last moments: a normal exit, or ava's SIGTERM on a timeout or an interrupt. A
@@ -65,8 +108,12 @@ for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
 
 function track(child: ChildProcess): void {
   live.add(child);
-  child.once("exit", () => live.delete(child));
-  child.once("error", () => live.delete(child));
+  tellReaper("+", child);
+  const untrack = () => {
+    if (live.delete(child)) tellReaper("-", child);
+  };
+  child.once("exit", untrack);
+  child.once("error", untrack);
 }
 
 /** Children of the test run carry the runner's mark, so that nothing escapes its check. */

@@ -7,6 +7,7 @@ import type { NativeGrammar } from "../daemon/engine/grammar.js";
 import { compileGrammar, GrammarError } from "../daemon/engine/grammar.js";
 import type { NativeVocab } from "../daemon/engine/tokenizer.js";
 import { openVocab } from "../daemon/engine/tokenizer.js";
+import { greedyTokens } from "./helpers/grammar-tokens.js";
 import { needShared, SHARED, sharedModel, testNeeding } from "./helpers/shared.js";
 
 // llama.cpp's grammars/json.gbnf, as that file reads (the fixtures' copies are in test/fixtures/).
@@ -152,26 +153,6 @@ function bruteForce(vocab: NativeVocab, g: NativeGrammar, prefix: Buffer): numbe
     if (g.match(Buffer.concat([prefix, bytes])).accepted) allowed.push(id);
   }
   return allowed;
-}
-
-/** Text as tokens, longest token first (no SentencePiece space prefix: generated text continues). */
-function greedyTokens(vocab: NativeVocab, text: string): number[] {
-  const byText = new Map<string, number>();
-  const { size } = vocab.info();
-  for (let id = 0; id < size; id++) {
-    const b = vocab.tokenBytes(id);
-    if (b.length > 0 && !byText.has(b.toString("latin1"))) byText.set(b.toString("latin1"), id);
-  }
-  const bytes = Buffer.from(text).toString("latin1");
-  const ids: number[] = [];
-  for (let i = 0; i < bytes.length; ) {
-    let len = Math.min(bytes.length - i, 32);
-    while (len > 0 && !byText.has(bytes.slice(i, i + len))) len--;
-    if (len === 0) throw new Error(`no token for byte ${bytes.charCodeAt(i)}`);
-    ids.push(byText.get(bytes.slice(i, i + len))!);
-    i += len;
-  }
-  return ids;
 }
 
 function checkMasks(t: import("ava").ExecutionContext, vocab: NativeVocab, g: NativeGrammar, texts: string[]) {

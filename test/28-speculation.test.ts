@@ -174,12 +174,13 @@ testNeeding(test, needShared, "speculate false on a request: no proposals for it
   t.is(r.timings.decode_passes, r.usage.completion_tokens - 1);
 });
 
-testNeeding(test, needShared, "under a grammar, with fast-forward on or off: the same constrained answers as without speculation", async (t) => {
+testNeeding(test, needShared, "under a grammar, with fast-forward on or off and closed within max_tokens: the same constrained answers as without speculation", async (t) => {
   const model = openModel(sharedModel("stories260K-f32.gguf"), { nCtx: 256, nSeq: 4, threads: 2 });
   t.teardown(() => model.close());
   // A list that repeats itself: the grammar admits names, the proposals copy earlier ones.
   const grammar = compileGrammar(model, 'root ::= "[" name ("," " "? name){2,6} "]"\nname ::= "\\"" [a-zA-Z ]{1,12} "\\""');
-  const jobs = COPY_HEAVY.map((p) => ({ promptTokens: Array.from(model.tokenize(p)), grammar, maxTokens: 64 }));
+  // 24 tokens: the grammar closes most of them (its shortest sentence is 13 bytes, then the end)
+  const jobs = COPY_HEAVY.map((p) => ({ promptTokens: Array.from(model.tokenize(p)), grammar, maxTokens: 24 }));
   for (const fastForward of [true, false]) {
     const run = async (speculate: boolean) => {
       const s = new Scheduler(model, { speculate, fastForward });
@@ -194,6 +195,10 @@ testNeeding(test, needShared, "under a grammar, with fast-forward on or off: the
     const off = await run(false);
     const on = await run(true);
     t.deepEqual(on.map((r) => r.text), off.map((r) => r.text), `fastForward ${fastForward}`);
-    for (const r of on) t.true(grammar.match(r.text).complete || r.stop_reason === "length", r.text);
+    for (const r of on) {
+      t.true(grammar.match(r.text).complete, r.text);
+      t.is(r.stop_reason, "eos");
+    }
+    t.true(on.some((r) => r.closed_by_budget && (r.timings.draft_tokens ?? 0) > 0), "closed by the budget while speculating");
   }
 });

@@ -70,6 +70,7 @@ function scripted(script: number[]): () => NativeSampler {
       setGrammar: () => true,
       takeForced: () => [],
       grammarState: () => "none",
+      closingTokens: () => 0,
     };
   };
 }

@@ -41,6 +41,7 @@ async function run(model: NativeModel, job: Partial<GenerationJob>, fastForward:
         return f;
       },
       grammarState: () => s.grammarState(),
+      closingTokens: () => s.closingTokens(),
     };
   };
   const scheduler = new Scheduler(model, { fastForward, createSampler: recording });

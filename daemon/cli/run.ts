@@ -90,6 +90,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
       minP: a["min-p"],
       repeatPenalty: a["repeat-penalty"],
       seed: a.seed ?? Math.floor(Math.random() * 2 ** 32),
+      maxTokens: a["ignore-eos"] ? undefined : a.n, // a grammar's answer is closed within -n
     });
     const prompt = Array.from(model.tokenize(a.prompt));
     const result = generate(model, sampler, prompt, {

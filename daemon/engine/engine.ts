@@ -144,6 +144,11 @@ export interface SamplerOptions {
   repeatPenalty?: number;
   repeatLastN?: number;
   seed?: number;
+  /**
+   * The tokens it may produce (the answer's max_tokens): under a grammar the answer is closed
+   * within them, never cut off (grammar.ts). Absent: no limit.
+   */
+  maxTokens?: number;
   /** Constrains every sampled token to the grammar (grammar.ts). */
   grammar?: NativeGrammar | null;
 }
@@ -164,6 +169,8 @@ export interface NativeSampler {
   takeForced(): number[];
   /** "complete": the grammar admits nothing more, the generation is over. */
   grammarState(): GrammarState;
+  /** Tokens chosen among fewer than the grammar admits, so that the answer ends within maxTokens. */
+  closingTokens(): number;
 }
 
 interface EngineBinding {

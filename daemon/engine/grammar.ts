@@ -9,6 +9,15 @@
 //   sampler.grammarState()        // "none" | "open" | "complete" (nothing more may follow: stop)
 //   sampler.setGrammar(g, text)   // switch a grammar on mid-generation (a tool call's trigger), or off (null)
 //
+// Closing in budget: with `maxTokens`, the sampler knows how many tokens are left. The grammar knows,
+// for each of its states, the fewest bytes to a complete sentence (a shortest completion per grammar
+// position, computed once when it is compiled). Once a token it admits would leave the sentence
+// farther from complete than the tokens after it can reach (one byte each, then end-of-generation),
+// only the tokens that keep it within reach are admitted; at the very edge those are the tokens that
+// shorten it, and end-of-generation once it is complete. The model still chooses among them, and an
+// answer that ends well before the budget is the same as without one. sampler.closingTokens() counts
+// the tokens chosen so.
+//
 // JSON Schema / `format` → GBNF lives in daemon/serving/json-schema-grammar.ts.
 
 /** A grammar that cannot be compiled: what is wrong and where (1-based, columns in characters). */
@@ -33,8 +42,14 @@ export interface GrammarMatch {
 export interface NativeGrammar {
   /** The start rule. */
   readonly root: string;
-  /** The tokens the grammar admits after `tokens` (generated from its start), ascending; end-of-generation ids where it may end. */
-  allowedTokens(tokens?: ArrayLike<number>): Int32Array;
+  /**
+   * The tokens the grammar admits after `tokens` (generated from its start), ascending; end-of-generation
+   * ids where it may end. With `tokensLeft` (this one included): those a sampler with that many
+   * tokens left admits, closing the answer within them.
+   */
+  allowedTokens(tokens?: ArrayLike<number>, tokensLeft?: number): Int32Array;
+  /** The fewest bytes that complete a sentence after `tokens` (0: it may end there; Infinity: nothing completes it). */
+  shortestCompletion(tokens?: ArrayLike<number>): number;
   /** The tokens the grammar decides after `tokens`: the tokenizer's tokens for the one text it admits, the last left to the model when a longer token could run on past that text. */
   forcedTokens(tokens?: ArrayLike<number>): Int32Array;
   /** How the grammar reads a whole text (from its start). */

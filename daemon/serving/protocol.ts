@@ -172,6 +172,7 @@ export interface GenerateResult {
   tool_calls?: ToolCall[];
   tool_call_error?: string; // with stop_reason "invalid_tool_call": what is wrong with the call
   thinking?: string; // with think: the model's reasoning, apart from text
+  closed_by_budget?: true; // a grammar's answer was steered to its end so as to fit max_tokens
 }
 
 /** One model as `models`, `info` and `status` describe it. */

@@ -432,6 +432,7 @@ export class Scheduler {
         minP: job.sampling.minP,
         repeatPenalty: job.sampling.repeatPenalty,
         seed: job.sampling.seed ?? Math.floor(Math.random() * 2 ** 32),
+        maxTokens: ticket.maxTokens, // a grammar's answer is closed within them
         grammar: job.grammar,
       });
       for (const t of prompt) sampler.accept(t); // the repetition penalty sees the prompt too
@@ -743,6 +744,7 @@ export class Scheduler {
         ...(r.spec ? { draft_tokens: r.spec.drafted, accepted_tokens: r.spec.accepted } : {}),
       },
       ...(t.job.thinking?.keep ? { thinking: r.reasoning } : {}),
+      ...(r.sampler.closingTokens() > 0 ? { closed_by_budget: true } : {}),
     };
     this.settle(t, () => t.sink.done(result));
   }

@@ -1,6 +1,7 @@
 #include "napi_grammar.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "../tokenizer/vocab.h"
 
@@ -19,6 +20,7 @@ class GrammarWrap : public Napi::ObjectWrap<GrammarWrap> {
                                    {InstanceAccessor<&GrammarWrap::root>("root"),
                                     InstanceMethod<&GrammarWrap::allowedTokens>("allowedTokens"),
                                     InstanceMethod<&GrammarWrap::forcedTokens>("forcedTokens"),
+                                    InstanceMethod<&GrammarWrap::shortestCompletion>("shortestCompletion"),
                                     InstanceMethod<&GrammarWrap::match>("match")});
     constructor = new Napi::FunctionReference(Napi::Persistent(f));
     constructor->SuppressDestruct();
@@ -74,12 +76,29 @@ class GrammarWrap : public Napi::ObjectWrap<GrammarWrap> {
     return out;
   }
 
-  // allowedTokens(tokens?) -> Int32Array: what the grammar admits after tokens (forcing aside)
+  // allowedTokens(tokens?, tokensLeft?) -> Int32Array: what the grammar admits after tokens
+  // (forcing aside), closing within tokensLeft when given
   Napi::Value allowedTokens(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
     auto cursor = cursorAfter(info);
+    int64_t tokensLeft = -1;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      const double left = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+      if (!(left >= 1 && left <= 1e12 && left == static_cast<double>(static_cast<int64_t>(left))))
+        throw Napi::RangeError::New(env, "tokensLeft must be a positive integer");
+      tokensLeft = static_cast<int64_t>(left);
+    }
     TokenMask mask;
-    guarded(info.Env(), [&] { return cursor->grammarMask(mask); });
-    return idsOf(info.Env(), *bundle_->tokens, mask);
+    guarded(env, [&] { return cursor->grammarMask(mask, tokensLeft); });
+    return idsOf(env, *bundle_->tokens, mask);
+  }
+
+  // shortestCompletion(tokens?) -> the fewest bytes that complete a sentence after tokens
+  // (0: it may end there; Infinity: nothing completes it)
+  Napi::Value shortestCompletion(const Napi::CallbackInfo& info) {
+    auto cursor = cursorAfter(info);
+    const uint32_t d = cursor->distance();
+    return Napi::Number::New(info.Env(), d == CompiledGrammar::kNoCompletion ? std::numeric_limits<double>::infinity() : static_cast<double>(d));
   }
 
   // forcedTokens(tokens?) -> Int32Array: the tokens the grammar decides after tokens

@@ -524,9 +524,10 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
                        {InstanceMethod("sample", &SamplerWrap::sample), InstanceMethod("accept", &SamplerWrap::accept),
                         InstanceMethod("setGrammar", &SamplerWrap::setGrammar),
                         InstanceMethod("takeForced", &SamplerWrap::takeForced),
-                        InstanceMethod("grammarState", &SamplerWrap::grammarState)});
+                        InstanceMethod("grammarState", &SamplerWrap::grammarState),
+                        InstanceMethod("closingTokens", &SamplerWrap::closingTokens)});
   }
-  // new Sampler({temperature, topK, topP, minP, repeatPenalty, repeatLastN, seed, grammar})
+  // new Sampler({temperature, topK, topP, minP, repeatPenalty, repeatLastN, seed, maxTokens, grammar})
   SamplerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SamplerWrap>(info) {
     Napi::Env env = info.Env();
     Napi::Object o = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
@@ -537,6 +538,7 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
     p.minP = static_cast<float>(optionalNumber(o, "minP", p.minP));
     p.repeatPenalty = static_cast<float>(optionalNumber(o, "repeatPenalty", p.repeatPenalty));
     p.repeatLastN = optionalInt(o, "repeatLastN", p.repeatLastN, 0, 1 << 20);
+    p.maxTokens = optionalInt(o, "maxTokens", -1, 1, 1 << 30);
     double seed = optionalNumber(o, "seed", 0);
     if (!(p.temperature >= 0) || !(p.topP > 0 && p.topP <= 1) || !(p.minP >= 0 && p.minP <= 1) || !(p.repeatPenalty > 0) ||
         !(seed >= 0 && seed <= 9007199254740991.0))
@@ -589,6 +591,10 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
   Napi::Value grammarState(const Napi::CallbackInfo& info) {
     const char* state = !sampler_->hasGrammar() ? "none" : guarded(info.Env(), [&] { return sampler_->grammarComplete(); }) ? "complete" : "open";
     return Napi::String::New(info.Env(), state);
+  }
+  // closingTokens() -> tokens chosen among fewer than the grammar admits, to end within maxTokens
+  Napi::Value closingTokens(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(sampler_->closingTokens()));
   }
   Napi::Value accept(const Napi::CallbackInfo& info) {
     sampler_->accept(static_cast<int32_t>(napi_common::requireNumber(info, 0, "token id")));

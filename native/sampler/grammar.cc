@@ -4,7 +4,9 @@
 #include "grammar.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
+#include <queue>
 #include <unordered_map>
 
 namespace {
@@ -578,8 +580,74 @@ class GbnfCompiler {
   std::map<ByteSet, uint32_t> setIds_;
 };
 
+// The fewest bytes from each symbol to the end of its alternative. A rule's shortest sentence is
+// the least over its alternatives of their byte sets plus the shortest sentences of the rules they
+// name: Knuth's generalisation of Dijkstra (1977) settles the rules in order of that length, an
+// alternative once every rule it names is settled, so recursion costs no repeated sweeps.
+std::vector<uint32_t> shortestCompletions(const CompiledGrammar& g) {
+  constexpr uint32_t kNone = CompiledGrammar::kNoCompletion;
+  const size_t nRules = g.ruleAlternatives.size();
+  struct Alt {
+    uint32_t rule, start, unsettled;
+    uint64_t length;  // bytes, plus the settled rules' lengths so far
+  };
+  std::vector<Alt> alts;
+  std::vector<std::vector<uint32_t>> usedBy(nRules);  // rule -> alternatives naming it (once per mention)
+  auto empty = [&](uint32_t set) {
+    const auto& b = g.byteSets[set];
+    return (b[0] | b[1] | b[2] | b[3]) == 0;
+  };
+  for (uint32_t r = 0; r < nRules; r++)
+    for (uint32_t start : g.ruleAlternatives[r]) {
+      Alt a{r, start, 0, 0};
+      for (uint32_t p = start; g.symbols[p].kind != GrammarSymbol::End; p++) {
+        const GrammarSymbol s = g.symbols[p];
+        if (s.kind == GrammarSymbol::Rule) {
+          a.unsettled++;
+          usedBy[s.value].push_back(static_cast<uint32_t>(alts.size()));
+        } else {
+          a.length += empty(s.value) ? kNone : 1;  // a set no byte matches can never be read
+        }
+      }
+      alts.push_back(a);
+    }
+  std::vector<uint32_t> ruleLength(nRules, kNone);
+  using Entry = std::pair<uint64_t, uint32_t>;  // (length, rule), shortest first
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> ready;
+  for (const Alt& a : alts)
+    if (a.unsettled == 0 && a.length < kNone) ready.push({a.length, a.rule});
+  while (!ready.empty()) {
+    const auto [length, r] = ready.top();
+    ready.pop();
+    if (ruleLength[r] != kNone) continue;
+    ruleLength[r] = static_cast<uint32_t>(length);
+    for (uint32_t i : usedBy[r]) {
+      Alt& a = alts[i];
+      a.length += length;
+      if (--a.unsettled == 0 && a.length < kNone && ruleLength[a.rule] == kNone) ready.push({a.length, a.rule});
+    }
+  }
+  // Each alternative from its end back: the suffix lengths.
+  std::vector<uint32_t> shortest(g.symbols.size(), 0);
+  for (const Alt& a : alts) {
+    uint32_t end = a.start;
+    while (g.symbols[end].kind != GrammarSymbol::End) end++;
+    uint64_t rest = 0;
+    shortest[end] = 0;
+    for (uint32_t p = end; p-- > a.start;) {
+      const GrammarSymbol s = g.symbols[p];
+      const uint64_t here = s.kind == GrammarSymbol::Rule ? ruleLength[s.value] : empty(s.value) ? kNone : 1;
+      rest = std::min<uint64_t>(rest + here, kNone);
+      shortest[p] = static_cast<uint32_t>(rest);
+    }
+  }
+  return shortest;
+}
+
 }  // namespace
 
 CompiledGrammar compileGbnf(std::string_view text, std::string_view root, const GrammarLimits& limits) {
-  return GbnfCompiler(text, limits).run(root);
+  CompiledGrammar g = GbnfCompiler(text, limits).run(root);
+  g.shortest = shortestCompletions(g);
+  return g;
 }

@@ -52,6 +52,11 @@ struct CompiledGrammar {
   uint32_t nByteClasses = 1;
   std::vector<uint8_t> classByte;  // one representative byte per class
   std::vector<uint16_t> classSize;
+  // shortest[p]: the fewest bytes that complete the alternative from symbol p on (0 at its End;
+  // kNoCompletion where nothing can). A parse stack needs the sum over its positions, so the
+  // matcher knows how far every state is from a complete sentence (an answer closed in budget).
+  static constexpr uint32_t kNoCompletion = UINT32_MAX;
+  std::vector<uint32_t> shortest;
 
   bool matches(uint32_t byteSet, uint8_t byte) const {
     return (byteSets[byteSet][byte >> 6] >> (byte & 63)) & 1;

@@ -19,6 +19,7 @@ uint64_t hashStacks(const uint32_t* s, size_t n) {
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar)
     : grammar_(std::move(grammar)), nClasses_(grammar_->nByteClasses) {
   nodes_.push_back({0, 0});  // node 0: the empty stack
+  nodeDistance_.push_back(0);
   resetTables();
   std::vector<uint32_t> stacks;
   for (uint32_t alt : grammar_->ruleAlternatives[grammar_->root]) expand(alt, 0, stacks);
@@ -29,6 +30,7 @@ void GrammarMatcher::resetTables() {
   stateStacks_.clear();
   stateStart_.assign(1, 0);
   accepting_.clear();
+  distance_.clear();
   stateIds_.clear();
   transitions_.clear();
   selfLoops_.clear();
@@ -36,13 +38,18 @@ void GrammarMatcher::resetTables() {
   // state 0: dead, every transition back to itself
   stateStart_.push_back(0);
   accepting_.push_back(0);
+  distance_.push_back(CompiledGrammar::kNoCompletion);
   transitions_.assign(nClasses_, kDead);
 }
 
 uint32_t GrammarMatcher::node(uint32_t pos, uint32_t parent) {
   const uint64_t key = (static_cast<uint64_t>(pos) << 32) | parent;
   auto [it, fresh] = nodeIds_.emplace(key, static_cast<uint32_t>(nodes_.size()));
-  if (fresh) nodes_.push_back({pos, parent});
+  if (fresh) {
+    nodes_.push_back({pos, parent});
+    const uint64_t d = uint64_t{grammar_->shortest[pos]} + nodeDistance_[parent];
+    nodeDistance_.push_back(static_cast<uint32_t>(std::min<uint64_t>(d, CompiledGrammar::kNoCompletion)));
+  }
   return it->second;
 }
 
@@ -89,6 +96,9 @@ uint32_t GrammarMatcher::intern(std::vector<uint32_t>& stacks) {
   stateStacks_.insert(stateStacks_.end(), stacks.begin(), stacks.end());
   stateStart_.push_back(static_cast<uint32_t>(stateStacks_.size()));
   accepting_.push_back(stacks[0] == 0 ? 1 : 0);
+  uint32_t nearest = CompiledGrammar::kNoCompletion;
+  for (uint32_t n : stacks) nearest = std::min(nearest, nodeDistance_[n]);
+  distance_.push_back(nearest);
   transitions_.resize(transitions_.size() + nClasses_, kUnknown);
   stateIds_.emplace(h, id);
   return id;
@@ -150,6 +160,7 @@ uint32_t GrammarMatcher::compact(uint32_t keep) {
   oldNodes.swap(nodes_);
   nodeIds_.clear();
   nodes_.push_back({0, 0});
+  nodeDistance_.assign(1, 0);
   std::unordered_map<uint32_t, uint32_t> moved{{0, 0}};
   for (uint32_t& top : stacks) {
     std::vector<uint32_t> chain;

@@ -37,6 +37,9 @@ class GrammarMatcher {
 
   // The grammar may end here (its root rule is complete).
   bool mayEnd(uint32_t state) const { return accepting_[state] != 0; }
+  // The fewest bytes from `state` to a complete sentence (0 where it may end; kNoCompletion when
+  // dead or nothing completes): the least over its stacks of the shortest rest of every level.
+  uint32_t distance(uint32_t state) const { return distance_[state]; }
   // No byte can follow (the state is complete, or dead).
   bool closed(uint32_t state);
   // The one byte every continuation starts with, or -1 when there are none or several.
@@ -75,10 +78,12 @@ class GrammarMatcher {
   std::shared_ptr<const CompiledGrammar> grammar_;
   uint32_t nClasses_;
   std::vector<Node> nodes_;
+  std::vector<uint32_t> nodeDistance_;  // [node]: the shortest rest of the stack it tops
   std::unordered_map<uint64_t, uint32_t> nodeIds_;
   // states: stacks of state s are stateStacks_[stateStart_[s] .. stateStart_[s + 1])
   std::vector<uint32_t> stateStacks_, stateStart_;
   std::vector<uint8_t> accepting_;
+  std::vector<uint32_t> distance_;  // [state], see distance()
   std::unordered_multimap<uint64_t, uint32_t> stateIds_;
   std::vector<uint32_t> transitions_;  // [state][byte class]
   std::vector<uint64_t> selfLoops_;     // [state][2], see selfLoops()

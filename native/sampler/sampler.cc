@@ -52,6 +52,7 @@ std::vector<int32_t> Sampler::takeForced() {
     if (!grammar_->accept(token)) throw std::logic_error("grammar: a forced token was refused");
     remember(token);
     taken.push_back(token);
+    produced_++;
   }
 }
 
@@ -64,6 +65,9 @@ void Sampler::remember(int32_t token) {
 }
 
 int32_t Sampler::sample(const float* logits, int64_t n, int32_t draft) {
+  // this token included
+  const int64_t tokensLeft = params_.maxTokens < 0 ? -1 : std::max<int64_t>(params_.maxTokens - produced_, 1);
+  produced_++;
   if (grammar_) {
     // A forced token needs no logits and no draw (takeForced() takes the same tokens).
     const std::deque<int32_t>& f = grammar_->forced();
@@ -90,7 +94,8 @@ int32_t Sampler::sample(const float* logits, int64_t n, int32_t draft) {
 
   // ---- grammar: only the tokens it admits here (end-of-generation only where it may end)
   if (grammar_) {
-    const TokenMask& mask = grammar_->mask();
+    const TokenMask& mask = grammar_->mask(tokensLeft);
+    if (grammar_->closing()) closingTokens_++;
     const TokenIndex& index = grammar_->tokens();
     size_t kept = 0;
     for (size_t i = 0; i < candidates_.size(); i++) {

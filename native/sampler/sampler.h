@@ -18,6 +18,9 @@ struct SamplerParams {
   float repeatPenalty = 1.0f; // 1 = off
   int32_t repeatLastN = 64;
   uint64_t seed = 0;
+  // The tokens this sampler may still produce (max_tokens), or -1: under a grammar the answer is
+  // closed within them (GrammarCursor::mask(tokensLeft)).
+  int64_t maxTokens = -1;
 };
 
 class Sampler {
@@ -41,6 +44,8 @@ class Sampler {
   std::vector<int32_t> takeForced();
   // The grammar admits nothing more (generation is over).
   bool grammarComplete() const { return grammar_ && grammar_->complete(); }
+  // Tokens chosen among fewer than the grammar admits so that the answer ends within maxTokens.
+  int64_t closingTokens() const { return closingTokens_; }
 
  private:
   double uniform();  // [0, 1)
@@ -51,4 +56,6 @@ class Sampler {
   std::deque<int32_t> recent_;
   std::vector<std::pair<float, int32_t>> candidates_;
   std::unique_ptr<GrammarCursor> grammar_;
+  int64_t produced_ = 0;  // tokens returned by sample() and takeForced()
+  int64_t closingTokens_ = 0;
 };

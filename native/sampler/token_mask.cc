@@ -11,6 +11,11 @@ constexpr size_t kMaxForcedBytes = 256;
 // Past this the matcher drops every state but the current one (a long, deeply nested output).
 constexpr size_t kMatcherCacheBytes = 32u << 20;
 
+// A token after which nothing completes is not counted: no budget makes room for it.
+inline void widen(uint32_t& farthest, uint32_t distance) {
+  if (distance > farthest && distance != CompiledGrammar::kNoCompletion) farthest = distance;
+}
+
 inline void setBit(uint32_t* bits, size_t i) { bits[i >> 5] |= uint32_t{1} << (i & 31); }
 
 // bits [begin, end)
@@ -94,6 +99,7 @@ size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenInde
   const size_t n = index.ids.size();
   out.bits.assign((n + 31) / 32, 0);
   out.only = -1;
+  out.farthest = 0;
   out.endAllowed = state != GrammarMatcher::kDead && matcher.mayEnd(state);
   uint32_t* mask = out.bits.data();
   if (state == GrammarMatcher::kDead) return 0;
@@ -124,6 +130,7 @@ size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenInde
       const uint32_t end = index.subtreeEnd[i];
       allowed += end - i;
       setRun(mask, i, end);
+      widen(out.farthest, matcher.distance(s));
       i = end;
       continue;
     }
@@ -136,11 +143,49 @@ size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenInde
     if (k == len) {
       setBit(mask, i - 1);
       allowed++;
+      widen(out.farthest, matcher.distance(s));
     } else {
       // every following token that shares the rejected byte is rejected too
       while (i < n && index.lcp[i] > k) i++;
     }
   }
+  return allowed;
+}
+
+size_t computeClosingMask(GrammarMatcher& matcher, uint32_t state, const TokenIndex& index, const TokenMask& base,
+                          int64_t limit, TokenMask& out) {
+  const size_t n = index.ids.size();
+  out.bits.assign(base.bits.size(), 0);
+  out.only = -1;
+  out.endAllowed = base.endAllowed;
+  out.farthest = 0;
+  // Every admitted token walked in the trie's order, each from the state after the bytes it shares
+  // with the one walked before: (position, distance after it).
+  std::vector<std::pair<uint32_t, uint32_t>> after;
+  std::vector<uint32_t> states{state};
+  const auto* bytes = reinterpret_cast<const uint8_t*>(index.bytes.data());
+  uint32_t shared = 0;  // bytes token i shares with the last one walked
+  for (size_t i = 0; i < n; i++) {
+    shared = std::min(shared, index.lcp[i]);
+    if (!((base.bits[i >> 5] >> (i & 31)) & 1)) continue;
+    const uint32_t begin = index.offsets[i], len = index.offsets[i + 1] - begin;
+    if (states.size() <= len) states.resize(len + 1);
+    uint32_t s = states[shared];
+    for (uint32_t k = shared; k < len; k++) states[k + 1] = s = matcher.step(s, bytes[begin + k]);
+    after.emplace_back(static_cast<uint32_t>(i), matcher.distance(s));
+    shared = UINT32_MAX;
+  }
+  uint32_t nearest = CompiledGrammar::kNoCompletion;
+  for (const auto& [i, d] : after) nearest = std::min(nearest, d);
+  // Nothing within reach: the grammar's end, or else the nearest the vocabulary allows.
+  const int64_t reach = nearest <= limit || base.endAllowed ? limit : nearest;
+  size_t allowed = 0;
+  for (const auto& [i, d] : after)
+    if (d <= reach) {
+      setBit(out.bits.data(), i);
+      out.farthest = std::max(out.farthest, d);
+      allowed++;
+    }
   return allowed;
 }
 
@@ -170,6 +215,33 @@ const TokenMask& GrammarCursor::mask() {
   }
   computeTokenMask(matcher_, state_, *bundle_->tokens, maskCache_.front().second);
   return maskCache_.front().second;
+}
+
+const TokenMask& GrammarCursor::mask(int64_t tokensLeft) {
+  const TokenMask& base = mask();
+  closing_ = narrow(base, tokensLeft, closingMask_);
+  return closing_ ? closingMask_ : base;
+}
+
+size_t GrammarCursor::grammarMask(TokenMask& mask, int64_t tokensLeft) {
+  size_t admitted = grammarMask(mask);
+  TokenMask narrowed;
+  if (narrow(mask, tokensLeft, narrowed)) {
+    admitted = 0;
+    for (uint32_t w : narrowed.bits) admitted += static_cast<size_t>(__builtin_popcount(w));
+    mask = std::move(narrowed);
+  }
+  return admitted;
+}
+
+bool GrammarCursor::narrow(const TokenMask& base, int64_t tokensLeft, TokenMask& out) {
+  const int64_t limit = tokensLeft - 2;  // after this token and before end-of-generation
+  if (tokensLeft < 0 || base.only >= 0 || ended_ || base.farthest <= limit) return false;
+  if (matcher_.distance(state_) == CompiledGrammar::kNoCompletion) return false;  // no end to steer to
+  const size_t admitted = computeClosingMask(matcher_, state_, *bundle_->tokens, base, limit, out);
+  size_t all = 0;
+  for (uint32_t w : base.bits) all += static_cast<size_t>(__builtin_popcount(w));
+  return admitted < all;
 }
 
 bool GrammarCursor::accept(int32_t token) {

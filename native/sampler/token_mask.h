@@ -61,6 +61,10 @@ struct TokenMask {
   std::vector<uint32_t> bits;
   bool endAllowed = false;
   int32_t only = -1;
+  // The greatest distance to a complete sentence (GrammarMatcher::distance) after any admitted
+  // token that leaves one: while the tokens left exceed it by two, the budget leaves this mask as
+  // it is.
+  uint32_t farthest = 0;
 
   bool allows(const TokenIndex& index, int32_t id) const {
     if (only >= 0) return id == only;
@@ -81,6 +85,11 @@ struct GrammarBundle {
 // The tokens the grammar admits from `state`, end-of-generation where it may end. Returns how many
 // tokens with text it admits.
 size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenIndex& index, TokenMask& mask);
+// The tokens of `base` (admitted from `state`) after which a complete sentence is at most `limit`
+// bytes away, end-of-generation as base has it; when no token comes that near and the grammar may
+// not end, those after which it is nearest. Returns how many tokens with text it admits.
+size_t computeClosingMask(GrammarMatcher& matcher, uint32_t state, const TokenIndex& index, const TokenMask& base,
+                          int64_t limit, TokenMask& out);
 
 class GrammarCursor {
  public:
@@ -88,10 +97,23 @@ class GrammarCursor {
 
   // Allowed tokens now; while forced tokens wait, only the next one.
   const TokenMask& mask();
+  // The same with `tokensLeft` tokens still to come, this one included (< 0: no limit). Closing in
+  // budget: when a token the grammar admits would leave a complete sentence farther than the
+  // tokens after it can reach (one byte each, then end-of-generation), only the tokens that keep it
+  // within reach. Each step keeps that so, as a single-byte token on a shortest completion always
+  // shortens it by one; at the edge every admitted token shortens it, and end-of-generation is all
+  // that is left once it is complete. A budget that never comes that near changes nothing.
+  const TokenMask& mask(int64_t tokensLeft);
+  // The last mask(tokensLeft) left out tokens the grammar admits, to end within the budget.
+  bool closing() const { return closing_; }
+  // The fewest bytes to a complete sentence from here (0: it may end; kNoCompletion: none).
+  uint32_t distance() const { return ended_ ? 0 : matcher_.distance(state_); }
   // What the grammar admits now, forcing aside; returns the count of tokens with text.
   size_t grammarMask(TokenMask& mask) {
     return computeTokenMask(matcher_, ended_ ? GrammarMatcher::kDead : state_, *bundle_->tokens, mask);
   }
+  // ... narrowed to close within `tokensLeft` tokens, as mask(tokensLeft) narrows it.
+  size_t grammarMask(TokenMask& mask, int64_t tokensLeft);
   const TokenIndex& tokens() const { return *bundle_->tokens; }
   // Advances over a token (or an end-of-generation token where the grammar may end); false, and
   // nothing changes, when the grammar does not admit it.
@@ -106,6 +128,8 @@ class GrammarCursor {
 
  private:
   void refreshForced();
+  // Fills `out` and returns true when closing within tokensLeft leaves out tokens `base` admits.
+  bool narrow(const TokenMask& base, int64_t tokensLeft, TokenMask& out);
   void afterAdvance();
 
   std::shared_ptr<const GrammarBundle> bundle_;
@@ -115,6 +139,8 @@ class GrammarCursor {
   bool forcedFresh_ = false;    // forced_ was computed for this state
   std::deque<int32_t> forced_;
   TokenMask single_;  // a forced token, or nothing after the end
+  TokenMask closingMask_;
+  bool closing_ = false;
   // masks by state, most recently used first
   std::list<std::pair<uint32_t, TokenMask>> maskCache_;
 };

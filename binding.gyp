@@ -14,8 +14,8 @@
         "native/gguf/mapping_guard.cc",
         "native/gguf/gguf.cc",
         "native/gguf/tensor_types.cc",
-        "native/kernels/kernels_scalar.cc",
-        "native/kernels/kernels_simd.cc",
+        "native/kernels/scalar.cc",
+        "native/kernels/kernel_table.cc",
         "native/kernels/cpu_features.cc",
         "native/kernels/thread_pool.cc",
         "native/kernels/matmul.cc",
@@ -47,7 +47,7 @@
       "conditions": [
         ["target_arch=='x64'", {"dependencies": ["alpaca_kernels_avx2", "alpaca_kernels_avx512_vnni", "alpaca_kernels_avx512_vbmi"]}],
         ["target_arch=='arm64'", {
-          "sources": ["native/kernels/kernels_neon.cc"],
+          "sources": ["native/kernels/arm/neon.cc"],
           "cflags_cc": ["-mtune=cortex-a72"],
           "dependencies": ["alpaca_kernels_neon_dotprod"]
         }]
@@ -60,14 +60,14 @@
         {
           "target_name": "alpaca_kernels_avx2",
           "type": "static_library",
-          "sources": ["native/kernels/kernels_avx2.cc"],
+          "sources": ["native/kernels/x86/avx2.cc"],
           "cflags": ["-fPIC"],
           "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-mavx2", "-mfma", "-mf16c"]
         },
         {
           "target_name": "alpaca_kernels_avx512_vnni",
           "type": "static_library",
-          "sources": ["native/kernels/kernels_avx512_vnni.cc"],
+          "sources": ["native/kernels/x86/avx512_vnni.cc"],
           "cflags": ["-fPIC"],
           "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-mavx2", "-mfma", "-mf16c",
                         "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]
@@ -75,7 +75,7 @@
         {
           "target_name": "alpaca_kernels_avx512_vbmi",
           "type": "static_library",
-          "sources": ["native/kernels/kernels_avx512_vbmi.cc"],
+          "sources": ["native/kernels/x86/avx512_vbmi.cc"],
           "cflags": ["-fPIC"],
           "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-mavx2", "-mfma", "-mf16c",
                         "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mavx512vbmi"]
@@ -87,7 +87,7 @@
         {
           "target_name": "alpaca_kernels_neon_dotprod",
           "type": "static_library",
-          "sources": ["native/kernels/kernels_neon_dotprod.cc"],
+          "sources": ["native/kernels/arm/neon_dotprod.cc"],
           "cflags": ["-fPIC"],
           "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-march=armv8.2-a+dotprod", "-mtune=cortex-a76"]
         }

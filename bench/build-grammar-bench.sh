@@ -14,33 +14,21 @@ sources="native/tools/grammar_bench.cc native/sampler/grammar.cc native/sampler/
   native/sampler/token_mask.cc native/tokenizer/vocab.cc native/tokenizer/tokenizer_spm.cc
   native/tokenizer/tokenizer_bpe.cc native/tokenizer/unicode_tables.cc native/gguf/gguf.cc
   native/gguf/mapped_file.cc native/gguf/mapping_guard.cc native/gguf/tensor_types.cc
-  native/kernels/kernels_scalar.cc native/kernels/kernels_simd.cc native/kernels/cpu_features.cc"
+  native/kernels/scalar.cc native/kernels/kernel_table.cc native/kernels/cpu_features.cc"
 flags="-std=c++17 -O3 -Wall -Wextra -Wno-unused-parameter -Wno-psabi -pthread -Inative"
+. "$root/native/kernels/isa.sh"  # the kernel sources with ISA flags of their own
 case "$target" in
   native)
     cxx=g++
-    case "$(uname -m)" in
-      x86_64)
-        $cxx $flags -mavx2 -mfma -mf16c -c native/kernels/kernels_avx2.cc -o "$out/kernels_avx2.o"
-        $cxx $flags -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni \
-          -c native/kernels/kernels_avx512_vnni.cc -o "$out/kernels_avx512_vnni.o"
-        $cxx $flags -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512vbmi \
-          -c native/kernels/kernels_avx512_vbmi.cc -o "$out/kernels_avx512_vbmi.o"
-        isa="$out/kernels_avx2.o $out/kernels_avx512_vnni.o $out/kernels_avx512_vbmi.o" ;;
-      aarch64)
-        $cxx $flags -c native/kernels/kernels_neon.cc -o "$out/kernels_neon.o"
-        $cxx $flags -march=armv8.2-a+dotprod -c native/kernels/kernels_neon_dotprod.cc -o "$out/kernels_neon_dotprod.o"
-        isa="$out/kernels_neon.o $out/kernels_neon_dotprod.o" ;;
-    esac
+    isa=$(kernel_isa_objects "$(uname -m)" $cxx "$flags" "$out") || exit 1
     # shellcheck disable=SC2086
     $cxx $flags $sources $isa -o "$out/grammar_bench" ;;
   aarch64)
     cxx=aarch64-linux-gnu-g++
     command -v $cxx >/dev/null || { echo "$cxx not found (apt-get install g++-aarch64-linux-gnu)" >&2; exit 2; }
-    $cxx $flags -mcpu=cortex-a72 -c native/kernels/kernels_neon.cc -o "$out/kernels_neon.o"
-    $cxx $flags -march=armv8.2-a+dotprod -mtune=cortex-a76 -c native/kernels/kernels_neon_dotprod.cc -o "$out/kernels_neon_dotprod.o"
+    isa=$(kernel_isa_objects aarch64 $cxx "$flags" "$out") || exit 1
     # shellcheck disable=SC2086
-    $cxx $flags -mcpu=cortex-a72 -static $sources "$out/kernels_neon.o" "$out/kernels_neon_dotprod.o" -o "$out/grammar_bench" ;;
+    $cxx $flags -mcpu=cortex-a72 -static $sources $isa -o "$out/grammar_bench" ;;
   *) echo "usage: $0 native|aarch64" >&2; exit 2 ;;
 esac
 echo "$out/grammar_bench"

@@ -12,15 +12,16 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/build/kernel-check/$target"
 mkdir -p "$out"
 
-common="native/tools/kernel_check.cc native/gguf/tensor_types.cc native/kernels/kernels_scalar.cc native/kernels/kernels_simd.cc
+common="native/tools/kernel_check.cc native/gguf/tensor_types.cc native/kernels/scalar.cc native/kernels/kernel_table.cc
         native/kernels/cpu_features.cc native/kernels/thread_pool.cc native/kernels/matmul.cc"
 flags="-std=c++17 -O3 -Wall -Wextra -Werror -Wno-psabi -pthread -Inative"
 
-build_arm64() {  # $1: compiler
-  "$1" $flags -mcpu=cortex-a72 -c native/kernels/kernels_neon.cc -o "$out/kernels_neon.o"
-  # +dotprod on this file alone; -mcpu would fight -march, so tune for the A76 it targets.
-  "$1" $flags -march=armv8.2-a+dotprod -mtune=cortex-a76 -c native/kernels/kernels_neon_dotprod.cc -o "$out/kernels_neon_dotprod.o"
-  "$1" $flags -mcpu=cortex-a72 $2 $common "$out/kernels_neon.o" "$out/kernels_neon_dotprod.o" -o "$out/kernel_check"
+. "$root/native/kernels/isa.sh"
+
+build_arm64() {  # $1: compiler, $2: link flags
+  objects=$(kernel_isa_objects aarch64 "$1" "$flags" "$out") || exit 1
+  # shellcheck disable=SC2086
+  "$1" $flags -mcpu=cortex-a72 $2 $common $objects -o "$out/kernel_check"
 }
 
 cd "$root"
@@ -31,13 +32,9 @@ case "$target" in
   native)
     case "$(uname -m)" in
       x86_64)
-        g++ $flags -mavx2 -mfma -mf16c -c native/kernels/kernels_avx2.cc -o "$out/kernels_avx2.o"
-        g++ $flags -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni \
-          -c native/kernels/kernels_avx512_vnni.cc -o "$out/kernels_avx512_vnni.o"
-        g++ $flags -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512vbmi \
-          -c native/kernels/kernels_avx512_vbmi.cc -o "$out/kernels_avx512_vbmi.o"
-        g++ $flags $common "$out/kernels_avx2.o" "$out/kernels_avx512_vnni.o" "$out/kernels_avx512_vbmi.o" \
-          -o "$out/kernel_check" ;;
+        objects=$(kernel_isa_objects x86_64 g++ "$flags" "$out") || exit 1
+        # shellcheck disable=SC2086
+        g++ $flags $common $objects -o "$out/kernel_check" ;;
       aarch64) build_arm64 g++ "" ;;
       *) g++ $flags $common -o "$out/kernel_check" ;;
     esac ;;

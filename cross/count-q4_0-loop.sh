@@ -14,7 +14,7 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir="$root/build/kernel-check/aarch64"
-[ -f "$dir/kernels_neon.o" ] || "$root/cross/build-kernel-check.sh" aarch64 >/dev/null
+[ -f "$dir/neon.o" ] || "$root/cross/build-kernel-check.sh" aarch64 >/dev/null
 objdump=aarch64-linux-gnu-objdump
 command -v $objdump >/dev/null || { echo "$objdump not found (apt-get install binutils-aarch64-linux-gnu)" >&2; exit 2; }
 
@@ -44,10 +44,10 @@ count() {
       printf "%-34s %3d in the loop = %5.1f per 16 rows x block x activation row\n   %s\n", label, total, total * mul / div, tally
     }'
 }
-count "$dir/kernels_neon.o" dotQ4_0Q8_0Neon "A72 one row (16-bit MLA)" first 16 4
-count "$dir/kernels_neon.o" dotQ4_0Q8_0NeonSdotEmulated "sdot emulated (vmull+vpadal)" first 16 4
-count "$dir/kernels_neon_dotprod.o" dotQ4_0Q8_0NeonDotprod "A76 one row (sdot)" first 16 4
-count "$dir/kernels_neon.o" panelRow "A72 panel (16 rows x 1)" widest 1 1
-count "$dir/kernels_neon_dotprod.o" "quadRows<4, true>" "A76 panel from scratch (4 x 4)" widest 1 1
-count "$dir/kernels_neon_dotprod.o" "quadRows<4, false>" "A76 panel on the way (4 x 4)" widest 1 1
-count "$dir/kernels_neon_dotprod.o" "quadRows<1, true>" "A76 panel, last row (4 x 1)" widest 4 1
+count "$dir/neon.o" dotQ4_0Q8_0Neon "A72 one row (16-bit MLA)" first 16 4
+count "$dir/neon.o" dotQ4_0Q8_0NeonSdotEmulated "sdot emulated (vmull+vpadal)" first 16 4
+count "$dir/neon_dotprod.o" dotQ4_0Q8_0NeonDotprod "A76 one row (sdot)" first 16 4
+count "$dir/neon.o" panelRow "A72 panel (16 rows x 1)" widest 1 1
+count "$dir/neon_dotprod.o" "quadRows<4, true>" "A76 panel from scratch (4 x 4)" widest 1 1
+count "$dir/neon_dotprod.o" "quadRows<4, false>" "A76 panel on the way (4 x 4)" widest 1 1
+count "$dir/neon_dotprod.o" "quadRows<1, true>" "A76 panel, last row (4 x 1)" widest 4 1

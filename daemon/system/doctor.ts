@@ -148,7 +148,7 @@ function cpu(m: Machine): Cpu {
   return { model, board, cores, arch, features: new Set(flags.split(/\s+/).filter(Boolean)), parts };
 }
 
-/** The kernel set the engine picks on this CPU (native/kernels/kernels_simd.h). */
+/** The kernel set the engine picks on this CPU (native/kernels/kernel_table.h). */
 function kernelSet(c: Cpu): string {
   if (c.arch === "arm64") return c.features.has("asimddp") ? "neon-dotprod" : c.features.has("asimd") ? "neon" : "scalar";
   if (c.arch === "x64") return ["avx2", "fma", "f16c"].every((f) => c.features.has(f)) ? "avx2" : "scalar";

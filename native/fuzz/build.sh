@@ -16,15 +16,12 @@ mkdir -p "$out/obj"
 flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -DALPACA_SHARED="\"$shared\"")
 # The engine sources the reader, the model binding and the tokenizers need; no N-API.
-sources=(gguf/mapped_file gguf/mapping_guard gguf/gguf gguf/tensor_types kernels/kernels_scalar kernels/kernels_simd kernels/cpu_features
+sources=(gguf/mapped_file gguf/mapping_guard gguf/gguf gguf/tensor_types kernels/scalar kernels/kernel_table kernels/cpu_features
          model/architecture model/arch_llama model/arch_qwen2 model/arch_qwen3 model/model
          tokenizer/vocab tokenizer/tokenizer_spm tokenizer/tokenizer_bpe tokenizer/unicode_tables
          sampler/grammar sampler/grammar_matcher sampler/token_mask)
-isa=()
-case "$(uname -m)" in
-  x86_64) isa=(kernels/kernels_avx2 kernels/kernels_avx512_vnni kernels/kernels_avx512_vbmi) ;;
-  aarch64) isa=(kernels/kernels_neon kernels/kernels_neon_dotprod) ;;
-esac
+# The kernel sources with ISA flags of their own (native/kernels/isa.sh).
+. "$root/native/kernels/isa.sh"
 
 objects=()
 compile() {  # name, extra flags...
@@ -36,15 +33,11 @@ compile() {  # name, extra flags...
   objects+=("$obj")
 }
 for s in "${sources[@]}"; do compile "$s"; done
-for s in "${isa[@]}"; do
-  case "$s" in
-    kernels/kernels_avx2) compile "$s" -mavx2 -mfma -mf16c ;;
-    kernels/kernels_avx512_vnni) compile "$s" -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni ;;
-    kernels/kernels_avx512_vbmi) compile "$s" -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512vbmi ;;
-    kernels/kernels_neon_dotprod) compile "$s" -march=armv8.2-a+dotprod ;;
-    *) compile "$s" ;;
-  esac
-done
+while read -r src isaFlags; do
+  name="${src#native/}"
+  # shellcheck disable=SC2086
+  compile "${name%.cc}" $isaFlags
+done < <(kernel_isa_sources "$(uname -m)")
 
 for t in "${targets[@]}"; do
   "$CXX" "${flags[@]}" -fsanitize=fuzzer "$root/native/fuzz/fuzz_$t.cc" "${objects[@]}" -o "$out/fuzz_$t"

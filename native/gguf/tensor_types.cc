@@ -10,18 +10,18 @@
 #include <stdexcept>
 #include <string>
 
-#include "../kernels/kernels.h"
+#include "k_quants.h"
 
-// No fused multiply-add: x*id + 8.5f must round twice, as written, on every CPU (see kernels_scalar.cc).
+// No fused multiply-add: x*id + 8.5f must round twice, as written, on every CPU (see ../kernels/scalar.cc).
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-using kernels::unpackQ4Q5K;
-using kernels::unpackQ6K;
-using kernels::unpackScaleMinK4;
+using k_quants::unpackQ4Q5K;
+using k_quants::unpackQ6K;
+using k_quants::unpackScaleMinK4;
 
 // ---------------------------------------------------------------- fp16
 
@@ -426,6 +426,3 @@ void quantizeRow(TensorType type, const float* src, void* dst, int64_t n) {
   f.fromFloat(src, dst, n);
 }
 
-VecDotFn vecDotFor(TensorType weightType) { return kernels::bestTable().get(weightType); }
-
-VecDotFn vecDotScalar(TensorType weightType) { return kernels::scalarTable().get(weightType); }

@@ -1,6 +1,6 @@
-// Tensor element formats of GGUF files: ids, block layouts, conversions and the dot products
-// the engine uses. Layouts are the published GGUF ones (ggml-common.h); every struct is packed
-// exactly as it sits in the file.
+// Tensor element formats of GGUF files: ids, block layouts and conversions. Layouts are the
+// published GGUF ones (ggml-common.h); every struct is packed exactly as it sits in the file. The
+// kernels that multiply them are ../kernels/kernel_table.h's business.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -58,11 +58,3 @@ uint16_t fp32ToFp16(float f);  // round to nearest even, as F16C does
 void dequantizeRow(TensorType type, const void* src, float* dst, int64_t n);
 // Converts n floats into `type` (F32, F16, Q8_0, Q8_1, Q8_K, and Q4_0/Q4_1 for tests and quantize).
 void quantizeRow(TensorType type, const float* src, void* dst, int64_t n);
-
-// Dot product of one weight row (type w) with one activation row already in traitsOf(w).dotWith.
-using VecDotFn = float (*)(int64_t n, const void* w, const void* a);
-// The fastest variant for this CPU (scalar until SIMD kernels are registered, see kernels.h);
-// nullptr for a type that is not computable.
-VecDotFn vecDotFor(TensorType weightType);
-// The scalar reference, used by tests to check every SIMD variant.
-VecDotFn vecDotScalar(TensorType weightType);

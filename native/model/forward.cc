@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "../kernels/kernels_simd.h"
+#include "../kernels/kernel_table.h"
 #include "../kernels/matmul.h"
 
 namespace {
@@ -57,11 +57,11 @@ void addBias(float* x, const float* bias, int64_t rows, int64_t n) {
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
-// A row into the KV cache's type (or a query head into the type its dot product takes): fp16,
-// the default, through the SIMD conversion, bit-identical to quantizeRow.
+// A row into the KV cache's type (or a query head into the type its dot product takes): through
+// the fastest quantizer of the kernel table, bit-identical to quantizeRow.
 void convertRow(TensorType type, const float* src, void* dst, int64_t n) {
-  if (type == TensorType::F16) {
-    bestF16RowKernels().toF16(src, dst, n);
+  if (const kernels::QuantizeRowFn quantize = kernels::bestKernels()[type].quantize) {
+    quantize(src, dst, n);
   } else {
     quantizeRow(type, src, dst, n);
   }
@@ -193,8 +193,8 @@ void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch
   const TensorType qType = traitsOf(kvType).dotWith;
   const size_t qRowBytes = rowBytes(qType, D);
   const size_t headBytes = rowBytes(kvType, D);  // one head of a cached key or value row
-  VecDotFn dot = vecDotFor(kvType);
-  const WeighF16Fn weighF16 = kvType == TensorType::F16 ? bestF16RowKernels().weigh : nullptr;
+  const kernels::VecDotFn dot = kernels::bestKernels()[kvType].dot;
+  const kernels::WeighF16Fn weighF16 = kvType == TensorType::F16 ? kernels::bestKernels().weighF16 : nullptr;
   const int nThreads = pool_.threads();
   scores_.resize(static_cast<size_t>(nThreads) * C);                    // [threads][C]
   qHalf_.resize((static_cast<size_t>(nThreads) * qRowBytes + 1) / 2);   // [threads][one query head in the dot format]

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "../kernels/kernels_simd.h"
+#include "../kernels/kernel_table.h"
 #include "napi_common.h"
 #include "../gguf/tensor_types.h"
 
@@ -138,7 +138,7 @@ Napi::Value dot(const Napi::CallbackInfo& info) {
     const TypeTraits& activationTraits = traitsOf(traits.dotWith);
     const Bytes w = requireBytes(info, 1, "weights", rowBytes(type, n), traits.name);
     const Bytes a = requireBytes(info, 2, "activations", rowBytes(traits.dotWith, n), activationTraits.name);
-    const VecDotFn fn = variant == "scalar" ? vecDotScalar(type) : vecDotFor(type);
+    const kernels::VecDotFn fn = (variant == "scalar" ? kernels::scalarKernels() : kernels::bestKernels())[type].dot;
     if (!fn) throw Napi::RangeError::New(info.Env(), std::string("no dot product for ") + traits.name + " weights");
     return Napi::Number::New(info.Env(), n == 0 ? 0.0 : fn(n, w.data, a.data));
   });
@@ -150,7 +150,7 @@ Napi::Value kernelFor(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     const TypeTraits& traits = requireType(info, 0, "weightTypeId");
     if (!traits.computable) return info.Env().Null();
-    const char* name = simdKernelSetNameFor(typeAt(info, 0));
+    const char* name = kernels::bestSetName(typeAt(info, 0), kernels::Path::kDot);
     return Napi::String::New(info.Env(), name ? name : "scalar");
   });
 }

@@ -1,5 +1,7 @@
-// kernel_check: compares every SIMD kernel set this CPU runs with the scalar references, and the
-// threaded matmul with a naive loop. A plain program (no Node) so that it also runs under
+// kernel_check: walks the kernel table (../kernels/kernel_table.h) and compares every entry of
+// every set this CPU runs (each type's dot product, decode rows, panel, quantizer, ...) with the
+// scalar references, checks which set the engine takes each path from, and the threaded matmul
+// against a naive loop. A plain program (no Node) so that it also runs under
 // qemu-aarch64 for the arm64 sets: `-cpu cortex-a72` for NEON (an SDOT there would fault),
 // `-cpu max` for NEON+dotprod. Prints `N passed, N failed`; exits 1 on any failure.
 //
@@ -8,7 +10,7 @@
 //    both sides is on integers below 2^24, so any difference is an integer-sum error: bit equality.
 //  - float paths (real scales, F16, F32): |simd - scalar| <= 1e-5 · Σ|w_i·a_i| + 1e-30, the sum
 //    over the dequantized rows, which bounds a different order of float accumulation.
-//  - quantizeRow to Q8_0: byte-identical blocks; fp16 row conversions: bit-identical.
+//  - quantizers: byte-identical rows; fp16 row conversions: bit-identical.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -19,13 +21,16 @@
 #include <string>
 #include <vector>
 
-#include "../kernels/kernels.h"
-#include "../kernels/kernels_simd.h"
+#include "../kernels/cpu_features.h"
+#include "../kernels/kernel_table.h"
 #include "../kernels/matmul.h"
 #include "../kernels/thread_pool.h"
-#include "../kernels/cpu_features.h"
 
 namespace {
+
+using kernels::KernelSet;
+using kernels::Path;
+using kernels::TypeKernels;
 
 int passed = 0, failed = 0;
 
@@ -134,14 +139,33 @@ double absoluteProductSum(TensorType wType, const std::vector<uint8_t>& w, Tenso
   return sum;
 }
 
-void checkDot(const SimdKernelSet& set, TensorType wType, VecDotFn fn) {
+// got against want: exactly in exact mode (unit scales), else within 1e-5 of the row's absolute
+// product sum (a different order of float accumulation).
+bool agrees(float got, float want, bool unit, TensorType wType, const std::vector<uint8_t>& w, TensorType aType,
+            const std::vector<uint8_t>& a, int64_t n) {
+  if (unit) return got == want;
+  const double bound = 1e-5 * absoluteProductSum(wType, w, aType, a, n) + 1e-30;
+  return std::fabs(static_cast<double>(got) - want) <= bound;
+}
+
+// Row lengths of the checks: one block, odd block counts (tails of unrolled loops), the 7B rows.
+std::vector<int64_t> rowLengths(TensorType t, bool manyRemainders) {
+  const int64_t block = traitsOf(t).blockSize;
+  std::vector<int64_t> n = {block, 3 * block, 5 * block, 4096, 11008, block == 1 ? 4099 : 4096 + 7 * block};
+  if (manyRemainders) {
+    for (int64_t k : {2, 4, 7}) n.push_back(k * block);  // every remainder of a four-block step
+  }
+  std::vector<int64_t> out;
+  for (int64_t v : n) {
+    if (v % block == 0) out.push_back(v);
+  }
+  return out;
+}
+
+void checkDot(const KernelSet& set, TensorType wType) {
   const TensorType aType = traitsOf(wType).dotWith;
-  const VecDotFn reference = vecDotScalar(wType);
-  const int64_t block = traitsOf(wType).blockSize;
-  // One block, odd block counts (tails of the unrolled loops), and the 7B row lengths.
-  const int64_t lengths[] = {block, 3 * block, 5 * block, 4096, 11008, block == 1 ? 4099 : 4096 + 7 * block};
-  for (int64_t n : lengths) {
-    if (n % block) continue;
+  const kernels::VecDotFn fn = set[wType].dot, reference = kernels::scalarKernels()[wType].dot;
+  for (int64_t n : rowLengths(wType, false)) {
     for (int unit = 0; unit < 2; ++unit) {
       if (unit && (wType == TensorType::F32 || wType == TensorType::F16)) continue;
       // Exact mode needs every partial sum below 2^24; random rows of 11008 can pass that.
@@ -151,95 +175,56 @@ void checkDot(const SimdKernelSet& set, TensorType wType, VecDotFn fn) {
         const auto a = randomActivations(aType, n, unit);
         const float want = reference(n, w.data(), a.data());
         const float got = fn(n, w.data(), a.data());
-        const double bound = unit ? 0.0 : 1e-5 * absoluteProductSum(wType, w, aType, a, n) + 1e-30;
-        const bool ok = unit ? got == want : std::fabs(static_cast<double>(got) - want) <= bound;
         char what[200];
-        std::snprintf(what, sizeof what, "%s %s n=%lld %s: got %.9g want %.9g (bound %.3g)", set.name,
-                      traitsOf(wType).name, static_cast<long long>(n), unit ? "exact" : "scaled", got, want,
-                      bound);
-        report(ok, what);
+        std::snprintf(what, sizeof what, "%s %s dot n=%lld %s: got %.9g want %.9g", set.name, traitsOf(wType).name,
+                      static_cast<long long>(n), unit ? "exact" : "scaled", got, want);
+        report(agrees(got, want, unit, wType, w, aType, a, n), what);
       }
     }
   }
 }
 
-// The 4 × nA tile against the one-row scalar reference, every (weight row, activation row) pair;
-// rows sit in larger buffers (strides beyond the row) as they do in a matrix.
-void checkQ4_0Tile(const SimdKernelSet& set) {
-  const VecDotFn reference = vecDotScalar(TensorType::Q4_0);
-  for (int64_t n : {int64_t{32}, int64_t{96}, int64_t{160}, int64_t{4096}, int64_t{11008}}) {
-    for (int unit = 0; unit < 2; ++unit) {
-      if (unit && n > 4096) continue;  // exact mode keeps partial sums below 2^24
-      for (int nA = 1; nA <= 4; ++nA) {
-        const size_t wStride = rowBytes(TensorType::Q4_0, n) + 18 * randomInt(0, 2);
-        const size_t aStride = rowBytes(TensorType::Q8_0, n) + 34 * randomInt(0, 2);
-        std::vector<std::vector<uint8_t>> w(4), a(nA);
-        std::vector<uint8_t> wAll(4 * wStride), aAll(nA * aStride);
-        for (int r = 0; r < 4; ++r) {
-          w[r] = randomWeights(TensorType::Q4_0, n, unit);
-          std::memcpy(wAll.data() + r * wStride, w[r].data(), w[r].size());
-        }
-        for (int j = 0; j < nA; ++j) {
-          a[j] = randomActivations(TensorType::Q8_0, n, unit);
-          std::memcpy(aAll.data() + j * aStride, a[j].data(), a[j].size());
-        }
-        float out[16];
-        set.q4_0Tile(n, wAll.data(), wStride, aAll.data(), aStride, nA, out);
-        for (int j = 0; j < nA; ++j) {
-          for (int r = 0; r < 4; ++r) {
-            const float want = reference(n, w[r].data(), a[j].data());
-            const float got = out[j * 4 + r];
-            const double bound =
-                unit ? 0.0 : 1e-5 * absoluteProductSum(TensorType::Q4_0, w[r], TensorType::Q8_0, a[j], n) + 1e-30;
-            const bool ok = unit ? got == want : std::fabs(static_cast<double>(got) - want) <= bound;
-            char what[200];
-            std::snprintf(what, sizeof what, "%s q4_0 tile n=%lld nA=%d row %d act %d %s: got %.9g want %.9g", set.name,
-                          static_cast<long long>(n), nA, r, j, unit ? "exact" : "scaled", got, want);
-            report(ok, what);
-          }
-        }
-      }
-    }
-  }
-}
-
-// The decode rows against the one-row scalar reference: block counts of every remainder modulo
-// the kernel's four-block step, strides beyond the row, and the eight rows ending right at a
-// page the process may not read, so that a load past the last row faults here.
-void checkQ4_0Rows(const SimdKernelSet& set) {
-  const VecDotFn reference = vecDotScalar(TensorType::Q4_0);
+// The decode rows kernel against the one-row scalar reference: block counts of every remainder
+// of a four-block step, strides beyond the row, and the rows ending right at a page the process
+// may not read, so that a load past the last row faults here.
+void checkRows(const KernelSet& set, TensorType wType) {
+  const kernels::RowsKernel rows = set[wType].rows;
+  const TensorType aType = traitsOf(wType).dotWith;
+  const kernels::VecDotFn reference = kernels::scalarKernels()[wType].dot;
   const long page = sysconf(_SC_PAGESIZE);
-  for (int64_t n : {int64_t{32}, int64_t{64}, int64_t{96}, int64_t{128}, int64_t{160}, int64_t{224}, int64_t{4096},
-                    int64_t{11008}}) {
+  if (rows.count < 1 || kernels::kPanelRows % rows.count != 0) {
+    report(false, std::string(set.name) + " " + traitsOf(wType).name + " rows: count does not divide kPanelRows");
+    return;
+  }
+  for (int64_t n : rowLengths(wType, true)) {
     for (int unit = 0; unit < 2; ++unit) {
       if (unit && n > 4096) continue;  // exact mode keeps partial sums below 2^24
-      const size_t rowSize = rowBytes(TensorType::Q4_0, n);
-      const size_t wStride = rowSize + 18 * randomInt(0, 2);
-      const size_t used = (kQ4_0RowsPerCall - 1) * wStride + rowSize;
+      const size_t rowSize = rowBytes(wType, n);
+      const size_t wStride = rowSize + traitsOf(wType).blockBytes * randomInt(0, 2);
+      const size_t used = (rows.count - 1) * wStride + rowSize;
       const size_t mapped = (used + page - 1) / page * page + page;
       void* map = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (map == MAP_FAILED || mprotect(static_cast<uint8_t*>(map) + mapped - page, page, PROT_NONE) != 0) {
-        report(false, std::string(set.name) + " q4_0 rows: cannot map a guarded buffer");
+        report(false, std::string(set.name) + " rows: cannot map a guarded buffer");
         return;
       }
       auto* region = static_cast<uint8_t*>(map);
       uint8_t* wAll = region + mapped - page - used;
-      std::vector<std::vector<uint8_t>> w(kQ4_0RowsPerCall);
-      for (int r = 0; r < kQ4_0RowsPerCall; ++r) {
-        w[r] = randomWeights(TensorType::Q4_0, n, unit);
+      std::vector<std::vector<uint8_t>> w(rows.count);
+      for (int r = 0; r < rows.count; ++r) {
+        w[r] = randomWeights(wType, n, unit);
         std::memcpy(wAll + r * wStride, w[r].data(), rowSize);
       }
-      const std::vector<uint8_t> a = randomActivations(TensorType::Q8_0, n, unit);
-      float out[kQ4_0RowsPerCall];
-      set.q4_0Rows(n, wAll, wStride, a.data(), out);
-      for (int r = 0; r < kQ4_0RowsPerCall; ++r) {
+      const std::vector<uint8_t> a = randomActivations(aType, n, unit);
+      float out[kernels::kPanelRows];
+      rows.run(n, wAll, wStride, a.data(), out);
+      for (int r = 0; r < rows.count; ++r) {
         const float want = reference(n, w[r].data(), a.data());
-        const double bound = unit ? 0.0 : 1e-5 * absoluteProductSum(TensorType::Q4_0, w[r], TensorType::Q8_0, a, n) + 1e-30;
-        const bool ok = unit ? out[r] == want : std::fabs(static_cast<double>(out[r]) - want) <= bound;
         char what[200];
-        std::snprintf(what, sizeof what, "%s q4_0 rows n=%lld row %d %s: got %.9g want %.9g", set.name,
-                      static_cast<long long>(n), r, unit ? "exact" : "scaled", out[r], want);
-        report(ok, what);
+        std::snprintf(what, sizeof what, "%s %s rows n=%lld row %d of %d %s: got %.9g want %.9g", set.name,
+                      traitsOf(wType).name, static_cast<long long>(n), r, rows.count, unit ? "exact" : "scaled",
+                      out[r], want);
+        report(agrees(out[r], want, unit, wType, w[r], aType, a, n), what);
       }
       munmap(region, mapped);
     }
@@ -247,58 +232,54 @@ void checkQ4_0Rows(const SimdKernelSet& set) {
 }
 
 // The panel product against the one-row scalar reference, every (weight row, activation row)
-// pair: short panels (nW < 16), activation counts around the kernels' passes (x86: eight rows,
-// arm64 SDOT: four; every remainder 1..4 of the latter, both unpacked on the way and from the
-// panel), strides beyond the row, and a y stride beyond nW whose untouched entries must stay as
-// they were.
-void checkQ4_0Panel(const SimdKernelSet& set) {
-  const VecDotFn reference = vecDotScalar(TensorType::Q4_0);
-  const struct { int64_t n; int nW; int64_t nA; } cases[] = {
-      {32, 16, 1}, {96, 1, 8},    {160, 5, 9},   {256, 16, 13}, {4096, 16, 32},
-      {4096, 11, 3}, {11008, 16, 17}, {64, 15, 40}, {64, 16, 2}, {256, 9, 4},
-      {160, 16, 6}, {96, 13, 7},
+// pair: short panels (nW < 16), activation counts around the kernels' passes (x86: eight or four
+// rows, arm64 SDOT: four; every remainder, both unpacked on the way and from the panel), strides
+// beyond the row, and a y stride beyond nW whose untouched entries must stay as they were.
+void checkPanel(const KernelSet& set, TensorType wType) {
+  const kernels::PanelKernel panel = set[wType].panel;
+  const TensorType aType = traitsOf(wType).dotWith;
+  const kernels::VecDotFn reference = kernels::scalarKernels()[wType].dot;
+  const int64_t block = traitsOf(wType).blockSize, aBlock = traitsOf(aType).blockSize;
+  // Blocks of a row for the 32-element formats and for the K formats (11008 columns: 344 and 43).
+  const struct { int64_t blocks, superBlocks; int nW; int64_t nA; } cases[] = {
+      {1, 1, 16, 1},  {3, 3, 1, 8},   {5, 5, 5, 9},   {8, 2, 16, 13},  {128, 16, 16, 32}, {128, 16, 11, 3},
+      {344, 43, 16, 17}, {2, 2, 15, 40}, {2, 1, 16, 2}, {8, 4, 9, 4}, {5, 5, 16, 6},    {3, 3, 13, 7},
   };
   for (const auto& c : cases) {
+    const int64_t n = (block == kQK_K ? c.superBlocks : c.blocks) * block;
     for (int unit = 0; unit < 2; ++unit) {
-      if (unit && c.n > 4096) continue;  // exact mode keeps partial sums below 2^24
-      const int64_t nb = c.n / 32;
-      const size_t wStride = rowBytes(TensorType::Q4_0, c.n) + 18 * randomInt(0, 2);
-      const size_t aStride = rowBytes(TensorType::Q8_0, c.n) + 34 * randomInt(0, 2);
+      if (unit && n > 4096) continue;  // exact mode keeps partial sums below 2^24
+      const int64_t nb = n / block;
+      const size_t wStride = rowBytes(wType, n) + traitsOf(wType).blockBytes * randomInt(0, 2);
+      const size_t aStride = rowBytes(aType, n) + traitsOf(aType).blockBytes * randomInt(0, 2);
       const size_t yStride = static_cast<size_t>(c.nW + randomInt(0, 3));
       std::vector<std::vector<uint8_t>> w(c.nW), a(c.nA);
       std::vector<uint8_t> wAll(c.nW * wStride), aAll(c.nA * aStride);
       for (int r = 0; r < c.nW; ++r) {
-        w[r] = randomWeights(TensorType::Q4_0, c.n, unit);
+        w[r] = randomWeights(wType, n, unit);
         std::memcpy(wAll.data() + r * wStride, w[r].data(), w[r].size());
       }
       for (int64_t j = 0; j < c.nA; ++j) {
-        a[j] = randomActivations(TensorType::Q8_0, c.n, unit);
+        a[j] = randomActivations(aType, n, unit);
         std::memcpy(aAll.data() + j * aStride, a[j].data(), a[j].size());
       }
-      std::vector<int32_t> bias(c.nA * nb);
-      std::vector<float> scale(c.nA * nb);
-      q4_0PanelActivationTerms(c.n, aAll.data(), aStride, c.nA, bias.data(), scale.data());
-      std::vector<uint8_t> panel(nb * kQ4_0PanelBytesPerBlock + 64);
-      void* aligned = panel.data() + (64 - reinterpret_cast<uintptr_t>(panel.data()) % 64) % 64;
+      std::vector<int32_t> bias(c.nA * (n / aBlock));
+      std::vector<float> scale(c.nA * (n / aBlock));
+      if (panel.terms) panel.terms(n, aAll.data(), aStride, c.nA, bias.data(), scale.data());
+      std::vector<uint8_t> scratch(nb * panel.scratchPerBlock + 64);
+      void* aligned = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
       const float kUntouched = -12345.0f;
       std::vector<float> y(c.nA * yStride, kUntouched);
-      set.q4_0Panel(c.n, wAll.data(), wStride, c.nW, aAll.data(), aStride, bias.data(), scale.data(), c.nA, y.data(),
-                    yStride, aligned);
+      panel.run(n, wAll.data(), wStride, c.nW, aAll.data(), aStride, panel.terms ? bias.data() : nullptr,
+                panel.terms ? scale.data() : nullptr, c.nA, y.data(), yStride, aligned);
       int bad = 0;
       std::string first;
       for (int64_t j = 0; j < c.nA; ++j) {
         for (size_t r = 0; r < yStride; ++r) {
           const float got = y[j * yStride + r];
-          bool ok;
-          float want = kUntouched;
-          if (r >= static_cast<size_t>(c.nW)) {
-            ok = got == kUntouched;
-          } else {
-            want = reference(c.n, w[r].data(), a[j].data());
-            const double bound =
-                unit ? 0.0 : 1e-5 * absoluteProductSum(TensorType::Q4_0, w[r], TensorType::Q8_0, a[j], c.n) + 1e-30;
-            ok = unit ? got == want : std::fabs(static_cast<double>(got) - want) <= bound;
-          }
+          const bool inPanel = r < static_cast<size_t>(c.nW);
+          const float want = inPanel ? reference(n, w[r].data(), a[j].data()) : kUntouched;
+          const bool ok = inPanel ? agrees(got, want, unit, wType, w[r], aType, a[j], n) : got == kUntouched;
           if (!ok && bad++ == 0) {
             char what[160];
             std::snprintf(what, sizeof what, " (first: row %zu act %lld got %.9g want %.9g)", r,
@@ -307,16 +288,17 @@ void checkQ4_0Panel(const SimdKernelSet& set) {
           }
         }
       }
-      char what[200];
-      std::snprintf(what, sizeof what, "%s q4_0 panel n=%lld nW=%d nA=%lld %s: %d of %lld wrong%s", set.name,
-                    static_cast<long long>(c.n), c.nW, static_cast<long long>(c.nA), unit ? "exact" : "scaled", bad,
-                    static_cast<long long>(c.nA * yStride), first.c_str());
+      char what[220];
+      std::snprintf(what, sizeof what, "%s %s panel n=%lld nW=%d nA=%lld %s: %d of %lld wrong%s", set.name,
+                    traitsOf(wType).name, static_cast<long long>(n), c.nW, static_cast<long long>(c.nA),
+                    unit ? "exact" : "scaled", bad, static_cast<long long>(c.nA * yStride), first.c_str());
       report(bad == 0, what);
     }
   }
 }
 
-void checkQuantizeQ8_0(const SimdKernelSet& set) {
+// An activation quantizer (Q8_0, Q8_1, Q8_K) against quantizeRow: byte-identical rows.
+void checkQuantize(const KernelSet& set, TensorType t) {
   const int64_t n = 32 * 64;
   for (int trial = 0; trial < 8; ++trial) {
     std::vector<float> x(n);
@@ -330,33 +312,37 @@ void checkQuantizeQ8_0(const SimdKernelSet& set) {
     // is undefined in the scalar code too (each CPU gives its own byte), so that is not compared.
     for (int j = 64; j < 96; ++j) x[j] = 1e-30f * (j - 80);
     for (int j = 96; j < 128; ++j) x[j] = -127.0f + 0.5f * (j - 96);
-    std::vector<uint8_t> want(rowBytes(TensorType::Q8_0, n)), got(want.size());
-    quantizeRow(TensorType::Q8_0, x.data(), want.data(), n);
-    set.quantizeRowQ8_0(x.data(), got.data(), n);
-    report(want == got, std::string(set.name) + " quantizeRow q8_0 bit-identical");
+    // A whole Q8_K super-block of zeros.
+    for (int j = 512; j < 768; ++j) x[j] = 0.0f;
+    std::vector<uint8_t> want(rowBytes(t, n)), got(want.size());
+    quantizeRow(t, x.data(), want.data(), n);
+    set[t].quantize(x.data(), got.data(), n);
+    report(want == got, std::string(set.name) + " quantize " + traitsOf(t).name + " bit-identical");
   }
 }
 
-// The fp16 rows: every one of the 65536 halves converts to the reference's float (NaNs: to a
-// NaN), floats of every kind (halfway cases, subnormal halves, overflow, ±0, inf, NaN) round to
-// the reference's half, and weigh sums p[j]·x_j exactly as the reference's loop does.
-void checkF16Rows(const SimdKernelSet& set) {
-  const F16RowKernels& k = set.f16Rows;
-  const auto sameFloat = [](float a, float b) { return std::isnan(a) ? std::isnan(b) : std::memcmp(&a, &b, 4) == 0; };
+bool sameFloat(float a, float b) { return std::isnan(a) ? std::isnan(b) : std::memcmp(&a, &b, 4) == 0; }
+
+// fp16 to float: every one of the 65536 halves converts to the reference's float (NaNs: to a NaN).
+void checkDequantizeF16(const KernelSet& set) {
   const int64_t all = 65536 + 3;  // a length with a tail after the last vector
   std::vector<uint16_t> halves(all);
   for (int64_t i = 0; i < all; ++i) halves[i] = static_cast<uint16_t>(i);
   std::vector<float> want(all), got(all);
   dequantizeRow(TensorType::F16, halves.data(), want.data(), all);
-  k.toF32(halves.data(), got.data(), all);
+  set[TensorType::F16].dequantize(halves.data(), got.data(), all);
   int64_t bad = 0;
   for (int64_t i = 0; i < all; ++i) bad += !sameFloat(want[i], got[i]);
   report(bad == 0, std::string(set.name) + " f16 -> f32, all 65536 halves");
+}
 
+// Float to fp16: floats of every kind (each half, halfway cases, subnormal halves, overflow, ±0,
+// inf, NaN) round to the reference's half.
+void checkQuantizeF16(const KernelSet& set) {
   std::vector<float> floats;
   for (int64_t i = 0; i < 65536; ++i) {
     // each half, the midpoints to its neighbour and the floats one ulp either side of them
-    const float lo = want[i], hi = want[(i + 1) & 0xFFFF];
+    const float lo = fp16ToFp32(static_cast<uint16_t>(i)), hi = fp16ToFp32(static_cast<uint16_t>((i + 1) & 0xFFFF));
     if (!std::isfinite(lo) || !std::isfinite(hi)) continue;
     const float mid = lo + (hi - lo) / 2;
     for (float f : {lo, mid, std::nextafter(mid, lo), std::nextafter(mid, hi)}) floats.push_back(f);
@@ -368,16 +354,19 @@ void checkF16Rows(const SimdKernelSet& set) {
   const int64_t nf = static_cast<int64_t>(floats.size());
   std::vector<uint16_t> wantH(nf), gotH(nf);
   quantizeRow(TensorType::F16, floats.data(), wantH.data(), nf);
-  k.toF16(floats.data(), gotH.data(), nf);
-  bad = 0;
+  set[TensorType::F16].quantize(floats.data(), gotH.data(), nf);
+  int64_t bad = 0;
   for (int64_t i = 0; i < nf; ++i) {
     const bool nan = (wantH[i] & 0x7C00) == 0x7C00 && (wantH[i] & 0x3FF);
     bad += nan ? !((gotH[i] & 0x7C00) == 0x7C00 && (gotH[i] & 0x3FF)) : wantH[i] != gotH[i];
   }
   report(bad == 0, std::string(set.name) + " f32 -> f16, " + std::to_string(nf) + " floats");
+}
 
-  // d: every path of the kernels (64- and 32-wide blocks, 8- and 4-wide, single elements);
-  // rows: none, one, a context's worth; strides beyond the row (a head inside a KV row).
+// Attention over fp16 rows sums p[j]·x_j exactly as the reference's loop does. d: every path of
+// the kernels (64- and 32-wide blocks, 8- and 4-wide, single elements); rows: none, one, a
+// context's worth; strides beyond the row (a head inside a KV row).
+void checkWeighF16(const KernelSet& set) {
   for (int64_t d : {int64_t{1}, int64_t{7}, int64_t{64}, int64_t{100}, int64_t{128}, int64_t{133}}) {
     for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{37}}) {
       const size_t stride = static_cast<size_t>(d + randomInt(0, 40)) * 2;
@@ -388,8 +377,8 @@ void checkF16Rows(const SimdKernelSet& set) {
       }
       std::vector<float> p(n + 1), got(d, NAN), want(d, NAN);
       for (float& v : p) v = randomFloat(0.0f, 1.0f);
-      kernels::weighF16Scalar(n, p.data(), rows.data(), stride, d, want.data());
-      k.weigh(n, p.data(), rows.data(), stride, d, got.data());
+      kernels::scalarKernels().weighF16(n, p.data(), rows.data(), stride, d, want.data());
+      set.weighF16(n, p.data(), rows.data(), stride, d, got.data());
       bool ok = true;
       for (int64_t i = 0; i < d; ++i) ok = ok && sameFloat(got[i], want[i]);
       report(ok, std::string(set.name) + " weigh f16 rows d=" + std::to_string(d) + " n=" + std::to_string(n));
@@ -397,15 +386,109 @@ void checkF16Rows(const SimdKernelSet& set) {
   }
 }
 
-void checkDispatch() {
-  const SimdKernelSets all = compiledSimdKernelSets();
-  for (TensorType t : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_1, TensorType::Q4_K, TensorType::Q5_K,
-                       TensorType::Q6_K, TensorType::F16, TensorType::F32}) {
-    VecDotFn expected = vecDotScalar(t);
-    for (int i = all.count - 1; i >= 0; --i) {
-      if (all.sets[i]->runsHere() && all.sets[i]->dotFor(t)) expected = all.sets[i]->dotFor(t);
+constexpr Path kPaths[] = {Path::kDot, Path::kRows, Path::kPanel, Path::kQuantize, Path::kDequantize};
+const char* pathName(Path p) {
+  switch (p) {
+    case Path::kDot: return "dot";
+    case Path::kRows: return "rows";
+    case Path::kPanel: return "panel";
+    case Path::kQuantize: return "quantize";
+    case Path::kDequantize: return "dequantize";
+  }
+  return "?";
+}
+
+// Every entry of one set this CPU runs against the scalar references.
+void checkSet(const KernelSet& set) {
+  for (size_t slot = 0; slot < kernels::kTypeSlots; ++slot) {
+    const auto t = static_cast<TensorType>(slot);
+    const TypeKernels& k = set[t];
+    if (!typeTraits(static_cast<uint32_t>(slot))) {
+      report(!k.dot && !k.rows.run && !k.panel.run && !k.quantize && !k.dequantize,
+             std::string(set.name) + ": no kernels for unknown type id " + std::to_string(slot));
+      continue;
     }
-    report(vecDotFor(t) == expected, std::string("vecDotFor(") + traitsOf(t).name + ") is the fastest variant");
+    if (k.dot) checkDot(set, t);
+    if (k.rows.run) checkRows(set, t);
+    if (k.panel.run) checkPanel(set, t);
+    if (k.quantize) t == TensorType::F16 ? checkQuantizeF16(set) : checkQuantize(set, t);
+    if (k.dequantize) {
+      if (t == TensorType::F16) {
+        checkDequantizeF16(set);
+      } else {
+        report(false, std::string(set.name) + " dequantize " + traitsOf(t).name + ": kernel_check has no case for it");
+      }
+    }
+  }
+  if (set.weighF16) checkWeighF16(set);
+}
+
+// The scalar set serves every computable type (and the activation formats), and bestKernels()
+// took every path of every type from the fastest set this CPU runs that has it.
+void checkResolution() {
+  const KernelSet& scalar = kernels::scalarKernels();
+  for (size_t slot = 0; slot < kernels::kTypeSlots; ++slot) {
+    const TypeTraits* traits = typeTraits(static_cast<uint32_t>(slot));
+    if (traits && traits->computable) {
+      report(scalar[static_cast<TensorType>(slot)].dot != nullptr, std::string("scalar dot for ") + traits->name);
+      report(traits->dotWith == TensorType::F32 || scalar[traits->dotWith].quantize != nullptr,
+             std::string("scalar quantizer for the activations of ") + traits->name);
+    }
+  }
+  const kernels::KernelSets all = kernels::compiledSets();
+  const KernelSet& best = kernels::bestKernels();
+  for (size_t slot = 0; slot < kernels::kTypeSlots; ++slot) {
+    const auto t = static_cast<TensorType>(slot);
+    for (Path path : kPaths) {
+      const KernelSet* expected = nullptr;
+      for (int i = 0; i < all.count && !expected; ++i) {
+        if (all.sets[i]->runsHere() && kernels::hasPath((*all.sets[i])[t], path)) expected = all.sets[i];
+      }
+      const TypeKernels& got = best[t];
+      bool same = !expected ? !kernels::hasPath(got, path) : false;
+      if (expected) {
+        const TypeKernels& want = (*expected)[t];
+        switch (path) {
+          case Path::kDot: same = got.dot == want.dot; break;
+          case Path::kRows: same = got.rows.run == want.rows.run && got.rows.count == want.rows.count; break;
+          case Path::kPanel:
+            same = got.panel.run == want.panel.run && got.panel.terms == want.panel.terms &&
+                   got.panel.scratchPerBlock == want.panel.scratchPerBlock;
+            break;
+          case Path::kQuantize: same = got.quantize == want.quantize; break;
+          case Path::kDequantize: same = got.dequantize == want.dequantize; break;
+        }
+      }
+      if (!same || expected) {
+        report(same, std::string("best ") + pathName(path) + " of type " + std::to_string(slot) + " is " +
+                         (expected ? expected->name : "none"));
+      }
+    }
+  }
+  kernels::WeighF16Fn weigh = nullptr;
+  for (int i = 0; i < all.count && !weigh; ++i) {
+    if (all.sets[i]->runsHere()) weigh = all.sets[i]->weighF16;
+  }
+  report(best.weighF16 == weigh, "best weighF16 is the fastest set's");
+}
+
+// The table every set fills: for each type, which path each set has (one line per type).
+void printTable() {
+  const kernels::KernelSets all = kernels::compiledSets();
+  for (size_t slot = 0; slot < kernels::kTypeSlots; ++slot) {
+    const TypeTraits* traits = typeTraits(static_cast<uint32_t>(slot));
+    if (!traits) continue;
+    std::string line;
+    for (int i = 0; i < all.count; ++i) {
+      std::string paths;
+      for (Path path : kPaths) {
+        if (kernels::hasPath((*all.sets[i])[static_cast<TensorType>(slot)], path)) {
+          paths += (paths.empty() ? "" : "+") + std::string(pathName(path));
+        }
+      }
+      if (!paths.empty()) line += std::string("  ") + all.sets[i]->name + ":" + paths;
+    }
+    if (!line.empty()) std::printf("table %-5s%s\n", traits->name, line.c_str());
   }
 }
 
@@ -475,25 +558,19 @@ int main() {
   const CpuFeatures& f = cpuFeatures();
   std::printf("cpu: avx2+fma+f16c=%d avx512=%d avx512-vnni=%d avx512-vbmi=%d neon=%d neon-dotprod=%d\n", f.avx2Fma,
               f.avx512, f.avx512Vnni, f.avx512Vbmi, f.neon, f.neonDotprod);
-  const SimdKernelSets all = compiledSimdKernelSets();
+  printTable();
+  const kernels::KernelSets all = kernels::compiledSets();
   for (int i = 0; i < all.count; ++i) {
-    const SimdKernelSet& set = *all.sets[i];
+    const KernelSet& set = *all.sets[i];
+    if (&set == &kernels::scalarKernels()) continue;  // the reference everything is checked against
     if (!set.runsHere()) {
       std::printf("set %s: not run, this CPU lacks it\n", set.name);
       continue;
     }
     std::printf("set %s: checking\n", set.name);
-    for (TensorType t : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_1, TensorType::Q4_K, TensorType::Q5_K,
-                         TensorType::Q6_K, TensorType::F16, TensorType::F32}) {
-      if (VecDotFn fn = set.dotFor(t)) checkDot(set, t, fn);
-    }
-    if (set.quantizeRowQ8_0) checkQuantizeQ8_0(set);
-    if (set.q4_0Tile) checkQ4_0Tile(set);
-    if (set.q4_0Panel) checkQ4_0Panel(set);
-    if (set.f16Rows.toF32) checkF16Rows(set);
-    if (set.q4_0Rows) checkQ4_0Rows(set);
+    checkSet(set);
   }
-  checkDispatch();
+  checkResolution();
   checkThreadPool();
   checkMatmul();
   std::printf("%d passed, %d failed\n", passed, failed);

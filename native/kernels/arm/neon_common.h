@@ -1,6 +1,6 @@
 // The aarch64 kernels, written once over the one operation that differs between the A72 and the
-// A76: a 32- or 16-element int8 dot product into int32x4 lanes. kernels_neon.cc instantiates
-// them with 16-bit multiply-accumulate (ARMv8.0, Cortex-A72), kernels_neon_dotprod.cc with SDOT
+// A76: a 32- or 16-element int8 dot product into int32x4 lanes. neon.cc instantiates
+// them with 16-bit multiply-accumulate (ARMv8.0, Cortex-A72), neon_dotprod.cc with SDOT
 // (ARMv8.2, Cortex-A76). Everything here has internal linkage, so each file keeps its own copy
 // compiled with its own flags (a shared copy could carry SDOT into the baseline code).
 //
@@ -17,9 +17,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels_simd.h"
-#include "../gguf/tensor_types.h"
+#include "../kernel_table.h"
+#include "../../gguf/tensor_types.h"
 
+namespace kernels {
 namespace {
 namespace neon {
 
@@ -239,7 +240,7 @@ float dotQ6_KQ8_K(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-// ---------------------------------------------------------------- the Q4_0 panel (GemmQ4_0Fn)
+// ---------------------------------------------------------------- the Q4_0 panel (PanelFn)
 // The unpacked panel of both arm64 panel kernels, in the caller's scratch: four quads of four
 // rows, each nb records of 144 bytes, so that a quad is one sequential stream (18 KB for 4096
 // columns: it stays in L1 while groups of activation rows pass over it). Record b of quad q:
@@ -251,13 +252,13 @@ float dotQ6_KQ8_K(int64_t n, const void* w, const void* a) {
 // A block of all sixteen rows is 32 vectors, the whole register file, hence quads: a quad's
 // block is 8 vectors, which leaves room for the accumulators of several activation rows.
 constexpr size_t kPanelQuadRecordBytes = 8 * 16 + 4 * sizeof(float);
-constexpr int kPanelQuads = kQ4_0PanelRows / 4;
+constexpr int kPanelQuads = kPanelRows / 4;
 static_assert(kPanelQuads * kPanelQuadRecordBytes == kQ4_0PanelBytesPerBlock, "the quads fill the caller's block size");
 
 // The rows of a panel; those past nW repeat the last one, so the kernels compute every lane
 // without a special case and only the stores look at nW.
-inline void panelRowPointers(const uint8_t* w, size_t wStride, int nW, const uint8_t* rows[kQ4_0PanelRows]) {
-  for (int r = 0; r < kQ4_0PanelRows; ++r) rows[r] = w + (r < nW ? r : nW - 1) * wStride;
+inline void panelRowPointers(const uint8_t* w, size_t wStride, int nW, const uint8_t* rows[kPanelRows]) {
+  for (int r = 0; r < kPanelRows; ++r) rows[r] = w + (r < nW ? r : nW - 1) * wStride;
 }
 
 // Block b of four rows as W[0..7] of the layout above: a 4×4 transpose of 32-bit words (word g
@@ -296,7 +297,7 @@ inline float32x4_t quadScales(const uint8_t* const rows[4], int64_t b) {
 class NextPanel {
  public:
   NextPanel(int64_t nb, const uint8_t* w, size_t wStride)
-      : next_(w + kQ4_0PanelRows * wStride), share_(kQ4_0PanelRows * wStride / static_cast<size_t>(nb)) {}
+      : next_(w + kPanelRows * wStride), share_(kPanelRows * wStride / static_cast<size_t>(nb)) {}
   inline void fetch(int64_t b) const {
     for (size_t off = 0; off < share_; off += 64) __builtin_prefetch(next_ + b * share_ + off);
   }
@@ -308,7 +309,7 @@ class NextPanel {
 
 // The first `quads` quads of the panel into `panel` (kQ4_0PanelBytesPerBlock per block), for
 // batches that pass over it more than once.
-inline void unpackPanel(int64_t nb, const uint8_t* const rows[kQ4_0PanelRows], int quads, const NextPanel& next,
+inline void unpackPanel(int64_t nb, const uint8_t* const rows[kPanelRows], int quads, const NextPanel& next,
                         uint8_t* panel) {
   for (int64_t b = 0; b < nb; ++b) {
     next.fetch(b);
@@ -324,3 +325,4 @@ inline void unpackPanel(int64_t nb, const uint8_t* const rows[kQ4_0PanelRows], i
 
 }  // namespace neon
 }  // namespace
+}  // namespace kernels

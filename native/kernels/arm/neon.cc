@@ -7,14 +7,15 @@
 // vector, so conversion, fp16 scales and FMA cost a quarter instruction per block. A literal
 // SDOT emulation (SMULL + SADALP per 8 products) needs 8 instructions where this needs 5; it is
 // kept as the set "neon-sdot-emulated" (never dispatched) for comparisons on a Pi.
-#include "kernels_neon_impl.h"
+#include "neon_common.h"
 
-#include "cpu_features.h"
-#include "kernels_simd.h"
+#include "../cpu_features.h"
+#include "../kernel_table.h"
 
+namespace kernels {
 namespace {
 
-// Precondition of dot32 (see kernels_neon_impl.h): 4 products per 16-bit lane fit.
+// Precondition of dot32 (see neon_common.h): 4 products per 16-bit lane fit.
 struct MullAccumulate16 {
   static inline int32x4_t dot32(int8x16_t x0, int8x16_t a0, int8x16_t x1, int8x16_t a1) {
     int16x8_t p = vmull_s8(vget_low_s8(x0), vget_low_s8(a0));
@@ -124,7 +125,7 @@ void quantizeRowQ8_0Neon(const float* src, void* dst, int64_t n) {
   }
 }
 
-// ---- fp16 rows (F16RowKernels) ----
+// ---- fp16 rows ----
 // FCVTL converts exactly; FCVTN rounds to nearest even (the FPCR default), as the scalar
 // references do.
 
@@ -186,7 +187,7 @@ void weighF16Neon(int64_t n, const float* p, const void* rows, size_t stride, in
 }
 #pragma GCC pop_options
 
-// ---- The panel product (GemmQ4_0Fn), layout in kernels_neon_impl.h ----
+// ---- The Q4_0 panel product (PanelFn), layout in neon_common.h ----
 //
 // The multiplies cannot get fewer: 512 products per block of sixteen rows are 64 SMULL/SMLAL of
 // eight, as in the one-row kernel. What the panel removes is the rest: the unpacking (once per
@@ -252,7 +253,7 @@ void gemmQ4_0Neon(int64_t n, const void* w, size_t wStride, int nW, const void* 
                   const int32_t* aBias, const float* aScale, int64_t nA, float* y, size_t yStride, void* panel) {
   const int64_t nb = n / kQK;
   auto* pb = static_cast<uint8_t*>(panel);
-  const uint8_t* rows[kQ4_0PanelRows];
+  const uint8_t* rows[kPanelRows];
   neon::panelRowPointers(static_cast<const uint8_t*>(w), wStride, nW, rows);
   // All four quads even of a short panel (the last of a matrix at most): one loop for all.
   neon::unpackPanel(nb, rows, kPanelQuads, neon::NextPanel(nb, static_cast<const uint8_t*>(w), wStride), pb);
@@ -265,7 +266,7 @@ void gemmQ4_0Neon(int64_t n, const void* w, size_t wStride, int nW, const void* 
   constexpr int64_t kGroupRows = 32;
   for (int64_t x0 = 0; x0 < nA; x0 += kGroupRows) {
     const int64_t x1 = nA - x0 < kGroupRows ? nA : x0 + kGroupRows;
-    float sums[kGroupRows][kQ4_0PanelRows] = {};
+    float sums[kGroupRows][kPanelRows] = {};
     for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks) {
       const int64_t blocks = nb - b0 < kChunkBlocks ? nb - b0 : kChunkBlocks;
       for (int64_t x = x0; x < x1; ++x) {
@@ -282,16 +283,31 @@ void gemmQ4_0Neon(int64_t n, const void* w, size_t wStride, int nW, const void* 
 
 bool neonRunsHere() { return cpuFeatures().neon; }
 
+constexpr KernelSet neonSet() {
+  KernelSet s{"neon", neonRunsHere};
+  s[TensorType::Q4_0] = {dotQ4_0Q8_0Neon, {}, {gemmQ4_0Neon, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
+  s[TensorType::Q8_0] = {dotQ8_0Q8_0Neon, {}, {}, quantizeRowQ8_0Neon};
+  s[TensorType::Q4_1].dot = dotQ4_1Q8_1Neon;
+  s[TensorType::Q4_K].dot = dotQ4_KQ8_KNeon;
+  s[TensorType::Q5_K].dot = dotQ5_KQ8_KNeon;
+  s[TensorType::Q6_K].dot = dotQ6_KQ8_KNeon;
+  s[TensorType::F16] = {dotF16F16Neon, {}, {}, f32ToF16Neon, f16ToF32Neon};
+  s[TensorType::F32].dot = dotF32F32Neon;
+  s.weighF16 = weighF16Neon;
+  return s;
+}
+
+constexpr KernelSet neonSdotEmulatedSet() {
+  KernelSet s{"neon-sdot-emulated", neonRunsHere};
+  s[TensorType::Q4_0].dot = dotQ4_0Q8_0NeonSdotEmulated;
+  return s;
+}
+
 }  // namespace
 
-const SimdKernelSet kNeonKernels = {
-    "neon",          neonRunsHere,    dotQ4_0Q8_0Neon, dotQ8_0Q8_0Neon, dotQ4_1Q8_1Neon,    dotQ4_KQ8_KNeon,
-    dotQ5_KQ8_KNeon, dotQ6_KQ8_KNeon, dotF16F16Neon,   dotF32F32Neon,   quantizeRowQ8_0Neon,
-    nullptr,         gemmQ4_0Neon,
-    {f16ToF32Neon, f32ToF16Neon, weighF16Neon}, nullptr,
-};
+extern const KernelSet kNeonKernels;
+constexpr KernelSet kNeonKernels = neonSet();
+extern const KernelSet kNeonSdotEmulatedKernels;
+constexpr KernelSet kNeonSdotEmulatedKernels = neonSdotEmulatedSet();
 
-const SimdKernelSet kNeonSdotEmulatedKernels = {
-    "neon-sdot-emulated", neonRunsHere, dotQ4_0Q8_0NeonSdotEmulated, nullptr, nullptr, nullptr, nullptr,
-    nullptr,              nullptr,      nullptr,                     nullptr, nullptr, nullptr, {}, nullptr,
-};
+}  // namespace kernels

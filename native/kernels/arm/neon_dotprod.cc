@@ -2,13 +2,14 @@
 // with +dotprod; it runs after getauxval(AT_HWCAP) reported ASIMDDP. SDOT sums four int8
 // products straight into each int32 lane, exact for every int8 input, so one SDOT replaces the
 // multiply-accumulate-and-widen sequence of the ARMv8.0 kernels. The float kernels and the
-// quantizer gain nothing from dotprod and stay those of kernels_neon.cc.
-#include "kernels_neon_impl.h"
+// quantizer gain nothing from dotprod and stay those of neon.cc.
+#include "neon_common.h"
 
-#include "cpu_features.h"
-#include "kernels_panel_pass.h"
-#include "kernels_simd.h"
+#include "../cpu_features.h"
+#include "../kernel_table.h"
+#include "../panel_pass.h"
 
+namespace kernels {
 namespace {
 
 struct Sdot {
@@ -28,7 +29,7 @@ float dotQ4_KQ8_KNeonDotprod(int64_t n, const void* w, const void* a) { return n
 float dotQ5_KQ8_KNeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ5_KQ8_K<Sdot>(n, w, a); }
 float dotQ6_KQ8_KNeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ6_KQ8_K<Sdot>(n, w, a); }
 
-// ---- The panel product (GemmQ4_0Fn), layout in kernels_neon_impl.h ----
+// ---- The Q4_0 panel product (PanelFn), layout in neon_common.h ----
 //
 // SDOT by lane: vdotq_laneq_s32(acc, W[g], A, g % 4) adds to lane r of acc the products of row
 // r's four nibbles of group g with activation bytes 4g..4g+3, which are word g % 4 of one of the
@@ -88,7 +89,7 @@ void gemmQ4_0NeonDotprod(int64_t n, const void* w, size_t wStride, int nW, const
                          const int32_t* aBias, const float* aScale, int64_t nA, float* y, size_t yStride, void* panel) {
   const int64_t nb = n / kQK;
   auto* pb = static_cast<uint8_t*>(panel);
-  const uint8_t* rows[kQ4_0PanelRows];
+  const uint8_t* rows[kPanelRows];
   neon::panelRowPointers(static_cast<const uint8_t*>(w), wStride, nW, rows);
   const NextPanel next(nb, static_cast<const uint8_t*>(w), wStride);
   const int quads = (nW + 3) / 4;
@@ -125,11 +126,21 @@ void gemmQ4_0NeonDotprod(int64_t n, const void* w, size_t wStride, int nW, const
 
 bool dotprodRunsHere() { return cpuFeatures().neonDotprod; }
 
+constexpr KernelSet neonDotprodSet() {
+  KernelSet s{"neon-dotprod", dotprodRunsHere};
+  s[TensorType::Q4_0] = {dotQ4_0Q8_0NeonDotprod, {},
+                         {gemmQ4_0NeonDotprod, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
+  s[TensorType::Q8_0].dot = dotQ8_0Q8_0NeonDotprod;
+  s[TensorType::Q4_1].dot = dotQ4_1Q8_1NeonDotprod;
+  s[TensorType::Q4_K].dot = dotQ4_KQ8_KNeonDotprod;
+  s[TensorType::Q5_K].dot = dotQ5_KQ8_KNeonDotprod;
+  s[TensorType::Q6_K].dot = dotQ6_KQ8_KNeonDotprod;
+  return s;
+}
+
 }  // namespace
 
-const SimdKernelSet kNeonDotprodKernels = {
-    "neon-dotprod",         dotprodRunsHere,        dotQ4_0Q8_0NeonDotprod, dotQ8_0Q8_0NeonDotprod,
-    dotQ4_1Q8_1NeonDotprod, dotQ4_KQ8_KNeonDotprod, dotQ5_KQ8_KNeonDotprod, dotQ6_KQ8_KNeonDotprod,
-    nullptr,                nullptr,                nullptr,                nullptr,
-    gemmQ4_0NeonDotprod,    {}, nullptr,
-};
+extern const KernelSet kNeonDotprodKernels;
+constexpr KernelSet kNeonDotprodKernels = neonDotprodSet();
+
+}  // namespace kernels

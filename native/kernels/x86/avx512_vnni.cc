@@ -1,85 +1,64 @@
 // AVX512_VNNI kernels for x86-64 (Ice Lake, Zen 4 and later). This file alone is compiled with
 // -mavx512f -mavx512bw -mavx512vl -mavx512vnni on top of AVX2/FMA/F16C; its functions run only
-// after cpuFeatures() said so. It works on 256-bit vectors: vpdpbusd does the unsigned×signed
-// byte products and their sum into 32 bits in one instruction (maddubs + madd without VNNI), and
-// the EVEX encoding gives 32 vector registers, enough for the sixteen accumulators of a 4×4 tile.
-// Everything else falls through to the AVX2 set.
+// after cpuFeatures() said so. vpdpbusd does the unsigned×signed byte products and their sum into
+// 32 bits in one instruction (maddubs + madd without VNNI), and the EVEX encoding gives 32 vector
+// registers. Everything else falls through to the AVX2 set.
 // GCC 12's AVX-512 headers start many intrinsics from a deliberately undefined vector
 // (`__m512i __Y = __Y;`), which -Wall then reports as uninitialized once inlined.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <cstring>
 
-#include "cpu_features.h"
-#include "kernels_panel_pass.h"
-#include "kernels_simd.h"
-#include "kernels_x86_avx512_pairs.h"
-#include "kernels_x86_q4_0_tile.h"
+#include "../cpu_features.h"
+#include "../panel_pass.h"
+#include "../kernel_table.h"
+#include "avx512_pairs.h"
+#include "q4_0_rows.h"
 
+namespace kernels {
 namespace {
 
-// The 4 × NA tile of kernels_x86_q4_0_tile.h on 512-bit vectors, two blocks per step: a prompt
-// batch is bound by these products, and one vpdpbusd/convert/FMA now covers 64 elements.
-template <int NA>
-void tileZmm(int64_t n, const uint8_t* w, size_t wStride, const uint8_t* a, size_t aStride, float* out) {
+// The four-row decode kernel of q4_0_rows.h on 512-bit vectors, two blocks per step: one
+// vpdpbusd/convert/FMA covers 64 elements.
+void dotQ4_0Rows4Avx512Vnni(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  const auto* wb = static_cast<const uint8_t*>(w);
   const BlockQ4_0* x[4];
-  for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ4_0*>(w + r * wStride);
-  const BlockQ8_0* y[NA];
-  for (int j = 0; j < NA; ++j) y[j] = reinterpret_cast<const BlockQ8_0*>(a + j * aStride);
+  for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ4_0*>(wb + r * wStride);
+  const auto* y = static_cast<const BlockQ8_0*>(a);
   const int64_t nb = n / kQK;
-  __m512 acc[NA][4];
-  for (int j = 0; j < NA; ++j)
-    for (int r = 0; r < 4; ++r) acc[j][r] = _mm512_setzero_ps();
-  const char* next = reinterpret_cast<const char*>(w + 4 * wStride);  // see tile(): one stream
+  __m512 acc[4];
+  for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_ps();
+  const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);  // see q4_0_rows.h: one stream
   int64_t i = 0;
   for (; i + 1 < nb; i += 2) {
     const char* p = next + i * 4 * sizeof(BlockQ4_0);
     _mm_prefetch(p, _MM_HINT_T0);
     _mm_prefetch(p + 64, _MM_HINT_T0);
     _mm_prefetch(p + 128, _MM_HINT_T0);
-    __m512i av[NA], bias[NA];
-    __m512 da[NA];
-    for (int j = 0; j < NA; ++j) {
-      av[j] = loadActivationPair(y[j][i], y[j][i + 1]);
-      bias[j] = activationBiasPair(av[j]);
-      da[j] = scalePair(y[j][i].d, y[j][i + 1].d);
-    }
+    const __m512i av = loadActivationPair(y[i], y[i + 1]);
+    const __m512i bias = activationBiasPair(av);
+    const __m512 da = scalePair(y[i].d, y[i + 1].d);
     for (int r = 0; r < 4; ++r) {
       const __m512i u = unpackNibblePair(x[r][i], x[r][i + 1]);
       const __m512 dw = scalePair(x[r][i].d, x[r][i + 1].d);
-      for (int j = 0; j < NA; ++j) {
-        const __m512 sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias[j], u, av[j]));
-        acc[j][r] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw, da[j]), acc[j][r]);
-      }
+      const __m512 sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, u, av));
+      acc[r] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw, da), acc[r]);
     }
   }
-  for (int j = 0; j < NA; ++j) {
-    for (int r = 0; r < 4; ++r) {
-      float sum = _mm512_reduce_add_ps(acc[j][r]);
-      if (i < nb) {  // an odd last block
-        const BlockQ4_0& b = x[r][i];
-        const BlockQ8_0& c = y[j][i];
-        const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.qs));
-        const __m256 s = _mm256_cvtepi32_ps(q4_0_tile::biasedDot(q4_0_tile::activationBias(av), q4_0_tile::unpackNibbles(b.qs), av));
-        sum += q4_0_tile::tileHorizontalSum(_mm256_mul_ps(s, _mm256_set1_ps(_cvtsh_ss(b.d) * _cvtsh_ss(c.d))));
-      }
-      out[j * 4 + r] = sum;
+  for (int r = 0; r < 4; ++r) {
+    float sum = _mm512_reduce_add_ps(acc[r]);
+    if (i < nb) {  // an odd last block
+      const BlockQ4_0& b = x[r][i];
+      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
+      const __m256 s = _mm256_cvtepi32_ps(
+          q4_0_rows::biasedDot(q4_0_rows::activationBias(av), q4_0_rows::unpackNibbles(b.qs), av));
+      sum += q4_0_rows::horizontalSum(_mm256_mul_ps(s, _mm256_set1_ps(_cvtsh_ss(b.d) * _cvtsh_ss(y[i].d))));
     }
+    out[r] = sum;
   }
 }
 
-void dotQ4_0TileAvx512Vnni(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA, float* out) {
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* ab = static_cast<const uint8_t*>(a);
-  switch (nA) {
-    case 1: tileZmm<1>(n, wb, wStride, ab, aStride, out); break;
-    case 2: tileZmm<2>(n, wb, wStride, ab, aStride, out); break;
-    case 3: tileZmm<3>(n, wb, wStride, ab, aStride, out); break;
-    default: tileZmm<4>(n, wb, wStride, ab, aStride, out); break;
-  }
-}
-
-// ---- The panel product (GemmQ4_0Fn) ----
+// ---- The Q4_0 panel product (PanelFn) ----
 //
 // The panel: for block b, eight vectors g = 0..7 whose 32-bit lane r holds weight row r's four
 // nibbles of elements 4g..4g+3 (0..15, unsigned), then the sixteen rows' scales as floats.
@@ -90,7 +69,7 @@ void dotQ4_0TileAvx512Vnni(int64_t n, const void* w, size_t wStride, const void*
 
 // Block b's quants of rows 4L+k (k = 0..3) as 128-bit lane L of vector k; missing rows (nullptr,
 // past the end of a short panel) are zeros, and so are their scales: their lanes come out 0.
-inline __m512i loadPanelQuants(const uint8_t* const rows[kQ4_0PanelRows], int64_t b, int k) {
+inline __m512i loadPanelQuants(const uint8_t* const rows[kPanelRows], int64_t b, int k) {
   const auto at = [&](int r) {
     if (!rows[r]) return _mm_setzero_si128();
     return _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const BlockQ4_0*>(rows[r])[b].qs));
@@ -109,9 +88,9 @@ class PanelSource {
         rowMask_(static_cast<__mmask16>((1u << nW) - 1)),
         offsets_(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                     _mm512_set1_epi32(static_cast<int32_t>(wStride)))),
-        next_(reinterpret_cast<const char*>(w + kQ4_0PanelRows * wStride)),
-        share_(kQ4_0PanelRows * wStride / static_cast<size_t>(nb)) {
-    for (int r = 0; r < kQ4_0PanelRows; ++r) rows_[r] = r < nW ? w + r * wStride : nullptr;
+        next_(reinterpret_cast<const char*>(w + kPanelRows * wStride)),
+        share_(kPanelRows * wStride / static_cast<size_t>(nb)) {
+    for (int r = 0; r < kPanelRows; ++r) rows_[r] = r < nW ? w + r * wStride : nullptr;
   }
 
   __mmask16 rowMask() const { return rowMask_; }  // lanes of the panel's real rows
@@ -143,7 +122,7 @@ class PanelSource {
 
  private:
   const uint8_t* w_;
-  const uint8_t* rows_[kQ4_0PanelRows];
+  const uint8_t* rows_[kPanelRows];
   __mmask16 rowMask_;
   __m512i offsets_;
   const char* next_;
@@ -232,9 +211,17 @@ void gemmQ4_0Avx512Vnni(int64_t n, const void* w, size_t wStride, int nW, const 
 }
 
 bool avx512VnniRunsHere() { return cpuFeatures().avx512Vnni; }
+
+constexpr KernelSet avx512VnniSet() {
+  KernelSet s{"avx512-vnni", avx512VnniRunsHere};
+  s[TensorType::Q4_0] = {q4_0_rows::dotRow, {dotQ4_0Rows4Avx512Vnni, 4},
+                         {gemmQ4_0Avx512Vnni, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
+  return s;
+}
+
 }  // namespace
 
-const SimdKernelSet kAvx512VnniKernels = {
-    "avx512-vnni", avx512VnniRunsHere, q4_0_tile::dotRow, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-    nullptr,       nullptr,            dotQ4_0TileAvx512Vnni, gemmQ4_0Avx512Vnni, {}, nullptr,
-};
+extern const KernelSet kAvx512VnniKernels;
+constexpr KernelSet kAvx512VnniKernels = avx512VnniSet();
+
+}  // namespace kernels

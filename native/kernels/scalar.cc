@@ -1,11 +1,10 @@
-// Scalar reference dot products: one weight row against one activation row already in the
-// weight's dotWith format. Written for reading, not speed: every SIMD variant is tested against
-// these, and they follow the arithmetic order of ggml's CPU backend (integer sums per block, then
-// the float scales) so that the engine's logits track llama.cpp's.
-#include <algorithm>
-#include <vector>
-
-#include "kernels.h"
+// The scalar set: reference dot products (one weight row against one activation row already in
+// the weight's dotWith format), the activation quantizers and the fp16 row kernels. Written for
+// reading, not speed: every SIMD kernel is tested against these, and they follow the arithmetic
+// order of ggml's CPU backend (integer sums per block, then the float scales) so that the
+// engine's logits track llama.cpp's. They also serve every type and path no faster set has.
+#include "kernel_table.h"
+#include "../gguf/k_quants.h"
 #include "../gguf/tensor_types.h"
 
 // No fused multiply-add: the reference must give the same bits on x86-64 and on aarch64 (where
@@ -17,6 +16,11 @@
 #endif
 
 namespace kernels {
+namespace {
+
+using k_quants::unpackQ4Q5K;
+using k_quants::unpackQ6K;
+using k_quants::unpackScaleMinK4;
 
 // ---------------------------------------------------------------- float formats
 
@@ -48,7 +52,7 @@ void weighF16Scalar(int64_t n, const float* p, const void* rows, size_t stride, 
 // Element j of a 4-bit block is the low nibble of qs[j] for j < 16 and the high nibble of
 // qs[j - 16] otherwise; the 5-bit formats add bit j of the little-endian 32-bit qh.
 
-static inline uint32_t loadQh(const uint8_t qh[4]) {
+inline uint32_t loadQh(const uint8_t qh[4]) {
   return uint32_t(qh[0]) | uint32_t(qh[1]) << 8 | uint32_t(qh[2]) << 16 | uint32_t(qh[3]) << 24;
 }
 
@@ -131,10 +135,10 @@ float dotQ8_0Q8_0Scalar(int64_t n, const void* w, const void* a) {
 
 // ---------------------------------------------------------------- 256-element super-blocks
 // Q4_K/Q5_K: 8 sub-blocks of 32, each with a 6-bit scale and min; element = d*scale*q - dmin*min
-// (layout in kernels.h). The mins are folded in through Q8_K's bsums (sums of 16 activation quants).
+// (layout in ../gguf/k_quants.h). The mins are folded in through Q8_K's bsums (sums of 16 activation quants).
 
 // Shared by Q4_K and Q5_K once the quants are unpacked.
-static float dotScaleMinSuperBlock(const int8_t q[kQK_K], const uint8_t packedScales[12], uint16_t d,
+float dotScaleMinSuperBlock(const int8_t q[kQK_K], const uint8_t packedScales[12], uint16_t d,
                                    uint16_t dmin, const BlockQ8_K& y) {
   uint8_t scale[8], min[8];
   for (int j = 0; j < 8; ++j) unpackScaleMinK4(j, packedScales, &scale[j], &min[j]);
@@ -173,7 +177,7 @@ float dotQ5_KQ8_KScalar(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-// Q6_K: 16 groups of 16 with signed 8-bit scales, quants in -32..31 (layout in kernels.h).
+// Q6_K: 16 groups of 16 with signed 8-bit scales, quants in -32..31 (layout in ../gguf/k_quants.h).
 float dotQ6_KQ8_KScalar(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ6_K*>(w);  // [n / 256]
   const auto* y = static_cast<const BlockQ8_K*>(a);  // [n / 256]
@@ -192,53 +196,38 @@ float dotQ6_KQ8_KScalar(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-// ---------------------------------------------------------------- dispatch
+// ---------------------------------------------------------------- the set
 
-const DotTable& scalarTable() {
-  static const DotTable table = [] {
-    DotTable t;
-    t.set(TensorType::F32, dotF32F32Scalar);
-    t.set(TensorType::F16, dotF16F16Scalar);
-    t.set(TensorType::Q4_0, dotQ4_0Q8_0Scalar);
-    t.set(TensorType::Q4_1, dotQ4_1Q8_1Scalar);
-    t.set(TensorType::Q5_0, dotQ5_0Q8_0Scalar);
-    t.set(TensorType::Q5_1, dotQ5_1Q8_1Scalar);
-    t.set(TensorType::Q8_0, dotQ8_0Q8_0Scalar);
-    t.set(TensorType::Q4_K, dotQ4_KQ8_KScalar);
-    t.set(TensorType::Q5_K, dotQ5_KQ8_KScalar);
-    t.set(TensorType::Q6_K, dotQ6_KQ8_KScalar);
-    return t;
-  }();
-  return table;
+// The formats' own conversions, as entries of the table.
+void quantizeQ8_0Scalar(const float* src, void* dst, int64_t n) { quantizeRow(TensorType::Q8_0, src, dst, n); }
+void quantizeQ8_1Scalar(const float* src, void* dst, int64_t n) { quantizeRow(TensorType::Q8_1, src, dst, n); }
+void quantizeQ8_KScalar(const float* src, void* dst, int64_t n) { quantizeRow(TensorType::Q8_K, src, dst, n); }
+void quantizeF16Scalar(const float* src, void* dst, int64_t n) { quantizeRow(TensorType::F16, src, dst, n); }
+void dequantizeF16Scalar(const void* src, float* dst, int64_t n) { dequantizeRow(TensorType::F16, src, dst, n); }
+
+bool alwaysRuns() { return true; }
+
+constexpr KernelSet scalarSet() {
+  KernelSet s{"scalar", alwaysRuns};
+  s[TensorType::F32].dot = dotF32F32Scalar;
+  s[TensorType::F16] = {dotF16F16Scalar, {}, {}, quantizeF16Scalar, dequantizeF16Scalar};
+  s[TensorType::Q4_0].dot = dotQ4_0Q8_0Scalar;
+  s[TensorType::Q4_1].dot = dotQ4_1Q8_1Scalar;
+  s[TensorType::Q5_0].dot = dotQ5_0Q8_0Scalar;
+  s[TensorType::Q5_1].dot = dotQ5_1Q8_1Scalar;
+  s[TensorType::Q8_0] = {dotQ8_0Q8_0Scalar, {}, {}, quantizeQ8_0Scalar};
+  s[TensorType::Q8_1].quantize = quantizeQ8_1Scalar;
+  s[TensorType::Q4_K].dot = dotQ4_KQ8_KScalar;
+  s[TensorType::Q5_K].dot = dotQ5_KQ8_KScalar;
+  s[TensorType::Q6_K].dot = dotQ6_KQ8_KScalar;
+  s[TensorType::Q8_K].quantize = quantizeQ8_KScalar;
+  s.weighF16 = weighF16Scalar;
+  return s;
 }
 
-namespace {
-struct Registered {
-  int priority;
-  KernelRegistrar registrar;
-};
-// A function-local static, so that registrations from other files' static initialisers find it
-// constructed whatever the link order.
-std::vector<Registered>& registrations() {
-  static std::vector<Registered> list;
-  return list;
-}
 }  // namespace
 
-KernelRegistration::KernelRegistration(int priority, KernelRegistrar registrar) {
-  registrations().push_back({priority, registrar});
-}
-
-const DotTable& bestTable() {
-  static const DotTable table = [] {
-    DotTable t = scalarTable();
-    std::vector<Registered> list = registrations();
-    std::stable_sort(list.begin(), list.end(),
-                     [](const Registered& a, const Registered& b) { return a.priority < b.priority; });
-    for (const Registered& r : list) r.registrar(t);
-    return t;
-  }();
-  return table;
-}
+extern const KernelSet kScalarKernels;
+constexpr KernelSet kScalarKernels = scalarSet();
 
 }  // namespace kernels

@@ -1,11 +1,11 @@
 // AVX512_VBMI kernels for x86-64 (Ice Lake, Zen 4 and later; not Cascade Lake, which has VNNI
 // without VBMI). This file alone is compiled with -mavx512vbmi on top of the AVX512_VNNI flags;
 // its functions run only after cpuFeatures() said so. It holds the decode product: eight Q4_0
-// weight rows against one Q8_0 activation row (DotQ4_0RowsFn).
+// weight rows against one Q8_0 activation row (DotRowsFn).
 //
 // Why it exists: a decode step reads every weight once, so it should run at the speed memory
-// delivers. On a two-core Zen 5 that is up to ~70 GB/s, while the 4-row tile of
-// kernels_avx512_vnni.cc computes at ~28 GB/s per core (12 instructions per block, half of them
+// delivers. On a two-core Zen 5 that is up to ~70 GB/s, while the 4-row kernel of
+// avx512_vnni.cc computes at ~28 GB/s per core (12 instructions per block, half of them
 // moving nibbles and fp16 scales into place). Here two 64-byte loads cover four blocks of a row,
 // and one vpermb places their nibbles, one vpermw broadcasts their scales: 5.5 instructions per
 // block, ~36 GB/s per core with the data in L2.
@@ -13,11 +13,12 @@
 // (`__m512i __Y = __Y;`), which -Wall then reports as uninitialized once inlined.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include "cpu_features.h"
-#include "kernels_simd.h"
-#include "kernels_x86_avx512_pairs.h"
-#include "kernels_x86_q4_0_tile.h"
+#include "../cpu_features.h"
+#include "../kernel_table.h"
+#include "avx512_pairs.h"
+#include "q4_0_rows.h"
 
+namespace kernels {
 namespace {
 
 // Four blocks i..i+3 of a row are 72 bytes: load A holds bytes 0-63, load B bytes 8-71.
@@ -36,7 +37,7 @@ alignas(64) constexpr uint8_t kPairB[64] = {
 alignas(64) constexpr uint16_t kScalesA[32] = {0, 0, 0, 0, 9, 9, 9, 9, 0, 0, 0, 0, 9, 9, 9, 9};
 alignas(64) constexpr uint16_t kScalesB[32] = {14, 14, 14, 14, 23, 23, 23, 23, 14, 14, 14, 14, 23, 23, 23, 23};
 
-constexpr int kRows = kQ4_0RowsPerCall;
+constexpr int kRows = 8;
 
 // out[r] = dot(weight row r, activation row) for r < 8; weight rows wStride bytes apart.
 void dotQ4_0RowsAvx512Vbmi(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
@@ -79,8 +80,8 @@ void dotQ4_0RowsAvx512Vbmi(int64_t n, const void* w, size_t wStride, const void*
     for (int64_t b = i; b < nb; ++b) {
       const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
       const __m256 s = _mm256_cvtepi32_ps(
-          q4_0_tile::biasedDot(q4_0_tile::activationBias(av), q4_0_tile::unpackNibbles(x[b].qs), av));
-      sum += q4_0_tile::tileHorizontalSum(_mm256_mul_ps(s, _mm256_set1_ps(_cvtsh_ss(x[b].d) * _cvtsh_ss(y[b].d))));
+          q4_0_rows::biasedDot(q4_0_rows::activationBias(av), q4_0_rows::unpackNibbles(x[b].qs), av));
+      sum += q4_0_rows::horizontalSum(_mm256_mul_ps(s, _mm256_set1_ps(_cvtsh_ss(x[b].d) * _cvtsh_ss(y[b].d))));
     }
     out[r] = sum;
   }
@@ -88,9 +89,15 @@ void dotQ4_0RowsAvx512Vbmi(int64_t n, const void* w, size_t wStride, const void*
 
 bool avx512VbmiRunsHere() { return cpuFeatures().avx512Vbmi; }
 
+constexpr KernelSet avx512VbmiSet() {
+  KernelSet s{"avx512-vbmi", avx512VbmiRunsHere};
+  s[TensorType::Q4_0].rows = {dotQ4_0RowsAvx512Vbmi, kRows};
+  return s;
+}
+
 }  // namespace
 
-const SimdKernelSet kAvx512VbmiKernels = {
-    "avx512-vbmi", avx512VbmiRunsHere, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-    nullptr,       nullptr,            nullptr, {},      dotQ4_0RowsAvx512Vbmi,
-};
+extern const KernelSet kAvx512VbmiKernels;
+constexpr KernelSet kAvx512VbmiKernels = avx512VbmiSet();
+
+}  // namespace kernels

@@ -1,12 +1,12 @@
-// The Q4_0 tile kernel for x86-64: four weight rows against one to four Q8_0 activation rows,
-// in GGUF's own block layout. Included by one ISA source each (kernels_avx2.cc without VNNI,
-// kernels_avx512_vnni.cc with it); everything here has internal linkage, so every including file
-// keeps its own copy compiled with its own flags (see the rule in kernels_simd.h).
+// The Q4_0 decode kernel for x86-64: four weight rows against one Q8_0 activation row, in GGUF's
+// own block layout. Included by one ISA source each (avx2.cc without VNNI, avx512_vnni.cc with
+// it); everything here has internal linkage, so every including file keeps its own copy compiled
+// with its own flags (see the rule in ../kernel_table.h).
 //
 // Why four rows at once: a decode step is one activation row against every weight row. One row
 // at a time spends most of its instructions on the activation side (loads, the bias of the
 // unsigned nibbles, its scale) and runs one dependent chain; four rows share all of that and run
-// four (up to sixteen with four activation rows) independent chains.
+// four independent chains.
 //
 // The nibbles q go into the unsigned operand as they are (0..15) and the -8 is taken off per
 // activation block: Σ(q-8)·a = Σq·a − Σ8·a, exact for every int8 a (-128 included), since no
@@ -17,10 +17,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "../gguf/tensor_types.h"
+#include "../../gguf/tensor_types.h"
 
 namespace {
-namespace q4_0_tile {
+namespace q4_0_rows {
 
 // How far ahead of the current block dotRow prefetches its (single) weight stream.
 constexpr int kPrefetchBytes = 1024;
@@ -32,7 +32,7 @@ inline __m256i unpackNibbles(const uint8_t* qs) {
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
 
-inline float tileHorizontalSum(__m256 v) {
+inline float horizontalSum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -54,40 +54,32 @@ inline __m256i biasedDot(__m256i bias, __m256i u, __m256i a) {
 }
 #endif
 
-// out[j·4 + r] = dot(weight row r, activation row j) for r < 4, j < NA.
-template <int NA>
-void tile(int64_t n, const uint8_t* w, size_t wStride, const uint8_t* a, size_t aStride, float* out) {
+// out[r] = dot(weight row r, activation row) for r < 4 (kernels::DotRowsFn): the decode kernel.
+inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  const auto* wb = static_cast<const uint8_t*>(w);
   const BlockQ4_0* x[4];
-  for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ4_0*>(w + r * wStride);
-  const BlockQ8_0* y[NA];
-  for (int j = 0; j < NA; ++j) y[j] = reinterpret_cast<const BlockQ8_0*>(a + j * aStride);
+  for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ4_0*>(wb + r * wStride);
+  const auto* y = static_cast<const BlockQ8_0*>(a);
   const int64_t nb = n / kQK;
-  __m256 acc[NA][4];
-  for (int j = 0; j < NA; ++j)
-    for (int r = 0; r < 4; ++r) acc[j][r] = _mm256_setzero_ps();
+  __m256 acc[4];
+  for (int r = 0; r < 4; ++r) acc[r] = _mm256_setzero_ps();
 
   auto step = [&](int64_t i) {
-    __m256i av[NA], bias[NA];
-    __m256 da[NA];
-    for (int j = 0; j < NA; ++j) {
-      av[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[j][i].qs));
-      bias[j] = activationBias(av[j]);
-      da[j] = _mm256_set1_ps(_cvtsh_ss(y[j][i].d));
-    }
+    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
+    const __m256i bias = activationBias(av);
+    const __m256 da = _mm256_set1_ps(_cvtsh_ss(y[i].d));
     for (int r = 0; r < 4; ++r) {
       const __m256i u = unpackNibbles(x[r][i].qs);
       const __m256 dw = _mm256_set1_ps(_cvtsh_ss(x[r][i].d));
-      for (int j = 0; j < NA; ++j) {
-        const __m256 sum = _mm256_cvtepi32_ps(biasedDot(bias[j], u, av[j]));
-        acc[j][r] = _mm256_fmadd_ps(sum, _mm256_mul_ps(dw, da[j]), acc[j][r]);
-      }
+      const __m256 sum = _mm256_cvtepi32_ps(biasedDot(bias, u, av));
+      acc[r] = _mm256_fmadd_ps(sum, _mm256_mul_ps(dw, da), acc[r]);
     }
   };
   // Four rows read side by side are four streams 1-6 KB apart, which the hardware prefetcher
   // follows poorly (measured: 40 % below one stream). The next four rows are one contiguous
-  // stretch right after these, so it is fetched here in order, about as fast as this tile
-  // consumes its own: three lines per 144 bytes used, the last lines of the tile missing.
-  const char* next = reinterpret_cast<const char*>(w + 4 * wStride);
+  // stretch right after these, so it is fetched here in order, about as fast as this kernel
+  // consumes its own: three lines per 144 bytes used, the last lines of the rows missing.
+  const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);
   int64_t i = 0;
   for (; i + 1 < nb; i += 2) {
     const char* p = next + i * 4 * sizeof(BlockQ4_0);
@@ -98,8 +90,7 @@ void tile(int64_t n, const uint8_t* w, size_t wStride, const uint8_t* a, size_t 
     step(i + 1);
   }
   if (i < nb) step(i);
-  for (int j = 0; j < NA; ++j)
-    for (int r = 0; r < 4; ++r) out[j * 4 + r] = tileHorizontalSum(acc[j][r]);
+  for (int r = 0; r < 4; ++r) out[r] = horizontalSum(acc[r]);
 }
 
 // One weight row against one activation row (VecDotFn): a single sequential stream, which the
@@ -121,20 +112,8 @@ inline float dotRow(int64_t n, const void* w, const void* a) {
     acc1 = _mm256_add_ps(acc1, block(i + 1));
   }
   if (i < nb) acc0 = _mm256_add_ps(acc0, block(i));
-  return tileHorizontalSum(_mm256_add_ps(acc0, acc1));
+  return horizontalSum(_mm256_add_ps(acc0, acc1));
 }
 
-// The DotQ4_0TileFn entry: nA (1..4) picks the instantiation.
-inline void dispatchTile(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA, float* out) {
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* ab = static_cast<const uint8_t*>(a);
-  switch (nA) {
-    case 1: tile<1>(n, wb, wStride, ab, aStride, out); break;
-    case 2: tile<2>(n, wb, wStride, ab, aStride, out); break;
-    case 3: tile<3>(n, wb, wStride, ab, aStride, out); break;
-    default: tile<4>(n, wb, wStride, ab, aStride, out); break;
-  }
-}
-
-}  // namespace q4_0_tile
+}  // namespace q4_0_rows
 }  // namespace

@@ -1,14 +1,14 @@
 // Two consecutive Q4_0 blocks of a weight row and of a Q8_0 activation row in one 512-bit
 // vector each, lanes (16 bytes) in the order
 //   [block i elements 0-15 | block i+1 elements 0-15 | block i elements 16-31 | block i+1 16-31],
-// so that one vpdpbusd multiplies 64 elements. Shared by the AVX-512 sources (kernels_avx512_*.cc);
-// internal linkage: each includer compiles its own copy with its own flags (see kernels_simd.h).
+// so that one vpdpbusd multiplies 64 elements. Shared by the AVX-512 sources (avx512_*.cc);
+// internal linkage: each includer compiles its own copy with its own flags (see ../kernel_table.h).
 #pragma once
 #include <immintrin.h>
 
 #include <cstdint>
 
-#include "../gguf/tensor_types.h"
+#include "../../gguf/tensor_types.h"
 
 namespace {
 

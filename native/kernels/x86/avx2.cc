@@ -10,11 +10,12 @@
 
 #include <cstring>
 
-#include "cpu_features.h"
-#include "kernels_panel_pass.h"
-#include "kernels_simd.h"
-#include "kernels_x86_q4_0_tile.h"
+#include "../cpu_features.h"
+#include "../panel_pass.h"
+#include "../kernel_table.h"
+#include "q4_0_rows.h"
 
+namespace kernels {
 namespace {
 
 inline float halfToFloat(uint16_t h) { return _cvtsh_ss(h); }
@@ -313,7 +314,7 @@ void quantizeRowQ8_0Avx2(const float* src, void* dst, int64_t n) {
   }
 }
 
-// ---- fp16 rows (F16RowKernels) ----
+// ---- fp16 rows ----
 // F16C converts exactly one way and rounds to nearest even the other, as the scalar references do.
 
 void f16ToF32Avx2(const void* src, float* dst, int64_t n) {
@@ -365,9 +366,9 @@ void weighF16Avx2(int64_t n, const float* p, const void* rows, size_t stride, in
 }
 #pragma GCC pop_options
 
-// ---- The panel product (GemmQ4_0Fn) ----
+// ---- The Q4_0 panel product (PanelFn) ----
 //
-// The panel layout of kernels_avx512_vnni.cc on 256-bit vectors: per block, for each group g =
+// The panel layout of avx512_vnni.cc on 256-bit vectors: per block, for each group g =
 // 0..7 (elements 4g..4g+3) two vectors, rows 0-7 and rows 8-15, whose 32-bit lane r holds that
 // row's four nibbles of the group (0..15, unsigned), then the sixteen rows' scales as floats. The
 // activation side of a group is its four bytes broadcast, shared by all sixteen rows, and an
@@ -395,9 +396,9 @@ class PanelSource {
   // Rows past nW (the last panel of a matrix whose rows are not a multiple of sixteen) repeat
   // row nW-1: their memory is valid, and their lanes are never stored.
   PanelSource(int64_t nb, const uint8_t* w, size_t wStride, int nW)
-      : next_(reinterpret_cast<const char*>(w + kQ4_0PanelRows * wStride)),
-        share_(kQ4_0PanelRows * wStride / static_cast<size_t>(nb)) {
-    for (int r = 0; r < kQ4_0PanelRows; ++r) rows_[r] = w + (r < nW ? r : nW - 1) * wStride;
+      : next_(reinterpret_cast<const char*>(w + kPanelRows * wStride)),
+        share_(kPanelRows * wStride / static_cast<size_t>(nb)) {
+    for (int r = 0; r < kPanelRows; ++r) rows_[r] = w + (r < nW ? r : nW - 1) * wStride;
   }
 
   void block(int64_t b, PanelBlock* out) const {
@@ -454,14 +455,14 @@ class PanelSource {
     return _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const BlockQ4_0*>(rows_[r])[b].qs));
   }
 
-  const uint8_t* rows_[kQ4_0PanelRows];
+  const uint8_t* rows_[kPanelRows];
   const char* next_;
   size_t share_;
 };
 
 // One activation row's results for the panel's rows 0..nW-1, lanes past nW left alone.
 inline void storeRow(float* y, __m256 lo, __m256 hi, int nW) {
-  if (nW == kQ4_0PanelRows) {
+  if (nW == kPanelRows) {
     _mm256_storeu_ps(y, lo);
     _mm256_storeu_ps(y + 8, hi);
     return;
@@ -529,11 +530,24 @@ void gemmQ4_0Avx2(int64_t n, const void* w, size_t wStride, int nW, const void* 
 
 bool avx2RunsHere() { return cpuFeatures().avx2Fma; }
 
+constexpr KernelSet avx2Set() {
+  KernelSet s{"avx2", avx2RunsHere};
+  s[TensorType::Q4_0] = {dotQ4_0Q8_0Avx2, {q4_0_rows::dotRows4, 4},
+                         {gemmQ4_0Avx2, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
+  s[TensorType::Q8_0] = {dotQ8_0Q8_0Avx2, {}, {}, quantizeRowQ8_0Avx2};
+  s[TensorType::Q4_1].dot = dotQ4_1Q8_1Avx2;
+  s[TensorType::Q4_K].dot = dotQ4_KQ8_KAvx2;
+  s[TensorType::Q5_K].dot = dotQ5_KQ8_KAvx2;
+  s[TensorType::Q6_K].dot = dotQ6_KQ8_KAvx2;
+  s[TensorType::F16] = {dotF16F16Avx2, {}, {}, f32ToF16Avx2, f16ToF32Avx2};
+  s[TensorType::F32].dot = dotF32F32Avx2;
+  s.weighF16 = weighF16Avx2;
+  return s;
+}
+
 }  // namespace
 
-const SimdKernelSet kAvx2Kernels = {
-    "avx2",          avx2RunsHere,    dotQ4_0Q8_0Avx2, dotQ8_0Q8_0Avx2, dotQ4_1Q8_1Avx2,    dotQ4_KQ8_KAvx2,
-    dotQ5_KQ8_KAvx2, dotQ6_KQ8_KAvx2, dotF16F16Avx2,   dotF32F32Avx2,   quantizeRowQ8_0Avx2,
-    q4_0_tile::dispatchTile, gemmQ4_0Avx2,
-    {f16ToF32Avx2, f32ToF16Avx2, weighF16Avx2}, nullptr,
-};
+extern const KernelSet kAvx2Kernels;
+constexpr KernelSet kAvx2Kernels = avx2Set();
+
+}  // namespace kernels

@@ -1,7 +1,7 @@
-// One pass of a Q4_0 panel kernel (GemmQ4_0Fn) over up to kMax activation rows: where their
+// One pass of a Q4_0 panel kernel (kernels::PanelFn) over up to kMax activation rows: where their
 // quants, activation terms and results are. Included by each ISA source that has a panel kernel;
 // the anonymous namespace gives every including file its own copy, compiled with its own flags
-// (see the rule in kernels_simd.h).
+// (see the rule in kernel_table.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>

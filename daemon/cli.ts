@@ -41,6 +41,13 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
+// `alpaca models | head` closes the pipe before everything is written: stop quietly, as ls or
+// cat do (the rest of the output was not wanted), instead of an EPIPE stack trace.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  fail(`cannot write the output: ${e.message}`, 1);
+});
+
 const rawArgs = hideBin(process.argv);
 type DeclaredOptions = { number: string[]; alias: Record<string, string[]> };
 const flag = (name: string) => (name.length === 1 ? `-${name}` : `--${name}`);

@@ -86,6 +86,13 @@ testNeeding(test, needShared, "run -c beyond the trained context warns once, and
   t.notRegex(within.stderr, /warning/);
 });
 
+// `alpaca models | head`: the reader is gone before the listing is written (`true` reads nothing).
+test("output into a pipe that is closed ends quietly with exit 0", async (t) => {
+  const cmd = `{ "${process.execPath}" "${CLI}" models --dir "${tmp}"; echo "exit $?" >&2; } | true`;
+  const r = await run("sh", ["-c", cmd]);
+  t.is(r.stderr, "exit 0\n");
+});
+
 // ../shared/tools/golden-check.mjs drives the CLI as `npx --no-install alpaca`, which runs the
 // package's bin file itself: it must be executable, whatever compiled it last. (Run directly here:
 // npx would link the project into its cache, running the install step, which rebuilds the addon

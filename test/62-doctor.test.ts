@@ -158,6 +158,23 @@ test("no model configured: a warning, and no storage or residency lines", (t) =>
   t.false("residency" in c);
 });
 
+test("the model judged is the one serve would take: $ALPACA_MODEL, then --config or $ALPACA_CONFIG, then /etc/alpaca/config.json", (t) => {
+  const root = pi4Tree();
+  fs.writeFileSync(path.join(root, "etc/alpaca/other.json"), JSON.stringify({ model: "/models/other.gguf" }));
+  const judged = (o: { env: NodeJS.ProcessEnv; configFile?: string }) => byName(runDoctor({ root, readTest: false, run: () => null, ...o })).model.data?.path;
+  t.is(judged({ env: {} }), MODEL);
+  t.is(judged({ env: { ALPACA_CONFIG: "/etc/alpaca/other.json" } }), "/models/other.gguf");
+  t.is(judged({ env: {}, configFile: "/etc/alpaca/other.json" }), "/models/other.gguf");
+  t.is(judged({ env: { ALPACA_MODEL: "/models/env.gguf", ALPACA_CONFIG: "/etc/alpaca/other.json" } }), "/models/env.gguf");
+});
+
+testNeeding(test, needShared, "alpaca doctor --config reads the model from serve's config file", async (t) => {
+  const config = path.join(work, "config.json");
+  fs.writeFileSync(config, JSON.stringify({ model: sharedModel("stories260K-q4_0.gguf") }));
+  const r = await alpaca(["doctor", "--json", "--no-read-test", "--config", config], { env: { ...process.env, ALPACA_MODEL: "", ALPACA_CONFIG: "" } });
+  t.like(byName(JSON.parse(r.stdout) as DoctorReport).model, { verdict: "ok", data: { path: sharedModel("stories260K-q4_0.gguf") } });
+});
+
 testNeeding(test, needShared, "this machine, through the command line: every line has a verdict, the read is real", async (t) => {
   const r = await alpaca(["doctor", "--json", "--model", sharedModel("stories260K-q4_0.gguf")]);
   const report = JSON.parse(r.stdout) as DoctorReport;

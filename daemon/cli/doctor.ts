@@ -5,6 +5,7 @@ import { defaultThreads } from "./options.js";
 
 interface DoctorArgs {
   model?: string;
+  config?: string;
   json: boolean;
   "read-test": boolean;
   root: string;
@@ -16,7 +17,8 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
   describe: "Check memory, swap, CPU, cooling, power and storage for the configured model (exit 1 on a failure)",
   builder: (y) =>
     y
-      .option("model", { alias: "m", type: "string", describe: "GGUF model (default: /etc/alpaca/config.json, then $ALPACA_MODEL)" })
+      .option("model", { alias: "m", type: "string", describe: "GGUF model (default: the one serve would take: $ALPACA_MODEL, then the config file's)" })
+      .option("config", { type: "string", requiresArg: true, describe: "serve's config file (env ALPACA_CONFIG; default /etc/alpaca/config.json)" })
       .option("json", { type: "boolean", default: false, describe: "print JSON" })
       .option("read-test", { type: "boolean", default: true, describe: "time a 32 MiB read of the model (--no-read-test skips it)" })
       .option("threads", { alias: "t", type: "number", describe: "threads the estimate assumes (default: one per core)" })
@@ -26,6 +28,7 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
     const report = runDoctor({
       root: a.root,
       model: a.model,
+      configFile: a.config,
       readTest: a["read-test"],
       threads: a.threads === undefined ? undefined : defaultThreads(a.threads),
     });

@@ -36,8 +36,10 @@ export type CommandRunner = (cmd: string, args: string[]) => { status: number | 
 
 export interface DoctorOptions {
   root?: string;
-  /** The model to judge; default: "model" of <root>/etc/alpaca/config.json, then $ALPACA_MODEL. */
+  /** The model to judge; default: $ALPACA_MODEL, then "model" of the config file, as serve takes them. */
   model?: string;
+  /** serve's config file (--config); default: $ALPACA_CONFIG, else <root>/etc/alpaca/config.json. */
+  configFile?: string;
   env?: NodeJS.ProcessEnv;
   /** false skips the timed read (it takes a few seconds on an SD card). */
   readTest?: boolean;
@@ -322,8 +324,10 @@ function throttlingCheck(m: Machine, c: Cpu, run: CommandRunner): DoctorCheck | 
   return check("throttling", "ok", `none since boot (${hex})`, undefined, { flags });
 }
 
-function configuredModel(m: Machine, env: NodeJS.ProcessEnv): string | null {
-  const text = m.read("/etc/alpaca/config.json");
+/** The model serve would take: $ALPACA_MODEL, then "model" of its config file (--config, $ALPACA_CONFIG, else /etc/alpaca/config.json). */
+function configuredModel(m: Machine, env: NodeJS.ProcessEnv, configFile: string | undefined): string | null {
+  if (env.ALPACA_MODEL) return env.ALPACA_MODEL;
+  const text = m.read(configFile || env.ALPACA_CONFIG || "/etc/alpaca/config.json");
   if (text) {
     try {
       const model = (JSON.parse(text) as { model?: unknown }).model;
@@ -332,7 +336,7 @@ function configuredModel(m: Machine, env: NodeJS.ProcessEnv): string | null {
       // a broken config is `alpaca serve`'s to report, with the line
     }
   }
-  return env.ALPACA_MODEL || null;
+  return null;
 }
 
 function storageCheck(m: Machine, file: string, weights: number, o: DoctorOptions): DoctorCheck {
@@ -409,7 +413,7 @@ export function runDoctor(o: DoctorOptions = {}): DoctorReport {
   const limit = cgroupLimit(m);
   const c = cpu(m);
 
-  const given = o.model ?? configuredModel(m, o.env ?? process.env);
+  const given = o.model ?? configuredModel(m, o.env ?? process.env, o.configFile);
   // A relative --model means the shell's folder on this machine, the machine's root elsewhere.
   const modelPath = given && m.root === "/" ? path.resolve(given) : given;
   let info: ModelInfo | null = null;

@@ -1,15 +1,19 @@
 // format / grammar end to end: `alpaca run` and `alpaca ask` with --schema, --grammar and
-// --json-output, the Unix socket and MQTT answering the same way, bad grammars refused with their
-// position before anything runs.
+// --json-output, the Unix socket and MQTT answering the same way (tool calls included), bad grammars
+// refused with their position before anything runs.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import test from "ava";
+import type { GenerateResult } from "../daemon/serving/protocol.js";
+import { SocketClient } from "../daemon/transports/socket.js";
+import { errorsText, validator } from "./helpers/ajv.js";
 import { answersFor, closeClient, connectClient, publish, record, startMqttDaemon, subscribe, waitFor } from "./helpers/mqtt-daemon.js";
 import { Mosquitto, needMosquitto } from "./helpers/mosquitto.js";
-import { startDaemon, STORIES } from "./helpers/daemon.js";
-import { alpaca } from "./helpers/process.js";
-import { needShared, sharedModel, testNeeding } from "./helpers/shared.js";
+import { startDaemon, STORIES, tempSocketPath } from "./helpers/daemon.js";
+import { needQwen3, QWEN3 } from "./helpers/http-daemon.js";
+import { alpaca, start } from "./helpers/process.js";
+import { CLI, needShared, ROOT, sharedModel, testNeeding } from "./helpers/shared.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-constrained-"));
 const file = (name: string, text: string) => {
@@ -106,4 +110,56 @@ testNeeding(test, needMqtt, "over MQTT: format and grammar as on the socket, a b
   const bad = answersFor(got, "bad-schema").finals[0];
   t.is(bad.error?.code, "bad_request");
   t.regex(bad.error?.message ?? "", /pattern/);
+});
+
+testNeeding(test, () => needMosquitto() ?? needQwen3(), "tool calls: the same final with tool_calls over MQTT and over the socket", async (t) => {
+  const broker = await Mosquitto.start();
+  t.teardown(() => broker.dispose());
+  const socketPath = tempSocketPath();
+  const daemon = start(t, process.execPath, [
+    CLI, "serve", "-m", QWEN3(), "--socket", socketPath, "--threads", "1", "--ctx", "2048", "--parallel", "2",
+    "--mqtt-url", broker.url, "--mqtt-base-topic", "alpaca24", "--mqtt-client-id", "d24", "--mqtt-home-assistant", "false",
+  ], { env: { ...process.env, STATE_DIRECTORY: dir } });
+  const c = await connectClient(broker.url, { protocolVersion: 4 });
+  t.teardown(() => closeClient(c));
+  const got = record(c);
+  await subscribe(c, ["alpaca24/bridge/response/generate", "alpaca24/bridge/state"]);
+  await waitFor(() => got.some((m) => m.topic === "alpaca24/bridge/state" && m.text === "online"), 30_000, `the daemon online (stderr: ${daemon.stderr})`);
+
+  // Home Assistant's Assist tools (test/fixtures/schemas/tools.json) that take arguments.
+  const tools = (JSON.parse(fs.readFileSync(path.join(ROOT, "test", "fixtures", "schemas", "tools.json"), "utf8")) as { function: { name: string; parameters: object } }[])
+    .filter((x) => x.function.name !== "GetLiveContext");
+  const request = { messages: [{ role: "user", content: "Turn on the kitchen light" }], tools, tool_choice: "required", temperature: 1, seed: 1, max_tokens: 160 };
+  const client = await SocketClient.connect(socketPath);
+  t.teardown(() => client.close());
+  const deltas: string[] = [];
+  const bySocket = await client.request({ op: "generate", transaction: "s1", ...request }, (ch) => deltas.push(ch.delta));
+  await publish(c, "alpaca24/bridge/request/generate", JSON.stringify({ transaction: "m1", ...request }));
+  await waitFor(() => answersFor(got, "m1").finals.length > 0, 60_000, "the answer over MQTT");
+  const byMqtt = answersFor(got, "m1", "alpaca24/bridge/response/generate");
+  t.is(byMqtt.finals.length, 1);
+
+  const finals = [bySocket, byMqtt.finals[0]].map((f) => {
+    t.is(f.status, "ok", JSON.stringify(f));
+    return (f as { data: GenerateResult }).data;
+  });
+  for (const f of finals) {
+    t.is(f.stop_reason, "tool_calls", `${f.text} ${f.tool_call_error ?? ""}`);
+    t.true((f.tool_calls?.length ?? 0) > 0);
+    for (const call of f.tool_calls ?? []) {
+      t.regex(call.id, /^[a-zA-Z0-9]{9}$/);
+      const tool = tools.find((x) => x.function.name === call.name);
+      t.truthy(tool, `"${call.name}" is not a given tool`);
+      const check = validator(tool!.function.parameters);
+      t.true(check(call.arguments), `${call.name} ${JSON.stringify(call.arguments)}: ${errorsText(check)}`);
+    }
+  }
+  // the same seed on either transport: the same calls (each with its own id) and the same usage
+  t.deepEqual(finals[1].tool_calls!.map((x) => [x.name, x.arguments]), finals[0].tool_calls!.map((x) => [x.name, x.arguments]));
+  t.deepEqual(finals[1].usage.completion_tokens, finals[0].usage.completion_tokens);
+  t.is(finals[1].closed_by_budget, finals[0].closed_by_budget);
+  t.log(`calls on both: ${JSON.stringify(finals[0].tool_calls!.map((x) => [x.name, x.arguments])).slice(0, 120)}…${finals[0].closed_by_budget ? " (closed by the budget)" : ""}`);
+  // required calls from the first token: no call markup streamed on either
+  t.is(deltas.join(""), "");
+  t.is(byMqtt.chunks.map((ch) => ch.delta).join(""), "");
 });

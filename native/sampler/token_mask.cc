@@ -11,10 +11,19 @@ constexpr size_t kMaxForcedBytes = 256;
 // Past this the matcher drops every state but the current one (a long, deeply nested output).
 constexpr size_t kMatcherCacheBytes = 32u << 20;
 
-// A token after which nothing completes is not counted: no budget makes room for it.
-inline void widen(uint32_t& farthest, uint32_t distance) {
-  if (distance > farthest && distance != CompiledGrammar::kNoCompletion) farthest = distance;
-}
+// The farthest distance after an admitted token, looked up once per distinct state it ends in
+// (tokens that stay inside a string all end in one). A token after which nothing completes is not
+// counted: no budget makes room for it.
+struct Farthest {
+  uint32_t value = 0;
+  uint32_t last = GrammarMatcher::kDead;
+  void widen(const GrammarMatcher& matcher, uint32_t state) {
+    if (state == last) return;
+    last = state;
+    const uint32_t d = matcher.distance(state);
+    if (d > value && d != CompiledGrammar::kNoCompletion) value = d;
+  }
+};
 
 inline void setBit(uint32_t* bits, size_t i) { bits[i >> 5] |= uint32_t{1} << (i & 31); }
 
@@ -103,6 +112,7 @@ size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenInde
   out.endAllowed = state != GrammarMatcher::kDead && matcher.mayEnd(state);
   uint32_t* mask = out.bits.data();
   if (state == GrammarMatcher::kDead) return 0;
+  Farthest farthest;  // kept apart from `out` so that writing mask bits does not reload it
   // states[k]: the grammar state after the first k bytes of the current token
   std::vector<uint32_t> states(64);
   states[0] = state;
@@ -130,7 +140,7 @@ size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenInde
       const uint32_t end = index.subtreeEnd[i];
       allowed += end - i;
       setRun(mask, i, end);
-      widen(out.farthest, matcher.distance(s));
+      farthest.widen(matcher, s);
       i = end;
       continue;
     }
@@ -143,12 +153,13 @@ size_t computeTokenMask(GrammarMatcher& matcher, uint32_t state, const TokenInde
     if (k == len) {
       setBit(mask, i - 1);
       allowed++;
-      widen(out.farthest, matcher.distance(s));
+      farthest.widen(matcher, s);
     } else {
       // every following token that shares the rejected byte is rejected too
       while (i < n && index.lcp[i] > k) i++;
     }
   }
+  out.farthest = farthest.value;
   return allowed;
 }
 

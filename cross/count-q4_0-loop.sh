@@ -6,6 +6,8 @@
 #    backward conditional branch to that branch; it handles four blocks of one row, so the count
 #    is divided by four (per block) and multiplied by sixteen (per unit). Tail loops (n not a
 #    multiple of 128) are not counted.
+#  - decode kernels (eight rows against one activation row): the main loop is the widest backward
+#    branch; it handles four blocks of eight rows, so the count is multiplied by 16/32.
 #  - panel kernels: the main loop is the widest backward conditional branch before the first
 #    `ret` (code placed after it, such as the prefetch of the next panel, is not counted; nor is
 #    the unpacking, once per panel). The SDOT kernel's loop is one block of four rows against
@@ -47,6 +49,10 @@ count() {
 count "$dir/neon.o" dotQ4_0Q8_0Neon "A72 one row (16-bit MLA)" first 16 4
 count "$dir/neon.o" dotQ4_0Q8_0NeonSdotEmulated "sdot emulated (vmull+vpadal)" first 16 4
 count "$dir/neon_dotprod.o" dotQ4_0Q8_0NeonDotprod "A76 one row (sdot)" first 16 4
+count "$dir/neon.o" "dotRowsNibbles<kernels::(anonymous namespace)::MullAccumulate16, kernels::(anonymous namespace)::neon::RowsQ4_0, 8>" \
+  "A72 decode (8 rows x 4 blocks)" widest 16 32
+count "$dir/neon_dotprod.o" "dotRowsNibbles<kernels::(anonymous namespace)::Sdot, kernels::(anonymous namespace)::neon::RowsQ4_0, 8>" \
+  "A76 decode (8 rows x 4 blocks)" widest 16 32
 count "$dir/neon.o" panelRow "A72 panel (16 rows x 1)" widest 1 1
 count "$dir/neon_dotprod.o" "quadRows<4, true>" "A76 panel from scratch (4 x 4)" widest 1 1
 count "$dir/neon_dotprod.o" "quadRows<4, false>" "A76 panel on the way (4 x 4)" widest 1 1

@@ -8,6 +8,7 @@
 // SDOT emulation (SMULL + SADALP per 8 products) needs 8 instructions where this needs 5; it is
 // kept as the set "neon-sdot-emulated" (never dispatched) for comparisons on a Pi.
 #include "neon_common.h"
+#include "neon_rows.h"
 
 #include "../cpu_features.h"
 #include "../kernel_table.h"
@@ -27,6 +28,20 @@ struct MullAccumulate16 {
   static inline int32x4_t dot16(int8x16_t x, int8x16_t a) {
     return vpaddlq_s16(vmlal_high_s8(vmull_s8(vget_low_s8(x), vget_low_s8(a)), x, a));
   }
+  // Four blocks' totals of unsigned nibbles (0..15) times int8 activations (ql[k], qh[k] against
+  // lo[k], hi[k]: block k): a 16-bit lane of a block sums 4 products, two levels of ADDP 16,
+  // |16·15·128| < 2^15, and one SADDLP widens all four blocks.
+  static inline int32x4_t nibbleTotals4(const int8x16_t ql[4], const int8x16_t lo[4], const int8x16_t qh[4],
+                                        const int8x16_t hi[4]) {
+    int16x8_t p[4];
+    for (int k = 0; k < 4; ++k) {
+      p[k] = vmull_s8(vget_low_s8(ql[k]), vget_low_s8(lo[k]));
+      p[k] = vmlal_high_s8(p[k], ql[k], lo[k]);
+      p[k] = vmlal_s8(p[k], vget_low_s8(qh[k]), vget_low_s8(hi[k]));
+      p[k] = vmlal_high_s8(p[k], qh[k], hi[k]);
+    }
+    return vpaddlq_s16(vpaddq_s16(vpaddq_s16(p[0], p[1]), vpaddq_s16(p[2], p[3])));
+  }
   // Full int8 range: one product per 16-bit lane before widening.
   static inline int32x4_t dot32Bytes(int8x16_t x0, int8x16_t a0, int8x16_t x1, int8x16_t a1) {
     int32x4_t s = vpaddlq_s16(vmull_s8(vget_low_s8(x0), vget_low_s8(a0)));
@@ -34,6 +49,33 @@ struct MullAccumulate16 {
     s = vpadalq_s16(s, vmull_s8(vget_low_s8(x1), vget_low_s8(a1)));
     return vpadalq_s16(s, vmull_high_s8(x1, a1));
   }
+  static inline int32x4_t byteTotals4(const int8x16_t x0[4], const int8x16_t lo[4], const int8x16_t x1[4],
+                                      const int8x16_t hi[4]) {
+    return neon::blockTotals4(dot32Bytes(x0[0], lo[0], x1[0], hi[0]), dot32Bytes(x0[1], lo[1], x1[1], hi[1]),
+                              dot32Bytes(x0[2], lo[2], x1[2], hi[2]), dot32Bytes(x0[3], lo[3], x1[3], hi[3]));
+  }
+
+  // K super-blocks (neon_rows.h): a 16-bit lane sums one group's products of unsigned quants
+  // (2 or 4 of them, |4·63·128| < 2^15), and SMLAL by the group's lane of the int16 scales
+  // multiplies and widens them at once.
+  struct Scales { int16x8_t v[2]; };
+  struct Sums { int32x4_t v[2]; };
+  static inline Scales scales(const int16x8_t s[2]) { return {{s[0], s[1]}}; }
+  static inline Sums zeroSums() { return {{vdupq_n_s32(0), vdupq_n_s32(0)}}; }
+  static inline int16x8_t product1(uint8x16_t u, int8x16_t a) {
+    const int8x16_t x = vreinterpretq_s8_u8(u);
+    return vmlal_high_s8(vmull_s8(vget_low_s8(x), vget_low_s8(a)), x, a);
+  }
+  static inline int16x8_t product2(uint8x16_t u0, int8x16_t a0, uint8x16_t u1, int8x16_t a1) {
+    const int8x16_t x1 = vreinterpretq_s8_u8(u1);
+    return vmlal_high_s8(vmlal_s8(product1(u0, a0), vget_low_s8(x1), vget_low_s8(a1)), x1, a1);
+  }
+  template <int g>
+  static inline void addGroup(Sums& sums, const Scales& scales, int16x8_t p) {
+    sums.v[0] = vmlal_laneq_s16(sums.v[0], vget_low_s16(p), scales.v[g / 8], g % 8);
+    sums.v[1] = vmlal_high_laneq_s16(sums.v[1], p, scales.v[g / 8], g % 8);
+  }
+  static inline int32x4_t total(const Sums& sums) { return vaddq_s32(sums.v[0], sums.v[1]); }
 };
 
 // What SDOT becomes when emulated instruction for instruction: exact for any int8, 8 products
@@ -58,6 +100,21 @@ float dotQ4_1Q8_1Neon(int64_t n, const void* w, const void* a) { return neon::do
 float dotQ4_KQ8_KNeon(int64_t n, const void* w, const void* a) { return neon::dotQ4_KQ8_K<MullAccumulate16>(n, w, a); }
 float dotQ5_KQ8_KNeon(int64_t n, const void* w, const void* a) { return neon::dotQ5_KQ8_K<MullAccumulate16>(n, w, a); }
 float dotQ6_KQ8_KNeon(int64_t n, const void* w, const void* a) { return neon::dotQ6_KQ8_K<MullAccumulate16>(n, w, a); }
+// The decode kernels (kernels::DotRowsFn, neon_rows.h) and how many rows each takes per pass.
+constexpr int kRowsQ4_0 = 8, kRowsQ4_1 = 8, kRowsQ8_0 = 4, kRowsK = 4;
+void dotRowsQ4_0Neon(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  neon::dotRowsNibbles<MullAccumulate16, neon::RowsQ4_0, kRowsQ4_0>(n, w, wStride, a, out);
+}
+void dotRowsQ4_1Neon(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  neon::dotRowsNibbles<MullAccumulate16, neon::RowsQ4_1, kRowsQ4_1>(n, w, wStride, a, out);
+}
+void dotRowsQ8_0Neon(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  neon::dotRowsQ8_0<MullAccumulate16, kRowsQ8_0>(n, w, wStride, a, out);
+}
+template <class F>
+void dotRowsKNeon(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  neon::dotRowsK<MullAccumulate16, F, kRowsK>(n, w, wStride, a, out);
+}
 float dotQ4_0Q8_0NeonSdotEmulated(int64_t n, const void* w, const void* a) {
   return neon::dotQ4_0Q8_0<EmulatedSdot>(n, w, a);
 }
@@ -285,12 +342,13 @@ bool neonRunsHere() { return cpuFeatures().neon; }
 
 constexpr KernelSet neonSet() {
   KernelSet s{"neon", neonRunsHere};
-  s[TensorType::Q4_0] = {dotQ4_0Q8_0Neon, {}, {gemmQ4_0Neon, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
-  s[TensorType::Q8_0] = {dotQ8_0Q8_0Neon, {}, {}, quantizeRowQ8_0Neon};
-  s[TensorType::Q4_1].dot = dotQ4_1Q8_1Neon;
-  s[TensorType::Q4_K].dot = dotQ4_KQ8_KNeon;
-  s[TensorType::Q5_K].dot = dotQ5_KQ8_KNeon;
-  s[TensorType::Q6_K].dot = dotQ6_KQ8_KNeon;
+  s[TensorType::Q4_0] = {dotQ4_0Q8_0Neon, {dotRowsQ4_0Neon, kRowsQ4_0},
+                         {gemmQ4_0Neon, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
+  s[TensorType::Q8_0] = {dotQ8_0Q8_0Neon, {dotRowsQ8_0Neon, kRowsQ8_0}, {}, quantizeRowQ8_0Neon};
+  s[TensorType::Q4_1] = {dotQ4_1Q8_1Neon, {dotRowsQ4_1Neon, kRowsQ4_1}, {}};
+  s[TensorType::Q4_K] = {dotQ4_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ4K>, kRowsK}, {}};
+  s[TensorType::Q5_K] = {dotQ5_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ5K>, kRowsK}, {}};
+  s[TensorType::Q6_K] = {dotQ6_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ6K>, kRowsK}, {}};
   s[TensorType::F16] = {dotF16F16Neon, {}, {}, f32ToF16Neon, f16ToF32Neon};
   s[TensorType::F32].dot = dotF32F32Neon;
   s.weighF16 = weighF16Neon;

@@ -4,6 +4,7 @@
 // multiply-accumulate-and-widen sequence of the ARMv8.0 kernels. The float kernels and the
 // quantizer gain nothing from dotprod and stay those of neon.cc.
 #include "neon_common.h"
+#include "neon_rows.h"
 
 #include "../cpu_features.h"
 #include "../kernel_table.h"
@@ -20,6 +21,31 @@ struct Sdot {
   static inline int32x4_t dot32Bytes(int8x16_t x0, int8x16_t a0, int8x16_t x1, int8x16_t a1) {
     return dot32(x0, a0, x1, a1);
   }
+  static inline int32x4_t byteTotals4(const int8x16_t x0[4], const int8x16_t lo[4], const int8x16_t x1[4],
+                                      const int8x16_t hi[4]) {
+    return nibbleTotals4(x0, lo, x1, hi);  // SDOT takes every int8
+  }
+  // K super-blocks (neon_rows.h): a group's SDOT sums, times its int32 scale by lane.
+  struct Scales { int32x4_t v[4]; };
+  struct Sums { int32x4_t v[2]; };
+  static inline Scales scales(const int16x8_t s[2]) {
+    return {{vmovl_s16(vget_low_s16(s[0])), vmovl_high_s16(s[0]), vmovl_s16(vget_low_s16(s[1])), vmovl_high_s16(s[1])}};
+  }
+  static inline Sums zeroSums() { return {{vdupq_n_s32(0), vdupq_n_s32(0)}}; }
+  static inline int32x4_t product1(uint8x16_t u, int8x16_t a) { return dot16(vreinterpretq_s8_u8(u), a); }
+  static inline int32x4_t product2(uint8x16_t u0, int8x16_t a0, uint8x16_t u1, int8x16_t a1) {
+    return dot32(vreinterpretq_s8_u8(u0), a0, vreinterpretq_s8_u8(u1), a1);
+  }
+  template <int g>
+  static inline void addGroup(Sums& sums, const Scales& scales, int32x4_t p) {
+    sums.v[g % 2] = vmlaq_laneq_s32(sums.v[g % 2], p, scales.v[g / 4], g % 4);
+  }
+  static inline int32x4_t total(const Sums& sums) { return vaddq_s32(sums.v[0], sums.v[1]); }
+  static inline int32x4_t nibbleTotals4(const int8x16_t ql[4], const int8x16_t lo[4], const int8x16_t qh[4],
+                                        const int8x16_t hi[4]) {
+    return neon::blockTotals4(dot32(ql[0], lo[0], qh[0], hi[0]), dot32(ql[1], lo[1], qh[1], hi[1]),
+                              dot32(ql[2], lo[2], qh[2], hi[2]), dot32(ql[3], lo[3], qh[3], hi[3]));
+  }
 };
 
 float dotQ4_0Q8_0NeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ4_0Q8_0<Sdot>(n, w, a); }
@@ -28,6 +54,21 @@ float dotQ4_1Q8_1NeonDotprod(int64_t n, const void* w, const void* a) { return n
 float dotQ4_KQ8_KNeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ4_KQ8_K<Sdot>(n, w, a); }
 float dotQ5_KQ8_KNeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ5_KQ8_K<Sdot>(n, w, a); }
 float dotQ6_KQ8_KNeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ6_KQ8_K<Sdot>(n, w, a); }
+// The decode kernels (kernels::DotRowsFn, neon_rows.h) and how many rows each takes per pass.
+constexpr int kRowsQ4_0 = 8, kRowsQ4_1 = 8, kRowsQ8_0 = 4, kRowsK = 4;
+void dotRowsQ4_0NeonDotprod(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  neon::dotRowsNibbles<Sdot, neon::RowsQ4_0, kRowsQ4_0>(n, w, wStride, a, out);
+}
+void dotRowsQ4_1NeonDotprod(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  neon::dotRowsNibbles<Sdot, neon::RowsQ4_1, kRowsQ4_1>(n, w, wStride, a, out);
+}
+void dotRowsQ8_0NeonDotprod(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  neon::dotRowsQ8_0<Sdot, kRowsQ8_0>(n, w, wStride, a, out);
+}
+template <class F>
+void dotRowsKNeonDotprod(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  neon::dotRowsK<Sdot, F, kRowsK>(n, w, wStride, a, out);
+}
 
 // ---- The Q4_0 panel product (PanelFn), layout in neon_common.h ----
 //
@@ -128,13 +169,13 @@ bool dotprodRunsHere() { return cpuFeatures().neonDotprod; }
 
 constexpr KernelSet neonDotprodSet() {
   KernelSet s{"neon-dotprod", dotprodRunsHere};
-  s[TensorType::Q4_0] = {dotQ4_0Q8_0NeonDotprod, {},
+  s[TensorType::Q4_0] = {dotQ4_0Q8_0NeonDotprod, {dotRowsQ4_0NeonDotprod, kRowsQ4_0},
                          {gemmQ4_0NeonDotprod, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
-  s[TensorType::Q8_0].dot = dotQ8_0Q8_0NeonDotprod;
-  s[TensorType::Q4_1].dot = dotQ4_1Q8_1NeonDotprod;
-  s[TensorType::Q4_K].dot = dotQ4_KQ8_KNeonDotprod;
-  s[TensorType::Q5_K].dot = dotQ5_KQ8_KNeonDotprod;
-  s[TensorType::Q6_K].dot = dotQ6_KQ8_KNeonDotprod;
+  s[TensorType::Q8_0] = {dotQ8_0Q8_0NeonDotprod, {dotRowsQ8_0NeonDotprod, kRowsQ8_0}, {}};
+  s[TensorType::Q4_1] = {dotQ4_1Q8_1NeonDotprod, {dotRowsQ4_1NeonDotprod, kRowsQ4_1}, {}};
+  s[TensorType::Q4_K] = {dotQ4_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ4K>, kRowsK}, {}};
+  s[TensorType::Q5_K] = {dotQ5_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ5K>, kRowsK}, {}};
+  s[TensorType::Q6_K] = {dotQ6_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ6K>, kRowsK}, {}};
   return s;
 }
 

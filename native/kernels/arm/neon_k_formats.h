@@ -47,6 +47,10 @@ inline uint8x16_t insertBit(uint8x16_t v, uint8x16_t h) {
   return vbslq_u8(vdupq_n_u8(1 << to), shiftBytes<to - from>(h), v);
 }
 
+// The 16-element runs of chunk c of the formats laid out in halves of 128 elements (Q6_K, Q3_K,
+// Q2_K): chunk c = (half h, r) holds positions 16r..16r+15 of the four 32-element rows of half h.
+constexpr int runInHalves(int c, int k) { return 8 * (c / 2) + 2 * k + c % 2; }
+
 // Two fp16 values side by side (d, dmin) as floats in lanes 0 and 1 (and again in 2 and 3).
 inline float32x4_t loadHalfPair(const uint16_t* p) {
   return vcvt_f32_f16(vreinterpret_f16_u32(vld1_dup_u32(reinterpret_cast<const uint32_t*>(p))));
@@ -118,7 +122,7 @@ struct FormatQ6K {
   static constexpr int kGroup = 16;
   static constexpr int kMaxQuant = 63;
   static constexpr bool kOffset = true;   // min = 32·scale, dmin = d
-  static constexpr int run(int c, int k) { return 8 * (c / 2) + 2 * k + c % 2; }
+  static constexpr int run(int c, int k) { return runInHalves(c, k); }
 
   template <int c>
   static inline void chunk(const Block& x, uint8x16_t v[4]) {
@@ -153,7 +157,7 @@ struct FormatQ3K {
   static constexpr int kGroup = 16;
   static constexpr int kMaxQuant = 7;
   static constexpr bool kOffset = true;   // min = 4·scale, dmin = d
-  static constexpr int run(int c, int k) { return 8 * (c / 2) + 2 * k + c % 2; }
+  static constexpr int run(int c, int k) { return runInHalves(c, k); }
 
   template <int c>
   static inline void chunk(const Block& x, uint8x16_t v[4]) {
@@ -193,7 +197,7 @@ struct FormatQ2K {
   static constexpr int kGroup = 16;
   static constexpr int kMaxQuant = 3;
   static constexpr bool kOffset = false;
-  static constexpr int run(int c, int k) { return 8 * (c / 2) + 2 * k + c % 2; }
+  static constexpr int run(int c, int k) { return runInHalves(c, k); }
 
   template <int c>
   static inline void chunk(const Block& x, uint8x16_t v[4]) {

@@ -41,7 +41,7 @@ type Final = Extract<ReplyMessage, { status: unknown }>;
 
 /** A router over one model that batches every request sent at once (8 sequences per engine call). */
 function serve(file: string, chatTemplate?: string) {
-  const model = openModel(sharedModel(file), { nCtx: 4096, nSeq: 8, threads: 1 });
+  const model = openModel(sharedModel(file), { nCtx: 2048, nSeq: 8, threads: 1 });
   const scheduler = new Scheduler(model, { maxQueue: 4000, maxBatchTokens: 512 });
   scheduler.start();
   const template = chatTemplate ? new ChatTemplate(chatTemplate, { bos: "", eos: "" }) : undefined;

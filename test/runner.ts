@@ -58,7 +58,7 @@ function parseArgs(argv: string[]): { files: string[]; avaArgs: string[] } {
 // The longest files start first, so that the two lanes end together: by the times of the last
 // run on this machine, else by what is known to be long (the qemu golden runs, x86 golden, fuzzing).
 const TIMES = path.join(ROOT, ".cache", "test-times.json");
-const KNOWN_LONG = ["63-arm64-e2e", "25-golden", "92-libfuzzer", "22-grammar", "61-install", "14-kernels"];
+const KNOWN_LONG = ["63-arm64-e2e", "25-golden", "92-libfuzzer", "54-structured-acceptance", "22-grammar", "61-install", "14-kernels"];
 
 function longestFirst(runs: FileRun[]): FileRun[] {
   let last: Record<string, number> = {};

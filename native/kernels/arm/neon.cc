@@ -8,6 +8,7 @@
 // SDOT emulation (SMULL + SADALP per 8 products) needs 8 instructions where this needs 5; it is
 // kept as the set "neon-sdot-emulated" (never dispatched) for comparisons on a Pi.
 #include "neon_common.h"
+#include "neon_panel_k.h"
 #include "neon_rows.h"
 
 #include "../cpu_features.h"
@@ -303,33 +304,124 @@ __attribute__((noinline)) void panelRow(int64_t nb, const uint8_t* panel, size_t
   for (int q = 0; q < kPanelQuads; ++q) vst1q_f32(sums + 4 * q, acc[q]);
 }
 
-// Always through the unpacked panel: matmul sends batches of two or more activation rows, and
+// ---- The K formats' panel product (PanelFn), layout in neon_panel_k.h ----
+//
+// As the Q4_0 panel: word t of the activation run repeated times W of each quad (SMULL on the
+// low halves: rows 0-1, SMULL2: rows 2-3), a 16-bit lane per (row, element mod 4) summing the
+// group's 4 or 8 products, |8·31·128| < 2^15. Then per group and quad SADDLP, ADDP (or ADDP
+// first where twice the sum fits 16 bits) and a multiply-accumulate by the rows' scales; per
+// super-block the mins against the bsums and the float factors.
+template <class F>
+__attribute__((noinline)) void panelRowK(int64_t nb, const uint8_t* panel, size_t quadStride, const BlockQ8_K* a,
+                                         float* sums) {
+  using P = neon::KPanel<F>;
+  constexpr int kRuns = F::kGroup / 16;  // runs of 16 quants (4 words) per group
+  constexpr bool kPairFirst = 2 * 4 * kRuns * F::kMaxQuant * 128 < 32768;
+  float32x4_t acc[kPanelQuads];
+  for (int q = 0; q < kPanelQuads; ++q) acc[q] = vld1q_f32(sums + 4 * q);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* record = panel + b * P::kRecordBytes;
+    const uint8_t* quad[kPanelQuads];
+    for (int q = 0; q < kPanelQuads; ++q) quad[q] = record + q * quadStride;
+    int32x4_t isum[kPanelQuads];
+    for (int q = 0; q < kPanelQuads; ++q) isum[q] = vdupq_n_s32(0);
+#pragma GCC unroll 16
+    for (int j = 0; j < P::kGroups; ++j) {
+      int16x8_t p0[kPanelQuads], p1[kPanelQuads];  // per quad: rows 0-1, rows 2-3
+#pragma GCC unroll 2
+      for (int h = 0; h < kRuns; ++h) {
+        const int m = kRuns * j + h;
+        const int32x4_t av = vreinterpretq_s32_s8(vld1q_s8(a[b].qs + 16 * m));
+        const int8x16_t word[4] = {vreinterpretq_s8_s32(vdupq_laneq_s32(av, 0)), vreinterpretq_s8_s32(vdupq_laneq_s32(av, 1)),
+                                   vreinterpretq_s8_s32(vdupq_laneq_s32(av, 2)), vreinterpretq_s8_s32(vdupq_laneq_s32(av, 3))};
+        for (int t = 0; t < 4; ++t) {
+          for (int q = 0; q < kPanelQuads; ++q) {
+            const int8x16_t w = vld1q_s8(reinterpret_cast<const int8_t*>(quad[q] + 64 * m + 16 * t));
+            if (h == 0 && t == 0) {
+              p0[q] = vmull_s8(vget_low_s8(w), vget_low_s8(word[t]));
+              p1[q] = vmull_high_s8(w, word[t]);
+            } else {
+              p0[q] = vmlal_s8(p0[q], vget_low_s8(w), vget_low_s8(word[t]));
+              p1[q] = vmlal_high_s8(p1[q], w, word[t]);
+            }
+          }
+        }
+      }
+      for (int q = 0; q < kPanelQuads; ++q) {
+        const int32x4_t s = kPairFirst ? vpaddlq_s16(vpaddq_s16(p0[q], p1[q]))
+                                       : vpaddq_s32(vpaddlq_s16(p0[q]), vpaddlq_s16(p1[q]));
+        isum[q] = vmlaq_s32(isum[q], s, vld1q_s32(P::scale(quad[q], j)));
+      }
+    }
+    const int16x8_t bsums[2] = {vld1q_s16(a[b].bsums), vld1q_s16(a[b].bsums + 8)};
+    for (int q = 0; q < kPanelQuads; ++q) {
+      const int32x4_t mins = neon::quadMins<F>(quad[q], bsums);
+      const float32x4_t d = vmulq_n_f32(vld1q_f32(P::d(quad[q])), a[b].d);
+      if constexpr (F::kOffset) {
+        acc[q] = vfmaq_f32(acc[q], vcvtq_f32_s32(vsubq_s32(isum[q], mins)), d);
+      } else {
+        acc[q] = vfmaq_f32(acc[q], vcvtq_f32_s32(isum[q]), d);
+        acc[q] = vfmsq_f32(acc[q], vcvtq_f32_s32(mins), vmulq_n_f32(vld1q_f32(P::dmin(quad[q])), a[b].d));
+      }
+    }
+  }
+  for (int q = 0; q < kPanelQuads; ++q) vst1q_f32(sums + 4 * q, acc[q]);
+}
+
+// The two panels' ways of rearranging and of taking one activation row (gemmNeon below).
+struct PanelQ4_0 {
+  static constexpr size_t kRecordBytes = kPanelQuadRecordBytes;
+  static constexpr int64_t kChunkBlocks = 32;  // 18 KB of the four quads
+  static constexpr int64_t kBlockSize = kQK;
+  static void rearrange(int64_t nb, const uint8_t* const rows[kPanelRows], const neon::NextPanel& next, uint8_t* pb) {
+    neon::unpackPanel(nb, rows, kPanelQuads, next, pb);
+  }
+  static void row(int64_t blocks, const uint8_t* panel, size_t quadStride, const uint8_t* a, int64_t b0,
+                  const int32_t* bias, const float* scale, float* sums) {
+    panelRow(blocks, panel, quadStride, reinterpret_cast<const BlockQ8_0*>(a) + b0, bias + b0, scale + b0, sums);
+  }
+};
+
+template <class F>
+struct PanelK {
+  static constexpr size_t kRecordBytes = neon::KPanel<F>::kRecordBytes;
+  static constexpr int64_t kChunkBlocks = 4;  // ≈ 20-23 KB of the four quads
+  static constexpr int64_t kBlockSize = kQK_K;
+  static void rearrange(int64_t nb, const uint8_t* const rows[kPanelRows], const neon::NextPanel& next, uint8_t* pb) {
+    neon::rearrangeKPanel<F>(nb, rows, kPanelQuads, next, pb);
+  }
+  static void row(int64_t blocks, const uint8_t* panel, size_t quadStride, const uint8_t* a, int64_t b0,
+                  const int32_t*, const float*, float* sums) {
+    panelRowK<F>(blocks, panel, quadStride, reinterpret_cast<const BlockQ8_K*>(a) + b0, sums);
+  }
+};
+
+// Always through the rearranged panel: matmul sends batches of two or more activation rows, and
 // with one row per pass, unpacking on the way would repeat the unpacking (≈164 instructions a
-// block of sixteen rows) for every row instead of once.
-void gemmQ4_0Neon(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_t aStride,
-                  const int32_t* aBias, const float* aScale, int64_t nA, float* y, size_t yStride, void* panel) {
-  const int64_t nb = n / kQK;
+// block of sixteen rows for Q4_0) for every row instead of once.
+template <class Panel>
+void gemmNeon(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_t aStride, const int32_t* aBias,
+              const float* aScale, int64_t nA, float* y, size_t yStride, void* panel) {
+  const int64_t nb = n / Panel::kBlockSize;
   auto* pb = static_cast<uint8_t*>(panel);
   const uint8_t* rows[kPanelRows];
   neon::panelRowPointers(static_cast<const uint8_t*>(w), wStride, nW, rows);
   // All four quads even of a short panel (the last of a matrix at most): one loop for all.
-  neon::unpackPanel(nb, rows, kPanelQuads, neon::NextPanel(nb, static_cast<const uint8_t*>(w), wStride), pb);
-  const size_t quadStride = static_cast<size_t>(nb) * kPanelQuadRecordBytes;
-  // Every activation row reads the whole panel (72 KB for 4096 columns), more than the A72's
-  // 32 KB L1: so the rows of a group take turns over a chunk of blocks (18 KB) before the next,
+  Panel::rearrange(nb, rows, neon::NextPanel(nb, static_cast<const uint8_t*>(w), wStride), pb);
+  const size_t quadStride = static_cast<size_t>(nb) * Panel::kRecordBytes;
+  // Every activation row reads the whole panel (Q4_0: 72 KB for 4096 columns), more than the
+  // A72's 32 KB L1: so the rows of a group take turns over a chunk of blocks before the next,
   // and the panel comes from L2 once per group instead of once per row. Their running sums wait
   // here between chunks; the order of the additions is that of one pass.
-  constexpr int64_t kChunkBlocks = 32;
   constexpr int64_t kGroupRows = 32;
   for (int64_t x0 = 0; x0 < nA; x0 += kGroupRows) {
     const int64_t x1 = nA - x0 < kGroupRows ? nA : x0 + kGroupRows;
     float sums[kGroupRows][kPanelRows] = {};
-    for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks) {
-      const int64_t blocks = nb - b0 < kChunkBlocks ? nb - b0 : kChunkBlocks;
+    for (int64_t b0 = 0; b0 < nb; b0 += Panel::kChunkBlocks) {
+      const int64_t blocks = nb - b0 < Panel::kChunkBlocks ? nb - b0 : Panel::kChunkBlocks;
       for (int64_t x = x0; x < x1; ++x) {
-        const auto* ax = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + x * aStride);
-        panelRow(blocks, pb + b0 * kPanelQuadRecordBytes, quadStride, ax + b0, aBias + x * nb + b0,
-                 aScale + x * nb + b0, sums[x - x0]);
+        Panel::row(blocks, pb + b0 * Panel::kRecordBytes, quadStride, static_cast<const uint8_t*>(a) + x * aStride, b0,
+                   aBias ? aBias + x * nb : nullptr, aScale ? aScale + x * nb : nullptr, sums[x - x0]);
       }
     }
     // Only the panel's rows: y beyond nW belongs to someone else.
@@ -343,12 +435,15 @@ bool neonRunsHere() { return cpuFeatures().neon; }
 constexpr KernelSet neonSet() {
   KernelSet s{"neon", neonRunsHere};
   s[TensorType::Q4_0] = {dotQ4_0Q8_0Neon, {dotRowsQ4_0Neon, kRowsQ4_0},
-                         {gemmQ4_0Neon, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
+                         {gemmNeon<PanelQ4_0>, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
   s[TensorType::Q8_0] = {dotQ8_0Q8_0Neon, {dotRowsQ8_0Neon, kRowsQ8_0}, {}, quantizeRowQ8_0Neon};
   s[TensorType::Q4_1] = {dotQ4_1Q8_1Neon, {dotRowsQ4_1Neon, kRowsQ4_1}, {}};
-  s[TensorType::Q4_K] = {dotQ4_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ4K>, kRowsK}, {}};
-  s[TensorType::Q5_K] = {dotQ5_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ5K>, kRowsK}, {}};
-  s[TensorType::Q6_K] = {dotQ6_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ6K>, kRowsK}, {}};
+  s[TensorType::Q4_K] = {dotQ4_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ4K>, kRowsK},
+                         {gemmNeon<PanelK<neon::FormatQ4K>>, nullptr, neon::KPanel<neon::FormatQ4K>::kBytesPerBlock}};
+  s[TensorType::Q5_K] = {dotQ5_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ5K>, kRowsK},
+                         {gemmNeon<PanelK<neon::FormatQ5K>>, nullptr, neon::KPanel<neon::FormatQ5K>::kBytesPerBlock}};
+  s[TensorType::Q6_K] = {dotQ6_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ6K>, kRowsK},
+                         {gemmNeon<PanelK<neon::FormatQ6K>>, nullptr, neon::KPanel<neon::FormatQ6K>::kBytesPerBlock}};
   s[TensorType::F16] = {dotF16F16Neon, {}, {}, f32ToF16Neon, f16ToF32Neon};
   s[TensorType::F32].dot = dotF32F32Neon;
   s.weighF16 = weighF16Neon;

@@ -4,6 +4,7 @@
 // multiply-accumulate-and-widen sequence of the ARMv8.0 kernels. The float kernels and the
 // quantizer gain nothing from dotprod and stay those of neon.cc.
 #include "neon_common.h"
+#include "neon_panel_k.h"
 #include "neon_rows.h"
 
 #include "../cpu_features.h"
@@ -165,6 +166,93 @@ void gemmQ4_0NeonDotprod(int64_t n, const void* w, size_t wStride, int nW, const
   }
 }
 
+// ---- The K formats' panel product (PanelFn), layout in neon_panel_k.h ----
+//
+// SDOT by lane as for Q4_0: W[4m + t] times word t of the activation's run m, four SDOTs per run
+// and activation row into the group's int32 sums, then a multiply-accumulate by the rows' scales
+// per group; per super-block the mins against the bsums and the float factors. One quad against
+// up to four activation rows, so that each weight vector loaded serves four rows.
+template <class F, int NA>
+__attribute__((noinline)) void quadRowsK(int64_t nb, const uint8_t* quad, const BlockQ8_K* const a[NA],
+                                         float* const out[NA]) {
+  using P = neon::KPanel<F>;
+  constexpr int kRuns = F::kGroup / 16;
+  float32x4_t acc[NA];
+  for (int x = 0; x < NA; ++x) acc[x] = vdupq_n_f32(0.0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* record = quad + b * P::kRecordBytes;
+    int32x4_t isum[NA];
+    for (int x = 0; x < NA; ++x) isum[x] = vdupq_n_s32(0);
+#pragma GCC unroll 16
+    for (int j = 0; j < P::kGroups; ++j) {
+      int32x4_t s[NA];
+      for (int x = 0; x < NA; ++x) s[x] = vdupq_n_s32(0);
+#pragma GCC unroll 2
+      for (int h = 0; h < kRuns; ++h) {
+        const int m = kRuns * j + h;
+        const int8x16_t* w = P::w(record) + 4 * m;
+        const int8x16_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+        for (int x = 0; x < NA; ++x) {
+          const int8x16_t av = vld1q_s8(a[x][b].qs + 16 * m);
+          s[x] = vdotq_laneq_s32(s[x], w0, av, 0);
+          s[x] = vdotq_laneq_s32(s[x], w1, av, 1);
+          s[x] = vdotq_laneq_s32(s[x], w2, av, 2);
+          s[x] = vdotq_laneq_s32(s[x], w3, av, 3);
+        }
+      }
+      const int32x4_t scale = vld1q_s32(P::scale(record, j));
+      for (int x = 0; x < NA; ++x) isum[x] = vmlaq_s32(isum[x], s[x], scale);
+    }
+    const float32x4_t d = vld1q_f32(P::d(record));
+    for (int x = 0; x < NA; ++x) {
+      const int16x8_t bsums[2] = {vld1q_s16(a[x][b].bsums), vld1q_s16(a[x][b].bsums + 8)};
+      const int32x4_t mins = neon::quadMins<F>(record, bsums);
+      if constexpr (F::kOffset) {
+        acc[x] = vfmaq_f32(acc[x], vcvtq_f32_s32(vsubq_s32(isum[x], mins)), vmulq_n_f32(d, a[x][b].d));
+      } else {
+        acc[x] = vfmaq_f32(acc[x], vcvtq_f32_s32(isum[x]), vmulq_n_f32(d, a[x][b].d));
+        acc[x] = vfmsq_f32(acc[x], vcvtq_f32_s32(mins), vmulq_n_f32(vld1q_f32(P::dmin(record)), a[x][b].d));
+      }
+    }
+  }
+  for (int x = 0; x < NA; ++x) vst1q_f32(out[x], acc[x]);
+}
+
+template <class F>
+void gemmKNeonDotprod(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_t aStride,
+                      const int32_t*, const float*, int64_t nA, float* y, size_t yStride, void* panel) {
+  const int64_t nb = n / kQK_K;
+  auto* pb = static_cast<uint8_t*>(panel);
+  const uint8_t* rows[kPanelRows];
+  neon::panelRowPointers(static_cast<const uint8_t*>(w), wStride, nW, rows);
+  const int quads = (nW + 3) / 4;
+  neon::rearrangeKPanel<F>(nb, rows, quads, NextPanel(nb, static_cast<const uint8_t*>(w), wStride), pb);
+  constexpr int kRows = 4;  // activation rows per pass over a quad
+  // Quad by quad: a quad (≈20 KB for 4096 columns) stays in L1 while the activation rows pass.
+  for (int q = 0; q < quads; ++q) {
+    const uint8_t* quad = pb + q * nb * neon::KPanel<F>::kRecordBytes;
+    const int count = nW - 4 * q < 4 ? nW - 4 * q : 4;
+    for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
+      const int na = nA - x0 < kRows ? static_cast<int>(nA - x0) : kRows;
+      const BlockQ8_K* rowsA[kRows];
+      for (int x = 0; x < na; ++x) {
+        rowsA[x] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + (x0 + x) * aStride);
+      }
+      float results[kRows][4];
+      float* const resultRows[kRows] = {results[0], results[1], results[2], results[3]};
+      switch (na) {
+        case 1: quadRowsK<F, 1>(nb, quad, rowsA, resultRows); break;
+        case 2: quadRowsK<F, 2>(nb, quad, rowsA, resultRows); break;
+        case 3: quadRowsK<F, 3>(nb, quad, rowsA, resultRows); break;
+        default: quadRowsK<F, 4>(nb, quad, rowsA, resultRows); break;
+      }
+      // Only the panel's rows: y beyond nW belongs to someone else.
+      for (int x = 0; x < na; ++x)
+        for (int r = 0; r < count; ++r) y[(x0 + x) * yStride + 4 * q + r] = results[x][r];
+    }
+  }
+}
+
 bool dotprodRunsHere() { return cpuFeatures().neonDotprod; }
 
 constexpr KernelSet neonDotprodSet() {
@@ -173,9 +261,12 @@ constexpr KernelSet neonDotprodSet() {
                          {gemmQ4_0NeonDotprod, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
   s[TensorType::Q8_0] = {dotQ8_0Q8_0NeonDotprod, {dotRowsQ8_0NeonDotprod, kRowsQ8_0}, {}};
   s[TensorType::Q4_1] = {dotQ4_1Q8_1NeonDotprod, {dotRowsQ4_1NeonDotprod, kRowsQ4_1}, {}};
-  s[TensorType::Q4_K] = {dotQ4_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ4K>, kRowsK}, {}};
-  s[TensorType::Q5_K] = {dotQ5_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ5K>, kRowsK}, {}};
-  s[TensorType::Q6_K] = {dotQ6_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ6K>, kRowsK}, {}};
+  s[TensorType::Q4_K] = {dotQ4_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ4K>, kRowsK},
+                         {gemmKNeonDotprod<neon::FormatQ4K>, nullptr, neon::KPanel<neon::FormatQ4K>::kBytesPerBlock}};
+  s[TensorType::Q5_K] = {dotQ5_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ5K>, kRowsK},
+                         {gemmKNeonDotprod<neon::FormatQ5K>, nullptr, neon::KPanel<neon::FormatQ5K>::kBytesPerBlock}};
+  s[TensorType::Q6_K] = {dotQ6_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ6K>, kRowsK},
+                         {gemmKNeonDotprod<neon::FormatQ6K>, nullptr, neon::KPanel<neon::FormatQ6K>::kBytesPerBlock}};
   return s;
 }
 

@@ -53,7 +53,7 @@ count "$dir/neon.o" "dotRowsNibbles<kernels::(anonymous namespace)::MullAccumula
   "A72 decode (8 rows x 4 blocks)" widest 16 32
 count "$dir/neon_dotprod.o" "dotRowsNibbles<kernels::(anonymous namespace)::Sdot, kernels::(anonymous namespace)::neon::RowsQ4_0, 8>" \
   "A76 decode (8 rows x 4 blocks)" widest 16 32
-count "$dir/neon.o" panelRow "A72 panel (16 rows x 1)" widest 1 1
-count "$dir/neon_dotprod.o" "quadRows<4, true>" "A76 panel from scratch (4 x 4)" widest 1 1
-count "$dir/neon_dotprod.o" "quadRows<4, false>" "A76 panel on the way (4 x 4)" widest 1 1
-count "$dir/neon_dotprod.o" "quadRows<1, true>" "A76 panel, last row (4 x 1)" widest 4 1
+count "$dir/neon.o" "panelRow<kernels::(anonymous namespace)::neon::Panel32Q4_0>" "A72 panel (16 rows x 1)" widest 1 1
+count "$dir/neon_dotprod.o" "quadRows<kernels::(anonymous namespace)::neon::Panel32Q4_0, 4, true>" "A76 panel from scratch (4 x 4)" widest 1 1
+count "$dir/neon_dotprod.o" "quadRows<kernels::(anonymous namespace)::neon::Panel32Q4_0, 4, false>" "A76 panel on the way (4 x 4)" widest 1 1
+count "$dir/neon_dotprod.o" "quadRows<kernels::(anonymous namespace)::neon::Panel32Q4_0, 1, true>" "A76 panel, last row (4 x 1)" widest 4 1

@@ -245,37 +245,41 @@ void weighF16Neon(int64_t n, const float* p, const void* rows, size_t stride, in
 }
 #pragma GCC pop_options
 
-// ---- The Q4_0 panel product (PanelFn), layout in neon_common.h ----
+// ---- The 32-element panels (PanelFn: Q4_0, Q4_1, Q8_0), layout in neon_common.h ----
 //
 // The multiplies cannot get fewer: 512 products per block of sixteen rows are 64 SMULL/SMLAL of
 // eight, as in the one-row kernel. What the panel removes is the rest: the unpacking (once per
 // panel, not per activation row), the pairwise sums of four blocks and the gathering of their
-// fp16 scales. W[g] (four rows × four nibbles) is multiplied by word g of the activation row
+// fp16 scales. W[g] (four rows × four quants) is multiplied by word g of the activation row
 // repeated: SMULL on the low halves gives rows 0-1, SMULL2 on the high halves rows 2-3, a 16-bit
-// lane per (row, element mod 4). Over the eight groups a lane sums 8 products, |8·15·128| < 2^14;
-// ADDP adds two lanes (< 2^15), SADDLP the other two into int32, once per block and quad. One
-// DUP of an activation word serves all four quads (8 multiplies).
+// lane per (row, element mod 4). Nibbles: over the eight groups a lane sums 8 products,
+// |8·15·128| < 2^14; ADDP adds two lanes (< 2^15), SADDLP the other two into int32, once per
+// block and quad. Q8_0's bytes take the whole int8 range, so each product is widened at once
+// (SADALP). One DUP of an activation word serves all four quads (8 multiplies).
 //
 // One activation row at a time, group by group: 8 int16 sums, 4 float accumulators, a repeated
 // word and a weight vector at a time. GCC 12 spilled with two rows, and with the quads outer
 // (eight repeated words live) under the generic tuning the addon is built with.
 
-using neon::kPanelQuadRecordBytes;
 using neon::kPanelQuads;
 
 // One activation row against blocks [0, nb) of the four quads of the unpacked panel (quads
-// quadStride bytes apart), added to sums[r] for row r in block order, as if in one pass.
+// quadStride bytes apart), added to sums[r] for row r in block order, as if in one pass. bias
+// and scale: Q4_0's activation terms (null for the others, which read d and s from a).
 // (Not inlined: one loop, to read and count in the disassembly.)
-__attribute__((noinline)) void panelRow(int64_t nb, const uint8_t* panel, size_t quadStride, const BlockQ8_0* a,
+template <class K>
+__attribute__((noinline)) void panelRow(int64_t nb, const uint8_t* panel, size_t quadStride, const typename K::Act* a,
                                         const int32_t* bias, const float* scale, float* sums) {
+  constexpr size_t kRecordBytes = neon::kPanel32RecordBytes<K>;
   float32x4_t acc[kPanelQuads];
   for (int q = 0; q < kPanelQuads; ++q) acc[q] = vld1q_f32(sums + 4 * q);
   for (int64_t b = 0; b < nb; ++b) {
-    const auto* record = reinterpret_cast<const int8_t*>(panel + b * kPanelQuadRecordBytes);
+    const auto* record = reinterpret_cast<const int8_t*>(panel + b * kRecordBytes);
     const int32x4_t lo = vreinterpretq_s32_s8(vld1q_s8(a[b].qs));
     const int32x4_t hi = vreinterpretq_s32_s8(vld1q_s8(a[b].qs + 16));
-    const int32x4_t offset = vdupq_n_s32(bias[b]);
-    int16x8_t p0[kPanelQuads], p1[kPanelQuads];  // per quad: rows 0-1, rows 2-3
+    const int32x4_t offset = vdupq_n_s32(K::kOffsetTerms ? bias[b] : 0);
+    int16x8_t p0[kPanelQuads], p1[kPanelQuads];  // nibbles, per quad: rows 0-1, rows 2-3
+    int32x4_t w0[kPanelQuads], w1[kPanelQuads];  // bytes, the same widened
     // Group G: word G % 4 of the activation half repeated, times W[G] of each quad. The first
     // group multiplies, the others accumulate.
 #define ALPACA_PANEL_GROUP(G, HALF)                                                            \
@@ -283,7 +287,12 @@ __attribute__((noinline)) void panelRow(int64_t nb, const uint8_t* panel, size_t
     const int8x16_t word = vreinterpretq_s8_s32(vdupq_laneq_s32(HALF, (G) % 4));               \
     for (int q = 0; q < kPanelQuads; ++q) {                                                    \
       const int8x16_t w = vld1q_s8(record + q * quadStride + 16 * (G));                        \
-      if ((G) == 0) {                                                                          \
+      if constexpr (!K::kNibbles) {                                                            \
+        const int16x8_t l = vmull_s8(vget_low_s8(w), vget_low_s8(word));                       \
+        const int16x8_t h = vmull_high_s8(w, word);                                            \
+        w0[q] = (G) == 0 ? vpaddlq_s16(l) : vpadalq_s16(w0[q], l);                             \
+        w1[q] = (G) == 0 ? vpaddlq_s16(h) : vpadalq_s16(w1[q], h);                             \
+      } else if ((G) == 0) {                                                                   \
         p0[q] = vmull_s8(vget_low_s8(w), vget_low_s8(word));                                   \
         p1[q] = vmull_high_s8(w, word);                                                        \
       } else {                                                                                 \
@@ -295,10 +304,18 @@ __attribute__((noinline)) void panelRow(int64_t nb, const uint8_t* panel, size_t
     ALPACA_PANEL_GROUP(0, lo) ALPACA_PANEL_GROUP(1, lo) ALPACA_PANEL_GROUP(2, lo) ALPACA_PANEL_GROUP(3, lo)
     ALPACA_PANEL_GROUP(4, hi) ALPACA_PANEL_GROUP(5, hi) ALPACA_PANEL_GROUP(6, hi) ALPACA_PANEL_GROUP(7, hi)
 #undef ALPACA_PANEL_GROUP
+    const float da = K::kOffsetTerms ? scale[b] : neon::halfToFloat(a[b].d);
     for (int q = 0; q < kPanelQuads; ++q) {
-      const int32x4_t s = vaddq_s32(vpaddlq_s16(vpaddq_s16(p0[q], p1[q])), offset);
-      const float32x4_t dw = vld1q_f32(reinterpret_cast<const float*>(record + q * quadStride + 8 * 16));
-      acc[q] = vfmaq_n_f32(acc[q], vmulq_f32(vcvtq_f32_s32(s), dw), scale[b]);
+      int32x4_t s;
+      if constexpr (K::kNibbles) {
+        s = vpaddlq_s16(vpaddq_s16(p0[q], p1[q]));
+      } else {
+        s = vpaddq_s32(w0[q], w1[q]);
+      }
+      if constexpr (K::kOffsetTerms) s = vaddq_s32(s, offset);
+      const float* factors = reinterpret_cast<const float*>(record + q * quadStride + 8 * 16);
+      acc[q] = vfmaq_n_f32(acc[q], vmulq_f32(vcvtq_f32_s32(s), vld1q_f32(factors)), da);
+      if constexpr (K::kMin) acc[q] = vfmaq_n_f32(acc[q], vld1q_f32(factors + 4), neon::halfToFloat(a[b].s));
     }
   }
   for (int q = 0; q < kPanelQuads; ++q) vst1q_f32(sums + 4 * q, acc[q]);
@@ -368,17 +385,19 @@ __attribute__((noinline)) void panelRowK(int64_t nb, const uint8_t* panel, size_
   for (int q = 0; q < kPanelQuads; ++q) vst1q_f32(sums + 4 * q, acc[q]);
 }
 
-// The two panels' ways of rearranging and of taking one activation row (gemmNeon below).
-struct PanelQ4_0 {
-  static constexpr size_t kRecordBytes = kPanelQuadRecordBytes;
-  static constexpr int64_t kChunkBlocks = 32;  // 18 KB of the four quads
+// The panels' ways of rearranging and of taking one activation row (gemmNeon below).
+template <class K>
+struct Panel32 {
+  static constexpr size_t kRecordBytes = neon::kPanel32RecordBytes<K>;
+  static constexpr int64_t kChunkBlocks = 32;  // Q4_0: 18 KB of the four quads
   static constexpr int64_t kBlockSize = kQK;
   static void rearrange(int64_t nb, const uint8_t* const rows[kPanelRows], const neon::NextPanel& next, uint8_t* pb) {
-    neon::unpackPanel(nb, rows, kPanelQuads, next, pb);
+    neon::unpackPanel<K>(nb, rows, kPanelQuads, next, pb);
   }
   static void row(int64_t blocks, const uint8_t* panel, size_t quadStride, const uint8_t* a, int64_t b0,
                   const int32_t* bias, const float* scale, float* sums) {
-    panelRow(blocks, panel, quadStride, reinterpret_cast<const BlockQ8_0*>(a) + b0, bias + b0, scale + b0, sums);
+    panelRow<K>(blocks, panel, quadStride, reinterpret_cast<const typename K::Act*>(a) + b0, bias ? bias + b0 : nullptr,
+                scale ? scale + b0 : nullptr, sums);
   }
 };
 
@@ -435,9 +454,12 @@ bool neonRunsHere() { return cpuFeatures().neon; }
 constexpr KernelSet neonSet() {
   KernelSet s{"neon", neonRunsHere};
   s[TensorType::Q4_0] = {dotQ4_0Q8_0Neon, {dotRowsQ4_0Neon, kRowsQ4_0},
-                         {gemmNeon<PanelQ4_0>, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
-  s[TensorType::Q8_0] = {dotQ8_0Q8_0Neon, {dotRowsQ8_0Neon, kRowsQ8_0}, {}, quantizeRowQ8_0Neon};
-  s[TensorType::Q4_1] = {dotQ4_1Q8_1Neon, {dotRowsQ4_1Neon, kRowsQ4_1}, {}};
+                         {gemmNeon<Panel32<neon::Panel32Q4_0>>, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
+  s[TensorType::Q8_0] = {dotQ8_0Q8_0Neon, {dotRowsQ8_0Neon, kRowsQ8_0},
+                         {gemmNeon<Panel32<neon::Panel32Q8_0>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q8_0>},
+                         quantizeRowQ8_0Neon};
+  s[TensorType::Q4_1] = {dotQ4_1Q8_1Neon, {dotRowsQ4_1Neon, kRowsQ4_1},
+                         {gemmNeon<Panel32<neon::Panel32Q4_1>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q4_1>}};
   s[TensorType::Q4_K] = {dotQ4_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ4K>, kRowsK},
                          {gemmNeon<PanelK<neon::FormatQ4K>>, nullptr, neon::KPanel<neon::FormatQ4K>::kBytesPerBlock}};
   s[TensorType::Q5_K] = {dotQ5_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ5K>, kRowsK},

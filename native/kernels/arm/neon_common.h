@@ -240,18 +240,40 @@ float dotQ6_KQ8_K(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-// ---------------------------------------------------------------- the Q4_0 panel (PanelFn)
-// The unpacked panel of both arm64 panel kernels, in the caller's scratch: four quads of four
-// rows, each nb records of 144 bytes, so that a quad is one sequential stream (18 KB for 4096
-// columns: it stays in L1 while groups of activation rows pass over it). Record b of quad q:
-// eight vectors W[g] whose 32-bit lane r holds row 4q+r's nibbles of elements 4g..4g+3 (0..15,
-// unsigned, in element order), then the four rows' scales as floats. The lanes are those of the
-// x86 panel: an SDOT by lane, or a widening multiply by the same four activation bytes repeated,
-// adds four products into each of four rows at once, and a row's sum never crosses lanes.
+// ---------------------------------------------------------------- the 32-element panels (PanelFn)
+// The rearranged panel of the arm64 panel kernels for Q4_0, Q4_1 and Q8_0, in the caller's
+// scratch: four quads of four rows, each nb records, so that a quad is one sequential stream
+// (Q4_0: 18 KB for 4096 columns: it stays in L1 while groups of activation rows pass over it).
+// Record b of quad q: eight vectors W[g] whose 32-bit lane r holds row 4q+r's quants of
+// elements 4g..4g+3 (nibbles 0..15 unsigned, or Q8_0's bytes, in element order), then the four
+// rows' d as floats (and Q4_1's m). The lanes are those of the x86 panel: an SDOT by lane, or a
+// widening multiply by the same four activation bytes repeated, adds four products into each of
+// four rows at once, and a row's sum never crosses lanes.
 //
 // A block of all sixteen rows is 32 vectors, the whole register file, hence quads: a quad's
 // block is 8 vectors, which leaves room for the accumulators of several activation rows.
-constexpr size_t kPanelQuadRecordBytes = 8 * 16 + 4 * sizeof(float);
+//
+// A kind of panel (Panel32Q4_0, ...) names its weight and activation blocks and whether its
+// quants are nibbles, it has a min m (times the activation's s = d·Σa), and its activation terms
+// carry Q4_0's offset −8·Σa.
+struct Panel32Q4_0 {
+  using Block = BlockQ4_0;
+  using Act = BlockQ8_0;
+  static constexpr bool kNibbles = true, kMin = false, kOffsetTerms = true;
+};
+struct Panel32Q4_1 {
+  using Block = BlockQ4_1;
+  using Act = BlockQ8_1;
+  static constexpr bool kNibbles = true, kMin = true, kOffsetTerms = false;
+};
+struct Panel32Q8_0 {
+  using Block = BlockQ8_0;
+  using Act = BlockQ8_0;
+  static constexpr bool kNibbles = false, kMin = false, kOffsetTerms = false;
+};
+template <class K>
+constexpr size_t kPanel32RecordBytes = 8 * 16 + (K::kMin ? 8 : 4) * sizeof(float);
+constexpr size_t kPanelQuadRecordBytes = kPanel32RecordBytes<Panel32Q4_0>;
 constexpr int kPanelQuads = kPanelRows / 4;
 static_assert(kPanelQuads * kPanelQuadRecordBytes == kQ4_0PanelBytesPerBlock, "the quads fill the caller's block size");
 
@@ -261,34 +283,60 @@ inline void panelRowPointers(const uint8_t* w, size_t wStride, int nW, const uin
   for (int r = 0; r < kPanelRows; ++r) rows[r] = w + (r < nW ? r : nW - 1) * wStride;
 }
 
-// Block b of four rows as W[0..7] of the layout above: a 4×4 transpose of 32-bit words (word g
-// of a row holds the nibbles of elements 4g.. low and 16+4g.. high), then the two nibbles apart.
-// LD4 to one lane would transpose while loading, but GCC 12 copies its register quadruple
-// through the stack when registers are short, as they are in a kernel that unpacks on the way.
-inline void unpackQuad(const uint8_t* const rows[4], int64_t b, uint8x16_t w[8]) {
-  const auto quants = [&](int r) {
-    return vreinterpretq_s32_u8(vld1q_u8(reinterpret_cast<const BlockQ4_0*>(rows[r])[b].qs));
-  };
-  const int32x4_t r0 = quants(0), r1 = quants(1), r2 = quants(2), r3 = quants(3);
+// Four rows' vectors (32-bit words 0..3 each) as vectors of word g of every row: a 4×4 transpose.
+inline void transposeWords(const uint8x16_t v[4], uint8x16_t t[4]) {
+  const int32x4_t r0 = vreinterpretq_s32_u8(v[0]), r1 = vreinterpretq_s32_u8(v[1]);
+  const int32x4_t r2 = vreinterpretq_s32_u8(v[2]), r3 = vreinterpretq_s32_u8(v[3]);
   const int64x2_t u0 = vreinterpretq_s64_s32(vtrn1q_s32(r0, r1)), u1 = vreinterpretq_s64_s32(vtrn2q_s32(r0, r1));
   const int64x2_t u2 = vreinterpretq_s64_s32(vtrn1q_s32(r2, r3)), u3 = vreinterpretq_s64_s32(vtrn2q_s32(r2, r3));
-  const int64x2_t t[4] = {vtrn1q_s64(u0, u2), vtrn1q_s64(u1, u3), vtrn2q_s64(u0, u2), vtrn2q_s64(u1, u3)};
-  const uint8x16_t low4 = vdupq_n_u8(0x0F);
-  for (int g = 0; g < 4; ++g) {
-    const uint8x16_t v = vreinterpretq_u8_s64(t[g]);
-    w[g] = vandq_u8(v, low4);
-    w[4 + g] = vshrq_n_u8(v, 4);
+  t[0] = vreinterpretq_u8_s64(vtrn1q_s64(u0, u2));
+  t[1] = vreinterpretq_u8_s64(vtrn1q_s64(u1, u3));
+  t[2] = vreinterpretq_u8_s64(vtrn2q_s64(u0, u2));
+  t[3] = vreinterpretq_u8_s64(vtrn2q_s64(u1, u3));
+}
+
+// Block b of four rows as W[0..7] of the layout above. Nibbles: a transpose of the 16 quant
+// bytes (word g of a row holds elements 4g.. low and 16+4g.. high), then the two nibbles apart.
+// LD4 to one lane would transpose while loading, but GCC 12 copies its register quadruple
+// through the stack when registers are short, as they are in a kernel that unpacks on the way.
+template <class K>
+inline void unpackQuad(const uint8_t* const rows[4], int64_t b, uint8x16_t w[8]) {
+  const auto block = [&](int r) -> const typename K::Block& {
+    return reinterpret_cast<const typename K::Block*>(rows[r])[b];
+  };
+  if constexpr (K::kNibbles) {
+    const uint8x16_t q[4] = {vld1q_u8(block(0).qs), vld1q_u8(block(1).qs), vld1q_u8(block(2).qs), vld1q_u8(block(3).qs)};
+    uint8x16_t t[4];
+    transposeWords(q, t);
+    const uint8x16_t low4 = vdupq_n_u8(0x0F);
+    for (int g = 0; g < 4; ++g) {
+      w[g] = vandq_u8(t[g], low4);
+      w[4 + g] = vshrq_n_u8(t[g], 4);
+    }
+  } else {
+    for (int half = 0; half < 2; ++half) {
+      const auto quants = [&](int r) { return vld1q_u8(reinterpret_cast<const uint8_t*>(block(r).qs) + 16 * half); };
+      const uint8x16_t q[4] = {quants(0), quants(1), quants(2), quants(3)};
+      transposeWords(q, w + 4 * half);
+    }
   }
 }
 
-// The fp16 scales of block b of four rows, as floats.
-inline float32x4_t quadScales(const uint8_t* const rows[4], int64_t b) {
-  const auto scale = [&](int r) { return &reinterpret_cast<const BlockQ4_0*>(rows[r])[b].d; };
-  uint16x4_t h = vld1_dup_u16(scale(0));
-  h = vld1_lane_u16(scale(1), h, 1);
-  h = vld1_lane_u16(scale(2), h, 2);
-  h = vld1_lane_u16(scale(3), h, 3);
+// An fp16 field of block b of four rows, as floats.
+template <class K>
+inline float32x4_t quadHalves(const uint8_t* const rows[4], int64_t b, size_t fieldOffset) {
+  const auto field = [&](int r) {
+    return reinterpret_cast<const uint16_t*>(rows[r] + b * sizeof(typename K::Block) + fieldOffset);
+  };
+  uint16x4_t h = vld1_dup_u16(field(0));
+  h = vld1_lane_u16(field(1), h, 1);
+  h = vld1_lane_u16(field(2), h, 2);
+  h = vld1_lane_u16(field(3), h, 3);
   return vcvt_f32_f16(vreinterpret_f16_u16(h));
+}
+template <class K>
+inline float32x4_t quadScales(const uint8_t* const rows[4], int64_t b) {
+  return quadHalves<K>(rows, b, offsetof(typename K::Block, d));
 }
 
 // Sixteen rows read side by side are sixteen short streams; the next panel is the one stretch
@@ -307,18 +355,22 @@ class NextPanel {
   size_t share_;
 };
 
-// The first `quads` quads of the panel into `panel` (kQ4_0PanelBytesPerBlock per block), for
-// batches that pass over it more than once.
+// The first `quads` quads of the panel into `panel` (kPanel32RecordBytes<K> per block and quad),
+// for batches that pass over it more than once.
+template <class K>
 inline void unpackPanel(int64_t nb, const uint8_t* const rows[kPanelRows], int quads, const NextPanel& next,
                         uint8_t* panel) {
   for (int64_t b = 0; b < nb; ++b) {
     next.fetch(b);
     for (int q = 0; q < quads; ++q) {
-      uint8_t* out = panel + (q * nb + b) * kPanelQuadRecordBytes;
+      uint8_t* out = panel + (q * nb + b) * kPanel32RecordBytes<K>;
       uint8x16_t w[8];
-      unpackQuad(rows + 4 * q, b, w);
+      unpackQuad<K>(rows + 4 * q, b, w);
       for (int g = 0; g < 8; ++g) vst1q_u8(out + 16 * g, w[g]);
-      vst1q_f32(reinterpret_cast<float*>(out + 8 * 16), quadScales(rows + 4 * q, b));
+      vst1q_f32(reinterpret_cast<float*>(out + 8 * 16), quadScales<K>(rows + 4 * q, b));
+      if constexpr (K::kMin) {
+        vst1q_f32(reinterpret_cast<float*>(out + 8 * 16 + 16), quadHalves<K>(rows + 4 * q, b, offsetof(BlockQ4_1, m)));
+      }
     }
   }
 }

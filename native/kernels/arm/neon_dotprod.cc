@@ -9,7 +9,6 @@
 
 #include "../cpu_features.h"
 #include "../kernel_table.h"
-#include "../panel_pass.h"
 
 namespace kernels {
 namespace {
@@ -83,37 +82,40 @@ void dotRowsKNeonDotprod(int64_t n, const void* w, size_t wStride, const void* a
 // product per pair and block. Registers: 4 float accumulators, 4 int32 sums, 8 activation
 // halves, the quad's 8 weight vectors (or the four rows they are unpacked from), the scales.
 
-using neon::kPanelQuadRecordBytes;
 using neon::NextPanel;
 
 // NA activation rows against the four rows `rows` of the panel, unpacked on the way (kUnpacked
 // false) or read from their unpacked copy `quad`: out[j][r] = row r against activation row j.
+// bias, scale: Q4_0's activation terms (null for Q4_1 and Q8_0, whose d and s come from a).
 // out holds separate pointers: rows of one array (out[0] + 4j) let GCC turn the final stores
 // into one block copy, and then it kept the accumulators in memory, stored every block. Not
 // inlined: one loop per instantiation, to read and count in the disassembly.
-template <int NA, bool kUnpacked>
+template <class K, int NA, bool kUnpacked>
 __attribute__((noinline)) void quadRows(int64_t nb, const uint8_t* quad, const uint8_t* const rows[4],
-                                        const NextPanel* next, const BlockQ8_0* const a[NA],
+                                        const NextPanel* next, const typename K::Act* const a[NA],
                                         const int32_t* const bias[NA], const float* const scale[NA],
                                         float* const out[NA]) {
+  constexpr size_t kRecordBytes = neon::kPanel32RecordBytes<K>;
   float32x4_t acc[NA];
   for (int j = 0; j < NA; ++j) acc[j] = vdupq_n_f32(0.0f);
   for (int64_t b = 0; b < nb; ++b) {
     uint8x16_t w[8];
-    float32x4_t dw;
+    float32x4_t dw, mw = vdupq_n_f32(0.0f);
     if (kUnpacked) {
-      const uint8_t* record = quad + b * kPanelQuadRecordBytes;
+      const uint8_t* record = quad + b * kRecordBytes;
       for (int g = 0; g < 8; ++g) w[g] = vld1q_u8(record + 16 * g);
       dw = vld1q_f32(reinterpret_cast<const float*>(record + 8 * 16));
+      if constexpr (K::kMin) mw = vld1q_f32(reinterpret_cast<const float*>(record + 8 * 16 + 16));
     } else {
       if (next) next->fetch(b);
-      neon::unpackQuad(rows, b, w);
-      dw = neon::quadScales(rows, b);
+      neon::unpackQuad<K>(rows, b, w);
+      dw = neon::quadScales<K>(rows, b);
+      if constexpr (K::kMin) mw = neon::quadHalves<K>(rows, b, offsetof(BlockQ4_1, m));
     }
     int32x4_t s[NA];
     int8x16_t lo[NA], hi[NA];
     for (int j = 0; j < NA; ++j) {
-      s[j] = vld1q_dup_s32(bias[j] + b);
+      s[j] = K::kOffsetTerms ? vld1q_dup_s32(bias[j] + b) : vdupq_n_s32(0);
       lo[j] = vld1q_s8(a[j][b].qs);
       hi[j] = vld1q_s8(a[j][b].qs + 16);
     }
@@ -122,49 +124,38 @@ __attribute__((noinline)) void quadRows(int64_t nb, const uint8_t* quad, const u
     ALPACA_SDOT_GROUP(0, lo); ALPACA_SDOT_GROUP(1, lo); ALPACA_SDOT_GROUP(2, lo); ALPACA_SDOT_GROUP(3, lo);
     ALPACA_SDOT_GROUP(4, hi); ALPACA_SDOT_GROUP(5, hi); ALPACA_SDOT_GROUP(6, hi); ALPACA_SDOT_GROUP(7, hi);
 #undef ALPACA_SDOT_GROUP
-    for (int j = 0; j < NA; ++j) acc[j] = vfmaq_n_f32(acc[j], vmulq_f32(vcvtq_f32_s32(s[j]), dw), scale[j][b]);
+    for (int j = 0; j < NA; ++j) {
+      const float da = K::kOffsetTerms ? scale[j][b] : neon::halfToFloat(a[j][b].d);
+      acc[j] = vfmaq_n_f32(acc[j], vmulq_f32(vcvtq_f32_s32(s[j]), dw), da);
+      if constexpr (K::kMin) acc[j] = vfmaq_n_f32(acc[j], mw, neon::halfToFloat(a[j][b].s));
+    }
   }
   for (int j = 0; j < NA; ++j) vst1q_f32(out[j], acc[j]);
 }
 
-void gemmQ4_0NeonDotprod(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_t aStride,
-                         const int32_t* aBias, const float* aScale, int64_t nA, float* y, size_t yStride, void* panel) {
-  const int64_t nb = n / kQK;
-  auto* pb = static_cast<uint8_t*>(panel);
-  const uint8_t* rows[kPanelRows];
-  neon::panelRowPointers(static_cast<const uint8_t*>(w), wStride, nW, rows);
-  const NextPanel next(nb, static_cast<const uint8_t*>(w), wStride);
-  const int quads = (nW + 3) / 4;
-  constexpr int kRows = 4;  // activation rows per pass over a quad
-  // One pass (a few running sequences) unpacks on the way; more unpack once into the panel.
-  const bool onePass = nA <= kRows;
-  if (!onePass) neon::unpackPanel(nb, rows, quads, next, pb);
-  // Quad by quad: a quad stays in L1 while every group of activation rows passes over it.
-  for (int q = 0; q < quads; ++q) {
-    const uint8_t* quad = pb + q * nb * kPanelQuadRecordBytes;
-    const int count = nW - 4 * q < 4 ? nW - 4 * q : 4;
-    const NextPanel* fetch = q == 0 ? &next : nullptr;  // in one pass, while the first quad is read
-    for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
-      const PanelPass<kRows> p(x0, nA, nb, a, aStride, aBias, aScale, y, yStride);
-      const int na = p.count;
-      float results[kRows][4];
-      float* const resultRows[kRows] = {results[0], results[1], results[2], results[3]};
-#define ALPACA_QUAD_ROWS(NA)                                                                    \
-  (onePass ? quadRows<NA, false>(nb, quad, rows + 4 * q, fetch, p.a, p.bias, p.scale, resultRows) \
-           : quadRows<NA, true>(nb, quad, rows + 4 * q, nullptr, p.a, p.bias, p.scale, resultRows))
-      switch (na) {
-        case 1: ALPACA_QUAD_ROWS(1); break;
-        case 2: ALPACA_QUAD_ROWS(2); break;
-        case 3: ALPACA_QUAD_ROWS(3); break;
-        default: ALPACA_QUAD_ROWS(4); break;
-      }
-#undef ALPACA_QUAD_ROWS
-      // Only the panel's rows: y beyond nW belongs to someone else.
-      for (int j = 0; j < na; ++j)
-        for (int r = 0; r < count; ++r) y[(x0 + j) * yStride + 4 * q + r] = results[j][r];
+// The panels' ways of rearranging and of taking up to four activation rows against one quad
+// (gemmNeonDotprod below).
+template <class K>
+struct Panel32 {
+  using Act = typename K::Act;
+  static constexpr size_t kRecordBytes = neon::kPanel32RecordBytes<K>;
+  static constexpr int64_t kBlockSize = kQK;
+  static constexpr bool kOnTheWay = true;  // a single pass may unpack on the way
+  static void rearrange(int64_t nb, const uint8_t* const rows[kPanelRows], int quads, const NextPanel& next,
+                        uint8_t* pb) {
+    neon::unpackPanel<K>(nb, rows, quads, next, pb);
+  }
+  template <int NA>
+  static void rowsOf(bool onePass, int64_t nb, const uint8_t* quad, const uint8_t* const rows[4], const NextPanel* next,
+                     const Act* const a[NA], const int32_t* const bias[NA], const float* const scale[NA],
+                     float* const out[NA]) {
+    if (onePass) {
+      quadRows<K, NA, false>(nb, quad, rows, next, a, bias, scale, out);
+    } else {
+      quadRows<K, NA, true>(nb, quad, rows, nullptr, a, bias, scale, out);
     }
   }
-}
+};
 
 // ---- The K formats' panel product (PanelFn), layout in neon_panel_k.h ----
 //
@@ -219,36 +210,63 @@ __attribute__((noinline)) void quadRowsK(int64_t nb, const uint8_t* quad, const 
 }
 
 template <class F>
-void gemmKNeonDotprod(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_t aStride,
-                      const int32_t*, const float*, int64_t nA, float* y, size_t yStride, void* panel) {
-  const int64_t nb = n / kQK_K;
+struct PanelK {
+  using Act = BlockQ8_K;
+  static constexpr size_t kRecordBytes = neon::KPanel<F>::kRecordBytes;
+  static constexpr int64_t kBlockSize = kQK_K;
+  static constexpr bool kOnTheWay = false;
+  static void rearrange(int64_t nb, const uint8_t* const rows[kPanelRows], int quads, const NextPanel& next,
+                        uint8_t* pb) {
+    neon::rearrangeKPanel<F>(nb, rows, quads, next, pb);
+  }
+  template <int NA>
+  static void rowsOf(bool, int64_t nb, const uint8_t* quad, const uint8_t* const*, const NextPanel*,
+                     const Act* const a[NA], const int32_t* const*, const float* const*, float* const out[NA]) {
+    quadRowsK<F, NA>(nb, quad, a, out);
+  }
+};
+
+template <class Panel>
+void gemmNeonDotprod(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_t aStride,
+                     const int32_t* aBias, const float* aScale, int64_t nA, float* y, size_t yStride, void* panel) {
+  using Act = typename Panel::Act;
+  const int64_t nb = n / Panel::kBlockSize;
   auto* pb = static_cast<uint8_t*>(panel);
   const uint8_t* rows[kPanelRows];
   neon::panelRowPointers(static_cast<const uint8_t*>(w), wStride, nW, rows);
+  const NextPanel next(nb, static_cast<const uint8_t*>(w), wStride);
   const int quads = (nW + 3) / 4;
-  neon::rearrangeKPanel<F>(nb, rows, quads, NextPanel(nb, static_cast<const uint8_t*>(w), wStride), pb);
   constexpr int kRows = 4;  // activation rows per pass over a quad
-  // Quad by quad: a quad (≈20 KB for 4096 columns) stays in L1 while the activation rows pass.
+  // One pass (a few running sequences) unpacks on the way where the panel can; more, or a panel
+  // that cannot, rearrange once into the scratch.
+  const bool onePass = Panel::kOnTheWay && nA <= kRows;
+  if (!onePass) Panel::rearrange(nb, rows, quads, next, pb);
+  // Quad by quad: a quad stays in L1 while every group of activation rows passes over it.
   for (int q = 0; q < quads; ++q) {
-    const uint8_t* quad = pb + q * nb * neon::KPanel<F>::kRecordBytes;
+    const uint8_t* quad = pb + q * nb * Panel::kRecordBytes;
     const int count = nW - 4 * q < 4 ? nW - 4 * q : 4;
+    const NextPanel* fetch = q == 0 ? &next : nullptr;  // in one pass, while the first quad is read
     for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
       const int na = nA - x0 < kRows ? static_cast<int>(nA - x0) : kRows;
-      const BlockQ8_K* rowsA[kRows];
-      for (int x = 0; x < na; ++x) {
-        rowsA[x] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + (x0 + x) * aStride);
+      const Act* rowsA[kRows];
+      const int32_t* bias[kRows] = {};
+      const float* scale[kRows] = {};
+      for (int j = 0; j < na; ++j) {
+        rowsA[j] = reinterpret_cast<const Act*>(static_cast<const uint8_t*>(a) + (x0 + j) * aStride);
+        if (aBias) bias[j] = aBias + (x0 + j) * nb, scale[j] = aScale + (x0 + j) * nb;
       }
       float results[kRows][4];
       float* const resultRows[kRows] = {results[0], results[1], results[2], results[3]};
+      const uint8_t* const* quadRowsOf = rows + 4 * q;
       switch (na) {
-        case 1: quadRowsK<F, 1>(nb, quad, rowsA, resultRows); break;
-        case 2: quadRowsK<F, 2>(nb, quad, rowsA, resultRows); break;
-        case 3: quadRowsK<F, 3>(nb, quad, rowsA, resultRows); break;
-        default: quadRowsK<F, 4>(nb, quad, rowsA, resultRows); break;
+        case 1: Panel::template rowsOf<1>(onePass, nb, quad, quadRowsOf, fetch, rowsA, bias, scale, resultRows); break;
+        case 2: Panel::template rowsOf<2>(onePass, nb, quad, quadRowsOf, fetch, rowsA, bias, scale, resultRows); break;
+        case 3: Panel::template rowsOf<3>(onePass, nb, quad, quadRowsOf, fetch, rowsA, bias, scale, resultRows); break;
+        default: Panel::template rowsOf<4>(onePass, nb, quad, quadRowsOf, fetch, rowsA, bias, scale, resultRows); break;
       }
       // Only the panel's rows: y beyond nW belongs to someone else.
-      for (int x = 0; x < na; ++x)
-        for (int r = 0; r < count; ++r) y[(x0 + x) * yStride + 4 * q + r] = results[x][r];
+      for (int j = 0; j < na; ++j)
+        for (int r = 0; r < count; ++r) y[(x0 + j) * yStride + 4 * q + r] = results[j][r];
     }
   }
 }
@@ -258,15 +276,17 @@ bool dotprodRunsHere() { return cpuFeatures().neonDotprod; }
 constexpr KernelSet neonDotprodSet() {
   KernelSet s{"neon-dotprod", dotprodRunsHere};
   s[TensorType::Q4_0] = {dotQ4_0Q8_0NeonDotprod, {dotRowsQ4_0NeonDotprod, kRowsQ4_0},
-                         {gemmQ4_0NeonDotprod, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
-  s[TensorType::Q8_0] = {dotQ8_0Q8_0NeonDotprod, {dotRowsQ8_0NeonDotprod, kRowsQ8_0}, {}};
-  s[TensorType::Q4_1] = {dotQ4_1Q8_1NeonDotprod, {dotRowsQ4_1NeonDotprod, kRowsQ4_1}, {}};
+                         {gemmNeonDotprod<Panel32<neon::Panel32Q4_0>>, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
+  s[TensorType::Q8_0] = {dotQ8_0Q8_0NeonDotprod, {dotRowsQ8_0NeonDotprod, kRowsQ8_0},
+                         {gemmNeonDotprod<Panel32<neon::Panel32Q8_0>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q8_0>}};
+  s[TensorType::Q4_1] = {dotQ4_1Q8_1NeonDotprod, {dotRowsQ4_1NeonDotprod, kRowsQ4_1},
+                         {gemmNeonDotprod<Panel32<neon::Panel32Q4_1>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q4_1>}};
   s[TensorType::Q4_K] = {dotQ4_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ4K>, kRowsK},
-                         {gemmKNeonDotprod<neon::FormatQ4K>, nullptr, neon::KPanel<neon::FormatQ4K>::kBytesPerBlock}};
+                         {gemmNeonDotprod<PanelK<neon::FormatQ4K>>, nullptr, neon::KPanel<neon::FormatQ4K>::kBytesPerBlock}};
   s[TensorType::Q5_K] = {dotQ5_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ5K>, kRowsK},
-                         {gemmKNeonDotprod<neon::FormatQ5K>, nullptr, neon::KPanel<neon::FormatQ5K>::kBytesPerBlock}};
+                         {gemmNeonDotprod<PanelK<neon::FormatQ5K>>, nullptr, neon::KPanel<neon::FormatQ5K>::kBytesPerBlock}};
   s[TensorType::Q6_K] = {dotQ6_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ6K>, kRowsK},
-                         {gemmKNeonDotprod<neon::FormatQ6K>, nullptr, neon::KPanel<neon::FormatQ6K>::kBytesPerBlock}};
+                         {gemmNeonDotprod<PanelK<neon::FormatQ6K>>, nullptr, neon::KPanel<neon::FormatQ6K>::kBytesPerBlock}};
   return s;
 }
 

@@ -53,16 +53,14 @@ struct KPanel {
   static const float* dmin(const uint8_t* record) { return reinterpret_cast<const float*>(record + kFactorOffset + 16); }
 };
 
-// Run m (16 quants) of four rows as W[4m..4m+3]: a 4×4 transpose of 32-bit words.
+// Run m (16 quants) of four rows as W[4m..4m+3].
 inline void storeRun(const uint8x16_t v[4], uint8_t* at) {
-  const int32x4_t r0 = vreinterpretq_s32_u8(v[0]), r1 = vreinterpretq_s32_u8(v[1]);
-  const int32x4_t r2 = vreinterpretq_s32_u8(v[2]), r3 = vreinterpretq_s32_u8(v[3]);
-  const int64x2_t u0 = vreinterpretq_s64_s32(vtrn1q_s32(r0, r1)), u1 = vreinterpretq_s64_s32(vtrn2q_s32(r0, r1));
-  const int64x2_t u2 = vreinterpretq_s64_s32(vtrn1q_s32(r2, r3)), u3 = vreinterpretq_s64_s32(vtrn2q_s32(r2, r3));
-  vst1q_s64(reinterpret_cast<int64_t*>(at), vtrn1q_s64(u0, u2));
-  vst1q_s64(reinterpret_cast<int64_t*>(at + 16), vtrn1q_s64(u1, u3));
-  vst1q_s64(reinterpret_cast<int64_t*>(at + 32), vtrn2q_s64(u0, u2));
-  vst1q_s64(reinterpret_cast<int64_t*>(at + 48), vtrn2q_s64(u1, u3));
+  uint8x16_t t[4];
+  transposeWords(v, t);
+  vst1q_u8(at, t[0]);
+  vst1q_u8(at + 16, t[1]);
+  vst1q_u8(at + 32, t[2]);
+  vst1q_u8(at + 48, t[3]);
 }
 
 // Chunk c of four rows' super-block b into the record's W.

@@ -98,9 +98,6 @@ struct EmulatedSdot {
 float dotQ4_0Q8_0Neon(int64_t n, const void* w, const void* a) { return neon::dotQ4_0Q8_0<MullAccumulate16>(n, w, a); }
 float dotQ8_0Q8_0Neon(int64_t n, const void* w, const void* a) { return neon::dotQ8_0Q8_0<MullAccumulate16>(n, w, a); }
 float dotQ4_1Q8_1Neon(int64_t n, const void* w, const void* a) { return neon::dotQ4_1Q8_1<MullAccumulate16>(n, w, a); }
-float dotQ4_KQ8_KNeon(int64_t n, const void* w, const void* a) { return neon::dotQ4_KQ8_K<MullAccumulate16>(n, w, a); }
-float dotQ5_KQ8_KNeon(int64_t n, const void* w, const void* a) { return neon::dotQ5_KQ8_K<MullAccumulate16>(n, w, a); }
-float dotQ6_KQ8_KNeon(int64_t n, const void* w, const void* a) { return neon::dotQ6_KQ8_K<MullAccumulate16>(n, w, a); }
 // The decode kernels (kernels::DotRowsFn, neon_rows.h) and how many rows each takes per pass.
 constexpr int kRowsQ4_0 = 8, kRowsQ4_1 = 8, kRowsQ8_0 = 4, kRowsK = 4;
 void dotRowsQ4_0Neon(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
@@ -460,11 +457,11 @@ constexpr KernelSet neonSet() {
                          quantizeRowQ8_0Neon};
   s[TensorType::Q4_1] = {dotQ4_1Q8_1Neon, {dotRowsQ4_1Neon, kRowsQ4_1},
                          {gemmNeon<Panel32<neon::Panel32Q4_1>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q4_1>}};
-  s[TensorType::Q4_K] = {dotQ4_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ4K>, kRowsK},
+  s[TensorType::Q4_K] = {neon::dotK<MullAccumulate16, neon::FormatQ4K>, {dotRowsKNeon<neon::FormatQ4K>, kRowsK},
                          {gemmNeon<PanelK<neon::FormatQ4K>>, nullptr, neon::KPanel<neon::FormatQ4K>::kBytesPerBlock}};
-  s[TensorType::Q5_K] = {dotQ5_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ5K>, kRowsK},
+  s[TensorType::Q5_K] = {neon::dotK<MullAccumulate16, neon::FormatQ5K>, {dotRowsKNeon<neon::FormatQ5K>, kRowsK},
                          {gemmNeon<PanelK<neon::FormatQ5K>>, nullptr, neon::KPanel<neon::FormatQ5K>::kBytesPerBlock}};
-  s[TensorType::Q6_K] = {dotQ6_KQ8_KNeon, {dotRowsKNeon<neon::FormatQ6K>, kRowsK},
+  s[TensorType::Q6_K] = {neon::dotK<MullAccumulate16, neon::FormatQ6K>, {dotRowsKNeon<neon::FormatQ6K>, kRowsK},
                          {gemmNeon<PanelK<neon::FormatQ6K>>, nullptr, neon::KPanel<neon::FormatQ6K>::kBytesPerBlock}};
   s[TensorType::F16] = {dotF16F16Neon, {}, {}, f32ToF16Neon, f16ToF32Neon};
   s[TensorType::F32].dot = dotF32F32Neon;

@@ -4,7 +4,8 @@
 // (ARMv8.2, Cortex-A76). Everything here has internal linkage, so each file keeps its own copy
 // compiled with its own flags (a shared copy could carry SDOT into the baseline code).
 //
-// The Q4_0 panel's layout and unpacking, shared by both panel kernels, are at the end.
+// The 32-element panels' layout and unpacking, shared by both sets' panel kernels, are at the
+// end; the K formats are in neon_k_formats.h, neon_rows.h and neon_panel_k.h.
 //
 // A policy provides, for signed bytes with lanes holding sums of the listed products:
 //   dot32(x0, a0, x1, a1)  Σ x0·a0 + x1·a1, where |x| <= 32 or x in 0..31 (4 products per
@@ -127,115 +128,6 @@ float dotQ4_1Q8_1(int64_t n, const void* w, const void* a) {
   for (; i < nb; ++i) {
     sum += static_cast<float>(vaddvq_s32(dotQ4_1Block<Dot>(x[i], y[i]))) * (halfToFloat(x[i].d) * halfToFloat(y[i].d)) +
            halfToFloat(x[i].m) * halfToFloat(y[i].s);
-  }
-  return sum;
-}
-
-// ---------------------------------------------------------------- 256-element super-blocks
-
-inline void unpackScalesMinsK(const uint8_t* s, uint8_t* scales, uint8_t* mins) {
-  for (int j = 0; j < 4; ++j) {
-    scales[j] = s[j] & 63;
-    mins[j] = s[j + 4] & 63;
-    scales[j + 4] = (s[j + 8] & 0x0F) | ((s[j] >> 6) << 4);
-    mins[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
-  }
-}
-
-// Σ_j mins[j]·(bsums[2j] + bsums[2j+1]). A pair of bsums fits 16 bits (|Σ| <= 32·128).
-inline int32_t minsTimesBlockSums(const int16_t* bsums, const uint8_t* mins) {
-  const int16x8_t pairs = vpaddq_s16(vld1q_s16(bsums), vld1q_s16(bsums + 8));
-  const int16x8_t m = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mins)));
-  const int32x4_t p = vmlal_high_s16(vmull_s16(vget_low_s16(pairs), vget_low_s16(m)), pairs, m);
-  return vaddvq_s32(p);
-}
-
-// Q4_K and Q5_K: quants 0..15 (0..31 with Q5_K's fifth bit), one 6-bit scale and min per 32.
-template <class Dot, bool kFifthBit, class Block>
-float dotQ4Q5KQ8_K(int64_t n, const Block* x, const BlockQ8_K* y, const uint8_t* (*highBits)(const Block&)) {
-  const int64_t nb = n / kQK_K;
-  const uint8x16_t nibble = vdupq_n_u8(0x0F);
-  float sum = 0.0f;
-  for (int64_t i = 0; i < nb; ++i) {
-    uint8_t scales[8], mins[8];
-    unpackScalesMinsK(x[i].scales, scales, mins);
-    uint8x16_t h0 = vdupq_n_u8(0), h1 = vdupq_n_u8(0);
-    if (kFifthBit) {
-      h0 = vld1q_u8(highBits(x[i]));
-      h1 = vld1q_u8(highBits(x[i]) + 16);
-    }
-    int32x4_t acc = vdupq_n_s32(0);
-    const int8_t* q8 = y[i].qs;
-    for (int j = 0; j < 4; ++j, q8 += 64) {  // 32 bytes: sub-block 2j low nibbles, 2j+1 high
-      const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * j), q1 = vld1q_u8(x[i].qs + 32 * j + 16);
-      uint8x16_t lo0 = vandq_u8(q0, nibble), lo1 = vandq_u8(q1, nibble);
-      uint8x16_t hi0 = vshrq_n_u8(q0, 4), hi1 = vshrq_n_u8(q1, 4);
-      if (kFifthBit) {  // bit 2j of qh[l] -> 16 on element 64j+l, bit 2j+1 -> on 64j+32+l
-        const uint8x16_t bit16 = vdupq_n_u8(16);
-        lo0 = vorrq_u8(lo0, vandq_u8(vshlq_n_u8(h0, 4), bit16));
-        lo1 = vorrq_u8(lo1, vandq_u8(vshlq_n_u8(h1, 4), bit16));
-        hi0 = vorrq_u8(hi0, vandq_u8(vshlq_n_u8(h0, 3), bit16));
-        hi1 = vorrq_u8(hi1, vandq_u8(vshlq_n_u8(h1, 3), bit16));
-        h0 = vshrq_n_u8(h0, 2);
-        h1 = vshrq_n_u8(h1, 2);
-      }
-      const int32x4_t sLo = Dot::dot32(vreinterpretq_s8_u8(lo0), vld1q_s8(q8), vreinterpretq_s8_u8(lo1), vld1q_s8(q8 + 16));
-      const int32x4_t sHi = Dot::dot32(vreinterpretq_s8_u8(hi0), vld1q_s8(q8 + 32), vreinterpretq_s8_u8(hi1), vld1q_s8(q8 + 48));
-      acc = vmlaq_n_s32(acc, sLo, scales[2 * j]);
-      acc = vmlaq_n_s32(acc, sHi, scales[2 * j + 1]);
-    }
-    const float dy = y[i].d;
-    sum += halfToFloat(x[i].d) * dy * static_cast<float>(vaddvq_s32(acc)) -
-           halfToFloat(x[i].dmin) * dy * static_cast<float>(minsTimesBlockSums(y[i].bsums, mins));
-  }
-  return sum;
-}
-
-inline const uint8_t* noHighBits(const BlockQ4_K&) { return nullptr; }
-inline const uint8_t* q5KHighBits(const BlockQ5_K& b) { return b.qh; }
-
-template <class Dot>
-float dotQ4_KQ8_K(int64_t n, const void* w, const void* a) {
-  return dotQ4Q5KQ8_K<Dot, false>(n, static_cast<const BlockQ4_K*>(w), static_cast<const BlockQ8_K*>(a), noHighBits);
-}
-
-template <class Dot>
-float dotQ5_KQ8_K(int64_t n, const void* w, const void* a) {
-  return dotQ4Q5KQ8_K<Dot, true>(n, static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(a), q5KHighBits);
-}
-
-// Q6_K: quants (low 4 bits from ql, top 2 from qh) - 32, a signed 8-bit scale per 16 elements.
-template <class Dot>
-float dotQ6_KQ8_K(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockQ6_K*>(w);
-  const auto* y = static_cast<const BlockQ8_K*>(a);
-  const int64_t nb = n / kQK_K;
-  const uint8x16_t low2 = vdupq_n_u8(0x03), bits45 = vdupq_n_u8(0x30);
-  const int8x16_t bias = vdupq_n_s8(32);
-  float sum = 0.0f;
-  for (int64_t i = 0; i < nb; ++i) {
-    int32x4_t acc = vdupq_n_s32(0);
-    for (int half = 0; half < 2; ++half) {
-      const uint8_t* ql = x[i].ql + 64 * half;
-      const uint8_t* qh = x[i].qh + 32 * half;
-      const int8_t* sc = x[i].scales + 8 * half;
-      const int8_t* q8 = y[i].qs + 128 * half;
-      for (int r = 0; r < 2; ++r) {  // 16 of the 32 positions l, for all four quarters
-        const uint8x16_t l0 = vld1q_u8(ql + 16 * r), l1 = vld1q_u8(ql + 32 + 16 * r), h = vld1q_u8(qh + 16 * r);
-        // Shift-and-insert: keep one nibble of l, put the two high bits from h beside it.
-        const uint8x16_t u[4] = {
-            vsliq_n_u8(l0, vandq_u8(h, low2), 4),
-            vsliq_n_u8(l1, vandq_u8(vshrq_n_u8(h, 2), low2), 4),
-            vsriq_n_u8(vandq_u8(h, bits45), l0, 4),
-            vsriq_n_u8(vandq_u8(vshrq_n_u8(h, 2), bits45), l1, 4),
-        };
-        for (int k = 0; k < 4; ++k) {  // quarter k: elements 32k + 16r .. +15, scale sc[2k + r]
-          const int8x16_t q = vsubq_s8(vreinterpretq_s8_u8(u[k]), bias);
-          acc = vmlaq_n_s32(acc, Dot::dot16(q, vld1q_s8(q8 + 32 * k + 16 * r)), sc[2 * k + r]);
-        }
-      }
-    }
-    sum += halfToFloat(x[i].d) * y[i].d * static_cast<float>(vaddvq_s32(acc));
   }
   return sum;
 }

@@ -51,9 +51,6 @@ struct Sdot {
 float dotQ4_0Q8_0NeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ4_0Q8_0<Sdot>(n, w, a); }
 float dotQ8_0Q8_0NeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ8_0Q8_0<Sdot>(n, w, a); }
 float dotQ4_1Q8_1NeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ4_1Q8_1<Sdot>(n, w, a); }
-float dotQ4_KQ8_KNeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ4_KQ8_K<Sdot>(n, w, a); }
-float dotQ5_KQ8_KNeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ5_KQ8_K<Sdot>(n, w, a); }
-float dotQ6_KQ8_KNeonDotprod(int64_t n, const void* w, const void* a) { return neon::dotQ6_KQ8_K<Sdot>(n, w, a); }
 // The decode kernels (kernels::DotRowsFn, neon_rows.h) and how many rows each takes per pass.
 constexpr int kRowsQ4_0 = 8, kRowsQ4_1 = 8, kRowsQ8_0 = 4, kRowsK = 4;
 void dotRowsQ4_0NeonDotprod(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
@@ -281,11 +278,11 @@ constexpr KernelSet neonDotprodSet() {
                          {gemmNeonDotprod<Panel32<neon::Panel32Q8_0>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q8_0>}};
   s[TensorType::Q4_1] = {dotQ4_1Q8_1NeonDotprod, {dotRowsQ4_1NeonDotprod, kRowsQ4_1},
                          {gemmNeonDotprod<Panel32<neon::Panel32Q4_1>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q4_1>}};
-  s[TensorType::Q4_K] = {dotQ4_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ4K>, kRowsK},
+  s[TensorType::Q4_K] = {neon::dotK<Sdot, neon::FormatQ4K>, {dotRowsKNeonDotprod<neon::FormatQ4K>, kRowsK},
                          {gemmNeonDotprod<PanelK<neon::FormatQ4K>>, nullptr, neon::KPanel<neon::FormatQ4K>::kBytesPerBlock}};
-  s[TensorType::Q5_K] = {dotQ5_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ5K>, kRowsK},
+  s[TensorType::Q5_K] = {neon::dotK<Sdot, neon::FormatQ5K>, {dotRowsKNeonDotprod<neon::FormatQ5K>, kRowsK},
                          {gemmNeonDotprod<PanelK<neon::FormatQ5K>>, nullptr, neon::KPanel<neon::FormatQ5K>::kBytesPerBlock}};
-  s[TensorType::Q6_K] = {dotQ6_KQ8_KNeonDotprod, {dotRowsKNeonDotprod<neon::FormatQ6K>, kRowsK},
+  s[TensorType::Q6_K] = {neon::dotK<Sdot, neon::FormatQ6K>, {dotRowsKNeonDotprod<neon::FormatQ6K>, kRowsK},
                          {gemmNeonDotprod<PanelK<neon::FormatQ6K>>, nullptr, neon::KPanel<neon::FormatQ6K>::kBytesPerBlock}};
   return s;
 }

@@ -264,6 +264,14 @@ void dotRowsK(int64_t n, const void* w, size_t wStride, const void* a, float* ou
   for (int r = 0; r < R; ++r) out[r] = vaddvq_f32(acc[r]);
 }
 
+// One row of a K format (kernels::VecDotFn): the decode kernel for a single row.
+template <class Dot, class F>
+float dotK(int64_t n, const void* w, const void* a) {
+  float out;
+  dotRowsK<Dot, F, 1>(n, w, 0, a, &out);
+  return out;
+}
+
 #undef ALPACA_ROW_AFTER_ROW
 
 }  // namespace neon

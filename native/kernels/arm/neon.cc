@@ -99,7 +99,7 @@ float dotQ4_0Q8_0Neon(int64_t n, const void* w, const void* a) { return neon::do
 float dotQ8_0Q8_0Neon(int64_t n, const void* w, const void* a) { return neon::dotQ8_0Q8_0<MullAccumulate16>(n, w, a); }
 float dotQ4_1Q8_1Neon(int64_t n, const void* w, const void* a) { return neon::dotQ4_1Q8_1<MullAccumulate16>(n, w, a); }
 // The decode kernels (kernels::DotRowsFn, neon_rows.h) and how many rows each takes per pass.
-constexpr int kRowsQ4_0 = 8, kRowsQ4_1 = 8, kRowsQ8_0 = 4, kRowsK = 4;
+constexpr int kRowsQ4_0 = 8, kRowsQ4_1 = 8, kRowsQ8_0 = 4, kRowsK = 8;
 void dotRowsQ4_0Neon(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
   neon::dotRowsNibbles<MullAccumulate16, neon::RowsQ4_0, kRowsQ4_0>(n, w, wStride, a, out);
 }

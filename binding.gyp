@@ -8,6 +8,7 @@
         "native/napi/napi_tensor_types.cc",
         "native/napi/napi_tokenizer.cc",
         "native/napi/napi_model.cc",
+        "native/napi/napi_sampler.cc",
         "native/napi/napi_grammar.cc",
         "native/napi/napi_kv_store.cc",
         "native/gguf/mapped_file.cc",

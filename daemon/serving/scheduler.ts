@@ -12,141 +12,20 @@
 // Under a grammar, the tokens the grammar alone decides (a fixed key, `":`, a closing bracket) are
 // taken without sampling right after the token before them and fed in the same step: a sequence's
 // `pending` is then several tokens with logits only for the last (fast-forward).
-import type { Batch, NativeModel, NativeSampler, SamplerOptions } from "../engine/engine.js";
-import type { NativeGrammar } from "../engine/grammar.js";
+import type { NativeModel, NativeSampler, SamplerOptions } from "../engine/engine.js";
 import { createSampler, Utf8Stream } from "../engine/engine.js";
-import type { ErrorCode, GenerateResult, PromptCacheStats, SamplingParams, StopReason } from "./protocol.js";
+import type { GenerateResult, StopReason } from "./protocol.js";
 import { ProtocolError } from "./protocol.js";
 import type { PromptCache, PromptCacheEntry } from "./prompt-cache.js";
+import type { GenerationHandle, GenerationJob, GenerationSink, Part, Running, SchedulerOptions, SchedulerStats, Slot, Ticket } from "./scheduler-types.js";
 import { Speculator } from "./speculation.js";
+import { batchOf } from "./step-batch.js";
 import { StopStringFilter } from "./stop-strings.js";
 import { ThinkingSplitter } from "./thinking.js";
 
-export interface SchedulerOptions {
-  maxQueue?: number; // requests waiting for a slot before new ones are answered busy
-  maxBatchTokens?: number; // tokens per step; prompt chunks fill what decode tokens leave
-  minReuseTokens?: number; // a shorter common prefix is not worth keeping a slot's cache for
-  createSampler?: (options: SamplerOptions) => NativeSampler; // tests may count or fake sampling
-  promptCache?: PromptCache; // shared prefixes kept on disk across restarts
-  /** Feed the tokens a grammar decides in one step (default true); false: one step each, same output. */
-  fastForward?: boolean;
-  /** Check tokens proposed by prompt lookup in the same step (default true); false: never, same output. */
-  speculate?: boolean;
-}
-
-/** A grammar that constrains from the first trigger on (a tool call): see json-schema-grammar.ts. */
-export interface LazyGrammar {
-  grammar: NativeGrammar;
-  /** Texts that switch it on; the grammar reads the output from the trigger's first byte. */
-  triggers: string[];
-  /** Tokens that switch it on (special tokens without text); the grammar starts after them. */
-  triggerTokens?: number[];
-}
-
-export interface GenerationJob {
-  promptTokens: number[];
-  maxTokens?: number; // undefined: up to DEFAULT_MAX_TOKENS, as many as fit
-  sampling: SamplingParams;
-  stop: string[];
-  timeoutMs?: number;
-  priority: number;
-  arrival?: number; // performance.now() when the request arrived (defaults to submit time)
-  /** Constrains the output from the first token (compiled by the router before queueing). */
-  grammar?: NativeGrammar;
-  lazyGrammar?: LazyGrammar;
-  /** false: no speculation for this request. */
-  speculate?: boolean;
-  /**
-   * The model may reason in a <think> block first (thinking.ts): it is kept out of the answer, so
-   * stop strings and tool-call triggers see the answer only. startsInside: the prompt opened the
-   * block; keep: stream it to sink.thinking and return it as `thinking`.
-   */
-  thinking?: { startsInside: boolean; keep: boolean };
-}
-
-/** Where a generation reports; exactly one of done / fail is called, once. */
-export interface GenerationSink {
-  delta(text: string): void;
-  /** Reasoning, before the answer's deltas (only for a job with thinking.keep). */
-  thinking?(text: string): void;
-  done(result: GenerateResult): void;
-  fail(code: ErrorCode, message: string): void;
-}
-
-export interface GenerationHandle {
-  cancel(): void;
-}
-
-export interface SchedulerStats {
-  nSeq: number;
-  nCtx: number;
-  queued: number;
-  running: number;
-  maxQueue: number;
-  accepting: boolean;
-  admitting: boolean; // false while memory pressure holds queued requests back
-  admissionNote: string;
-  slots: { slot: number; busy: boolean; cachedTokens: number }[];
-  kvUsedCells: number;
-  promptCache?: PromptCacheStats;
-  tokensPerSecond: number; // generated tokens per second of busy time over the last ~10 s
-  totals: { requests: number; completed: number; rejected: number; promptTokens: number; cachedTokens: number; generatedTokens: number };
-}
+export type { GenerationHandle, GenerationJob, GenerationSink, LazyGrammar, SchedulerOptions, SchedulerStats } from "./scheduler-types.js";
 
 const DEFAULT_MAX_TOKENS = 256;
-
-// ─── One request's life ────────────────────────────────────────────────────────────────────────
-
-interface Ticket {
-  job: GenerationJob;
-  sink: GenerationSink;
-  arrival: number;
-  deadline: number; // Infinity without a timeout
-  order: number; // FIFO within a priority
-  maxTokens: number;
-  endReason?: "cancelled" | "timeout" | "shutting_down";
-  running?: Running;
-  settled: boolean;
-}
-
-interface Running {
-  ticket: Ticket;
-  slot: number;
-  sampler: NativeSampler;
-  pending: number[]; // tokens still to feed: the rest of the prompt, then the last sampled token and those forced after it
-  reusedTokens: number; // prompt tokens found in the cache
-  promptLeft: number; // prompt tokens not yet read
-  generated: number;
-  forced: number; // generated tokens the grammar decided, fed without a step of their own
-  lazy?: { grammar: LazyGrammar; output: Buffer; searched: number }; // until its trigger appears
-  utf8: Utf8Stream;
-  thinking?: ThinkingSplitter;
-  stops: StopStringFilter;
-  text: string;
-  reasoning: string;
-  admitted: number;
-  promptDone?: number;
-  firstToken?: number;
-  restoring?: boolean; // its prefix is being read from the prompt cache: kept out of every batch
-  spec?: Speculator; // proposes tokens by prompt lookup; absent: speculation off for it
-  passes: number; // engine calls that produced its generated tokens after the first
-  persist?: number; // the reused prefix that deserves a prompt-cache file once the request ends
-}
-
-interface Slot {
-  cached: number[]; // exactly the tokens the KV cache holds for this sequence, positions 0…
-  running?: Running;
-  lastUsed: number;
-  pinned: number; // leading positions a prompt-cache write is reading: kept as they are until it ends
-}
-
-/** One sequence's share of a step: n tokens (its pending ones, then its draft). */
-interface Part {
-  r: Running;
-  n: number;
-  logits: boolean;
-  draft: number[];
-}
 
 // ─── Scheduler ─────────────────────────────────────────────────────────────────────────────────
 
@@ -507,26 +386,7 @@ export class Scheduler {
       parts.push({ r, n, logits: n === r.pending.length, draft: [] });
     }
 
-    // batch: [nTokens] token, position, sequence, wants-logits; a part's tokens are its pending
-    // ones, then its draft; logits for the last pending token and for every drafted one
-    const total = parts.reduce((a, p) => a + p.n, 0);
-    const batch: Batch = {
-      tokens: new Int32Array(total),
-      positions: new Int32Array(total),
-      seqs: new Int32Array(total),
-      logits: new Uint8Array(total),
-    };
-    let k = 0;
-    for (const p of parts) {
-      const start = this.slots[p.r.slot].cached.length;
-      const fed = p.draft.length ? p.r.pending.concat(p.draft) : p.r.pending;
-      for (let j = 0; j < p.n; j++, k++) {
-        batch.tokens[k] = fed[j];
-        batch.positions[k] = start + j;
-        batch.seqs[k] = p.r.slot;
-      }
-      if (p.logits) batch.logits.fill(1, k - 1 - p.draft.length, k);
-    }
+    const batch = batchOf(parts, this.slots);
 
     const t0 = performance.now();
     this.stepStarted = t0;

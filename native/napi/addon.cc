@@ -7,6 +7,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerTensorTypes(env, exports);
   registerTokenizer(env, exports);
   registerModel(env, exports);
+  registerSampler(env, exports);
   registerGrammar(env, exports);
   registerKvStore(env, exports);
   registerSdNotify(env, exports);

@@ -38,6 +38,26 @@ auto guarded(const Napi::Env& env, Fn&& fn) -> decltype(fn()) {
   }
 }
 
+// An optional integer option of an options object, within [min, max]; fallback when absent.
+inline int optionalInt(const Napi::Object& o, const char* key, int fallback, int min, int max) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<int64_t>(d)))
+    throw Napi::RangeError::New(o.Env(), std::string(key) + " must be an integer from " + std::to_string(min) + " to " +
+                                             std::to_string(max));
+  return static_cast<int>(d);
+}
+
+// An optional number option of an options object; fallback when absent.
+inline double optionalNumber(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
 }  // namespace napi_common
 
 // Each concern registers its functions on the exports object.
@@ -45,5 +65,6 @@ void registerGguf(Napi::Env env, Napi::Object exports);
 void registerTensorTypes(Napi::Env env, Napi::Object exports);
 void registerTokenizer(Napi::Env env, Napi::Object exports);
 void registerModel(Napi::Env env, Napi::Object exports);
+void registerSampler(Napi::Env env, Napi::Object exports);
 void registerKvStore(Napi::Env env, Napi::Object exports);
 void registerSdNotify(Napi::Env env, Napi::Object exports);

@@ -66,9 +66,13 @@ KernelSet resolve() {
     if (const KernelSet* s = fastestWith(t, Path::kDequantize)) k.dequantize = (*s)[t].dequantize;
   }
   const KernelSets all = compiledSets();
-  for (int i = 0; i < all.count && !best.weighF16; ++i) {
-    if (all.sets[i]->runsHere()) best.weighF16 = all.sets[i]->weighF16;
+  for (int i = 0; i < all.count; ++i) {
+    if (!all.sets[i]->runsHere()) continue;
+    if (!best.weighF16) best.weighF16 = all.sets[i]->weighF16;
+    if (!best.roundF16) best.roundF16 = all.sets[i]->roundF16;
   }
+  // The scores are the F16 dot product row by row: both from one set, so that they agree exactly.
+  if (const KernelSet* s = fastestWith(TensorType::F16, Path::kDot)) best.scoresF16 = s->scoresF16;
   return best;
 }
 

@@ -9,7 +9,8 @@
 //   quantize    float rows into this type, bit-identical to quantizeRow (the activation formats)
 //   dequantize  rows of this type to float, bit-identical to dequantizeRow
 //
-// plus the few kernels not indexed by a type (weighF16: attention over fp16 value rows). Each set
+// plus the few kernels not indexed by a type (attention over an fp16 KV cache: scoresF16, roundF16,
+// weighF16). Each set
 // is one constant table in its ISA's own source file (scalar.cc, x86/avx2.cc, arm/neon.cc, ...),
 // and kernel_table.cc lists the sets compiled for the architecture, fastest first. At run time the
 // engine takes, for each type and path, the entry of the fastest set this CPU runs that has one
@@ -70,6 +71,16 @@ using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
 // then added, so it equals the loop of axpys it replaces bit for bit.
 using WeighF16Fn = void (*)(int64_t n, const float* p, const void* rows, size_t stride, int64_t d, float* out);
 
+// Attention's scores for one query head: out[j] = dot(key row j, q) · scale for n fp16 key rows,
+// `stride` bytes apart, each d long; q is d fp16 values. Each dot is exactly the set's own F16 dot
+// product (its order of sums), so the engine takes it from the set whose F16 dot it would use.
+using ScoresF16Fn = void (*)(int64_t n, const void* q, const void* keys, size_t stride, int64_t d, float scale,
+                             float* out);
+
+// x[i] = float(half(x[i])) for i < n: each float rounded to fp16 (to nearest even) and back, as
+// attention's probabilities are before they weigh the fp16 values.
+using RoundF16Fn = void (*)(int64_t n, float* x);
+
 struct RowsKernel {
   DotRowsFn run = nullptr;
   int count = 0;  // weight rows per call; divides kPanelRows
@@ -99,6 +110,8 @@ struct KernelSet {
   bool (*runsHere)();  // this CPU (and OS) can execute the set
   TypeKernels types[kTypeSlots] = {};
   WeighF16Fn weighF16 = nullptr;
+  ScoresF16Fn scoresF16 = nullptr;  // null: the engine calls the F16 dot per key row
+  RoundF16Fn roundF16 = nullptr;
 
   constexpr TypeKernels& operator[](TensorType t) { return types[static_cast<size_t>(t)]; }
   constexpr const TypeKernels& operator[](TensorType t) const { return types[static_cast<size_t>(t)]; }
@@ -114,8 +127,9 @@ KernelSets compiledSets();
 // The scalar references: a dot product for every computable type, the activation quantizers.
 const KernelSet& scalarKernels();
 
-// For every type and path, the entry of the fastest set this CPU runs that has one, and the
-// fastest weighF16; resolved once. Never missing what the scalar set has.
+// For every type and path, the entry of the fastest set this CPU runs that has one, the fastest
+// weighF16 and roundF16, and the scoresF16 of the set that gives the F16 dot (null if that set has
+// none); resolved once. Never missing what the scalar set has.
 const KernelSet& bestKernels();
 
 // Which entry a path of a type takes from a set (for naming the set that serves it).

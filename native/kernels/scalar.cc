@@ -40,6 +40,14 @@ float dotF16F16Scalar(int64_t n, const void* w, const void* a) {
   return static_cast<float>(sum);
 }
 
+void scoresF16Scalar(int64_t n, const void* q, const void* keys, size_t stride, int64_t d, float scale, float* out) {
+  for (int64_t j = 0; j < n; ++j) out[j] = dotF16F16Scalar(d, static_cast<const uint8_t*>(keys) + j * stride, q) * scale;
+}
+
+void roundF16Scalar(int64_t n, float* x) {
+  for (int64_t i = 0; i < n; ++i) x[i] = fp16ToFp32(fp32ToFp16(x[i]));
+}
+
 void weighF16Scalar(int64_t n, const float* p, const void* rows, size_t stride, int64_t d, float* out) {
   for (int64_t i = 0; i < d; ++i) out[i] = 0.0f;
   for (int64_t j = 0; j < n; ++j) {
@@ -222,6 +230,8 @@ constexpr KernelSet scalarSet() {
   s[TensorType::Q6_K].dot = dotQ6_KQ8_KScalar;
   s[TensorType::Q8_K].quantize = quantizeQ8_KScalar;
   s.weighF16 = weighF16Scalar;
+  s.scoresF16 = scoresF16Scalar;
+  s.roundF16 = roundF16Scalar;
   return s;
 }
 

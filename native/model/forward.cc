@@ -4,6 +4,7 @@
 // Hkv = n_head_kv, D = head_dim (may differ from E / H), V = n_vocab, C = n_ctx.
 #include "forward.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -195,6 +196,8 @@ void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch
   const size_t headBytes = rowBytes(kvType, D);  // one head of a cached key or value row
   const kernels::VecDotFn dot = kernels::bestKernels()[kvType].dot;
   const kernels::WeighF16Fn weighF16 = kvType == TensorType::F16 ? kernels::bestKernels().weighF16 : nullptr;
+  const kernels::ScoresF16Fn scoresF16 = kvType == TensorType::F16 ? kernels::bestKernels().scoresF16 : nullptr;
+  const kernels::RoundF16Fn roundF16 = kernels::bestKernels().roundF16;
   const int nThreads = pool_.threads();
   scores_.resize(static_cast<size_t>(nThreads) * C);                    // [threads][C]
   qHalf_.resize((static_cast<size_t>(nThreads) * qRowBytes + 1) / 2);   // [threads][one query head in the dot format]
@@ -209,19 +212,21 @@ void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch
       const BatchToken& b = batch[t];
       const int64_t n = b.pos + 1;
       convertRow(qType, &q_[t * Q + h * D], qh, D);
-      float maxScore = -INFINITY;
-      for (int64_t j = 0; j < n; j++) {
-        const uint8_t* krow = kv_.keyRow(layer, b.seq, static_cast<int>(j)) + kvh * headBytes;
-        s[j] = dot(D, krow, qh) * scale;
-        if (s[j] > maxScore) maxScore = s[j];
+      if (scoresF16) {  // s[j] = q · k_j / √D for the n cached positions j of this head
+        scoresF16(n, qh, kv_.keyRow(layer, b.seq, 0) + kvh * headBytes, kv_.rowBytes(), D, scale, s);
+      } else {
+        for (int64_t j = 0; j < n; j++) s[j] = dot(D, kv_.keyRow(layer, b.seq, static_cast<int>(j)) + kvh * headBytes, qh) * scale;
       }
+      float maxScore = -INFINITY;
+      for (int64_t j = 0; j < n; j++) maxScore = std::max(maxScore, s[j]);
       double sum = 0.0;
       for (int64_t j = 0; j < n; j++) {
         s[j] = std::exp(s[j] - maxScore);
         sum += s[j];
       }
       const float inv = static_cast<float>(1.0 / sum);
-      for (int64_t j = 0; j < n; j++) s[j] = fp16ToFp32(fp32ToFp16(s[j] * inv));  // the probabilities p
+      for (int64_t j = 0; j < n; j++) s[j] *= inv;
+      roundF16(n, s);  // the probabilities p, rounded to fp16 as the values they weigh
       float* out = &xb_[t * Q + h * D];
       if (weighF16) {
         weighF16(n, s, kv_.valueRow(layer, b.seq, 0) + kvh * headBytes, kv_.rowBytes(), D, out);  // Σ p_j · v_j

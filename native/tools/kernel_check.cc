@@ -386,6 +386,55 @@ void checkWeighF16(const KernelSet& set) {
   }
 }
 
+// Attention's scores equal the set's own F16 dot product per key row, times the scale, bit for
+// bit: heads of 1..133 values, no key, one, a context's worth, key rows inside wider KV rows.
+void checkScoresF16(const KernelSet& set) {
+  if (!set[TensorType::F16].dot) {
+    report(false, std::string(set.name) + " scores f16 without an f16 dot product to agree with");
+    return;
+  }
+  for (int64_t d : {int64_t{1}, int64_t{8}, int64_t{64}, int64_t{100}, int64_t{128}, int64_t{133}}) {
+    for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{37}}) {
+      const size_t stride = static_cast<size_t>(d + randomInt(0, 40)) * 2;
+      std::vector<uint8_t> keys(n * stride + 2 * d);
+      for (int64_t j = 0; j < n; ++j) {
+        auto* k = reinterpret_cast<uint16_t*>(keys.data() + j * stride);
+        for (int64_t i = 0; i < d; ++i) k[i] = fp32ToFp16(randomFloat(-4.0f, 4.0f));
+      }
+      std::vector<uint16_t> q(d);
+      for (uint16_t& h : q) h = fp32ToFp16(randomFloat(-4.0f, 4.0f));
+      const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+      std::vector<float> got(n + 1, NAN), want(n + 1, NAN);
+      for (int64_t j = 0; j < n; ++j) want[j] = set[TensorType::F16].dot(d, keys.data() + j * stride, q.data()) * scale;
+      set.scoresF16(n, q.data(), keys.data(), stride, d, scale, got.data());
+      bool ok = true;
+      for (int64_t j = 0; j <= n; ++j) ok = ok && sameFloat(got[j], want[j]);
+      report(ok, std::string(set.name) + " scores f16 d=" + std::to_string(d) + " n=" + std::to_string(n));
+    }
+  }
+}
+
+// Rounding through fp16 equals fp32ToFp16 then fp16ToFp32 on every kind of float: normal halves,
+// ties, subnormal halves, values that round to zero or overflow to infinity, zeros and infinities.
+void checkRoundF16(const KernelSet& set) {
+  std::vector<float> x;
+  for (int i = 0; i < 4000; ++i) {
+    const float magnitude = std::ldexp(randomFloat(1.0f, 2.0f), randomInt(-30, 17));
+    x.push_back(randomInt(0, 1) ? magnitude : -magnitude);
+  }
+  for (float v : {0.0f, -0.0f, 1.0f, 65504.0f, 65520.0f, 1e9f, 5.9604645e-8f, 2.9802322e-8f, 1e-12f, INFINITY, -INFINITY}) {
+    x.push_back(v);
+  }
+  for (uint16_t h = 0; h < 0x7C00; h += 7) {  // exactly halfway between neighbouring halves
+    x.push_back((fp16ToFp32(h) + fp16ToFp32(static_cast<uint16_t>(h + 1))) / 2.0f);
+  }
+  std::vector<float> got = x;
+  set.roundF16(static_cast<int64_t>(got.size()), got.data());
+  int64_t bad = 0;
+  for (size_t i = 0; i < x.size(); ++i) bad += !sameFloat(got[i], fp16ToFp32(fp32ToFp16(x[i])));
+  report(bad == 0, std::string(set.name) + " round through f16, " + std::to_string(x.size()) + " floats");
+}
+
 constexpr Path kPaths[] = {Path::kDot, Path::kRows, Path::kPanel, Path::kQuantize, Path::kDequantize};
 const char* pathName(Path p) {
   switch (p) {
@@ -421,6 +470,8 @@ void checkSet(const KernelSet& set) {
     }
   }
   if (set.weighF16) checkWeighF16(set);
+  if (set.scoresF16) checkScoresF16(set);
+  if (set.roundF16) checkRoundF16(set);
 }
 
 // The scalar set serves every computable type (and the activation formats), and bestKernels()
@@ -470,6 +521,19 @@ void checkResolution() {
     if (all.sets[i]->runsHere()) weigh = all.sets[i]->weighF16;
   }
   report(best.weighF16 == weigh, "best weighF16 is the fastest set's");
+  kernels::RoundF16Fn round = nullptr;
+  for (int i = 0; i < all.count && !round; ++i) {
+    if (all.sets[i]->runsHere()) round = all.sets[i]->roundF16;
+  }
+  report(best.roundF16 == round && round != nullptr, "best roundF16 is the fastest set's");
+  kernels::ScoresF16Fn scores = nullptr;
+  for (int i = 0; i < all.count; ++i) {
+    if (all.sets[i]->runsHere() && (*all.sets[i])[TensorType::F16].dot) {
+      scores = all.sets[i]->scoresF16;
+      break;
+    }
+  }
+  report(best.scoresF16 == scores, "best scoresF16 is from the set of the best f16 dot product");
 }
 
 // The table every set fills: for each type, which path each set has (one line per type).

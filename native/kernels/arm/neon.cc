@@ -195,6 +195,19 @@ void f16ToF32Neon(const void* src, float* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = neon::halfToFloat(h[i]);
 }
 
+void scoresF16Neon(int64_t n, const void* q, const void* keys, size_t stride, int64_t d, float scale, float* out) {
+  const auto* base = static_cast<const uint8_t*>(keys);
+  for (int64_t j = 0; j < n; ++j) out[j] = dotF16F16Neon(d, base + j * stride, q) * scale;
+}
+
+// FCVT rounds to nearest even (Linux leaves the FPCR's rounding mode and flush-to-zero at their
+// defaults), as fp32ToFp16 does; subnormal halves included.
+void roundF16Neon(int64_t n, float* x) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vcvt_f32_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+  for (; i < n; ++i) x[i] = fp16ToFp32(fp32ToFp16(x[i]));
+}
+
 void f32ToF16Neon(const float* src, void* dst, int64_t n) {
   auto* h = static_cast<uint16_t*>(dst);
   int64_t i = 0;
@@ -466,6 +479,8 @@ constexpr KernelSet neonSet() {
   s[TensorType::F16] = {dotF16F16Neon, {}, {}, f32ToF16Neon, f16ToF32Neon};
   s[TensorType::F32].dot = dotF32F32Neon;
   s.weighF16 = weighF16Neon;
+  s.scoresF16 = scoresF16Neon;
+  s.roundF16 = roundF16Neon;
   return s;
 }
 

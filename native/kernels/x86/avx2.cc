@@ -242,9 +242,9 @@ float dotQ6_KQ8_KAvx2(int64_t n, const void* w, const void* a) {
   return horizontalSum(acc);
 }
 
-float dotF16F16Avx2(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const uint16_t*>(w);
-  const auto* y = static_cast<const uint16_t*>(a);
+// The F16 dot product: four chains of 8-wide FMAs over 32 elements at a time, then 8 at a time
+// into the first, the chains added pairwise and summed across; the scores run the same sums.
+inline float dotF16F16Inline(int64_t n, const uint16_t* x, const uint16_t* y) {
   auto load8 = [](const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   int64_t i = 0;
@@ -255,6 +255,28 @@ float dotF16F16Avx2(int64_t n, const void* w, const void* a) {
   float sum = horizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
   for (; i < n; ++i) sum += halfToFloat(x[i]) * halfToFloat(y[i]);
   return sum;
+}
+
+float dotF16F16Avx2(int64_t n, const void* w, const void* a) {
+  return dotF16F16Inline(n, static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a));
+}
+
+void scoresF16Avx2(int64_t n, const void* q, const void* keys, size_t stride, int64_t d, float scale, float* out) {
+  const auto* base = static_cast<const uint8_t*>(keys);
+  const auto* qh = static_cast<const uint16_t*>(q);
+  for (int64_t j = 0; j < n; ++j) {
+    out[j] = dotF16F16Inline(d, reinterpret_cast<const uint16_t*>(base + j * stride), qh) * scale;
+  }
+}
+
+// F16C's conversion rounds to nearest even, as fp32ToFp16 does; subnormal halves included.
+void roundF16Avx2(int64_t n, float* x) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < n; ++i) x[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
 float dotF32F32Avx2(int64_t n, const void* w, const void* a) {
@@ -542,6 +564,8 @@ constexpr KernelSet avx2Set() {
   s[TensorType::F16] = {dotF16F16Avx2, {}, {}, f32ToF16Avx2, f16ToF32Avx2};
   s[TensorType::F32].dot = dotF32F32Avx2;
   s.weighF16 = weighF16Avx2;
+  s.scoresF16 = scoresF16Avx2;
+  s.roundF16 = roundF16Avx2;
   return s;
 }
 

@@ -5,7 +5,7 @@
 #   cross/count-instructions.sh [--cpu cortex-a72|max] -- ALPACA ARGS…
 # e.g. cross/count-instructions.sh -- bench -m model.gguf -p 8 -n 9 --threads 1 --reps 1 --warmup 0
 # Prints the command's own output, then "instructions: N" on stderr. Needs gcc, qemu-user,
-# g++-aarch64-linux-gnu (the addon is cross-built when missing) and Node for arm64 (fetched).
+# g++-aarch64-linux-gnu (the addon is cross-built, or brought up to date) and Node for arm64 (fetched).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cpu=cortex-a72
@@ -24,8 +24,9 @@ if [ ! -f "$plugin" ] || [ "$root/cross/qemu-insn-plugin.c" -nt "$plugin" ]; the
   mkdir -p "$(dirname "$plugin")"
   gcc -shared -fPIC -O2 -o "$plugin" "$root/cross/qemu-insn-plugin.c"
 fi
-addon="$root/prebuilds/linux-arm64/alpaca.node"
-[ -f "$addon" ] || "$root/cross/build-addon-arm64.sh" >/dev/null
+# Built (incrementally: a few seconds when nothing changed) before every count, so that a count
+# never runs an addon older than the kernels it is meant to measure.
+addon=$("$root/cross/build-addon-arm64.sh")
 node=$("$root/cross/node-arm64.sh")/bin/node
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT INT TERM

@@ -66,8 +66,15 @@ async function qemuCheck(t: ExecutionContext, cpu: string, expectations: RegExp[
   for (const e of expectations) t.regex(check.text, e);
 }
 
+// kernel_check checks whatever the tables hold; these lines of its table (every compiled set, run
+// or not) hold the arm64 sets to the types that have decode and panel kernels for both Pi CPUs,
+// so that an entry dropped from a table fails here instead of falling back to a slower set unnoticed.
+const ARM_PANEL_TYPES = ["q4_0", "q4_1", "q8_0", "q4_K", "q5_K", "q6_K"];
+const armTable = ARM_PANEL_TYPES.map(
+  (type) => new RegExp(`^table ${type}\\s+neon-dotprod:dot\\+rows\\+panel\\s+neon:dot\\+rows\\+panel`, "m"));
+
 qemuTest("kernel_check as a Cortex-A72 (Pi 4, no SDOT) under qemu", "cortex-a72",
-  [/neon-dotprod=0/, /set neon: checking/, /set neon-dotprod: not run/]);
+  [/neon-dotprod=0/, /set neon: checking/, /set neon-sdot-emulated: checking/, /set neon-dotprod: not run/, ...armTable]);
 
 qemuTest("kernel_check with dotprod (Pi 5 stand-in, qemu -cpu max) under qemu", "max",
-  [/neon-dotprod=1/, /set neon-dotprod: checking/, /set neon: checking/]);
+  [/neon-dotprod=1/, /set neon-dotprod: checking/, /set neon: checking/, /set neon-sdot-emulated: checking/, ...armTable]);

@@ -563,6 +563,9 @@ void checkMatmul() {
       {TensorType::Q4_0, 16, 96, 8},   {TensorType::Q4_0, 83, 352, 1},
       {TensorType::Q6_K, 33, 256, 2},  {TensorType::Q8_0, 50, 128, 35}, {TensorType::F32, 21, 40, 3},
       {TensorType::F16, 19, 24, 4},    {TensorType::Q4_1, 300, 64, 1},
+      // every panel type once with one activation row (the decode kernels) and once with several
+      {TensorType::Q4_1, 20, 96, 6},   {TensorType::Q8_0, 35, 64, 1},  {TensorType::Q4_K, 50, 256, 1},
+      {TensorType::Q5_K, 40, 512, 1},  {TensorType::Q5_K, 33, 768, 6}, {TensorType::Q6_K, 24, 512, 1},
   };
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);

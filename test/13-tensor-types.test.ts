@@ -247,7 +247,7 @@ test("the type table lists every format with ggml's ids, sizes and dot partners"
     [2, "q4_0", 32, 18, true, 8], [3, "q4_1", 32, 20, true, 9],
     [6, "q5_0", 32, 22, true, 8], [7, "q5_1", 32, 24, true, 9],
     [8, "q8_0", 32, 34, true, 8], [9, "q8_1", 32, 36, false, 9],
-    [10, "q2_K", 256, 84, false, 15], [11, "q3_K", 256, 110, false, 15],
+    [10, "q2_K", 256, 84, true, 15], [11, "q3_K", 256, 110, true, 15],
     [12, "q4_K", 256, 144, true, 15], [13, "q5_K", 256, 176, true, 15], [14, "q6_K", 256, 210, true, 15],
     [15, "q8_K", 256, 292, false, 15], [30, "bf16", 1, 2, false, 30],
   ]);

@@ -6,16 +6,11 @@ import test, { type ExecutionContext } from "ava";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { alpaca, run, scaled, type RunResult } from "./helpers/process.js";
-import { CLI, ROOT, SHARED, needShared, sharedModel, testNeeding } from "./helpers/shared.js";
+import { run, scaled, type RunResult } from "./helpers/process.js";
+import { CLI, ROOT, SHARED, needShared, testNeeding } from "./helpers/shared.js";
 
 /** golden-check's limit on a quiet machine (it takes about a minute there). */
 const TIMEOUT_MS = 15 * 60_000;
-
-// K-quant golden files whose types the engine refuses today (not computable yet). They are
-// checked to be refused with a clear error; once a type computes, take its file off this list
-// and the golden check covers it.
-const KQUANT_NOT_COMPUTABLE = ["kq-tiny-q3_k_m.json", "kq-tiny-q2_k.json"];
 
 async function goldenCheck(t: ExecutionContext, ...dirs: string[]): Promise<RunResult> {
   t.timeout(scaled(TIMEOUT_MS) + 60_000); // run() stops it first, with what it printed
@@ -43,29 +38,15 @@ testNeeding(test, needShared, "golden check of qwen2, qwen3, Llama 3.2-style and
   t.is(r.code, 0, r.stderr);
 });
 
-testNeeding(test, needShared, "golden check of the K-quant files the engine computes: 0 failed", async (t) => {
-  // The check reads every file of a folder: give it one with the computable types only, and no
-  // tokenizer vectors (the first test covers those).
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-kquant-"));
-  const vocab = path.join(dir, "vocab");
-  fs.mkdirSync(vocab);
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+testNeeding(test, needShared, "golden check of the K-quant files (Q2_K, Q3_K_M, Q4_K_M, Q5_K_M, Q6_K): 0 failed", async (t) => {
+  // No tokenizer vectors here (the first test covers those): an empty folder stands for them.
+  const vocab = fs.mkdtempSync(path.join(os.tmpdir(), "alpaca-kquant-vocab-"));
+  t.teardown(() => fs.rmSync(vocab, { recursive: true, force: true }));
   const golden = path.join(SHARED, "golden", "kquant");
-  const computable = fs.readdirSync(golden).filter((f) => f.endsWith(".json") && !KQUANT_NOT_COMPUTABLE.includes(f));
-  t.true(computable.length >= 3, computable.join(", "));
-  for (const f of computable) fs.symlinkSync(path.join(golden, f), path.join(dir, f));
-  const r = await goldenCheck(t, dir, vocab);
-  for (const f of computable) t.regex(r.stdout, new RegExp(`^${f.replace(/\./g, "\\.")}: tokenize 16/16, teacher-forced 16/16`, "m"));
+  const files = fs.readdirSync(golden).filter((f) => f.endsWith(".json"));
+  for (const q of ["q2_k", "q3_k_m", "q4_k_m", "q5_k_m", "q6_k"]) t.true(files.includes(`kq-tiny-${q}.json`), q);
+  const r = await goldenCheck(t, golden, vocab);
+  for (const f of files) t.regex(r.stdout, new RegExp(`^${f.replace(/\./g, "\\.")}: tokenize 16/16, teacher-forced 16/16`, "m"));
   t.regex(r.stdout, /^\d+ passed, 0 failed$/m);
   t.is(r.code, 0, r.stderr);
-});
-
-testNeeding(test, needShared, "K-quant files of types not computable yet are refused with a clear error", async (t) => {
-  for (const f of KQUANT_NOT_COMPUTABLE) {
-    const golden = JSON.parse(fs.readFileSync(path.join(SHARED, "golden", "kquant", f), "utf8")) as { model: string };
-    const r = await alpaca(["eval", "--model", sharedModel(golden.model), "--tokens", "1,2", "--json"]);
-    t.is(r.code, 2, `${f}: computes now: take it off KQUANT_NOT_COMPUTABLE in test/25-golden`);
-    t.regex(r.stderr, /has type q[23]_K, which this engine cannot compute with/, f);
-    t.notRegex(r.stderr, /\n\s+at /, "no stack trace");
-  }
 });

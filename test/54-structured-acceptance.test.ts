@@ -69,18 +69,6 @@ function data(f: Final | undefined): GenerateResult {
 
 const qwen3Template = () => readGguf(sharedModel("qwen3-tiny-f32.gguf")).metadata["tokenizer.chat_template"] as string;
 
-/** Null when the engine computes every tensor type of `file`; else why not (a K-quant type it lacks). */
-function uncomputable(file: string): string | null {
-  try {
-    openModel(sharedModel(file), { nCtx: 8, threads: 1 }).close();
-    return null;
-  } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    if (/cannot compute/.test(message)) return message;
-    throw e;
-  }
-}
-
 // stories260K, the K-quant files and llama3-tiny read a plain prompt; Qwen3 is asked through its own
 // chat template.
 const SCHEMA_MODELS = [
@@ -92,13 +80,6 @@ const SCHEMA_MODELS = [
 
 for (const m of SCHEMA_MODELS) {
   const title = `${m.file}: ${GENERATIONS} answers to each of ${schemas.length} schemas at temperature 1.0 end, parse and validate`;
-  // A K-quant type the engine cannot compute yet is not the machine's lack: skipped loudly, CI or not.
-  const lacking = m.need() === null ? uncomputable(m.file) : null;
-  if (lacking) {
-    process.stderr.write(`\n  SKIPPED "${title}": ${lacking}\n`);
-    test.skip(title, () => {});
-    continue;
-  }
   testNeeding(test, m.need, title, async (t) => {
     const s = serve(m.file, m.chat ? qwen3Template() : undefined);
     t.teardown(s.close);

@@ -58,4 +58,26 @@ inline void unpackQ6K(const BlockQ6_K& x, int8_t q[kQK_K]) {
   }
 }
 
+// Q2_K/Q3_K quants: element 128h + 32k + i (k = 0..3, i < 32) is bits 2k..2k+1 of qs[32h + i].
+// Q3_K adds a third bit, bit e/32 of hmask[e % 32] for element e: set keeps the two bits (0..3),
+// clear takes 4 off them (-4..-1). Writes the 256 quants in element order; hmask is null for Q2_K.
+inline void unpackQ2Q3K(const uint8_t* qs, const uint8_t* hmask, int8_t q[kQK_K]) {
+  for (int e = 0; e < kQK_K; ++e) {
+    const int h = e / 128, k = (e % 128) / 32, i = e % 32;
+    int v = (qs[32 * h + i] >> (2 * k)) & 3;
+    if (hmask && !((hmask[i] >> (e / 32)) & 1)) v -= 4;
+    q[e] = static_cast<int8_t>(v);
+  }
+}
+
+// Q3_K's sixteen 6-bit scales, each stored plus 32: the low nibble of group g is byte g's low
+// nibble (g < 8) or byte g-8's high one, its top two bits are bits 2·(g/4).. of byte 8 + g%4.
+inline void unpackScalesQ3K(const uint8_t* packed, int scale[16]) {
+  for (int g = 0; g < 16; ++g) {
+    const int low = g < 8 ? packed[g] & 0x0F : packed[g - 8] >> 4;
+    const int high = (packed[8 + g % 4] >> (2 * (g / 4))) & 3;
+    scale[g] = (low | high << 4) - 32;
+  }
+}
+
 }  // namespace k_quants

@@ -19,8 +19,10 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
+using k_quants::unpackQ2Q3K;
 using k_quants::unpackQ4Q5K;
 using k_quants::unpackQ6K;
+using k_quants::unpackScalesQ3K;
 using k_quants::unpackScaleMinK4;
 
 // ---------------------------------------------------------------- fp16
@@ -164,40 +166,31 @@ static void q8_1ToFloat(const void* src, float* dst, int64_t n) {
   }
 }
 
-// Q2_K: 16 groups of 16, each with a 4-bit scale (low nibble) and 4-bit min (high nibble).
-// Element 128h + 32k + i (k = 0..3, i < 32) is bits 2k..2k+1 of qs[32h + i].
+// Q2_K: 16 groups of 16, each with a 4-bit scale (low nibble) and 4-bit min (high nibble) of
+// its byte of scales; quants 0..3 (layout in k_quants.h).
 static void q2_KToFloat(const void* src, float* dst, int64_t n) {
   const auto* x = static_cast<const BlockQ2_K*>(src);
+  int8_t q[kQK_K];
   for (int64_t b = 0; b < n / kQK_K; ++b, dst += kQK_K) {
     const float d = fp16ToFp32(x[b].d), dmin = fp16ToFp32(x[b].dmin);
+    unpackQ2Q3K(x[b].qs, nullptr, q);
     for (int e = 0; e < kQK_K; ++e) {
-      const int h = e / 128, k = (e % 128) / 32, i = e % 32;
-      const int q = (x[b].qs[32 * h + i] >> (2 * k)) & 3;
       const uint8_t sc = x[b].scales[e / 16];
-      dst[e] = d * (sc & 0x0F) * q - dmin * (sc >> 4);
+      dst[e] = d * (sc & 0x0F) * q[e] - dmin * (sc >> 4);
     }
   }
 }
 
-// Q3_K: the low two bits as Q2_K; the third bit of element e is bit e/32 of hmask[e % 32], and a
-// clear bit means q - 4. The 16 six-bit scales (biased by 32): low nibbles in bytes 0-7 (groups
-// 0-7 low nibble, 8-15 high nibble), top two bits of group g at bits 2*(g/4) of byte 8 + g%4.
+// Q3_K: 16 groups of 16 with signed 6-bit scales, quants -4..3 (layout in k_quants.h).
 static void q3_KToFloat(const void* src, float* dst, int64_t n) {
   const auto* x = static_cast<const BlockQ3_K*>(src);
+  int8_t q[kQK_K];
+  int scale[16];
   for (int64_t b = 0; b < n / kQK_K; ++b, dst += kQK_K) {
     const float d = fp16ToFp32(x[b].d);
-    int scale[16];
-    for (int g = 0; g < 16; ++g) {
-      const int low = g < 8 ? x[b].scales[g] & 0x0F : x[b].scales[g - 8] >> 4;
-      const int high = (x[b].scales[8 + g % 4] >> (2 * (g / 4))) & 3;
-      scale[g] = (low | high << 4) - 32;
-    }
-    for (int e = 0; e < kQK_K; ++e) {
-      const int h = e / 128, k = (e % 128) / 32, i = e % 32;
-      const int low = (x[b].qs[32 * h + i] >> (2 * k)) & 3;
-      const bool high = (x[b].hmask[i] >> (e / 32)) & 1;
-      dst[e] = d * scale[e / 16] * (low - (high ? 0 : 4));
-    }
+    unpackScalesQ3K(x[b].scales, scale);
+    unpackQ2Q3K(x[b].qs, x[b].hmask, q);
+    for (int e = 0; e < kQK_K; ++e) dst[e] = d * scale[e / 16] * q[e];
   }
 }
 
@@ -372,8 +365,8 @@ struct Format {
   FromFloatFn fromFloat;  // null where the engine never writes the format
 };
 
-// dotWith is ggml CPU's vec_dot_type; Q8_1 and Q8_K exist only as activations, and Q2_K/Q3_K
-// weights are readable but not multiplied by this engine.
+// dotWith is ggml CPU's vec_dot_type; Q8_1 and Q8_K exist only as activations, and BF16 weights
+// are readable but not multiplied by this engine.
 const Format kFormats[] = {
     {TensorType::F32, {"f32", 1, 4, true, TensorType::F32}, f32ToFloat, floatToF32},
     {TensorType::F16, {"f16", 1, 2, true, TensorType::F16}, f16ToFloat, floatToF16},
@@ -383,8 +376,8 @@ const Format kFormats[] = {
     {TensorType::Q5_1, {"q5_1", kQK, sizeof(BlockQ5_1), true, TensorType::Q8_1}, q5_1ToFloat, nullptr},
     {TensorType::Q8_0, {"q8_0", kQK, sizeof(BlockQ8_0), true, TensorType::Q8_0}, q8_0ToFloat, floatToQ8_0},
     {TensorType::Q8_1, {"q8_1", kQK, sizeof(BlockQ8_1), false, TensorType::Q8_1}, q8_1ToFloat, floatToQ8_1},
-    {TensorType::Q2_K, {"q2_K", kQK_K, sizeof(BlockQ2_K), false, TensorType::Q8_K}, q2_KToFloat, nullptr},
-    {TensorType::Q3_K, {"q3_K", kQK_K, sizeof(BlockQ3_K), false, TensorType::Q8_K}, q3_KToFloat, nullptr},
+    {TensorType::Q2_K, {"q2_K", kQK_K, sizeof(BlockQ2_K), true, TensorType::Q8_K}, q2_KToFloat, nullptr},
+    {TensorType::Q3_K, {"q3_K", kQK_K, sizeof(BlockQ3_K), true, TensorType::Q8_K}, q3_KToFloat, nullptr},
     {TensorType::Q4_K, {"q4_K", kQK_K, sizeof(BlockQ4_K), true, TensorType::Q8_K}, q4_KToFloat, nullptr},
     {TensorType::Q5_K, {"q5_K", kQK_K, sizeof(BlockQ5_K), true, TensorType::Q8_K}, q5_KToFloat, nullptr},
     {TensorType::Q6_K, {"q6_K", kQK_K, sizeof(BlockQ6_K), true, TensorType::Q8_K}, q6_KToFloat, nullptr},

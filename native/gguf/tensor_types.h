@@ -43,8 +43,8 @@ struct TypeTraits {
   TensorType dotWith;   // the format activations are converted to for its dot product
 };
 
-// nullptr for an id this engine does not know.  (BF16 and Q2_K/Q3_K are known but not computable:
-// they can be read and converted, not multiplied.)
+// nullptr for an id this engine does not know.  (BF16 is known but not computable: it can be read
+// and converted, not multiplied.)
 const TypeTraits* typeTraits(uint32_t type);
 inline const TypeTraits& traitsOf(TensorType t) { return *typeTraits(static_cast<uint32_t>(t)); }
 // Bytes of a row of n elements (n must be a multiple of the block size; throws std::invalid_argument

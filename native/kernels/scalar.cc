@@ -18,9 +18,11 @@
 namespace kernels {
 namespace {
 
+using k_quants::unpackQ2Q3K;
 using k_quants::unpackQ4Q5K;
 using k_quants::unpackQ6K;
 using k_quants::unpackScaleMinK4;
+using k_quants::unpackScalesQ3K;
 
 // ---------------------------------------------------------------- float formats
 
@@ -185,21 +187,65 @@ float dotQ5_KQ8_KScalar(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-// Q6_K: 16 groups of 16 with signed 8-bit scales, quants in -32..31 (layout in ../gguf/k_quants.h).
+// The formats of 16 groups of 16 (Q2_K, Q3_K, Q6_K): Σ_g scale[g] · Σ q·a over group g, one
+// integer for the super-block.
+int sumScaledGroups16(const int8_t q[kQK_K], const int scale[kQK_K / 16], const int8_t a[kQK_K]) {
+  int sumScaled = 0;
+  for (int g = 0; g < kQK_K / 16; ++g) {
+    int sumi = 0;
+    for (int i = 0; i < 16; ++i) sumi += q[16 * g + i] * a[16 * g + i];
+    sumScaled += scale[g] * sumi;
+  }
+  return sumScaled;
+}
+
+// Q6_K: signed 8-bit scales, quants in -32..31 (layout in ../gguf/k_quants.h).
 float dotQ6_KQ8_KScalar(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ6_K*>(w);  // [n / 256]
   const auto* y = static_cast<const BlockQ8_K*>(a);  // [n / 256]
   float sum = 0;
   int8_t q[kQK_K];
+  int scale[kQK_K / 16];
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     unpackQ6K(x[b], q);
-    int sumScaled = 0;
+    for (int g = 0; g < kQK_K / 16; ++g) scale[g] = x[b].scales[g];
+    sum += fp16ToFp32(x[b].d) * y[b].d * sumScaledGroups16(q, scale, y[b].qs);
+  }
+  return sum;
+}
+
+// Q3_K: signed 6-bit scales, quants in -4..3; no min.
+float dotQ3_KQ8_KScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ3_K*>(w);  // [n / 256]
+  const auto* y = static_cast<const BlockQ8_K*>(a);  // [n / 256]
+  float sum = 0;
+  int8_t q[kQK_K];
+  int scale[kQK_K / 16];
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    unpackQ2Q3K(x[b].qs, x[b].hmask, q);
+    unpackScalesQ3K(x[b].scales, scale);
+    sum += fp16ToFp32(x[b].d) * y[b].d * sumScaledGroups16(q, scale, y[b].qs);
+  }
+  return sum;
+}
+
+// Q2_K: quants 0..3, a 4-bit scale and a 4-bit min per group (one byte: scale low, min high);
+// element = d·scale·q − dmin·min, the mins folded in through Q8_K's bsums as for Q4_K.
+float dotQ2_KQ8_KScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ2_K*>(w);  // [n / 256]
+  const auto* y = static_cast<const BlockQ8_K*>(a);  // [n / 256]
+  float sum = 0;
+  int8_t q[kQK_K];
+  int scale[kQK_K / 16];
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    unpackQ2Q3K(x[b].qs, nullptr, q);
+    int sumMins = 0;  // Σ_g min_g · bsum_g
     for (int g = 0; g < kQK_K / 16; ++g) {
-      int sumi = 0;
-      for (int i = 0; i < 16; ++i) sumi += q[16 * g + i] * y[b].qs[16 * g + i];
-      sumScaled += x[b].scales[g] * sumi;
+      scale[g] = x[b].scales[g] & 0x0F;
+      sumMins += y[b].bsums[g] * (x[b].scales[g] >> 4);
     }
-    sum += fp16ToFp32(x[b].d) * y[b].d * sumScaled;
+    const int sumScaled = sumScaledGroups16(q, scale, y[b].qs);
+    sum += fp16ToFp32(x[b].d) * y[b].d * sumScaled - fp16ToFp32(x[b].dmin) * y[b].d * sumMins;
   }
   return sum;
 }
@@ -225,6 +271,8 @@ constexpr KernelSet scalarSet() {
   s[TensorType::Q5_1].dot = dotQ5_1Q8_1Scalar;
   s[TensorType::Q8_0] = {dotQ8_0Q8_0Scalar, {}, {}, quantizeQ8_0Scalar};
   s[TensorType::Q8_1].quantize = quantizeQ8_1Scalar;
+  s[TensorType::Q2_K].dot = dotQ2_KQ8_KScalar;
+  s[TensorType::Q3_K].dot = dotQ3_KQ8_KScalar;
   s[TensorType::Q4_K].dot = dotQ4_KQ8_KScalar;
   s[TensorType::Q5_K].dot = dotQ5_KQ8_KScalar;
   s[TensorType::Q6_K].dot = dotQ6_KQ8_KScalar;

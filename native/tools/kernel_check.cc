@@ -68,6 +68,15 @@ std::vector<uint8_t> randomWeights(TensorType t, int64_t n, bool unit) {
         x.m = unit ? kHalfOne : fp32ToFp16(randomFloat(-0.1f, 0.1f));
         break;
       }
+      case TensorType::Q2_K: {  // every 4-bit scale and min, both factors
+        auto& x = reinterpret_cast<BlockQ2_K*>(row.data())[b];
+        x.d = randomScale(unit);
+        x.dmin = randomScale(unit);
+        break;
+      }
+      case TensorType::Q3_K:  // every 6-bit scale (-32..31), every high bit
+        reinterpret_cast<BlockQ3_K*>(row.data())[b].d = randomScale(unit);
+        break;
       case TensorType::Q4_K: {
         auto& x = reinterpret_cast<BlockQ4_K*>(row.data())[b];
         x.d = randomScale(unit);

@@ -13,6 +13,7 @@
 #include "../cpu_features.h"
 #include "../panel_pass.h"
 #include "../kernel_table.h"
+#include "q2_q3_k.h"
 #include "q4_0_rows.h"
 
 namespace kernels {
@@ -558,6 +559,10 @@ constexpr KernelSet avx2Set() {
                          {gemmQ4_0Avx2, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
   s[TensorType::Q8_0] = {dotQ8_0Q8_0Avx2, {}, {}, quantizeRowQ8_0Avx2};
   s[TensorType::Q4_1].dot = dotQ4_1Q8_1Avx2;
+  s[TensorType::Q2_K].dot = q2_q3_k::dotQ2_KQ8_K;
+  s[TensorType::Q2_K].rows = {q2_q3_k::dotRowsQ2_KQ8_K, 4};
+  s[TensorType::Q3_K].dot = q2_q3_k::dotQ3_KQ8_K;
+  s[TensorType::Q3_K].rows = {q2_q3_k::dotRowsQ3_KQ8_K, 4};
   s[TensorType::Q4_K].dot = dotQ4_KQ8_KAvx2;
   s[TensorType::Q5_K].dot = dotQ5_KQ8_KAvx2;
   s[TensorType::Q6_K].dot = dotQ6_KQ8_KAvx2;

@@ -470,6 +470,10 @@ constexpr KernelSet neonSet() {
                          quantizeRowQ8_0Neon};
   s[TensorType::Q4_1] = {dotQ4_1Q8_1Neon, {dotRowsQ4_1Neon, kRowsQ4_1},
                          {gemmNeon<Panel32<neon::Panel32Q4_1>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q4_1>}};
+  s[TensorType::Q2_K] = {neon::dotK<MullAccumulate16, neon::FormatQ2K>, {dotRowsKNeon<neon::FormatQ2K>, kRowsK},
+                         {gemmNeon<PanelK<neon::FormatQ2K>>, nullptr, neon::KPanel<neon::FormatQ2K>::kBytesPerBlock}};
+  s[TensorType::Q3_K] = {neon::dotK<MullAccumulate16, neon::FormatQ3K>, {dotRowsKNeon<neon::FormatQ3K>, kRowsK},
+                         {gemmNeon<PanelK<neon::FormatQ3K>>, nullptr, neon::KPanel<neon::FormatQ3K>::kBytesPerBlock}};
   s[TensorType::Q4_K] = {neon::dotK<MullAccumulate16, neon::FormatQ4K>, {dotRowsKNeon<neon::FormatQ4K>, kRowsK},
                          {gemmNeon<PanelK<neon::FormatQ4K>>, nullptr, neon::KPanel<neon::FormatQ4K>::kBytesPerBlock}};
   s[TensorType::Q5_K] = {neon::dotK<MullAccumulate16, neon::FormatQ5K>, {dotRowsKNeon<neon::FormatQ5K>, kRowsK},

@@ -278,6 +278,10 @@ constexpr KernelSet neonDotprodSet() {
                          {gemmNeonDotprod<Panel32<neon::Panel32Q8_0>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q8_0>}};
   s[TensorType::Q4_1] = {dotQ4_1Q8_1NeonDotprod, {dotRowsQ4_1NeonDotprod, kRowsQ4_1},
                          {gemmNeonDotprod<Panel32<neon::Panel32Q4_1>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q4_1>}};
+  s[TensorType::Q2_K] = {neon::dotK<Sdot, neon::FormatQ2K>, {dotRowsKNeonDotprod<neon::FormatQ2K>, kRowsK},
+                         {gemmNeonDotprod<PanelK<neon::FormatQ2K>>, nullptr, neon::KPanel<neon::FormatQ2K>::kBytesPerBlock}};
+  s[TensorType::Q3_K] = {neon::dotK<Sdot, neon::FormatQ3K>, {dotRowsKNeonDotprod<neon::FormatQ3K>, kRowsK},
+                         {gemmNeonDotprod<PanelK<neon::FormatQ3K>>, nullptr, neon::KPanel<neon::FormatQ3K>::kBytesPerBlock}};
   s[TensorType::Q4_K] = {neon::dotK<Sdot, neon::FormatQ4K>, {dotRowsKNeonDotprod<neon::FormatQ4K>, kRowsK},
                          {gemmNeonDotprod<PanelK<neon::FormatQ4K>>, nullptr, neon::KPanel<neon::FormatQ4K>::kBytesPerBlock}};
   s[TensorType::Q5_K] = {neon::dotK<Sdot, neon::FormatQ5K>, {dotRowsKNeonDotprod<neon::FormatQ5K>, kRowsK},

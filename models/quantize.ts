@@ -33,6 +33,19 @@ const TARGETS: Record<QuantizeTarget, { type: number; fileType: number }> = {
 };
 export const QUANTIZE_TARGETS = Object.keys(TARGETS) as QuantizeTarget[];
 
+/**
+ * Why `--type q4_K` and `q6_K` are not offered (docs/models.md): what this command writes must be
+ * byte-identical to llama.cpp's file, checked against one. llama.cpp chooses a K-quant's scales by
+ * an iterative float search (make_qkx2_quants for Q4_K, make_qx_quants for Q6_K) whose every
+ * rounding a file would have to repeat, and rows not a multiple of 256 fall back to Q5_0 (Q4_K) and
+ * Q8_0 (Q6_K); the only pure reference files at hand are stories260K's, whose rows (64 and 172
+ * wide) all fall back, so no test could show a single K block to match.
+ */
+export const K_QUANT_NOT_OFFERED =
+  "llama.cpp picks K-quant scales by an iterative float search (make_qkx2_quants, make_qx_quants) that a " +
+  "byte-identical file must repeat rounding for rounding, and no pure llama.cpp q4_K/q6_K file with 256-wide " +
+  "rows is at hand to test that against (docs/models.md); use llama-quantize for K-quants";
+
 const GGML_QNT_VERSION = 2;
 const BLOCK = 32; // elements per Q4_0 / Q8_0 block
 

@@ -5,7 +5,7 @@ import path from "node:path";
 import type { CommandModule } from "yargs";
 import { UserError } from "../errors.js";
 import { formatBytes } from "../serving/memory.js";
-import { QUANTIZE_TARGETS, quantizeGguf, type QuantizeTarget } from "../../models/quantize.js";
+import { K_QUANT_NOT_OFFERED, QUANTIZE_TARGETS, quantizeGguf, type QuantizeTarget } from "../../models/quantize.js";
 
 interface QuantizeArgs {
   input: string;
@@ -26,6 +26,7 @@ export const quantizeCommand: CommandModule<object, QuantizeArgs> = {
       .option("force", { alias: "f", type: "boolean", default: false, describe: "overwrite the output if it exists" })
       .option("quiet", { alias: "q", type: "boolean", default: false, describe: "no progress lines" })
       .check((a) => {
+        if (/^q[2-6]_k$/i.test(a.type)) throw new UserError(`--type ${a.type} is not offered: ${K_QUANT_NOT_OFFERED}`);
         if (!QUANTIZE_TARGETS.includes(a.type.toLowerCase() as QuantizeTarget))
           throw new UserError(`--type must be ${QUANTIZE_TARGETS.join(" or ")}, not "${a.type}"`);
         return true;

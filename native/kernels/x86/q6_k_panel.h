@@ -54,6 +54,25 @@ inline void decodeRow(const BlockQ6_K& x, uint8_t* u) {
   }
 }
 
+// 8×8 transpose of floats: v[k] element j -> v[j] element k.
+inline void transpose8x8(__m256 v[8]) {
+  __m256 t[8], u[8];
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm256_unpacklo_ps(v[2 * k], v[2 * k + 1]);
+    t[2 * k + 1] = _mm256_unpackhi_ps(v[2 * k], v[2 * k + 1]);
+  }
+  for (int k = 0; k < 2; ++k) {  // rows 4k..4k+3: u[4k + j] holds elements j (low lane) and 4+j (high lane)
+    u[4 * k + 0] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+    u[4 * k + 1] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+    u[4 * k + 2] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+    u[4 * k + 3] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    v[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+    v[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+  }
+}
+
 // The sixteen rows of a panel into `panel` ([nb] super-blocks). Rows past nW repeat row nW-1:
 // their memory is valid and their lanes are never stored.
 inline void unpack(int64_t nb, const uint8_t* w, size_t wStride, int nW, SuperBlock* panel) {
@@ -64,14 +83,26 @@ inline void unpack(int64_t nb, const uint8_t* w, size_t wStride, int nW, SuperBl
   const char* next = reinterpret_cast<const char*>(w + kPanelRows * wStride);
   const size_t share = kPanelRows * wStride / static_cast<size_t>(nb);
   alignas(32) uint8_t u[kPanelRows][256];
+  alignas(32) float scales[kPanelRows][16];  // [row][sub-block]: d·s_g
   for (int64_t b = 0; b < nb; ++b) {
     for (size_t off = 0; off < share; off += 64) _mm_prefetch(next + b * share + off, _MM_HINT_T0);
     SuperBlock& out = panel[b];
     for (int r = 0; r < kPanelRows; ++r) {
       const BlockQ6_K& x = blockOf(rows[r], b);
       decodeRow(x, u[r]);
-      const float d = _cvtsh_ss(x.d);
-      for (int g = 0; g < 16; ++g) out.scale[g][r] = d * static_cast<float>(x.scales[g]);
+      const __m256 d = _mm256_set1_ps(_cvtsh_ss(x.d));
+      for (int k = 0; k < 2; ++k) {
+        const __m256i s = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x.scales + 8 * k)));
+        _mm256_store_ps(scales[r] + 8 * k, _mm256_mul_ps(d, _mm256_cvtepi32_ps(s)));
+      }
+    }
+    for (int rb = 0; rb < 2; ++rb) {  // [row][sub-block] -> [sub-block][row], eight by eight
+      for (int gb = 0; gb < 2; ++gb) {
+        __m256 v[8];
+        for (int k = 0; k < 8; ++k) v[k] = _mm256_load_ps(scales[8 * rb + k] + 8 * gb);
+        transpose8x8(v);
+        for (int j = 0; j < 8; ++j) _mm256_store_ps(out.scale[8 * gb + j] + 8 * rb, v[j]);
+      }
     }
     for (int h = 0; h < 2; ++h) {
       for (int c = 0; c < 16; ++c) {  // elements 16c..16c+15: groups 4c..4c+3

@@ -1,0 +1,87 @@
+// The Q6_K decode kernel for x86-64 (kernels::DotRowsFn): four weight rows against one Q8_K
+// activation row, in GGUF's own block layout. Included by avx2.cc; internal linkage, so an
+// includer keeps its own copy compiled with its own flags (see ../kernel_table.h).
+//
+// Four rows at once share the activation side (its loads, its block sums) and run four
+// independent chains. Per super-block and row: u (0..63) decoded from ql/qh, maddubs(u, a) into
+// 16-bit pairs (at most 2·63·128, no saturation), one madd per 32 elements against the int16
+// scales of its two sub-blocks, and the −32 offset of the quants as −32·Σ s_g·bsum_g from the
+// activation's block sums: Σ s_g·Σ(u − 32)·a = Σ s_g·Σu·a − 32·Σ s_g·bsum_g, exact in int32.
+#pragma once
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../../gguf/tensor_types.h"
+
+namespace {
+namespace q6_k_rows {
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+inline float horizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// pshufb indices that turn eight int16 scales (both lanes) into scale 2k in the low lane and
+// scale 2k+1 in the high lane: the scales of the two sub-blocks of elements 32k..32k+31.
+inline __m256i scalePairIndex(int k) {
+  return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(((4 * k + 3) << 8) | (4 * k + 2))),
+                          _mm_set1_epi16(static_cast<int16_t>(((4 * k + 1) << 8) | (4 * k))));
+}
+
+// out[r] = dot(weight row r, activation row) for r < 4.
+inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const BlockQ6_K* x[4];
+  for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ6_K*>(wb + r * wStride);
+  const auto* y = static_cast<const BlockQ8_K*>(a);
+  const int64_t nb = n / kQK_K;
+  const __m256i nibble = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
+  const __m256i index[4] = {scalePairIndex(0), scalePairIndex(1), scalePairIndex(2), scalePairIndex(3)};
+  __m256 acc[4];
+  for (int r = 0; r < 4; ++r) acc[r] = _mm256_setzero_ps();
+  // Four rows side by side are four streams the hardware prefetcher follows poorly; the next
+  // four rows are one stretch right after these, fetched in order (4·210 bytes per super-block).
+  const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);
+  constexpr int kShare = 4 * sizeof(BlockQ6_K);
+  for (int64_t i = 0; i < nb; ++i) {
+    for (int off = 0; off < kShare; off += 64) _mm_prefetch(next + i * kShare + off, _MM_HINT_T0);
+    const BlockQ8_K& ab = y[i];
+    const __m256i bsums = load256(ab.bsums);
+    for (int r = 0; r < 4; ++r) {
+      const BlockQ6_K& xb = x[r][i];
+      const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.scales)));
+      __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales16), 5));
+      for (int half = 0; half < 2; ++half) {  // 128 elements: ql 64 bytes, qh 32 bytes, 8 scales
+        const uint8_t* ql = xb.ql + 64 * half;
+        const __m256i h = load256(xb.qh + 32 * half);
+        const __m256i l0 = load256(ql), l1 = load256(ql + 32);
+        // The 16-bit shifts move bits across byte edges only into positions the 0x30 mask drops.
+        const __m256i u[4] = {
+            _mm256_or_si256(_mm256_and_si256(l0, nibble), _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45)),
+            _mm256_or_si256(_mm256_and_si256(l1, nibble), _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nibble), _mm256_and_si256(h, bits45)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nibble),
+                            _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45)),
+        };
+        const __m256i sc = _mm256_broadcastsi128_si256(
+            _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xb.scales + 8 * half))));
+        const int8_t* q8 = ab.qs + 128 * half;
+        for (int k = 0; k < 4; ++k) {
+          const __m256i p = _mm256_maddubs_epi16(u[k], load256(q8 + 32 * k));
+          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc, index[k])));
+        }
+      }
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(_cvtsh_ss(xb.d) * ab.d), acc[r]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) out[r] = horizontalSum(acc[r]);
+}
+
+}  // namespace q6_k_rows
+}  // namespace

@@ -14,6 +14,8 @@
 #include "../panel_pass.h"
 #include "../kernel_table.h"
 #include "q2_q3_k.h"
+#include "k_q4_q5_panel.h"
+#include "k_q4_q5_rows.h"
 #include "q4_0_rows.h"
 #include "q4_1_panel.h"
 #include "q6_k_panel.h"
@@ -573,6 +575,10 @@ constexpr KernelSet avx2Set() {
   s[TensorType::Q4_K].dot = dotQ4_KQ8_KAvx2;
   s[TensorType::Q5_K].dot = dotQ5_KQ8_KAvx2;
   s[TensorType::Q6_K] = {dotQ6_KQ8_KAvx2, {q6_k_rows::dotRows4, 4}, {q6_k_panel::gemmAvx2, nullptr, q6_k_panel::kBytesPerSuperBlock}};
+  s[TensorType::Q4_K].panel = {k_panel::gemm<false>, nullptr, k_panel::kBytesPerBlock};
+  s[TensorType::Q5_K].panel = {k_panel::gemm<true>, nullptr, k_panel::kBytesPerBlock};
+  s[TensorType::Q4_K].rows = {k_rows::dotRows4<false>, 4};
+  s[TensorType::Q5_K].rows = {k_rows::dotRows4<true>, 4};
   s[TensorType::F16] = {dotF16F16Avx2, {}, {}, f32ToF16Avx2, f16ToF32Avx2};
   s[TensorType::F32].dot = dotF32F32Avx2;
   s.weighF16 = weighF16Avx2;

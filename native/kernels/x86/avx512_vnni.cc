@@ -13,6 +13,8 @@
 #include "../panel_pass.h"
 #include "../kernel_table.h"
 #include "avx512_pairs.h"
+#include "k_q4_q5_panel.h"
+#include "k_q4_q5_rows.h"
 #include "q4_0_rows.h"
 #include "q4_1_panel.h"
 #include "q6_k_panel.h"
@@ -224,6 +226,10 @@ constexpr KernelSet avx512VnniSet() {
   s[TensorType::Q6_K].panel = {q6_k_panel::gemmVnni, nullptr, q6_k_panel::kBytesPerSuperBlock};
   s[TensorType::Q8_0].panel = {q8_0_panel::gemmVnni, q8_0PanelActivationTerms, q8_0_panel::kVnniBytesPerBlock};
   s[TensorType::Q8_0].rows = {q8_0_rows::dotRows4Vnni, 4};
+  s[TensorType::Q4_K].panel = {k_panel::gemm<false>, nullptr, k_panel::kBytesPerBlock};
+  s[TensorType::Q5_K].panel = {k_panel::gemm<true>, nullptr, k_panel::kBytesPerBlock};
+  s[TensorType::Q4_K].rows = {k_rows::dotRows4<false>, 4};
+  s[TensorType::Q5_K].rows = {k_rows::dotRows4<true>, 4};
   return s;
 }
 

@@ -190,6 +190,8 @@ void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, float* ou
   for (int64_t i = 0; i < nb; ++i) {
     for (size_t off = 0; off < kShare; off += 64) _mm_prefetch(next + i * kShare + off, _MM_HINT_T0);
     const Activation act(y[i]);
+    // Unrolled, so that the accumulators stay in registers (GCC keeps the loop and them in memory).
+#pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) acc[r] = superBlock<kQ5>(x[r][i], act, acc[r]);
   }
   for (int r = 0; r < 4; ++r) out[r] = sumAcc(acc[r]);

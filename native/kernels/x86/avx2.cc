@@ -18,9 +18,7 @@
 #include "k_q4_q5_rows.h"
 #include "q4_0_rows.h"
 #include "q4_1_panel.h"
-#include "q6_k_panel.h"
 #include "q6_k_rows.h"
-#include "q8_0_panel.h"
 #include "q8_0_rows.h"
 
 namespace kernels {
@@ -564,8 +562,7 @@ constexpr KernelSet avx2Set() {
   KernelSet s{"avx2", avx2RunsHere};
   s[TensorType::Q4_0] = {dotQ4_0Q8_0Avx2, {q4_0_rows::dotRows4, 4},
                          {gemmQ4_0Avx2, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
-  s[TensorType::Q8_0] = {dotQ8_0Q8_0Avx2, {q8_0_rows::dotRows4, 4},
-                         {q8_0_panel::gemmAvx2, q8_0PanelActivationTerms, q8_0_panel::kAvx2BytesPerBlock},
+  s[TensorType::Q8_0] = {dotQ8_0Q8_0Avx2, {q8_0_rows::dotRows4, 4}, {},
                          quantizeRowQ8_0Avx2};
   s[TensorType::Q4_1] = {dotQ4_1Q8_1Avx2, {}, {q4_1_panel::gemmAvx2, nullptr, q4_1_panel::kBytesPerBlock}};
   s[TensorType::Q2_K].dot = q2_q3_k::dotQ2_KQ8_K;
@@ -574,7 +571,7 @@ constexpr KernelSet avx2Set() {
   s[TensorType::Q3_K].rows = {q2_q3_k::dotRowsQ3_KQ8_K, 4};
   s[TensorType::Q4_K].dot = dotQ4_KQ8_KAvx2;
   s[TensorType::Q5_K].dot = dotQ5_KQ8_KAvx2;
-  s[TensorType::Q6_K] = {dotQ6_KQ8_KAvx2, {q6_k_rows::dotRows4, 4}, {q6_k_panel::gemmAvx2, nullptr, q6_k_panel::kBytesPerSuperBlock}};
+  s[TensorType::Q6_K] = {dotQ6_KQ8_KAvx2, {q6_k_rows::dotRows4, 4}, {}};
   s[TensorType::Q4_K].panel = {k_panel::gemm<false>, nullptr, k_panel::kBytesPerBlock};
   s[TensorType::Q5_K].panel = {k_panel::gemm<true>, nullptr, k_panel::kBytesPerBlock};
   s[TensorType::Q4_K].rows = {k_rows::dotRows4<false>, 4};

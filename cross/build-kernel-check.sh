@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/build/kernel-check/$target"
 mkdir -p "$out"
 
-common="native/tools/kernel_check.cc native/tools/kernel_check_f16.cc native/gguf/tensor_types.cc native/kernels/scalar.cc native/kernels/kernel_table.cc
+common="native/tools/kernel_check.cc native/tools/kernel_check_f16.cc native/tools/kernel_check_batch.cc native/gguf/tensor_types.cc native/kernels/scalar.cc native/kernels/kernel_table.cc
         native/kernels/cpu_features.cc native/kernels/thread_pool.cc native/kernels/matmul.cc"
 flags="-std=c++17 -O3 -Wall -Wextra -Werror -Wno-psabi -pthread -Inative"
 

@@ -102,4 +102,17 @@ void q4_0PanelActivationTerms(int64_t n, const void* a, size_t aStride, int64_t 
   }
 }
 
+void q8_0PanelActivationTerms(int64_t n, const void* a, size_t aStride, int64_t nA, int32_t* bias, float* scale) {
+  const int64_t nb = n / kQK;
+  for (int64_t x = 0; x < nA; ++x) {
+    const auto* y = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + x * aStride);  // [nb]
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t sum = 0;
+      for (int j = 0; j < kQK; ++j) sum += y[b].qs[j];
+      bias[x * nb + b] = -128 * sum;
+      scale[x * nb + b] = fp16ToFp32(y[b].d);
+    }
+  }
+}
+
 }  // namespace kernels

@@ -141,6 +141,9 @@ const char* bestSetName(TensorType t, Path path);
 // Q4_0 panels' per-batch terms, for every set's Q4_0 panel kernel: per activation block b of row
 // x, bias = −8·Σ quants (the offset of the unsigned nibbles) and scale = its fp16 scale as a float.
 void q4_0PanelActivationTerms(int64_t n, const void* a, size_t aStride, int64_t nA, int32_t* bias, float* scale);
+// Q8_0 panels' per-batch terms (x86): bias = −128·Σ quants of activation block b of row x (the
+// offset of VNNI's unsigned weight bytes w+128), scale = its fp16 scale as a float.
+void q8_0PanelActivationTerms(int64_t n, const void* a, size_t aStride, int64_t nA, int32_t* bias, float* scale);
 // The scratch of a Q4_0 panel per block. x86: [8 groups][16 rows][4 nibbles], [16] scales as
 // floats; arm64 orders the same bytes by quads of rows (arm/neon_common.h).
 constexpr size_t kQ4_0PanelBytesPerBlock = 8 * 64 + 16 * 4;

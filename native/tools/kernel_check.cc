@@ -11,6 +11,8 @@
 //  - float paths (real scales, F16, F32): |simd - scalar| <= 1e-5 · Σ|w_i·a_i| + 1e-30, the sum
 //    over the dequantized rows, which bounds a different order of float accumulation.
 //  - quantizers: byte-identical rows; fp16 row conversions: bit-identical.
+//  - batch against decode (kernel_check_batch.cc): for the types that promise it, a panel's
+//    results bit-identical to the decode rows kernel's and the dot product's, with real scales.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -65,6 +67,10 @@ using kernel_check::checkQuantizeF16;
 using kernel_check::checkRoundF16;
 using kernel_check::checkScoresF16;
 using kernel_check::checkWeighF16;
+
+}  // namespace
+
+namespace kernel_check {
 
 constexpr uint16_t kHalfOne = 0x3C00;
 
@@ -155,6 +161,13 @@ std::vector<uint8_t> randomActivations(TensorType t, int64_t n, bool unit) {
   }
   return row;
 }
+
+}  // namespace kernel_check
+
+namespace {
+
+using kernel_check::randomActivations;
+using kernel_check::randomWeights;
 
 double absoluteProductSum(TensorType wType, const std::vector<uint8_t>& w, TensorType aType,
                           const std::vector<uint8_t>& a, int64_t n) {
@@ -553,6 +566,7 @@ int main() {
   checkResolution();
   checkThreadPool();
   checkMatmul();
+  kernel_check::checkBatchEqualsDecode();
   std::printf("%d passed, %d failed\n", kernel_check::passed, kernel_check::failed);
   return kernel_check::failed ? 1 : 0;
 }

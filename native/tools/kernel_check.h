@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "../kernels/kernel_table.h"
 
@@ -17,6 +18,14 @@ int randomInt(int lo, int hi);
 float randomFloat(float lo, float hi);
 // Bit-identical floats, any NaN equal to any NaN.
 bool sameFloat(float a, float b);
+
+// kernel_check.cc: a random row of n elements of type t, scales 1.0 (`unit`, exact mode) or
+// small realistic values; activation rows (Q8_0, Q8_1, Q8_K) with consistent block sums.
+std::vector<uint8_t> randomWeights(TensorType t, int64_t n, bool unit);
+std::vector<uint8_t> randomActivations(TensorType t, int64_t n, bool unit);
+
+// kernel_check_batch.cc
+void checkBatchEqualsDecode();
 
 // kernel_check_f16.cc
 void checkDequantizeF16(const kernels::KernelSet& set);

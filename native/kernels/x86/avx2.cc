@@ -18,7 +18,9 @@
 #include "k_q4_q5_rows.h"
 #include "q4_0_rows.h"
 #include "q4_1_panel.h"
+#include "q6_k_panel.h"
 #include "q6_k_rows.h"
+#include "q8_0_panel.h"
 #include "q8_0_rows.h"
 
 namespace kernels {
@@ -34,6 +36,15 @@ inline float horizontalSum(__m256 v) {
 }
 
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// Lane 0: float(Σ of v's eight int32 lanes), the integer sum exact (for the dot products whose
+// batch and decode kernels take one integer per block: Q8_0, Q6_K).
+inline __m128 laneSumAsFloat(__m256i v) {
+  __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  t = _mm_add_epi32(t, _mm_unpackhi_epi64(t, t));
+  t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x55));
+  return _mm_cvtepi32_ps(t);
+}
 
 // 16 bytes of packed nibbles -> 32 unsigned bytes: low nibbles (elements 0..15) in the low lane,
 // high nibbles (elements 16..31) in the high lane, which is the element order of the 32-blocks.
@@ -88,25 +99,19 @@ inline __m256i dotBytesExact(const int8_t* p, const int8_t* q) {
   return _mm256_add_epi32(lo, hi);
 }
 
+// Per block the exact integer sum, then y = fma(float(sum), d_w·d_a, y) block by block from 0:
+// the order of the Q8_0 decode and panel kernels (q8_0_rows.h, q8_0_panel.h), so that a batch
+// and token-by-token decoding give the same bits.
 float dotQ8_0Q8_0Avx2(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ8_0*>(w);
   const auto* y = static_cast<const BlockQ8_0*>(a);
   const int64_t nb = n / kQK;
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 1 < nb; i += 2) {
-    const __m256i s0 = dotBytesExact(x[i].qs, y[i].qs);
-    const __m256i s1 = dotBytesExact(x[i + 1].qs, y[i + 1].qs);
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0),
-                           _mm256_set1_ps(halfToFloat(x[i].d) * halfToFloat(y[i].d)), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1),
-                           _mm256_set1_ps(halfToFloat(x[i + 1].d) * halfToFloat(y[i + 1].d)), acc1);
+  __m128 acc = _mm_setzero_ps();  // lane 0
+  for (int64_t i = 0; i < nb; ++i) {
+    acc = _mm_fmadd_ss(laneSumAsFloat(dotBytesExact(x[i].qs, y[i].qs)),
+                       _mm_set_ss(halfToFloat(x[i].d) * halfToFloat(y[i].d)), acc);
   }
-  for (; i < nb; ++i) {
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dotBytesExact(x[i].qs, y[i].qs)),
-                           _mm256_set1_ps(halfToFloat(x[i].d) * halfToFloat(y[i].d)), acc0);
-  }
-  return horizontalSum(_mm256_add_ps(acc0, acc1));
+  return _mm_cvtss_f32(acc);
 }
 
 // Q4_1 weights are d·q + m with q unsigned: Σ(d·q+m)·(e·a) = d·e·Σq·a + m·(e·Σa), and the
@@ -217,7 +222,7 @@ float dotQ6_KQ8_KAvx2(int64_t n, const void* w, const void* a) {
   const int64_t nb = n / kQK_K;
   const __m256i nibble = _mm256_set1_epi8(0x0F);
   const __m256i bits45 = _mm256_set1_epi8(0x30);
-  __m256 acc = _mm256_setzero_ps();
+  __m128 acc = _mm_setzero_ps();  // lane 0
   for (int64_t i = 0; i < nb; ++i) {
     const int8_t* sc = x[i].scales;
     const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
@@ -243,9 +248,11 @@ float dotQ6_KQ8_KAvx2(int64_t n, const void* w, const void* a) {
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale));
       }
     }
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(halfToFloat(x[i].d) * y[i].d), acc);
+    // The super-block's exact integer sum, then one fma per super-block: the order of the Q6_K
+    // decode and panel kernels (q6_k_rows.h, q6_k_panel.h), bit for bit.
+    acc = _mm_fmadd_ss(laneSumAsFloat(sumi), _mm_set_ss(halfToFloat(x[i].d) * y[i].d), acc);
   }
-  return horizontalSum(acc);
+  return _mm_cvtss_f32(acc);
 }
 
 // The F16 dot product: four chains of 8-wide FMAs over 32 elements at a time, then 8 at a time
@@ -562,7 +569,8 @@ constexpr KernelSet avx2Set() {
   KernelSet s{"avx2", avx2RunsHere};
   s[TensorType::Q4_0] = {dotQ4_0Q8_0Avx2, {q4_0_rows::dotRows4, 4},
                          {gemmQ4_0Avx2, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
-  s[TensorType::Q8_0] = {dotQ8_0Q8_0Avx2, {q8_0_rows::dotRows4, 4}, {},
+  s[TensorType::Q8_0] = {dotQ8_0Q8_0Avx2, {q8_0_rows::dotRows4, 4},
+                         {q8_0_panel::gemmAvx2, q8_0PanelActivationTerms, q8_0_panel::kAvx2BytesPerBlock},
                          quantizeRowQ8_0Avx2};
   s[TensorType::Q4_1] = {dotQ4_1Q8_1Avx2, {}, {q4_1_panel::gemmAvx2, nullptr, q4_1_panel::kBytesPerBlock}};
   s[TensorType::Q2_K].dot = q2_q3_k::dotQ2_KQ8_K;
@@ -571,7 +579,7 @@ constexpr KernelSet avx2Set() {
   s[TensorType::Q3_K].rows = {q2_q3_k::dotRowsQ3_KQ8_K, 4};
   s[TensorType::Q4_K].dot = dotQ4_KQ8_KAvx2;
   s[TensorType::Q5_K].dot = dotQ5_KQ8_KAvx2;
-  s[TensorType::Q6_K] = {dotQ6_KQ8_KAvx2, {q6_k_rows::dotRows4, 4}, {}};
+  s[TensorType::Q6_K] = {dotQ6_KQ8_KAvx2, {q6_k_rows::dotRows4, 4}, {q6_k_panel::gemmAvx2, nullptr, q6_k_panel::kBytesPerSuperBlock}};
   s[TensorType::Q4_K].panel = {k_panel::gemm<false>, nullptr, k_panel::kBytesPerBlock};
   s[TensorType::Q5_K].panel = {k_panel::gemm<true>, nullptr, k_panel::kBytesPerBlock};
   s[TensorType::Q4_K].rows = {k_rows::dotRows4<false>, 4};

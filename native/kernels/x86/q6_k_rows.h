@@ -7,6 +7,9 @@
 // 16-bit pairs (at most 2·63·128, no saturation), one madd per 32 elements against the int16
 // scales of its two sub-blocks, and the −32 offset of the quants as −32·Σ s_g·bsum_g from the
 // activation's block sums: Σ s_g·Σ(u − 32)·a = Σ s_g·Σu·a − 32·Σ s_g·bsum_g, exact in int32.
+// Each row's integer sum T of a super-block is then reduced across lanes, and its float result is
+// y = fma(float(T), d·d_a, y) super-block by super-block from 0: the panel's order
+// (q6_k_panel.h) and the dot product's, so that a batch and token-by-token decoding agree bit for bit.
 #pragma once
 #include <immintrin.h>
 
@@ -20,11 +23,10 @@ namespace q6_k_rows {
 
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
-inline float horizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
+// The eight int32 lanes of each of four vectors summed: lane r = Σ lanes of v[r].
+inline __m128i laneSums4(const __m256i v[4]) {
+  const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
 }
 
 // pshufb indices that turn eight int16 scales (both lanes) into scale 2k in the low lane and
@@ -43,8 +45,7 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
   const int64_t nb = n / kQK_K;
   const __m256i nibble = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
   const __m256i index[4] = {scalePairIndex(0), scalePairIndex(1), scalePairIndex(2), scalePairIndex(3)};
-  __m256 acc[4];
-  for (int r = 0; r < 4; ++r) acc[r] = _mm256_setzero_ps();
+  __m128 acc = _mm_setzero_ps();  // lane r: row r
   // Four rows side by side are four streams the hardware prefetcher follows poorly; the next
   // four rows are one stretch right after these, fetched in order (4·210 bytes per super-block).
   const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);
@@ -53,6 +54,8 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
     for (int off = 0; off < kShare; off += 64) _mm_prefetch(next + i * kShare + off, _MM_HINT_T0);
     const BlockQ8_K& ab = y[i];
     const __m256i bsums = load256(ab.bsums);
+    __m256i sums[4];  // [row]: partial sums of T in eight lanes
+    alignas(16) float d[4];
     for (int r = 0; r < 4; ++r) {
       const BlockQ6_K& xb = x[r][i];
       const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.scales)));
@@ -77,10 +80,12 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
           sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc, index[k])));
         }
       }
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(_cvtsh_ss(xb.d) * ab.d), acc[r]);
+      sums[r] = sumi;
+      d[r] = _cvtsh_ss(xb.d) * ab.d;
     }
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(laneSums4(sums)), _mm_load_ps(d), acc);
   }
-  for (int r = 0; r < 4; ++r) out[r] = horizontalSum(acc[r]);
+  _mm_storeu_ps(out, acc);
 }
 
 }  // namespace q6_k_rows

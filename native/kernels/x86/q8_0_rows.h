@@ -6,7 +6,10 @@
 // rows, one stretch right after these, are prefetched in order (four rows side by side are
 // streams the hardware prefetcher follows poorly). Products are exact for every int8 pair,
 // -128 included: AVX2 widens both sides to 16 bits for madd; VNNI feeds w+128 as vpdpbusd's
-// unsigned operand and starts each sum at −128·Σa.
+// unsigned operand and starts each sum at −128·Σa. Each row's block sum is reduced to one exact
+// integer and its float result is y = fma(float(sum), d_w·d_a, y) block by block from 0, the
+// panel's order (q8_0_panel.h) and the dot product's, so that a batch and token-by-token decoding
+// agree bit for bit.
 #pragma once
 #include <immintrin.h>
 
@@ -18,11 +21,16 @@
 namespace {
 namespace q8_0_rows {
 
-inline float horizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
+// The eight int32 lanes of each of four vectors summed: lane r = Σ lanes of v[r].
+inline __m128i laneSums4(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
+  const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+  return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+}
+
+// Lane r: float(weight row r's scale) · the activation's, for block i of four rows.
+inline __m128 scales4(const BlockQ8_0* const x[4], int64_t i, float da) {
+  return _mm_mul_ps(_mm_setr_ps(_cvtsh_ss(x[0][i].d), _cvtsh_ss(x[1][i].d), _cvtsh_ss(x[2][i].d), _cvtsh_ss(x[3][i].d)),
+                    _mm_set1_ps(da));
 }
 
 inline __m256i widen16(const int8_t* q) {
@@ -42,8 +50,7 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
   for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ8_0*>(wb + r * wStride);
   const auto* y = static_cast<const BlockQ8_0*>(a);
   const int64_t nb = n / kQK;
-  __m256 acc[4];
-  for (int r = 0; r < 4; ++r) acc[r] = _mm256_setzero_ps();
+  __m128 acc = _mm_setzero_ps();  // lane r: row r
   const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);
   for (int64_t i = 0; i < nb; ++i) {
     const char* p = next + i * kShare;
@@ -51,13 +58,11 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
     _mm_prefetch(p + 64, _MM_HINT_T0);
     _mm_prefetch(p + 128, _MM_HINT_T0);
     const __m256i a0 = widen16(y[i].qs), a1 = widen16(y[i].qs + 16);
-    const float da = _cvtsh_ss(y[i].d);
-    for (int r = 0; r < 4; ++r) {
-      const __m256 sum = _mm256_cvtepi32_ps(blockDot(x[r][i].qs, a0, a1));
-      acc[r] = _mm256_fmadd_ps(sum, _mm256_set1_ps(_cvtsh_ss(x[r][i].d) * da), acc[r]);
-    }
+    const __m128i sums = laneSums4(blockDot(x[0][i].qs, a0, a1), blockDot(x[1][i].qs, a0, a1),
+                                   blockDot(x[2][i].qs, a0, a1), blockDot(x[3][i].qs, a0, a1));
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), scales4(x, i, _cvtsh_ss(y[i].d)), acc);
   }
-  for (int r = 0; r < 4; ++r) out[r] = horizontalSum(acc[r]);
+  _mm_storeu_ps(out, acc);
 }
 
 #if defined(__AVX512VNNI__)
@@ -74,8 +79,7 @@ inline void dotRows4Vnni(int64_t n, const void* w, size_t wStride, const void* a
   const auto* y = static_cast<const BlockQ8_0*>(a);
   const int64_t nb = n / kQK;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  __m512 acc[4];
-  for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_ps();
+  __m128 acc = _mm_setzero_ps();  // lane r: row r
   const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);
   int64_t i = 0;
   for (; i + 1 < nb; i += 2) {
@@ -83,24 +87,22 @@ inline void dotRows4Vnni(int64_t n, const void* w, size_t wStride, const void* a
     for (int off = 0; off < 2 * kShare; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
     const __m512i av = loadPair(y[i], y[i + 1]);
     const __m512i bias = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, av));
-    const float da0 = _cvtsh_ss(y[i].d), da1 = _cvtsh_ss(y[i + 1].d);
-    for (int r = 0; r < 4; ++r) {
-      const __m512i u = _mm512_xor_si512(loadPair(x[r][i], x[r][i + 1]), flip);
-      const __m512 sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, u, av));
-      const __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(_cvtsh_ss(x[r][i].d) * da0),
-                                            _mm512_set1_ps(_cvtsh_ss(x[r][i + 1].d) * da1));
-      acc[r] = _mm512_fmadd_ps(sum, d, acc[r]);
-    }
+    __m512i s[4];  // [row]: lanes 0-7 block i, 8-15 block i+1
+    for (int r = 0; r < 4; ++r) s[r] = _mm512_dpbusd_epi32(bias, _mm512_xor_si512(loadPair(x[r][i], x[r][i + 1]), flip), av);
+    const auto low = [](__m512i v) { return _mm512_castsi512_si256(v); };
+    const auto high = [](__m512i v) { return _mm512_extracti64x4_epi64(v, 1); };
+    const __m128i sums0 = laneSums4(low(s[0]), low(s[1]), low(s[2]), low(s[3]));
+    const __m128i sums1 = laneSums4(high(s[0]), high(s[1]), high(s[2]), high(s[3]));
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums0), scales4(x, i, _cvtsh_ss(y[i].d)), acc);
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums1), scales4(x, i + 1, _cvtsh_ss(y[i + 1].d)), acc);
   }
-  for (int r = 0; r < 4; ++r) {
-    float sum = _mm512_reduce_add_ps(acc[r]);
-    if (i < nb) {  // an odd last block
-      const __m256i a0 = widen16(y[i].qs), a1 = widen16(y[i].qs + 16);
-      const __m256 s = _mm256_cvtepi32_ps(blockDot(x[r][i].qs, a0, a1));
-      sum += horizontalSum(_mm256_mul_ps(s, _mm256_set1_ps(_cvtsh_ss(x[r][i].d) * _cvtsh_ss(y[i].d))));
-    }
-    out[r] = sum;
+  if (i < nb) {  // an odd last block
+    const __m256i a0 = widen16(y[i].qs), a1 = widen16(y[i].qs + 16);
+    const __m128i sums = laneSums4(blockDot(x[0][i].qs, a0, a1), blockDot(x[1][i].qs, a0, a1),
+                                   blockDot(x[2][i].qs, a0, a1), blockDot(x[3][i].qs, a0, a1));
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), scales4(x, i, _cvtsh_ss(y[i].d)), acc);
   }
+  _mm_storeu_ps(out, acc);
 }
 #endif  // __AVX512VNNI__
 

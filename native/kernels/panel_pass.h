@@ -1,10 +1,12 @@
-// One pass of a Q4_0 panel kernel (kernels::PanelFn) over up to kMax activation rows: where their
-// quants, activation terms and results are. Included by each ISA source that has a panel kernel;
+// One pass of a panel kernel (kernels::PanelFn) over up to kMax activation rows: where a Q4_0
+// pass's quants, activation terms and results are, and the call of a pass's kernel instantiated
+// for its row count. Included by each ISA source that has a panel kernel;
 // the anonymous namespace gives every including file its own copy, compiled with its own flags
 // (see the rule in kernel_table.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "../gguf/tensor_types.h"
 
@@ -30,5 +32,19 @@ struct PanelPass {
     }
   }
 };
+
+// f(std::integral_constant<int, count>{}) for 1 <= count <= kMax (count > kMax: kMax), so that a
+// pass over `count` activation rows runs the kernel unrolled for exactly that many: the one
+// switch every panel kernel's driver would otherwise write out.
+template <int kMax, int N = 1, class F>
+inline void withRowCount(int count, F&& f) {
+  if constexpr (N == kMax) {
+    f(std::integral_constant<int, N>{});
+  } else if (count == N) {
+    f(std::integral_constant<int, N>{});
+  } else {
+    withRowCount<kMax, N + 1>(count, f);
+  }
+}
 
 }  // namespace

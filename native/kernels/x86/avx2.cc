@@ -17,6 +17,7 @@
 #include "k_q4_q5_panel.h"
 #include "k_q4_q5_rows.h"
 #include "q4_0_rows.h"
+#include "panel_avx2.h"
 #include "q4_1_panel.h"
 #include "q6_k_panel.h"
 #include "q6_k_rows.h"
@@ -495,18 +496,6 @@ class PanelSource {
   size_t share_;
 };
 
-// One activation row's results for the panel's rows 0..nW-1, lanes past nW left alone.
-inline void storeRow(float* y, __m256 lo, __m256 hi, int nW) {
-  if (nW == kPanelRows) {
-    _mm256_storeu_ps(y, lo);
-    _mm256_storeu_ps(y + 8, hi);
-    return;
-  }
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  _mm256_maskstore_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32(nW), lane), lo);
-  if (nW > 8) _mm256_maskstore_ps(y + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(nW - 8), lane), hi);
-}
-
 // NA activation rows against the unpacked panel; their results go to y[x·yStride + 0..nW).
 template <int NA>
 void panelRows(int64_t nb, const PanelBlock* panel, const BlockQ8_0* const a[NA], const int32_t* const bias[NA],
@@ -519,15 +508,8 @@ void panelRows(int64_t nb, const PanelBlock* panel, const BlockQ8_0* const a[NA]
     // Unrolled, so that the accumulators stay in registers (GCC keeps the loop and them in memory).
 #pragma GCC unroll 8
     for (int j = 0; j < NA; ++j) {
-      // The eight group broadcasts from two 16-byte broadcast loads and in-lane shuffles: eight
-      // 4-byte broadcast loads made the loop bound by loads (nA = 32: 4.75 against 4.0 ms).
-      const int8_t* q = a[j][b].qs;
-      const __m256i lo = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
-      const __m256i hi = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)));
-      const __m256i aq[8] = {_mm256_shuffle_epi32(lo, 0x00), _mm256_shuffle_epi32(lo, 0x55),
-                             _mm256_shuffle_epi32(lo, 0xAA), _mm256_shuffle_epi32(lo, 0xFF),
-                             _mm256_shuffle_epi32(hi, 0x00), _mm256_shuffle_epi32(hi, 0x55),
-                             _mm256_shuffle_epi32(hi, 0xAA), _mm256_shuffle_epi32(hi, 0xFF)};
+      __m256i aq[8];
+      panel_avx2::broadcastGroups(a[j][b].qs, aq);
       const __m256 da = _mm256_set1_ps(scale[j][b]);
       const __m256i start = _mm256_set1_epi32(bias[j][b]);  // the nibble offset, −8·Σ activation quants
       const auto half = [&](int h, __m256 acc) {
@@ -542,7 +524,7 @@ void panelRows(int64_t nb, const PanelBlock* panel, const BlockQ8_0* const a[NA]
       acc1[j] = half(1, acc1[j]);
     }
   }
-  for (int j = 0; j < NA; ++j) storeRow(y[j], acc0[j], acc1[j], nW);
+  for (int j = 0; j < NA; ++j) panel_avx2::storeRow(y[j], acc0[j], acc1[j], nW);
 }
 
 void gemmQ4_0Avx2(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_t aStride,
@@ -554,12 +536,9 @@ void gemmQ4_0Avx2(int64_t n, const void* w, size_t wStride, int nW, const void* 
   constexpr int kRows = 4;  // activation rows per pass: eight accumulators (3 to 6 measured the same)
   for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
     const PanelPass<kRows> p(x0, nA, nb, a, aStride, aBias, aScale, y, yStride);
-    switch (p.count) {
-      case 1: panelRows<1>(nb, pb, p.a, p.bias, p.scale, p.y, nW); break;
-      case 2: panelRows<2>(nb, pb, p.a, p.bias, p.scale, p.y, nW); break;
-      case 3: panelRows<3>(nb, pb, p.a, p.bias, p.scale, p.y, nW); break;
-      default: panelRows<4>(nb, pb, p.a, p.bias, p.scale, p.y, nW); break;
-    }
+    withRowCount<kRows>(p.count, [&](auto rows) {
+      panelRows<decltype(rows)::value>(nb, pb, p.a, p.bias, p.scale, p.y, nW);
+    });
   }
 }
 

@@ -199,20 +199,14 @@ void gemmQ4_0Avx512Vnni(int64_t n, const void* w, size_t wStride, int nW, const 
   if (!onePass) unpackPanel(nb, source, pb);
   for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
     const PanelPass<kRows> p(x0, nA, nb, a, aStride, aBias, aScale, y, yStride);
-#define ALPACA_PANEL_ROWS(NA)                                                                    \
-  (onePass ? panelRows<NA, false>(nb, source, pb, p.a, p.bias, p.scale, p.y, rowMask)           \
-           : panelRows<NA, true>(nb, source, pb, p.a, p.bias, p.scale, p.y, rowMask))
-    switch (p.count) {
-      case 1: ALPACA_PANEL_ROWS(1); break;
-      case 2: ALPACA_PANEL_ROWS(2); break;
-      case 3: ALPACA_PANEL_ROWS(3); break;
-      case 4: ALPACA_PANEL_ROWS(4); break;
-      case 5: ALPACA_PANEL_ROWS(5); break;
-      case 6: ALPACA_PANEL_ROWS(6); break;
-      case 7: ALPACA_PANEL_ROWS(7); break;
-      default: ALPACA_PANEL_ROWS(8); break;
-    }
-#undef ALPACA_PANEL_ROWS
+    withRowCount<kRows>(p.count, [&](auto rows) {
+      constexpr int kCount = decltype(rows)::value;
+      if (onePass) {
+        panelRows<kCount, false>(nb, source, pb, p.a, p.bias, p.scale, p.y, rowMask);
+      } else {
+        panelRows<kCount, true>(nb, source, pb, p.a, p.bias, p.scale, p.y, rowMask);
+      }
+    });
   }
 }
 

@@ -22,6 +22,8 @@
 
 #include "../../gguf/tensor_types.h"
 #include "../kernel_table.h"
+#include "../panel_pass.h"
+#include "panel_avx2.h"
 
 namespace {
 namespace k_panel {
@@ -229,32 +231,11 @@ void gemm(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_
       rows[x] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + (x0 + x) * aStride);
       out[x] = y + (x0 + x) * yStride;
     }
-    switch (count) {
-      case 1: panelRows<1>(nb, panel, rows, out, rowMask); break;
-      case 2: panelRows<2>(nb, panel, rows, out, rowMask); break;
-      case 3: panelRows<3>(nb, panel, rows, out, rowMask); break;
-      case 4: panelRows<4>(nb, panel, rows, out, rowMask); break;
-      case 5: panelRows<5>(nb, panel, rows, out, rowMask); break;
-      case 6: panelRows<6>(nb, panel, rows, out, rowMask); break;
-      case 7: panelRows<7>(nb, panel, rows, out, rowMask); break;
-      default: panelRows<8>(nb, panel, rows, out, rowMask); break;
-    }
+    withRowCount<kRows>(count, [&](auto n) { panelRows<decltype(n)::value>(nb, panel, rows, out, rowMask); });
   }
 }
 
 #else
-
-// One activation row's results for the panel's rows 0..nW-1, lanes past nW left alone.
-inline void storeRow(float* y, __m256 lo, __m256 hi, int nW) {
-  if (nW == kPanelRows) {
-    _mm256_storeu_ps(y, lo);
-    _mm256_storeu_ps(y + 8, hi);
-    return;
-  }
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  _mm256_maskstore_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32(nW), lane), lo);
-  if (nW > 8) _mm256_maskstore_ps(y + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(nW - 8), lane), hi);
-}
 
 // One super-block of one activation row against the panel, into acc (rows 0-7, rows 8-15).
 // maddubs leaves two products of a row in each 16-bit half of its lane; a sub-block's eight groups
@@ -265,13 +246,8 @@ template <bool kQ5>
 inline void superBlock(const PanelBlock& p, const BlockQ8_K& ax, __m256 acc[2]) {
   __m256i isum[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
   for (int j = 0; j < 8; ++j) {
-    const int8_t* q = ax.qs + 32 * j;
-    const __m256i lo = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
-    const __m256i hi = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)));
-    const __m256i aq[8] = {_mm256_shuffle_epi32(lo, 0x00), _mm256_shuffle_epi32(lo, 0x55),
-                           _mm256_shuffle_epi32(lo, 0xAA), _mm256_shuffle_epi32(lo, 0xFF),
-                           _mm256_shuffle_epi32(hi, 0x00), _mm256_shuffle_epi32(hi, 0x55),
-                           _mm256_shuffle_epi32(hi, 0xAA), _mm256_shuffle_epi32(hi, 0xFF)};
+    __m256i aq[8];
+    panel_avx2::broadcastGroups(ax.qs + 32 * j, aq);
     for (int h = 0; h < 2; ++h) {
       __m256i m[8];
       for (int g = 0; g < 8; ++g) {
@@ -318,7 +294,7 @@ void gemm(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_
     for (int64_t b = 0; b < nb; ++b) {
       for (int x = 0; x < count; ++x) superBlock<kQ5>(panel[b], rows[x][b], acc[x]);
     }
-    for (int x = 0; x < count; ++x) storeRow(y + (x0 + x) * yStride, acc[x][0], acc[x][1], nW);
+    for (int x = 0; x < count; ++x) panel_avx2::storeRow(y + (x0 + x) * yStride, acc[x][0], acc[x][1], nW);
   }
 }
 

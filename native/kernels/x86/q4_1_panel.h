@@ -15,6 +15,8 @@
 
 #include "../../gguf/tensor_types.h"
 #include "../kernel_table.h"
+#include "../panel_pass.h"
+#include "panel_avx2.h"
 
 namespace {
 namespace q4_1_panel {
@@ -86,17 +88,6 @@ struct Pass {
 
 // ---- AVX2 ----
 
-inline void storeRowAvx2(float* y, __m256 lo, __m256 hi, int nW) {
-  if (nW == kPanelRows) {
-    _mm256_storeu_ps(y, lo);
-    _mm256_storeu_ps(y + 8, hi);
-    return;
-  }
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  _mm256_maskstore_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32(nW), lane), lo);
-  if (nW > 8) _mm256_maskstore_ps(y + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(nW - 8), lane), hi);
-}
-
 template <int NA>
 inline void panelRowsAvx2(int64_t nb, const Block* panel, const BlockQ8_1* const a[NA], float* const y[NA], int nW) {
   __m256 acc0[NA], acc1[NA];  // rows 0-7, rows 8-15
@@ -106,13 +97,8 @@ inline void panelRowsAvx2(int64_t nb, const Block* panel, const BlockQ8_1* const
     const Block& p = panel[b];
 #pragma GCC unroll 4
     for (int j = 0; j < NA; ++j) {
-      const int8_t* q = a[j][b].qs;
-      const __m256i lo = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
-      const __m256i hi = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)));
-      const __m256i aq[8] = {_mm256_shuffle_epi32(lo, 0x00), _mm256_shuffle_epi32(lo, 0x55),
-                             _mm256_shuffle_epi32(lo, 0xAA), _mm256_shuffle_epi32(lo, 0xFF),
-                             _mm256_shuffle_epi32(hi, 0x00), _mm256_shuffle_epi32(hi, 0x55),
-                             _mm256_shuffle_epi32(hi, 0xAA), _mm256_shuffle_epi32(hi, 0xFF)};
+      __m256i aq[8];
+      panel_avx2::broadcastGroups(a[j][b].qs, aq);
       const __m256 e = _mm256_set1_ps(_cvtsh_ss(a[j][b].d)), s = _mm256_set1_ps(_cvtsh_ss(a[j][b].s));
       const auto half = [&](int h, __m256 acc) {
         __m256i m[8];
@@ -129,7 +115,7 @@ inline void panelRowsAvx2(int64_t nb, const Block* panel, const BlockQ8_1* const
       acc1[j] = half(1, acc1[j]);
     }
   }
-  for (int j = 0; j < NA; ++j) storeRowAvx2(y[j], acc0[j], acc1[j], nW);
+  for (int j = 0; j < NA; ++j) panel_avx2::storeRow(y[j], acc0[j], acc1[j], nW);
 }
 
 // kernels::PanelFn (no activation terms).
@@ -141,12 +127,7 @@ inline void gemmAvx2(int64_t n, const void* w, size_t wStride, int nW, const voi
   constexpr int kRows = 4;
   for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
     const Pass<kRows> p(x0, nA, a, aStride, y, yStride);
-    switch (p.count) {
-      case 1: panelRowsAvx2<1>(nb, panel, p.a, p.y, nW); break;
-      case 2: panelRowsAvx2<2>(nb, panel, p.a, p.y, nW); break;
-      case 3: panelRowsAvx2<3>(nb, panel, p.a, p.y, nW); break;
-      default: panelRowsAvx2<4>(nb, panel, p.a, p.y, nW); break;
-    }
+    withRowCount<kRows>(p.count, [&](auto rows) { panelRowsAvx2<decltype(rows)::value>(nb, panel, p.a, p.y, nW); });
   }
 }
 
@@ -194,16 +175,7 @@ inline void gemmVnni(int64_t n, const void* w, size_t wStride, int nW, const voi
   constexpr int kRows = 8;  // activation rows per pass: 8 accumulators + 8 weight vectors
   for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
     const Pass<kRows> p(x0, nA, a, aStride, y, yStride);
-    switch (p.count) {
-      case 1: panelRowsVnni<1>(nb, panel, p.a, p.y, rowMask); break;
-      case 2: panelRowsVnni<2>(nb, panel, p.a, p.y, rowMask); break;
-      case 3: panelRowsVnni<3>(nb, panel, p.a, p.y, rowMask); break;
-      case 4: panelRowsVnni<4>(nb, panel, p.a, p.y, rowMask); break;
-      case 5: panelRowsVnni<5>(nb, panel, p.a, p.y, rowMask); break;
-      case 6: panelRowsVnni<6>(nb, panel, p.a, p.y, rowMask); break;
-      case 7: panelRowsVnni<7>(nb, panel, p.a, p.y, rowMask); break;
-      default: panelRowsVnni<8>(nb, panel, p.a, p.y, rowMask); break;
-    }
+    withRowCount<kRows>(p.count, [&](auto rows) { panelRowsVnni<decltype(rows)::value>(nb, panel, p.a, p.y, rowMask); });
   }
 }
 #endif  // __AVX512VNNI__

@@ -13,6 +13,7 @@
 #include "../cpu_features.h"
 #include "../panel_pass.h"
 #include "../kernel_table.h"
+#include "avx2_common.h"
 #include "q2_q3_k.h"
 #include "k_q4_q5_panel.h"
 #include "k_q4_q5_rows.h"
@@ -27,16 +28,10 @@
 namespace kernels {
 namespace {
 
+using avx2_common::horizontalSum;
+using avx2_common::load256;
+
 inline float halfToFloat(uint16_t h) { return _cvtsh_ss(h); }
-
-inline float horizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 // Lane 0: float(Σ of v's eight int32 lanes), the integer sum exact (for the dot products whose
 // batch and decode kernels take one integer per block: Q8_0, Q6_K).
@@ -221,8 +216,6 @@ float dotQ6_KQ8_KAvx2(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ6_K*>(w);
   const auto* y = static_cast<const BlockQ8_K*>(a);
   const int64_t nb = n / kQK_K;
-  const __m256i nibble = _mm256_set1_epi8(0x0F);
-  const __m256i bits45 = _mm256_set1_epi8(0x30);
   __m128 acc = _mm_setzero_ps();  // lane 0
   for (int64_t i = 0; i < nb; ++i) {
     const int8_t* sc = x[i].scales;
@@ -230,17 +223,8 @@ float dotQ6_KQ8_KAvx2(int64_t n, const void* w, const void* a) {
     __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(load256(y[i].bsums), scales16), 5);
     sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
     for (int half = 0; half < 2; ++half) {  // 128 elements: ql 64 bytes, qh 32 bytes, 8 scales
-      const uint8_t* ql = x[i].ql + 64 * half;
-      const __m256i h = load256(x[i].qh + 32 * half);
-      const __m256i l0 = load256(ql), l1 = load256(ql + 32);
-      // The 16-bit shifts move bits across byte edges only into positions the 0x30 mask drops.
-      const __m256i u[4] = {
-          _mm256_or_si256(_mm256_and_si256(l0, nibble), _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45)),
-          _mm256_or_si256(_mm256_and_si256(l1, nibble), _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nibble), _mm256_and_si256(h, bits45)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nibble),
-                          _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45)),
-      };
+      __m256i u[4];
+      q6_k_rows::unpackHalf(x[i].ql + 64 * half, x[i].qh + 32 * half, u);
       const int8_t* s = sc + 8 * half;
       const int8_t* q8 = y[i].qs + 128 * half;
       for (int k = 0; k < 4; ++k) {  // 32 elements: scale s[2k] for the first 16, s[2k+1] after

@@ -18,9 +18,12 @@
 #include <type_traits>
 
 #include "../../gguf/tensor_types.h"
+#include "avx2_common.h"
 
 namespace {
 namespace k_rows {
+
+using avx2_common::horizontalSum;
 
 // Scales (words 0-7) and mins (words 8-15) of a Q4_K/Q5_K super-block as 16-bit integers
 // (k_quants.h's unpackScaleMinK4 on whole 32-bit words: bytes 0-3 hold scales 0-3, bytes 4-7
@@ -47,13 +50,6 @@ inline __m128i bsumPairs(const BlockQ8_K& y) {
 
 // The shuffle that repeats 16-bit word j of each 128-bit lane over the lane.
 inline constexpr int16_t wordPick(int j) { return static_cast<int16_t>(0x0100 + 0x0202 * j); }
-
-inline float horizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 template <bool kQ5>
 using Block = typename std::conditional<kQ5, BlockQ5_K, BlockQ4_K>::type;

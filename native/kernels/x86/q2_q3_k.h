@@ -21,18 +21,13 @@
 #include <cstring>
 
 #include "../../gguf/tensor_types.h"
+#include "avx2_common.h"
 
 namespace {
 namespace q2_q3_k {
 
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-
-inline float horizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+using avx2_common::horizontalSum;
+using avx2_common::load256;
 
 // Scales of groups g (low lane) and g + 1 (high lane) as 16-bit words, from int8 scales[16].
 inline __m256i scalePair(const int8_t* scales, int g) {

@@ -18,9 +18,12 @@
 #include <cstdint>
 
 #include "../../gguf/tensor_types.h"
+#include "avx2_common.h"
 
 namespace {
 namespace q4_0_rows {
+
+using avx2_common::horizontalSum;
 
 // How far ahead of the current block dotRow prefetches its (single) weight stream.
 constexpr int kPrefetchBytes = 1024;
@@ -30,13 +33,6 @@ inline __m256i unpackNibbles(const uint8_t* qs) {
   const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
   const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-inline float horizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)

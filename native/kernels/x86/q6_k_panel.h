@@ -24,6 +24,8 @@
 
 #include "../../gguf/tensor_types.h"
 #include "../kernel_table.h"
+#include "../panel_pass.h"
+#include "panel_avx2.h"
 
 namespace {
 namespace q6_k_panel {
@@ -149,18 +151,6 @@ struct Pass {
 
 // ---- AVX2 ----
 
-// One activation row's results for the panel's rows 0..nW-1, lanes past nW left alone.
-inline void storeRowAvx2(float* y, __m256 lo, __m256 hi, int nW) {
-  if (nW == kPanelRows) {
-    _mm256_storeu_ps(y, lo);
-    _mm256_storeu_ps(y + 8, hi);
-    return;
-  }
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  _mm256_maskstore_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32(nW), lane), lo);
-  if (nW > 8) _mm256_maskstore_ps(y + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(nW - 8), lane), hi);
-}
-
 template <int NA>
 inline void panelRowsAvx2(int64_t nb, const SuperBlock* panel, const BlockQ8_K* const a[NA], float* const y[NA],
                           int nW) {
@@ -192,7 +182,7 @@ inline void panelRowsAvx2(int64_t nb, const SuperBlock* panel, const BlockQ8_K* 
       acc1[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t1), _mm256_mul_ps(_mm256_load_ps(p.d + 8), da), acc1[j]);
     }
   }
-  for (int j = 0; j < NA; ++j) storeRowAvx2(y[j], acc0[j], acc1[j], nW);
+  for (int j = 0; j < NA; ++j) panel_avx2::storeRow(y[j], acc0[j], acc1[j], nW);
 }
 
 // kernels::PanelFn (no activation terms).
@@ -204,12 +194,7 @@ inline void gemmAvx2(int64_t n, const void* w, size_t wStride, int nW, const voi
   constexpr int kRows = 4;
   for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
     const Pass<kRows> p(x0, nA, a, aStride, y, yStride);
-    switch (p.count) {
-      case 1: panelRowsAvx2<1>(nb, panel, p.a, p.y, nW); break;
-      case 2: panelRowsAvx2<2>(nb, panel, p.a, p.y, nW); break;
-      case 3: panelRowsAvx2<3>(nb, panel, p.a, p.y, nW); break;
-      default: panelRowsAvx2<4>(nb, panel, p.a, p.y, nW); break;
-    }
+    withRowCount<kRows>(p.count, [&](auto rows) { panelRowsAvx2<decltype(rows)::value>(nb, panel, p.a, p.y, nW); });
   }
 }
 
@@ -265,16 +250,7 @@ inline void gemmVnni(int64_t n, const void* w, size_t wStride, int nW, const voi
   constexpr int kRows = 8;  // activation rows per pass: 8 float and 8 integer accumulators, 5 panel vectors
   for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
     const Pass<kRows> p(x0, nA, a, aStride, y, yStride);
-    switch (p.count) {
-      case 1: panelRowsVnni<1>(nb, panel, p.a, p.y, rowMask); break;
-      case 2: panelRowsVnni<2>(nb, panel, p.a, p.y, rowMask); break;
-      case 3: panelRowsVnni<3>(nb, panel, p.a, p.y, rowMask); break;
-      case 4: panelRowsVnni<4>(nb, panel, p.a, p.y, rowMask); break;
-      case 5: panelRowsVnni<5>(nb, panel, p.a, p.y, rowMask); break;
-      case 6: panelRowsVnni<6>(nb, panel, p.a, p.y, rowMask); break;
-      case 7: panelRowsVnni<7>(nb, panel, p.a, p.y, rowMask); break;
-      default: panelRowsVnni<8>(nb, panel, p.a, p.y, rowMask); break;
-    }
+    withRowCount<kRows>(p.count, [&](auto rows) { panelRowsVnni<decltype(rows)::value>(nb, panel, p.a, p.y, rowMask); });
   }
 }
 #endif  // __AVX512VNNI__

@@ -17,16 +17,26 @@
 #include <cstdint>
 
 #include "../../gguf/tensor_types.h"
+#include "avx2_common.h"
 
 namespace {
 namespace q6_k_rows {
 
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+using avx2_common::laneSums4;
+using avx2_common::load256;
 
-// The eight int32 lanes of each of four vectors summed: lane r = Σ lanes of v[r].
-inline __m128i laneSums4(const __m256i v[4]) {
-  const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-  return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+// u (0..63) of the 128 elements of half a super-block, given its ql (64 bytes) and qh (32 bytes):
+// u[k] holds elements 32k..32k+31 of the half. The 16-bit shifts move bits across byte edges only
+// into positions the 0x30 mask drops.
+inline void unpackHalf(const uint8_t* ql, const uint8_t* qh, __m256i u[4]) {
+  const __m256i nibble = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
+  const __m256i h = load256(qh);
+  const __m256i l0 = load256(ql), l1 = load256(ql + 32);
+  u[0] = _mm256_or_si256(_mm256_and_si256(l0, nibble), _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45));
+  u[1] = _mm256_or_si256(_mm256_and_si256(l1, nibble), _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45));
+  u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nibble), _mm256_and_si256(h, bits45));
+  u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nibble),
+                         _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45));
 }
 
 // pshufb indices that turn eight int16 scales (both lanes) into scale 2k in the low lane and
@@ -43,7 +53,6 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
   for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ6_K*>(wb + r * wStride);
   const auto* y = static_cast<const BlockQ8_K*>(a);
   const int64_t nb = n / kQK_K;
-  const __m256i nibble = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
   const __m256i index[4] = {scalePairIndex(0), scalePairIndex(1), scalePairIndex(2), scalePairIndex(3)};
   __m128 acc = _mm_setzero_ps();  // lane r: row r
   // Four rows side by side are four streams the hardware prefetcher follows poorly; the next
@@ -61,17 +70,8 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
       const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.scales)));
       __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales16), 5));
       for (int half = 0; half < 2; ++half) {  // 128 elements: ql 64 bytes, qh 32 bytes, 8 scales
-        const uint8_t* ql = xb.ql + 64 * half;
-        const __m256i h = load256(xb.qh + 32 * half);
-        const __m256i l0 = load256(ql), l1 = load256(ql + 32);
-        // The 16-bit shifts move bits across byte edges only into positions the 0x30 mask drops.
-        const __m256i u[4] = {
-            _mm256_or_si256(_mm256_and_si256(l0, nibble), _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45)),
-            _mm256_or_si256(_mm256_and_si256(l1, nibble), _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nibble), _mm256_and_si256(h, bits45)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nibble),
-                            _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45)),
-        };
+        __m256i u[4];
+        unpackHalf(xb.ql + 64 * half, xb.qh + 32 * half, u);
         const __m256i sc = _mm256_broadcastsi128_si256(
             _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xb.scales + 8 * half))));
         const int8_t* q8 = ab.qs + 128 * half;
@@ -83,7 +83,7 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
       sums[r] = sumi;
       d[r] = _cvtsh_ss(xb.d) * ab.d;
     }
-    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(laneSums4(sums)), _mm_load_ps(d), acc);
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(laneSums4(sums[0], sums[1], sums[2], sums[3])), _mm_load_ps(d), acc);
   }
   _mm_storeu_ps(out, acc);
 }

@@ -22,6 +22,7 @@
 #include "../../gguf/tensor_types.h"
 #include "../kernel_table.h"
 #include "../panel_pass.h"
+#include "panel_avx2.h"
 
 namespace {
 namespace q8_0_panel {
@@ -98,18 +99,6 @@ inline void unpackAvx2(int64_t nb, const uint8_t* w, size_t wStride, int nW, Avx
   }
 }
 
-// One activation row's results for the panel's rows 0..nW-1, lanes past nW left alone.
-inline void storeRowAvx2(float* y, __m256 lo, __m256 hi, int nW) {
-  if (nW == kPanelRows) {
-    _mm256_storeu_ps(y, lo);
-    _mm256_storeu_ps(y + 8, hi);
-    return;
-  }
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  _mm256_maskstore_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32(nW), lane), lo);
-  if (nW > 8) _mm256_maskstore_ps(y + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(nW - 8), lane), hi);
-}
-
 template <int NA>
 inline void panelRowsAvx2(int64_t nb, const Avx2Block* panel, const BlockQ8_0* const a[NA],
                           const float* const scale[NA], float* const y[NA], int nW) {
@@ -139,7 +128,7 @@ inline void panelRowsAvx2(int64_t nb, const Avx2Block* panel, const BlockQ8_0* c
       acc1[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s1, s3)), _mm256_mul_ps(p.d[1], da), acc1[j]);
     }
   }
-  for (int j = 0; j < NA; ++j) storeRowAvx2(y[j], acc0[j], acc1[j], nW);
+  for (int j = 0; j < NA; ++j) panel_avx2::storeRow(y[j], acc0[j], acc1[j], nW);
 }
 
 // kernels::PanelFn; aScale from kernels::q8_0PanelActivationTerms (aBias is not needed here).
@@ -151,12 +140,9 @@ inline void gemmAvx2(int64_t n, const void* w, size_t wStride, int nW, const voi
   constexpr int kRows = 4;  // activation rows per pass: eight accumulators
   for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
     const PanelPass<kRows> p(x0, nA, nb, a, aStride, aBias, aScale, y, yStride);
-    switch (p.count) {
-      case 1: panelRowsAvx2<1>(nb, panel, p.a, p.scale, p.y, nW); break;
-      case 2: panelRowsAvx2<2>(nb, panel, p.a, p.scale, p.y, nW); break;
-      case 3: panelRowsAvx2<3>(nb, panel, p.a, p.scale, p.y, nW); break;
-      default: panelRowsAvx2<4>(nb, panel, p.a, p.scale, p.y, nW); break;
-    }
+    withRowCount<kRows>(p.count, [&](auto rows) {
+      panelRowsAvx2<decltype(rows)::value>(nb, panel, p.a, p.scale, p.y, nW);
+    });
   }
 }
 
@@ -282,20 +268,14 @@ inline void gemmVnni(int64_t n, const void* w, size_t wStride, int nW, const voi
   for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
     const PanelPass<kRows> p(x0, nA, nb, a, aStride, aBias, aScale, y, yStride);
     const __mmask16 m = source.rowMask();
-#define ALPACA_Q8_0_ROWS(NA)                                                              \
-  (onePass ? panelRowsVnni<NA, false>(nb, source, panel, p.a, p.bias, p.scale, p.y, m) \
-           : panelRowsVnni<NA, true>(nb, source, panel, p.a, p.bias, p.scale, p.y, m))
-    switch (p.count) {
-      case 1: ALPACA_Q8_0_ROWS(1); break;
-      case 2: ALPACA_Q8_0_ROWS(2); break;
-      case 3: ALPACA_Q8_0_ROWS(3); break;
-      case 4: ALPACA_Q8_0_ROWS(4); break;
-      case 5: ALPACA_Q8_0_ROWS(5); break;
-      case 6: ALPACA_Q8_0_ROWS(6); break;
-      case 7: ALPACA_Q8_0_ROWS(7); break;
-      default: ALPACA_Q8_0_ROWS(8); break;
-    }
-#undef ALPACA_Q8_0_ROWS
+    withRowCount<kRows>(p.count, [&](auto rows) {
+      constexpr int kCount = decltype(rows)::value;
+      if (onePass) {
+        panelRowsVnni<kCount, false>(nb, source, panel, p.a, p.bias, p.scale, p.y, m);
+      } else {
+        panelRowsVnni<kCount, true>(nb, source, panel, p.a, p.bias, p.scale, p.y, m);
+      }
+    });
   }
 }
 #endif  // __AVX512VNNI__

@@ -17,15 +17,12 @@
 #include <cstdint>
 
 #include "../../gguf/tensor_types.h"
+#include "avx2_common.h"
 
 namespace {
 namespace q8_0_rows {
 
-// The eight int32 lanes of each of four vectors summed: lane r = Σ lanes of v[r].
-inline __m128i laneSums4(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
-  const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
-  return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-}
+using avx2_common::laneSums4;
 
 // Lane r: float(weight row r's scale) · the activation's, for block i of four rows.
 inline __m128 scales4(const BlockQ8_0* const x[4], int64_t i, float da) {

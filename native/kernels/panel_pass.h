@@ -33,6 +33,22 @@ struct PanelPass {
   }
 };
 
+// Activation rows [x0, x0 + count) of a panel kernel whose passes need only the rows (of Block:
+// BlockQ8_1, BlockQ8_K) and where their results go.
+template <class Block, int kMax>
+struct RowsPass {
+  int count;             // activation rows in this pass, 1..kMax
+  const Block* a[kMax];  // [count] activation rows
+  float* y[kMax];        // [count] result rows (y + x·yStride)
+  RowsPass(int64_t x0, int64_t nA, const void* activations, size_t aStride, float* results, size_t yStride)
+      : count(static_cast<int>(nA - x0 < kMax ? nA - x0 : kMax)) {
+    for (int j = 0; j < count; ++j) {
+      a[j] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(activations) + (x0 + j) * aStride);
+      y[j] = results + (x0 + j) * yStride;
+    }
+  }
+};
+
 // f(std::integral_constant<int, count>{}) for 1 <= count <= kMax (count > kMax: kMax), so that a
 // pass over `count` activation rows runs the kernel unrolled for exactly that many: the one
 // switch every panel kernel's driver would otherwise write out.

@@ -224,14 +224,8 @@ void gemm(int64_t n, const void* w, size_t wStride, int nW, const void* a, size_
   const __mmask16 rowMask = static_cast<__mmask16>((1u << nW) - 1);
   constexpr int kRows = 8;  // activation rows per pass: 8 sums, 8 accumulators, 8 group vectors
   for (int64_t x0 = 0; x0 < nA; x0 += kRows) {
-    const int count = static_cast<int>(nA - x0 < kRows ? nA - x0 : kRows);
-    const BlockQ8_K* rows[kRows];
-    float* out[kRows];
-    for (int x = 0; x < count; ++x) {
-      rows[x] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + (x0 + x) * aStride);
-      out[x] = y + (x0 + x) * yStride;
-    }
-    withRowCount<kRows>(count, [&](auto n) { panelRows<decltype(n)::value>(nb, panel, rows, out, rowMask); });
+    const RowsPass<BlockQ8_K, kRows> p(x0, nA, a, aStride, y, yStride);
+    withRowCount<kRows>(p.count, [&](auto n) { panelRows<decltype(n)::value>(nb, panel, p.a, p.y, rowMask); });
   }
 }
 

@@ -71,20 +71,8 @@ inline void unpack(int64_t nb, const uint8_t* w, size_t wStride, int nW, Block* 
   }
 }
 
-// Activation rows [x0, x0 + count) of the kernel's arguments.
 template <int kMax>
-struct Pass {
-  int count;
-  const BlockQ8_1* a[kMax];  // [count] rows of nb blocks
-  float* y[kMax];            // [count] result rows
-  Pass(int64_t x0, int64_t nA, const void* activations, size_t aStride, float* results, size_t yStride)
-      : count(static_cast<int>(nA - x0 < kMax ? nA - x0 : kMax)) {
-    for (int j = 0; j < count; ++j) {
-      a[j] = reinterpret_cast<const BlockQ8_1*>(static_cast<const uint8_t*>(activations) + (x0 + j) * aStride);
-      y[j] = results + (x0 + j) * yStride;
-    }
-  }
-};
+using Pass = RowsPass<BlockQ8_1, kMax>;  // activation rows [x0, x0 + count)
 
 // ---- AVX2 ----
 

@@ -4,6 +4,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstdint>
+
 namespace {
 namespace avx2_common {
 
@@ -21,6 +23,15 @@ inline float horizontalSum(__m256 v) {
 inline __m128i laneSums4(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
   const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
   return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+}
+
+// The four fp16 values h0..h3 as floats in lanes 0..3: packed in a general register and widened
+// by one vcvtph2ps (four scalar conversions and three inserts cost eleven shuffle-port
+// operations, which bounded the decode kernels that scale one block of four rows at a time).
+inline __m128 halvesToFloat4(uint16_t h0, uint16_t h1, uint16_t h2, uint16_t h3) {
+  const uint64_t packed = static_cast<uint64_t>(h0) | static_cast<uint64_t>(h1) << 16 |
+                          static_cast<uint64_t>(h2) << 32 | static_cast<uint64_t>(h3) << 48;
+  return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(packed)));
 }
 
 }  // namespace avx2_common

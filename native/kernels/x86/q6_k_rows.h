@@ -64,7 +64,6 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
     const BlockQ8_K& ab = y[i];
     const __m256i bsums = load256(ab.bsums);
     __m256i sums[4];  // [row]: partial sums of T in eight lanes
-    alignas(16) float d[4];
     for (int r = 0; r < 4; ++r) {
       const BlockQ6_K& xb = x[r][i];
       const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.scales)));
@@ -81,9 +80,12 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
         }
       }
       sums[r] = sumi;
-      d[r] = _cvtsh_ss(xb.d) * ab.d;
     }
-    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(laneSums4(sums[0], sums[1], sums[2], sums[3])), _mm_load_ps(d), acc);
+    // d·d_a of the four rows (a store of four floats read back as one vector stalled on the store
+    // forwarding of every super-block).
+    const __m128 d = _mm_mul_ps(avx2_common::halvesToFloat4(x[0][i].d, x[1][i].d, x[2][i].d, x[3][i].d),
+                                _mm_set1_ps(ab.d));
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(laneSums4(sums[0], sums[1], sums[2], sums[3])), d, acc);
   }
   _mm_storeu_ps(out, acc);
 }

@@ -26,8 +26,7 @@ using avx2_common::laneSums4;
 
 // Lane r: float(weight row r's scale) · the activation's, for block i of four rows.
 inline __m128 scales4(const BlockQ8_0* const x[4], int64_t i, float da) {
-  return _mm_mul_ps(_mm_setr_ps(_cvtsh_ss(x[0][i].d), _cvtsh_ss(x[1][i].d), _cvtsh_ss(x[2][i].d), _cvtsh_ss(x[3][i].d)),
-                    _mm_set1_ps(da));
+  return _mm_mul_ps(avx2_common::halvesToFloat4(x[0][i].d, x[1][i].d, x[2][i].d, x[3][i].d), _mm_set1_ps(da));
 }
 
 inline __m256i widen16(const int8_t* q) {
@@ -62,42 +61,30 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
   _mm_storeu_ps(out, acc);
 }
 
-#if defined(__AVX512VNNI__)
-// Two consecutive blocks' 64 quants in one vector: block i in the low half, i+1 in the high.
-inline __m512i loadPair(const BlockQ8_0& b0, const BlockQ8_0& b1) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0.qs))),
-                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1.qs)), 1);
-}
-
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+// One block per 256-bit vector: vpdpbusd of w+128 against a, from −128·Σa, gives the block's
+// products exactly in eight lanes (no insert of a second block into a 512-bit vector: those,
+// with the extracts back, were shuffle-port work on top of the lane sums).
 inline void dotRows4Vnni(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
   const auto* wb = static_cast<const uint8_t*>(w);
   const BlockQ8_0* x[4];
   for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ8_0*>(wb + r * wStride);
   const auto* y = static_cast<const BlockQ8_0*>(a);
   const int64_t nb = n / kQK;
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  const auto quants = [](const BlockQ8_0& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); };
   __m128 acc = _mm_setzero_ps();  // lane r: row r
   const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);
-  int64_t i = 0;
-  for (; i + 1 < nb; i += 2) {
+  for (int64_t i = 0; i < nb; ++i) {
     const char* p = next + i * kShare;
-    for (int off = 0; off < 2 * kShare; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
-    const __m512i av = loadPair(y[i], y[i + 1]);
-    const __m512i bias = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, av));
-    __m512i s[4];  // [row]: lanes 0-7 block i, 8-15 block i+1
-    for (int r = 0; r < 4; ++r) s[r] = _mm512_dpbusd_epi32(bias, _mm512_xor_si512(loadPair(x[r][i], x[r][i + 1]), flip), av);
-    const auto low = [](__m512i v) { return _mm512_castsi512_si256(v); };
-    const auto high = [](__m512i v) { return _mm512_extracti64x4_epi64(v, 1); };
-    const __m128i sums0 = laneSums4(low(s[0]), low(s[1]), low(s[2]), low(s[3]));
-    const __m128i sums1 = laneSums4(high(s[0]), high(s[1]), high(s[2]), high(s[3]));
-    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums0), scales4(x, i, _cvtsh_ss(y[i].d)), acc);
-    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums1), scales4(x, i + 1, _cvtsh_ss(y[i + 1].d)), acc);
-  }
-  if (i < nb) {  // an odd last block
-    const __m256i a0 = widen16(y[i].qs), a1 = widen16(y[i].qs + 16);
-    const __m128i sums = laneSums4(blockDot(x[0][i].qs, a0, a1), blockDot(x[1][i].qs, a0, a1),
-                                   blockDot(x[2][i].qs, a0, a1), blockDot(x[3][i].qs, a0, a1));
-    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), scales4(x, i, _cvtsh_ss(y[i].d)), acc);
+    _mm_prefetch(p, _MM_HINT_T0);
+    _mm_prefetch(p + 64, _MM_HINT_T0);
+    _mm_prefetch(p + 128, _MM_HINT_T0);
+    const __m256i av = quants(y[i]);
+    const __m256i bias = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), flip, av));
+    __m256i s[4];
+    for (int r = 0; r < 4; ++r) s[r] = _mm256_dpbusd_epi32(bias, _mm256_xor_si256(quants(x[r][i]), flip), av);
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(laneSums4(s[0], s[1], s[2], s[3])), scales4(x, i, _cvtsh_ss(y[i].d)), acc);
   }
   _mm_storeu_ps(out, acc);
 }

@@ -66,11 +66,18 @@ void multiplyPanels(const Prepared& p, const MatmulTarget& t, int64_t cols, int6
 void multiplyRows(const Prepared& p, const MatmulTarget& t, int64_t cols, int64_t nX, int64_t rBegin, int64_t rEnd) {
   int64_t r = rBegin;
   if (p.rows.run) {
-    for (; r + p.rows.count <= rEnd; r += p.rows.count) {
+    // The kernel's `count` rows are taken `lane` rows apart: lane k walks its own stretch
+    // [rBegin + k·lane, rBegin + (k+1)·lane) row after row, so each lane is one sequential stream
+    // over memory. Adjacent rows read side by side share 4 KB pages at different offsets, which
+    // the hardware prefetcher does not follow (one thread reads such rows ~35 % slower).
+    const int count = p.rows.count;
+    const int64_t lane = (rEnd - rBegin) / count;
+    for (int64_t i = 0; i < lane; ++i) {
       float out[kPanelRows];
-      p.rows.run(cols, t.W + r * p.wRowBytes, p.wRowBytes, p.A, out);
-      for (int k = 0; k < p.rows.count; k++) t.Y[r + k] = out[k];
+      p.rows.run(cols, t.W + (rBegin + i) * p.wRowBytes, static_cast<size_t>(lane) * p.wRowBytes, p.A, out);
+      for (int k = 0; k < count; k++) t.Y[rBegin + i + k * lane] = out[k];
     }
+    r = rBegin + count * lane;
   }
   const int64_t rFirst = r;
   for (int64_t x0 = 0; x0 < nX; x0 += kActivationTile) {

@@ -34,5 +34,18 @@ inline __m128 halvesToFloat4(uint16_t h0, uint16_t h1, uint16_t h2, uint16_t h3)
   return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(packed)));
 }
 
+#ifndef ALPACA_STREAM_AHEAD
+#define ALPACA_STREAM_AHEAD 256
+#endif
+constexpr size_t kStreamAhead = ALPACA_STREAM_AHEAD;
+
+// Prefetches the lines of [p + ahead, p + ahead + bytes): a decode kernel's weight streams
+// (one per row, each sequential) fetched `ahead` bytes before their use.
+template <size_t kAhead, size_t kBytes>
+inline void prefetchAhead(const void* p) {
+  const char* c = static_cast<const char*>(p) + kAhead;
+  for (size_t off = 0; off < kBytes; off += 64) _mm_prefetch(c + off, _MM_HINT_T0);
+}
+
 }  // namespace avx2_common
 }  // namespace

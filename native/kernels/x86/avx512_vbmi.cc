@@ -50,13 +50,11 @@ void dotQ4_0RowsAvx512Vbmi(int64_t n, const void* w, size_t wStride, const void*
   constexpr __mmask32 kHighHalf = 0xFFFF0000u;  // the words of the copy that holds elements 16-31
   __m512 acc[kRows];
   for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
-  // Eight rows side by side are eight streams, which the hardware prefetcher follows poorly; the
-  // next eight rows are one stretch right after these, fetched here in order at the pace of ours.
-  const char* next = reinterpret_cast<const char*>(wb + kRows * wStride);
-  constexpr int kStepBytes = kRows * 4 * static_cast<int>(sizeof(BlockQ4_0));  // 576: 9 lines
   int64_t i = 0;
   for (; i + 4 <= nb; i += 4) {
-    for (int off = 0; off < kStepBytes; off += 64) _mm_prefetch(next + i * kRows * sizeof(BlockQ4_0) + off, _MM_HINT_T0);
+    for (int r = 0; r < kRows; ++r) {
+      avx2_common::prefetchAhead<avx2_common::kStreamAhead, 4 * sizeof(BlockQ4_0)>(wb + r * wStride + i * sizeof(BlockQ4_0));
+    }
     const __m512i av0 = loadActivationPair(y[i], y[i + 1]), av1 = loadActivationPair(y[i + 2], y[i + 3]);
     const __m512i bias0 = activationBiasPair(av0), bias1 = activationBiasPair(av1);
     const __m512 da0 = scalePair(y[i].d, y[i + 1].d), da1 = scalePair(y[i + 2].d, y[i + 3].d);

@@ -34,13 +34,9 @@ void dotQ4_0Rows4Avx512Vnni(int64_t n, const void* w, size_t wStride, const void
   const int64_t nb = n / kQK;
   __m512 acc[4];
   for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_ps();
-  const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);  // see q4_0_rows.h: one stream
   int64_t i = 0;
   for (; i + 1 < nb; i += 2) {
-    const char* p = next + i * 4 * sizeof(BlockQ4_0);
-    _mm_prefetch(p, _MM_HINT_T0);
-    _mm_prefetch(p + 64, _MM_HINT_T0);
-    _mm_prefetch(p + 128, _MM_HINT_T0);
+    for (int r = 0; r < 4; ++r) avx2_common::prefetchAhead<avx2_common::kStreamAhead, 2 * sizeof(BlockQ4_0)>(&x[r][i]);
     const __m512i av = loadActivationPair(y[i], y[i + 1]);
     const __m512i bias = activationBiasPair(av);
     const __m512 da = scalePair(y[i].d, y[i + 1].d);

@@ -178,13 +178,8 @@ void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, float* ou
   const int64_t nb = n / kQK_K;
   Acc acc[4];
   for (int r = 0; r < 4; ++r) acc[r] = zeroAcc();
-  // Four rows read side by side are four streams, which the hardware prefetcher follows poorly;
-  // the next four rows are one stretch right after these, fetched here in order, a super-block's
-  // share of it (4·144 or 4·176 bytes) per super-block.
-  const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);
-  constexpr size_t kShare = 4 * sizeof(Block<kQ5>);
   for (int64_t i = 0; i < nb; ++i) {
-    for (size_t off = 0; off < kShare; off += 64) _mm_prefetch(next + i * kShare + off, _MM_HINT_T0);
+    for (int r = 0; r < 4; ++r) avx2_common::prefetchAhead<avx2_common::kStreamAhead, sizeof(Block<kQ5>)>(&x[r][i]);
     const Activation act(y[i]);
     // Unrolled, so that the accumulators stay in registers (GCC keeps the loop and them in memory).
 #pragma GCC unroll 4

@@ -108,6 +108,7 @@ void dotRowsQ3_KQ8_K(int64_t n, const void* w, size_t wStride, const void* a, fl
   for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ3_K*>(base + r * wStride);  // [n / 256] each
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < n / kQK_K; ++b) {
+    for (int r = 0; r < 4; ++r) avx2_common::prefetchAhead<avx2_common::kStreamAhead, sizeof(BlockQ3_K)>(&x[r][b]);
     for (int r = 0; r < 4; ++r) {
       const __m256 d = _mm256_set1_ps(_cvtsh_ss(x[r][b].d) * y[b].d);
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(superBlockQ3K(x[r][b], y[b])), d, acc[r]);
@@ -154,6 +155,7 @@ void dotRowsQ2_KQ8_K(int64_t n, const void* w, size_t wStride, const void* a, fl
   __m256 acc[4], accMins[4];
   for (int r = 0; r < 4; ++r) acc[r] = accMins[r] = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b) {
+    for (int r = 0; r < 4; ++r) avx2_common::prefetchAhead<avx2_common::kStreamAhead, sizeof(BlockQ2_K)>(&x[r][b]);
     for (int r = 0; r < 4; ++r) {
       __m256i scaled, mins;
       superBlockQ2K(x[r][b], y[b], &scaled, &mins);

@@ -71,17 +71,10 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
       acc[r] = _mm256_fmadd_ps(sum, _mm256_mul_ps(dw, da), acc[r]);
     }
   };
-  // Four rows read side by side are four streams 1-6 KB apart, which the hardware prefetcher
-  // follows poorly (measured: 40 % below one stream). The next four rows are one contiguous
-  // stretch right after these, so it is fetched here in order, about as fast as this kernel
-  // consumes its own: three lines per 144 bytes used, the last lines of the rows missing.
-  const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);
+  // The four rows are four sequential streams: the caller takes them far apart (matmul.cc).
   int64_t i = 0;
   for (; i + 1 < nb; i += 2) {
-    const char* p = next + i * 4 * sizeof(BlockQ4_0);
-    _mm_prefetch(p, _MM_HINT_T0);
-    _mm_prefetch(p + 64, _MM_HINT_T0);
-    _mm_prefetch(p + 128, _MM_HINT_T0);
+    for (int r = 0; r < 4; ++r) avx2_common::prefetchAhead<avx2_common::kStreamAhead, 2 * sizeof(BlockQ4_0)>(&x[r][i]);
     step(i);
     step(i + 1);
   }

@@ -24,6 +24,8 @@ namespace q6_k_rows {
 
 using avx2_common::laneSums4;
 using avx2_common::load256;
+using avx2_common::kStreamAhead;
+using avx2_common::prefetchAhead;
 
 // u (0..63) of the 128 elements of half a super-block, given its ql (64 bytes) and qh (32 bytes):
 // u[k] holds elements 32k..32k+31 of the half. The 16-bit shifts move bits across byte edges only
@@ -55,12 +57,8 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
   const int64_t nb = n / kQK_K;
   const __m256i index[4] = {scalePairIndex(0), scalePairIndex(1), scalePairIndex(2), scalePairIndex(3)};
   __m128 acc = _mm_setzero_ps();  // lane r: row r
-  // Four rows side by side are four streams the hardware prefetcher follows poorly; the next
-  // four rows are one stretch right after these, fetched in order (4·210 bytes per super-block).
-  const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);
-  constexpr int kShare = 4 * sizeof(BlockQ6_K);
   for (int64_t i = 0; i < nb; ++i) {
-    for (int off = 0; off < kShare; off += 64) _mm_prefetch(next + i * kShare + off, _MM_HINT_T0);
+    for (int r = 0; r < 4; ++r) prefetchAhead<kStreamAhead, sizeof(BlockQ6_K)>(&x[r][i]);
     const BlockQ8_K& ab = y[i];
     const __m256i bsums = load256(ab.bsums);
     __m256i sums[4];  // [row]: partial sums of T in eight lanes

@@ -2,9 +2,8 @@
 // activation row, in GGUF's own block layout. Included by avx2.cc and avx512_vnni.cc; internal
 // linkage, so every includer keeps its own copy compiled with its own flags (../kernel_table.h).
 //
-// Four rows at once share the activation side and run four independent chains; the next four
-// rows, one stretch right after these, are prefetched in order (four rows side by side are
-// streams the hardware prefetcher follows poorly). Products are exact for every int8 pair,
+// Four rows at once share the activation side and run four independent chains; the caller
+// takes them far apart, so each is a sequential stream (matmul.cc). Products are exact for every int8 pair,
 // -128 included: AVX2 widens both sides to 16 bits for madd; VNNI feeds w+128 as vpdpbusd's
 // unsigned operand and starts each sum at −128·Σa. Each row's block sum is reduced to one exact
 // integer and its float result is y = fma(float(sum), d_w·d_a, y) block by block from 0, the
@@ -38,8 +37,6 @@ inline __m256i blockDot(const int8_t* w, __m256i a0, __m256i a1) {
   return _mm256_add_epi32(_mm256_madd_epi16(widen16(w), a0), _mm256_madd_epi16(widen16(w + 16), a1));
 }
 
-constexpr int kShare = 4 * sizeof(BlockQ8_0);  // bytes of the next four rows per block
-
 inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
   const auto* wb = static_cast<const uint8_t*>(w);
   const BlockQ8_0* x[4];
@@ -47,12 +44,8 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
   const auto* y = static_cast<const BlockQ8_0*>(a);
   const int64_t nb = n / kQK;
   __m128 acc = _mm_setzero_ps();  // lane r: row r
-  const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);
   for (int64_t i = 0; i < nb; ++i) {
-    const char* p = next + i * kShare;
-    _mm_prefetch(p, _MM_HINT_T0);
-    _mm_prefetch(p + 64, _MM_HINT_T0);
-    _mm_prefetch(p + 128, _MM_HINT_T0);
+    for (int r = 0; r < 4; ++r) avx2_common::prefetchAhead<avx2_common::kStreamAhead, sizeof(BlockQ8_0)>(&x[r][i]);
     const __m256i a0 = widen16(y[i].qs), a1 = widen16(y[i].qs + 16);
     const __m128i sums = laneSums4(blockDot(x[0][i].qs, a0, a1), blockDot(x[1][i].qs, a0, a1),
                                    blockDot(x[2][i].qs, a0, a1), blockDot(x[3][i].qs, a0, a1));
@@ -74,12 +67,8 @@ inline void dotRows4Vnni(int64_t n, const void* w, size_t wStride, const void* a
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   const auto quants = [](const BlockQ8_0& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); };
   __m128 acc = _mm_setzero_ps();  // lane r: row r
-  const char* next = reinterpret_cast<const char*>(wb + 4 * wStride);
   for (int64_t i = 0; i < nb; ++i) {
-    const char* p = next + i * kShare;
-    _mm_prefetch(p, _MM_HINT_T0);
-    _mm_prefetch(p + 64, _MM_HINT_T0);
-    _mm_prefetch(p + 128, _MM_HINT_T0);
+    for (int r = 0; r < 4; ++r) avx2_common::prefetchAhead<avx2_common::kStreamAhead, sizeof(BlockQ8_0)>(&x[r][i]);
     const __m256i av = quants(y[i]);
     const __m256i bias = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), flip, av));
     __m256i s[4];

@@ -3,7 +3,10 @@
 // kernel for each path of the engine,
 //
 //   dot         one weight row · one activation row (attention; every other path falls back to it)
-//   rows        decode: `count` weight rows · the single activation row of a decode step
+//   rows        decode: `count` weight rows · the single activation row of a decode step, and
+//               (rows.several) the same `count` rows · a few activation rows (a speculative
+//               verification, a few sequences decoding together), each weight block unpacked
+//               once for all of them and every result bit for bit the one-row kernel's
 //   panel       batches: kPanelRows weight rows · every activation row, the weights rearranged
 //               once per batch into per-thread scratch (never a second copy of the model)
 //   quantize    float rows into this type, bit-identical to quantizeRow (the activation formats)
@@ -81,9 +84,20 @@ using ScoresF16Fn = void (*)(int64_t n, const void* q, const void* keys, size_t 
 // attention's probabilities are before they weigh the fp16 values.
 using RoundF16Fn = void (*)(int64_t n, float* x);
 
+// The rows kernel over a few activation rows: y[x·yStride + r] = dot(weight row r, activation
+// row x) for r < the entry's count, x < nA (1..maxActivations), activation rows aStride bytes
+// apart. Each weight row streams from memory once and each of its blocks is unpacked once for all
+// nA rows; every result has the bits of the one-row kernel (DotRowsFn) of the same entry, same
+// integer per block and same order of float sums, so that verifying several proposed tokens in
+// one pass gives exactly the logits of decoding them one by one.
+using DotRowsSeveralFn = void (*)(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA,
+                                  float* y, size_t yStride);
+
 struct RowsKernel {
   DotRowsFn run = nullptr;
   int count = 0;  // weight rows per call; divides kPanelRows
+  DotRowsSeveralFn several = nullptr;  // nullptr: one activation row only
+  int maxActivations = 0;              // of `several` per call
 };
 
 struct PanelKernel {

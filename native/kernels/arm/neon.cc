@@ -103,6 +103,14 @@ constexpr int kRowsQ4_0 = 8, kRowsQ4_1 = 8, kRowsQ8_0 = 4, kRowsK = 8;
 void dotRowsQ4_0Neon(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
   neon::dotRowsNibbles<MullAccumulate16, neon::RowsQ4_0, kRowsQ4_0>(n, w, wStride, a, out);
 }
+void dotRowsQ4_0SeveralNeon(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA, float* y,
+                          size_t yStride) {
+  neon::dotRowsNibblesSeveral<MullAccumulate16, neon::RowsQ4_0, kRowsQ4_0>(n, w, wStride, a, aStride, nA, y, yStride);
+}
+void dotRowsQ4_1SeveralNeon(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA, float* y,
+                          size_t yStride) {
+  neon::dotRowsNibblesSeveral<MullAccumulate16, neon::RowsQ4_1, kRowsQ4_1>(n, w, wStride, a, aStride, nA, y, yStride);
+}
 void dotRowsQ4_1Neon(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
   neon::dotRowsNibbles<MullAccumulate16, neon::RowsQ4_1, kRowsQ4_1>(n, w, wStride, a, out);
 }
@@ -463,12 +471,12 @@ bool neonRunsHere() { return cpuFeatures().neon; }
 
 constexpr KernelSet neonSet() {
   KernelSet s{"neon", neonRunsHere};
-  s[TensorType::Q4_0] = {dotQ4_0Q8_0Neon, {dotRowsQ4_0Neon, kRowsQ4_0},
+  s[TensorType::Q4_0] = {dotQ4_0Q8_0Neon, {dotRowsQ4_0Neon, kRowsQ4_0, dotRowsQ4_0SeveralNeon, neon::kSeveralActivations},
                          {gemmNeon<Panel32<neon::Panel32Q4_0>>, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
   s[TensorType::Q8_0] = {dotQ8_0Q8_0Neon, {dotRowsQ8_0Neon, kRowsQ8_0},
                          {gemmNeon<Panel32<neon::Panel32Q8_0>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q8_0>},
                          quantizeRowQ8_0Neon};
-  s[TensorType::Q4_1] = {dotQ4_1Q8_1Neon, {dotRowsQ4_1Neon, kRowsQ4_1},
+  s[TensorType::Q4_1] = {dotQ4_1Q8_1Neon, {dotRowsQ4_1Neon, kRowsQ4_1, dotRowsQ4_1SeveralNeon, neon::kSeveralActivations},
                          {gemmNeon<Panel32<neon::Panel32Q4_1>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q4_1>}};
   s[TensorType::Q2_K] = {neon::dotK<MullAccumulate16, neon::FormatQ2K>, {dotRowsKNeon<neon::FormatQ2K>, kRowsK},
                          {gemmNeon<PanelK<neon::FormatQ2K>>, nullptr, neon::KPanel<neon::FormatQ2K>::kBytesPerBlock}};

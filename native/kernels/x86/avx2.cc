@@ -530,7 +530,7 @@ bool avx2RunsHere() { return cpuFeatures().avx2Fma; }
 
 constexpr KernelSet avx2Set() {
   KernelSet s{"avx2", avx2RunsHere};
-  s[TensorType::Q4_0] = {dotQ4_0Q8_0Avx2, {q4_0_rows::dotRows4, 4},
+  s[TensorType::Q4_0] = {dotQ4_0Q8_0Avx2, {q4_0_rows::dotRows4, 4, q4_0_rows::dotRows4Several, q4_0_rows::kMaxActivations},
                          {gemmQ4_0Avx2, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
   s[TensorType::Q8_0] = {dotQ8_0Q8_0Avx2, {q8_0_rows::dotRows4, 4},
                          {q8_0_panel::gemmAvx2, q8_0PanelActivationTerms, q8_0_panel::kAvx2BytesPerBlock},

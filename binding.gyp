@@ -25,6 +25,7 @@
         "native/model/arch_qwen2.cc",
         "native/model/arch_qwen3.cc",
         "native/model/model.cc",
+        "native/model/attention.cc",
         "native/model/forward.cc",
         "native/model/residency.cc",
         "native/kernels/stream_probe.cc",

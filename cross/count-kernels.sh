@@ -7,8 +7,6 @@
 #   rows   the decode kernel, per row and 256 weights (and per row and block of 32 for those)
 #   panel  per 16 rows × block × activation row (the added cost of one more activation row),
 #          and what rearranging the panel costs per 16 rows × block, once per batch
-#   N rows for 2 to 8 activation rows: per 16 rows × block, the rows kernel over all of them
-#          (several) and the panel with its rearranging
 #   llama.cpp's ggml_vec_dot_<type>_q8_* per 256 weights, built from its published source with
 #          the same cross compiler for armv8-a without dot product, -O3 -mtune=cortex-a72
 #          (--llama-cpp DIR: a llama.cpp source tree; by default the one node-llama-cpp bundles,
@@ -104,14 +102,6 @@ for type in "$@"; do
     marginal=$(( (c32 - c16) / 16 ))
     line="$line | panel $(ratio "$marginal" $nb) per 16 rows x block x activation row, $(ratio $((c16 - 16 * marginal)) $nb) per 16 rows x block to rearrange"
   fi
-  # A few activation rows (a speculative verification): the rows kernel over all of them against
-  # the panel, its rearranging included, per 16 rows x block; matmul takes the cheaper.
-  for na in 2 3 4 6 8; do
-    if c=$(per_call "$set_name" "$type" several $n $na 2>/dev/null); then
-      p=$(per_call "$set_name" "$type" panel $n $na 2>/dev/null || echo 0)
-      line="$line | $na rows: several $(ratio "$c" $nb) panel $(ratio "$p" $nb)"
-    fi
-  done
   if [ -n "$extra" ] && c=$(per_call llama.cpp "$type" dot $n 2>/dev/null); then line="$line | llama.cpp $(ratio "$c" $((n / 256)))"; fi
   echo "$line"
 done

@@ -6,8 +6,8 @@
 //     SET   a kernel set's name (neon, neon-dotprod, scalar, ...) or llama.cpp
 //     TYPE  q4_0, q4_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K
 //     PATH  dot (one row), rows (the decode kernel: its count of rows), panel (16 rows, NA
-//           activation rows), several (16 rows through the rows kernel over NA activation rows)
-//     N     columns (default 4096), NA activation rows of a panel or several (default 16)
+//           activation rows)
+//     N     columns (default 4096), NA activation rows of a panel (default 16)
 // Prints the result's checksum, so that no call can be left out, and for PATH rows the kernel's
 // count of rows ("rows N").
 #include <cstdio>
@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
   if (n <= 0 || n % traits.blockSize != 0 || nA <= 0) fail("N must be a positive multiple of the block size, NA positive");
   const TensorType aType = traits.dotWith;
   std::mt19937 rng(20240607);
-  const int64_t wRows = path == "dot" ? 1 : kernels::kPanelRows;
+  const int64_t wRows = path == "panel" ? kernels::kPanelRows : path == "rows" ? kernels::kPanelRows : 1;
   const auto w = randomRows(type, n, wRows, rng);
   const auto a = randomRows(aType, n, nA, rng);
   const size_t wStride = rowBytes(type, n), aStride = rowBytes(aType, n);
@@ -157,15 +157,6 @@ int main(int argc, char** argv) {
       std::printf("rows %d\n", k.rows.count);
       for (long rep = 0; rep < reps; ++rep) {
         k.rows.run(n, w.data(), wStride, a.data(), y.data());
-        checksum += y[0];
-      }
-    } else if (path == "several") {
-      if (!k.rows.several) fail(setName + " has no rows kernel over several activation rows for " + traits.name);
-      for (long rep = 0; rep < reps; ++rep) {
-        for (int r0 = 0; r0 < kernels::kPanelRows; r0 += k.rows.count) {
-          k.rows.several(n, w.data() + r0 * wStride, wStride, a.data(), aStride, static_cast<int>(nA), y.data() + r0,
-                         kernels::kPanelRows);
-        }
         checksum += y[0];
       }
     } else if (path == "panel") {

@@ -54,6 +54,44 @@ for (const [shape, arch, headDim] of [["tiny", "llama", 32], ["tiny-qwen2", "qwe
   });
 }
 
+// A verification pass (speculative decoding) or concurrent decoding puts several rows of one
+// sequence, and rows of several sequences, in one batch; attention then takes all query heads of a
+// kv head and all rows of a sequence in one pass over the cache. Each row's logits must be those
+// of decoding its token alone, bit for bit, or speculation would change answers. Q8_0 weights:
+// their batch and one-row products agree exactly, so any difference is attention's.
+for (const [shape, kvType] of [["tiny", "f16"], ["tiny-qwen3", "f16"], ["tiny-qwen2", "f32"]] as const) {
+  test(`${shape}, ${kvType} cache: rows of two sequences in one batch give exactly the logits of one token at a time`, async (t) => {
+    const file = path.join(tmp, `rows-${shape}.gguf`);
+    await writeSyntheticModel(file, { shape, type: "q8_0", fill: "random", seed: 5 });
+    const batched = openModel(file, { nCtx: 64, nSeq: 2, threads: 2, kvType });
+    const stepwise = openModel(file, { nCtx: 64, nSeq: 2, threads: 1, kvType });
+    t.teardown(() => (batched.close(), stepwise.close()));
+    const prompts = [[1, 30, 31, 32, 33, 34, 35, 36, 37, 38], [1, 40, 41, 42, 43, 44, 45]];
+    prompts.forEach((ids, seq) => {
+      batched.decode(sequenceBatch(ids, 0, seq));
+      ids.forEach((id, pos) => stepwise.decode(sequenceBatch([id], pos, seq)));
+    });
+    // [seq, token, pos]: five rows of sequence 0 and three of sequence 1, interleaved
+    const rows = [[0, 50, 10], [1, 60, 7], [0, 51, 11], [0, 52, 12], [1, 61, 8], [0, 53, 13], [1, 62, 9], [0, 54, 14]];
+    const all = batched.decode({
+      tokens: Int32Array.from(rows.map((r) => r[1]!)),
+      positions: Int32Array.from(rows.map((r) => r[2]!)),
+      seqs: Int32Array.from(rows.map((r) => r[0]!)),
+      logits: new Uint8Array(rows.length).fill(1),
+    });
+    const V = batched.info().nVocab;
+    for (const seq of [0, 1]) {
+      rows.forEach(([s, id, pos], i) => {
+        if (s !== seq) return;
+        const one = stepwise.decode(sequenceBatch([id!], pos!, seq));
+        let differing = 0;
+        for (let v = 0; v < V; v++) differing += one[v] === all[i * V + v] ? 0 : 1;
+        t.is(differing, 0, `sequence ${seq} position ${pos}: ${differing} of ${V} logits differ`);
+      });
+    }
+  });
+}
+
 test("a family's required parts: qwen2 without a bias, qwen3 without a per-head norm are refused by name", async (t) => {
   const noBias = await written(withoutTensor(spec("tiny-qwen2"), "blk.1.attn_k.bias"));
   t.throws(() => openModel(noBias), { message: /: tensor blk\.1\.attn_k\.bias is missing$/ });

@@ -3,10 +3,7 @@
 // kernel for each path of the engine,
 //
 //   dot         one weight row · one activation row (attention; every other path falls back to it)
-//   rows        decode: `count` weight rows · the single activation row of a decode step, and
-//               (rows.several) the same `count` rows · a few activation rows (a speculative
-//               verification, a few sequences decoding together), each weight block unpacked
-//               once for all of them and every result bit for bit the one-row kernel's
+//   rows        decode: `count` weight rows · the single activation row of a decode step
 //   panel       batches: kPanelRows weight rows · every activation row, the weights rearranged
 //               once per batch into per-thread scratch (never a second copy of the model)
 //   quantize    float rows into this type, bit-identical to quantizeRow (the activation formats)
@@ -69,35 +66,31 @@ constexpr int kPanelRows = 16;
 using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
 using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
 
-// Attention's output for one head: out[i] = Σ_j p[j] · float(x_j[i]) over n fp16 rows x_j,
-// `stride` bytes apart, i < d; the sum runs in the order j = 0..n-1 from +0, each term multiplied
-// then added, so it equals the loop of axpys it replaces bit for bit.
-using WeighF16Fn = void (*)(int64_t n, const float* p, const void* rows, size_t stride, int64_t d, float* out);
+// Attention over an fp16 KV cache works on the m query heads that share one kv head (the heads
+// of a group, for every row of a sequence in the batch), so that each cached key and value is
+// read and widened once for all of them. A head's results never depend on m or on the heads it
+// runs with.
+//
+// Scores: out[g·outStride + j] = dot(key row j, q_g) · scale for g < m, j < n; key rows `stride`
+// bytes apart, each d fp16 values; q [m][d] floats, each exactly an fp16 value (the query rounded
+// as the dot product takes it). Each dot is exactly the set's own F16 dot product (its order of
+// sums), so the engine takes the scores from the set whose F16 dot it would use.
+using ScoresF16Fn = void (*)(int64_t n, const void* keys, size_t stride, int64_t d, const float* q, int64_t m,
+                             float scale, float* out, size_t outStride);
 
-// Attention's scores for one query head: out[j] = dot(key row j, q) · scale for n fp16 key rows,
-// `stride` bytes apart, each d long; q is d fp16 values. Each dot is exactly the set's own F16 dot
-// product (its order of sums), so the engine takes it from the set whose F16 dot it would use.
-using ScoresF16Fn = void (*)(int64_t n, const void* q, const void* keys, size_t stride, int64_t d, float scale,
-                             float* out);
+// Output: out[g·outStride + i] = Σ_{j < n[g]} p[g·pStride + j] · float(x_j[i]) for g < m, i < d,
+// over fp16 rows x_j `stride` bytes apart; each head's sum runs in the order j = 0..n[g]-1 from
+// +0, each term multiplied then added, so it equals the loop of axpys it replaces bit for bit.
+using WeighF16Fn = void (*)(int64_t m, const int64_t* n, const float* p, size_t pStride, const void* rows,
+                            size_t stride, int64_t d, float* out, size_t outStride);
 
 // x[i] = float(half(x[i])) for i < n: each float rounded to fp16 (to nearest even) and back, as
 // attention's probabilities are before they weigh the fp16 values.
 using RoundF16Fn = void (*)(int64_t n, float* x);
 
-// The rows kernel over a few activation rows: y[x·yStride + r] = dot(weight row r, activation
-// row x) for r < the entry's count, x < nA (1..maxActivations), activation rows aStride bytes
-// apart. Each weight row streams from memory once and each of its blocks is unpacked once for all
-// nA rows; every result has the bits of the one-row kernel (DotRowsFn) of the same entry, same
-// integer per block and same order of float sums, so that verifying several proposed tokens in
-// one pass gives exactly the logits of decoding them one by one.
-using DotRowsSeveralFn = void (*)(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA,
-                                  float* y, size_t yStride);
-
 struct RowsKernel {
   DotRowsFn run = nullptr;
   int count = 0;  // weight rows per call; divides kPanelRows
-  DotRowsSeveralFn several = nullptr;  // nullptr: one activation row only
-  int maxActivations = 0;              // of `several` per call
 };
 
 struct PanelKernel {

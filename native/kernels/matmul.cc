@@ -20,23 +20,12 @@ constexpr int64_t kMinRowsPerChunk = 16;
 // (decode) streams its weights best through the decode rows kernel; from two rows on the panel
 // is as fast or faster (7B-shaped Q4_0, 2 threads: decode() of 3 rows 131 → 113 ms).
 constexpr int64_t kPanelMinActivationRows = 2;
-// Up to this many activation rows (a speculative verification, a few sequences decoding
-// together), a type whose rows kernel takes several activation rows runs that instead of the
-// panel: each weight row is read once and unpacked once for all of them, with nothing rearranged,
-// and every result is bit for bit the decode kernel's, so a verification pass gives exactly the
-// logits of decoding its tokens one by one. Past three rows the panel costs less: Q4_0 under qemu
-// cortex-a72 per 16 weight rows and block (cross/count-kernels.sh), rows kernel / panel: 2 rows
-// 414 / 471 instructions, 3 rows 648 / 615, 4 rows 826 / 759; TinyLlama-shaped Q4_0 on AVX-512
-// VNNI, 2 threads, prefill tok/s of 2-3 rows the same within the loaded machine's noise, 4 rows
-// 140-141 / 147-166.
-constexpr int64_t kSeveralMaxActivationRows = 3;
 
 // What one target of a group runs with.
 struct Prepared {
   kernels::VecDotFn dot;
-  kernels::RowsKernel rows;    // given for one activation row (decode), and up to kSeveralMaxActivationRows
-                               // where it takes several
-  kernels::PanelKernel panel;  // given for kPanelMinActivationRows and more where rows is not
+  kernels::RowsKernel rows;    // given only for one activation row (decode)
+  kernels::PanelKernel panel;  // given only for kPanelMinActivationRows and more
   size_t wRowBytes, aRowBytes;
   const uint8_t* A;            // [nX][aRowBytes]: the activations in this weight's dotWith format
   const int32_t* aBias;        // the panel's per-batch terms, or null
@@ -73,7 +62,7 @@ void multiplyPanels(const Prepared& p, const MatmulTarget& t, int64_t cols, int6
 }
 
 // Weight rows [rBegin, rEnd) of t against every activation row: `rows.count` at a time through
-// the rows kernel where there is one, the rest one by one.
+// the decode kernel where there is one (one activation row only), the rest one by one.
 void multiplyRows(const Prepared& p, const MatmulTarget& t, int64_t cols, int64_t nX, int64_t rBegin, int64_t rEnd) {
   int64_t r = rBegin;
   if (p.rows.run) {
@@ -84,19 +73,9 @@ void multiplyRows(const Prepared& p, const MatmulTarget& t, int64_t cols, int64_
     const int count = p.rows.count;
     const int64_t lane = (rEnd - rBegin) / count;
     for (int64_t i = 0; i < lane; ++i) {
-      const uint8_t* w = t.W + (rBegin + i) * p.wRowBytes;
-      const size_t wStride = static_cast<size_t>(lane) * p.wRowBytes;
-      if (nX == 1) {
-        float out[kPanelRows];
-        p.rows.run(cols, w, wStride, p.A, out);
-        for (int k = 0; k < count; k++) t.Y[rBegin + i + k * lane] = out[k];
-      } else {
-        float out[kSeveralMaxActivationRows][kPanelRows];  // [activation row][kernel row]
-        p.rows.several(cols, w, wStride, p.A, p.aRowBytes, static_cast<int>(nX), out[0], kPanelRows);
-        for (int64_t x = 0; x < nX; x++) {
-          for (int k = 0; k < count; k++) t.Y[x * t.rows + rBegin + i + k * lane] = out[x][k];
-        }
-      }
+      float out[kPanelRows];
+      p.rows.run(cols, t.W + (rBegin + i) * p.wRowBytes, static_cast<size_t>(lane) * p.wRowBytes, p.A, out);
+      for (int k = 0; k < count; k++) t.Y[rBegin + i + k * lane] = out[k];
     }
     r = rBegin + count * lane;
   }
@@ -148,9 +127,8 @@ void matmulGroup(ThreadPool& pool, const MatmulTarget* targets, int count, int64
     const TensorType aType = wTraits.dotWith;
     const kernels::TypeKernels& k = best[t.type];
     Prepared& p = prepared[i];
-    const bool rows = nX == 1 || (k.rows.several && nX <= kSeveralMaxActivationRows);
-    p = Prepared{k.dot, rows ? k.rows : kernels::RowsKernel{},
-                 !rows && nX >= kPanelMinActivationRows ? k.panel : kernels::PanelKernel{},
+    p = Prepared{k.dot, nX == 1 ? k.rows : kernels::RowsKernel{},
+                 nX >= kPanelMinActivationRows ? k.panel : kernels::PanelKernel{},
                  rowBytes(t.type, cols), rowBytes(aType, cols), reinterpret_cast<const uint8_t*>(X), nullptr, nullptr, 0};
     multiRow = multiRow || p.panel.run || p.rows.run;
     if (aType == TensorType::F32) continue;

@@ -42,19 +42,33 @@ float dotF16F16Scalar(int64_t n, const void* w, const void* a) {
   return static_cast<float>(sum);
 }
 
-void scoresF16Scalar(int64_t n, const void* q, const void* keys, size_t stride, int64_t d, float scale, float* out) {
-  for (int64_t j = 0; j < n; ++j) out[j] = dotF16F16Scalar(d, static_cast<const uint8_t*>(keys) + j * stride, q) * scale;
+// The key rows in the outer loop: each is read once for the m queries (q [m][d], fp16 values).
+void scoresF16Scalar(int64_t n, const void* keys, size_t stride, int64_t d, const float* q, int64_t m, float scale,
+                     float* out, size_t outStride) {
+  for (int64_t j = 0; j < n; ++j) {
+    const auto* k = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(keys) + j * stride);  // [d] fp16
+    for (int64_t g = 0; g < m; ++g) {
+      const float* qg = q + g * d;
+      double sum = 0;  // dotF16F16Scalar's sum: q's floats are the halves it would widen
+      for (int64_t i = 0; i < d; ++i) sum += static_cast<double>(fp16ToFp32(k[i]) * qg[i]);
+      out[g * outStride + j] = static_cast<float>(sum) * scale;
+    }
+  }
 }
 
 void roundF16Scalar(int64_t n, float* x) {
   for (int64_t i = 0; i < n; ++i) x[i] = fp16ToFp32(fp32ToFp16(x[i]));
 }
 
-void weighF16Scalar(int64_t n, const float* p, const void* rows, size_t stride, int64_t d, float* out) {
-  for (int64_t i = 0; i < d; ++i) out[i] = 0.0f;
-  for (int64_t j = 0; j < n; ++j) {
-    const auto* x = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(rows) + j * stride);  // [d] fp16 bits
-    for (int64_t i = 0; i < d; ++i) out[i] += p[j] * fp16ToFp32(x[i]);
+void weighF16Scalar(int64_t m, const int64_t* n, const float* p, size_t pStride, const void* rows, size_t stride,
+                    int64_t d, float* out, size_t outStride) {
+  for (int64_t g = 0; g < m; ++g) {
+    float* o = out + g * outStride;  // [d]
+    for (int64_t i = 0; i < d; ++i) o[i] = 0.0f;
+    for (int64_t j = 0; j < n[g]; ++j) {
+      const auto* x = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(rows) + j * stride);  // [d] fp16
+      for (int64_t i = 0; i < d; ++i) o[i] += p[g * pStride + j] * fp16ToFp32(x[i]);
+    }
   }
 }
 

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -145,7 +144,7 @@ const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>
       convertRow(kv_.type(), kt, kv_.keyRow(l, batch[t].seq, batch[t].pos), KV);
       convertRow(kv_.type(), &v_[t * KV], kv_.valueRow(l, batch[t].seq, batch[t].pos), KV);
     }
-    attention(static_cast<int>(l), batch);                                   // xb [T][H·D]
+    attention(static_cast<int>(l), batch);  // xb [T][H·D] (attention.cc)
     matmul(pool_, L.wo.data, L.wo.type, E, Q, xb_.data(), T, att_.data());  // att [T][E]
     for (int64_t i = 0; i < T * E; i++) x_[i] += att_[i];
 
@@ -179,64 +178,4 @@ const std::vector<float>& InferenceContext::decode(const std::vector<BatchToken>
     matmul(pool_, out.data, out.type, V, E, xb_.data(), nOut, logits_.data());
   }
   return logits_;
-}
-
-// xb[t][h·D..] = softmax(q_h · K_kvh^T / √D) · V_kvh over the cells 0..pos of the token's
-// sequence (causal). Query and probabilities are rounded to the cache's f16 as the reference
-// does when it multiplies them with f16 keys and values.
-void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch) {
-  const Hparams& hp = model_.hparams();
-  const int64_t T = static_cast<int64_t>(batch.size());
-  const int64_t H = hp.nHead, D = hp.headDim, Q = hp.qDim(), group = hp.nHead / hp.nHeadKv;
-  const int64_t C = params_.nCtx;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const TensorType kvType = kv_.type();
-  const TensorType qType = traitsOf(kvType).dotWith;
-  const size_t qRowBytes = rowBytes(qType, D);
-  const size_t headBytes = rowBytes(kvType, D);  // one head of a cached key or value row
-  const kernels::VecDotFn dot = kernels::bestKernels()[kvType].dot;
-  const kernels::WeighF16Fn weighF16 = kvType == TensorType::F16 ? kernels::bestKernels().weighF16 : nullptr;
-  const kernels::ScoresF16Fn scoresF16 = kvType == TensorType::F16 ? kernels::bestKernels().scoresF16 : nullptr;
-  const kernels::RoundF16Fn roundF16 = kernels::bestKernels().roundF16;
-  const int nThreads = pool_.threads();
-  scores_.resize(static_cast<size_t>(nThreads) * C);                    // [threads][C]
-  qHalf_.resize((static_cast<size_t>(nThreads) * qRowBytes + 1) / 2);   // [threads][one query head in the dot format]
-  std::vector<float> valueRow(static_cast<size_t>(nThreads) * D);      // [threads][D]
-
-  pool_.parallelFor(T * H, [&](int64_t begin, int64_t end, int thread) {
-    float* s = &scores_[static_cast<size_t>(thread) * C];
-    uint8_t* qh = reinterpret_cast<uint8_t*>(qHalf_.data()) + thread * qRowBytes;
-    float* vrow = &valueRow[static_cast<size_t>(thread) * D];
-    for (int64_t i = begin; i < end; i++) {
-      const int64_t t = i / H, h = i % H, kvh = h / group;
-      const BatchToken& b = batch[t];
-      const int64_t n = b.pos + 1;
-      convertRow(qType, &q_[t * Q + h * D], qh, D);
-      if (scoresF16) {  // s[j] = q · k_j / √D for the n cached positions j of this head
-        scoresF16(n, qh, kv_.keyRow(layer, b.seq, 0) + kvh * headBytes, kv_.rowBytes(), D, scale, s);
-      } else {
-        for (int64_t j = 0; j < n; j++) s[j] = dot(D, kv_.keyRow(layer, b.seq, static_cast<int>(j)) + kvh * headBytes, qh) * scale;
-      }
-      float maxScore = -INFINITY;
-      for (int64_t j = 0; j < n; j++) maxScore = std::max(maxScore, s[j]);
-      double sum = 0.0;
-      for (int64_t j = 0; j < n; j++) {
-        s[j] = std::exp(s[j] - maxScore);
-        sum += s[j];
-      }
-      const float inv = static_cast<float>(1.0 / sum);
-      for (int64_t j = 0; j < n; j++) s[j] *= inv;
-      roundF16(n, s);  // the probabilities p, rounded to fp16 as the values they weigh
-      float* out = &xb_[t * Q + h * D];
-      if (weighF16) {
-        weighF16(n, s, kv_.valueRow(layer, b.seq, 0) + kvh * headBytes, kv_.rowBytes(), D, out);  // Σ p_j · v_j
-      } else {
-        std::memset(out, 0, sizeof(float) * D);
-        for (int64_t j = 0; j < n; j++) {
-          dequantizeRow(kvType, kv_.valueRow(layer, b.seq, static_cast<int>(j)) + kvh * headBytes, vrow, D);
-          for (int64_t d = 0; d < D; d++) out[d] += s[j] * vrow[d];
-        }
-      }
-    }
-  });
 }

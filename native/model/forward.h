@@ -42,7 +42,7 @@ class InferenceContext {
 
  private:
   void validate(const std::vector<BatchToken>& batch) const;
-  void attention(int layer, const std::vector<BatchToken>& batch);
+  void attention(int layer, const std::vector<BatchToken>& batch);  // attention.cc
 
   const Model& model_;
   ContextParams params_;
@@ -50,6 +50,8 @@ class InferenceContext {
   ThreadPool pool_;
   ResidencyManager* residency_ = nullptr;
   // scratch, sized for the largest batch seen
-  std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_, scores_, logits_;
+  std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_, logits_;
+  std::vector<float> scores_, attnQ_, attnOut_;  // attention's per-thread scratch (attention.cc)
+  std::vector<int64_t> attnLen_;
   std::vector<uint16_t> qHalf_;
 };

@@ -266,30 +266,6 @@ void checkRows(const KernelSet& set, TensorType wType) {
                       out[r], want);
         report(agrees(out[r], want, unit, wType, w[r], aType, a, n), what);
       }
-      if (rows.several) {
-        // The same rows against several activation rows (a pass and a remainder), ending at the
-        // guard page too; each result must agree with the reference like the one-row kernel's.
-        const int nA = rows.maxActivations + 1;
-        const size_t aStride = rowBytes(aType, n);
-        std::vector<std::vector<uint8_t>> acts(nA);
-        std::vector<uint8_t> aAll(nA * aStride);
-        for (int j = 0; j < nA; ++j) {
-          acts[j] = randomActivations(aType, n, unit);
-          std::memcpy(aAll.data() + j * aStride, acts[j].data(), aStride);
-        }
-        std::vector<float> y(nA * kernels::kPanelRows);
-        rows.several(n, wAll, wStride, aAll.data(), aStride, nA, y.data(), kernels::kPanelRows);
-        for (int j = 0; j < nA; ++j) {
-          for (int r = 0; r < rows.count; ++r) {
-            const float got = y[j * kernels::kPanelRows + r], want = reference(n, w[r].data(), acts[j].data());
-            char what[200];
-            std::snprintf(what, sizeof what, "%s %s rows.several n=%lld row %d of %d act %d of %d %s: got %.9g want %.9g",
-                          set.name, traitsOf(wType).name, static_cast<long long>(n), r, rows.count, j, nA,
-                          unit ? "exact" : "scaled", got, want);
-            report(agrees(got, want, unit, wType, w[r], aType, acts[j], n), what);
-          }
-        }
-      }
       munmap(region, mapped);
     }
   }
@@ -451,10 +427,7 @@ void checkResolution() {
         const TypeKernels& want = (*expected)[t];
         switch (path) {
           case Path::kDot: same = got.dot == want.dot; break;
-          case Path::kRows:
-            same = got.rows.run == want.rows.run && got.rows.count == want.rows.count &&
-                   got.rows.several == want.rows.several && got.rows.maxActivations == want.rows.maxActivations;
-            break;
+          case Path::kRows: same = got.rows.run == want.rows.run && got.rows.count == want.rows.count; break;
           case Path::kPanel:
             same = got.panel.run == want.panel.run && got.panel.terms == want.panel.terms &&
                    got.panel.scratchPerBlock == want.panel.scratchPerBlock;

@@ -1,6 +1,5 @@
 // kernel_check, part three: a batch gives every weight row the same bits as token-by-token
-// decoding: the rows kernels over several activation rows (every set and type that has one) and,
-// for the types whose kernels promise it on this architecture, the panels. The panel (batches), the
+// decoding, for the types whose kernels promise it on this architecture. The panel (batches), the
 // decode rows kernel (one activation row) and the dot product (rows past the last whole run) each
 // agree with the scalar reference within a float reordering (kernel_check.cc), but within that a
 // last-bit difference is enough to move an fp16 KV entry or an 8-bit activation quant in the next
@@ -114,55 +113,6 @@ void checkType(int first, TensorType wType) {
   }
 }
 
-// A set's rows kernel over several activation rows against its own one-row kernel, bit for bit:
-// with real scales, block counts around the arm64 four-block step and an 11008-column row,
-// activation counts of one pass, a remainder and several passes, strides beyond the rows.
-void checkSeveralEqualsRows(const KernelSet& set, TensorType wType) {
-  const kernels::RowsKernel rows = set[wType].rows;
-  const TensorType aType = traitsOf(wType).dotWith;
-  const int64_t block = traitsOf(wType).blockSize;
-  const struct { int64_t blocks32, blocksK; int nA; } cases[] = {
-      {1, 1, 2}, {3, 2, 3}, {4, 1, 4}, {5, 3, 5}, {9, 4, 8}, {344, 43, 9}, {128, 16, 2}, {130, 17, 3},
-  };
-  for (const auto& c : cases) {
-    const int64_t n = (block == kQK_K ? c.blocksK : c.blocks32) * block;
-    const size_t wStride = rowBytes(wType, n) + traitsOf(wType).blockBytes * kernel_check::randomInt(0, 2);
-    const size_t aStride = rowBytes(aType, n) + traitsOf(aType).blockBytes * kernel_check::randomInt(0, 2);
-    std::vector<uint8_t> wAll(rows.count * wStride), aAll(c.nA * aStride);
-    for (int r = 0; r < rows.count; ++r) {
-      const auto w = kernel_check::randomWeights(wType, n, false);
-      std::memcpy(wAll.data() + r * wStride, w.data(), w.size());
-    }
-    for (int j = 0; j < c.nA; ++j) {
-      const auto a = kernel_check::randomActivations(aType, n, false);
-      std::memcpy(aAll.data() + j * aStride, a.data(), a.size());
-    }
-    const size_t yStride = kernels::kPanelRows + 3;
-    std::vector<float> y(c.nA * yStride, -1.0f);
-    rows.several(n, wAll.data(), wStride, aAll.data(), aStride, c.nA, y.data(), yStride);
-    int bad = 0;
-    std::string first;
-    for (int j = 0; j < c.nA; ++j) {
-      float one[kernels::kPanelRows];
-      rows.run(n, wAll.data(), wStride, aAll.data() + j * aStride, one);
-      for (int r = 0; r < rows.count; ++r) {
-        if (sameBits(y[j * yStride + r], one[r])) continue;
-        if (first.empty()) {
-          char what[120];
-          std::snprintf(what, sizeof what, " (first: row %d act %d several %.9g one %.9g)", r, j, y[j * yStride + r], one[r]);
-          first = what;
-        }
-        bad++;
-      }
-      for (size_t r = rows.count; r < yStride; ++r) bad += y[j * yStride + r] != -1.0f;  // left alone
-    }
-    char what[260];
-    std::snprintf(what, sizeof what, "%s %s rows.several equals rows n=%lld nA=%d: %d differ%s", set.name,
-                  traitsOf(wType).name, static_cast<long long>(n), c.nA, bad, first.c_str());
-    kernel_check::report(bad == 0, what);
-  }
-}
-
 }  // namespace
 
 namespace kernel_check {
@@ -171,10 +121,6 @@ void checkBatchEqualsDecode() {
   const kernels::KernelSets all = kernels::compiledSets();
   for (int i = 0; i < all.count; ++i) {
     if (all.sets[i] == &kernels::scalarKernels() || !all.sets[i]->runsHere()) continue;
-    for (size_t slot = 0; slot < kernels::kTypeSlots; ++slot) {
-      const auto t = static_cast<TensorType>(slot);
-      if ((*all.sets[i])[t].rows.several) checkSeveralEqualsRows(*all.sets[i], t);
-    }
     for (TensorType t : batchEqualsDecode()) {
       // Only sets that bring one of the three paths of t: the others resolve to a set checked already.
       const kernels::TypeKernels& k = (*all.sets[i])[t];

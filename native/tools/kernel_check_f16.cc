@@ -1,5 +1,7 @@
 // kernel_check's fp16 part: the fp16 row conversions and attention's kernels over the fp16 KV
-// cache (weighF16, scoresF16, roundF16), each against its scalar reference, bit for bit.
+// cache (weighF16, scoresF16 for many query heads at once, roundF16), each against its reference
+// (the scalar one; for the scores, the set's own F16 dot product), bit for bit.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -51,53 +53,79 @@ void checkQuantizeF16(const KernelSet& set) {
   report(bad == 0, std::string(set.name) + " f32 -> f16, " + std::to_string(nf) + " floats");
 }
 
-// Attention over fp16 rows sums p[j]·x_j exactly as the reference's loop does. d: every path of
-// the kernels (64- and 32-wide blocks, 8- and 4-wide, single elements); rows: none, one, a
-// context's worth; strides beyond the row (a head inside a KV row).
+// A random fp16 row of d values at `at`.
+static void randomHalves(uint8_t* at, int64_t d) {
+  auto* x = reinterpret_cast<uint16_t*>(at);
+  for (int64_t i = 0; i < d; ++i) x[i] = fp32ToFp16(randomFloat(-4.0f, 4.0f));
+}
+
+// Attention's outputs for m heads at once: each head's equals the scalar reference run on that
+// head alone, bit for bit (the order p[0]·x_0 + p[1]·x_1 + … from +0), whatever the other heads
+// and their row counts. d: every path of the kernels (8-wide columns, 4-wide, single elements);
+// m: one head, a group, more than one pass of heads; row counts: none, equal, each its own;
+// strides beyond the row (a head inside a KV row); nothing written past a head's d values.
 void checkWeighF16(const KernelSet& set) {
   for (int64_t d : {int64_t{1}, int64_t{7}, int64_t{64}, int64_t{100}, int64_t{128}, int64_t{133}}) {
-    for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{37}}) {
-      const size_t stride = static_cast<size_t>(d + randomInt(0, 40)) * 2;
-      std::vector<uint8_t> rows(n * stride + 2 * d);
-      for (int64_t j = 0; j < n; ++j) {
-        auto* x = reinterpret_cast<uint16_t*>(rows.data() + j * stride);
-        for (int64_t i = 0; i < d; ++i) x[i] = fp32ToFp16(randomFloat(-4.0f, 4.0f));
+    for (int64_t m : {int64_t{1}, int64_t{3}, int64_t{8}, int64_t{19}}) {
+      for (int lengths = 0; lengths < 3; ++lengths) {  // all 0, all 37, each random in 0..41
+        std::vector<int64_t> n(m);
+        for (int64_t& x : n) x = lengths == 0 ? 0 : lengths == 1 ? 37 : randomInt(0, 41);
+        const int64_t rowCount = *std::max_element(n.begin(), n.end());
+        const size_t stride = static_cast<size_t>(d + randomInt(0, 40)) * 2;
+        std::vector<uint8_t> rows(rowCount * stride + 2 * d);
+        for (int64_t j = 0; j < rowCount; ++j) randomHalves(rows.data() + j * stride, d);
+        const size_t pStride = static_cast<size_t>(rowCount + randomInt(0, 5)), outStride = static_cast<size_t>(d + randomInt(0, 3));
+        std::vector<float> p(m * pStride + 1);
+        for (float& v : p) v = randomFloat(0.0f, 1.0f);
+        std::vector<float> got(m * outStride, NAN), want(d, NAN);
+        set.weighF16(m, n.data(), p.data(), pStride, rows.data(), stride, d, got.data(), outStride);
+        bool ok = true;
+        for (int64_t g = 0; g < m; ++g) {
+          kernels::scalarKernels().weighF16(1, &n[g], p.data() + g * pStride, pStride, rows.data(), stride, d, want.data(), d);
+          for (int64_t i = 0; i < d; ++i) ok = ok && sameFloat(got[g * outStride + i], want[i]);
+          for (size_t i = d; i < outStride; ++i) ok = ok && std::isnan(got[g * outStride + i]);
+        }
+        report(ok, std::string(set.name) + " weigh f16 rows d=" + std::to_string(d) + " heads=" + std::to_string(m) +
+                       " rows " + (lengths == 0 ? "none" : lengths == 1 ? "37 each" : "0..41"));
       }
-      std::vector<float> p(n + 1), got(d, NAN), want(d, NAN);
-      for (float& v : p) v = randomFloat(0.0f, 1.0f);
-      kernels::scalarKernels().weighF16(n, p.data(), rows.data(), stride, d, want.data());
-      set.weighF16(n, p.data(), rows.data(), stride, d, got.data());
-      bool ok = true;
-      for (int64_t i = 0; i < d; ++i) ok = ok && sameFloat(got[i], want[i]);
-      report(ok, std::string(set.name) + " weigh f16 rows d=" + std::to_string(d) + " n=" + std::to_string(n));
     }
   }
 }
 
-// Attention's scores equal the set's own F16 dot product per key row, times the scale, bit for
-// bit: heads of 1..133 values, no key, one, a context's worth, key rows inside wider KV rows.
+// Attention's scores for m queries at once equal the set's own F16 dot product of each query with
+// each key row, times the scale, bit for bit, whatever m: heads of 1..264 values (past the
+// kernels' widened-key buffers), no key, one, fewer than a block, a context's worth; key rows
+// inside wider KV rows; nothing written past the n scores of a query.
 void checkScoresF16(const KernelSet& set) {
   if (!set[TensorType::F16].dot) {
     report(false, std::string(set.name) + " scores f16 without an f16 dot product to agree with");
     return;
   }
-  for (int64_t d : {int64_t{1}, int64_t{8}, int64_t{64}, int64_t{100}, int64_t{128}, int64_t{133}}) {
-    for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{37}}) {
-      const size_t stride = static_cast<size_t>(d + randomInt(0, 40)) * 2;
-      std::vector<uint8_t> keys(n * stride + 2 * d);
-      for (int64_t j = 0; j < n; ++j) {
-        auto* k = reinterpret_cast<uint16_t*>(keys.data() + j * stride);
-        for (int64_t i = 0; i < d; ++i) k[i] = fp32ToFp16(randomFloat(-4.0f, 4.0f));
+  for (int64_t d : {int64_t{1}, int64_t{8}, int64_t{64}, int64_t{100}, int64_t{128}, int64_t{133}, int64_t{264}}) {
+    for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{37}}) {
+      for (int64_t m : {int64_t{1}, int64_t{8}, int64_t{11}}) {
+        const size_t stride = static_cast<size_t>(d + randomInt(0, 40)) * 2;
+        std::vector<uint8_t> keys(n * stride + 2 * d);
+        for (int64_t j = 0; j < n; ++j) randomHalves(keys.data() + j * stride, d);
+        std::vector<uint16_t> qHalves(m * d);  // the queries as the dot product takes them
+        randomHalves(reinterpret_cast<uint8_t*>(qHalves.data()), m * d);
+        std::vector<float> q(m * d);  // and as the scores do: the same values as floats
+        for (int64_t i = 0; i < m * d; ++i) q[i] = fp16ToFp32(qHalves[i]);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+        const size_t outStride = static_cast<size_t>(n + randomInt(1, 3));
+        std::vector<float> got(m * outStride, NAN);
+        set.scoresF16(n, keys.data(), stride, d, q.data(), m, scale, got.data(), outStride);
+        bool ok = true;
+        for (int64_t g = 0; g < m; ++g) {
+          for (int64_t j = 0; j < n; ++j) {
+            const float want = set[TensorType::F16].dot(d, keys.data() + j * stride, qHalves.data() + g * d) * scale;
+            ok = ok && sameFloat(got[g * outStride + j], want);
+          }
+          for (size_t j = n; j < outStride; ++j) ok = ok && std::isnan(got[g * outStride + j]);
+        }
+        report(ok, std::string(set.name) + " scores f16 d=" + std::to_string(d) + " n=" + std::to_string(n) +
+                       " queries=" + std::to_string(m));
       }
-      std::vector<uint16_t> q(d);
-      for (uint16_t& h : q) h = fp32ToFp16(randomFloat(-4.0f, 4.0f));
-      const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-      std::vector<float> got(n + 1, NAN), want(n + 1, NAN);
-      for (int64_t j = 0; j < n; ++j) want[j] = set[TensorType::F16].dot(d, keys.data() + j * stride, q.data()) * scale;
-      set.scoresF16(n, q.data(), keys.data(), stride, d, scale, got.data());
-      bool ok = true;
-      for (int64_t j = 0; j <= n; ++j) ok = ok && sameFloat(got[j], want[j]);
-      report(ok, std::string(set.name) + " scores f16 d=" + std::to_string(d) + " n=" + std::to_string(n));
     }
   }
 }

@@ -7,6 +7,7 @@
 // vector, so conversion, fp16 scales and FMA cost a quarter instruction per block. A literal
 // SDOT emulation (SMULL + SADALP per 8 products) needs 8 instructions where this needs 5; it is
 // kept as the set "neon-sdot-emulated" (never dispatched) for comparisons on a Pi.
+#include "neon_attention.h"
 #include "neon_common.h"
 #include "neon_panel_k.h"
 #include "neon_rows.h"
@@ -103,14 +104,6 @@ constexpr int kRowsQ4_0 = 8, kRowsQ4_1 = 8, kRowsQ8_0 = 4, kRowsK = 8;
 void dotRowsQ4_0Neon(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
   neon::dotRowsNibbles<MullAccumulate16, neon::RowsQ4_0, kRowsQ4_0>(n, w, wStride, a, out);
 }
-void dotRowsQ4_0SeveralNeon(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA, float* y,
-                          size_t yStride) {
-  neon::dotRowsNibblesSeveral<MullAccumulate16, neon::RowsQ4_0, kRowsQ4_0>(n, w, wStride, a, aStride, nA, y, yStride);
-}
-void dotRowsQ4_1SeveralNeon(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA, float* y,
-                          size_t yStride) {
-  neon::dotRowsNibblesSeveral<MullAccumulate16, neon::RowsQ4_1, kRowsQ4_1>(n, w, wStride, a, aStride, nA, y, yStride);
-}
 void dotRowsQ4_1Neon(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
   neon::dotRowsNibbles<MullAccumulate16, neon::RowsQ4_1, kRowsQ4_1>(n, w, wStride, a, out);
 }
@@ -123,29 +116,6 @@ void dotRowsKNeon(int64_t n, const void* w, size_t wStride, const void* a, float
 }
 float dotQ4_0Q8_0NeonSdotEmulated(int64_t n, const void* w, const void* a) {
   return neon::dotQ4_0Q8_0<EmulatedSdot>(n, w, a);
-}
-
-// ARMv8.0 converts fp16 to fp32 (FCVTL) but has no fp16 arithmetic: widen, then FMA in fp32.
-float dotF16F16Neon(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const uint16_t*>(w);
-  const auto* y = static_cast<const uint16_t*>(a);
-  float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int k = 0; k < 2; ++k) {
-      const float16x8_t xh = vreinterpretq_f16_u16(vld1q_u16(x + i + 8 * k));
-      const float16x8_t yh = vreinterpretq_f16_u16(vld1q_u16(y + i + 8 * k));
-      acc[2 * k] = vfmaq_f32(acc[2 * k], vcvt_f32_f16(vget_low_f16(xh)), vcvt_f32_f16(vget_low_f16(yh)));
-      acc[2 * k + 1] = vfmaq_f32(acc[2 * k + 1], vcvt_high_f32_f16(xh), vcvt_high_f32_f16(yh));
-    }
-  }
-  for (; i + 4 <= n; i += 4) {
-    acc[0] = vfmaq_f32(acc[0], vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(x + i))),
-                       vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(y + i))));
-  }
-  float sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])));
-  for (; i < n; ++i) sum += neon::halfToFloat(x[i]) * neon::halfToFloat(y[i]);
-  return sum;
 }
 
 float dotF32F32Neon(int64_t n, const void* w, const void* a) {
@@ -188,7 +158,7 @@ void quantizeRowQ8_0Neon(const float* src, void* dst, int64_t n) {
   }
 }
 
-// ---- fp16 rows ----
+// ---- fp16 rows (attention's kernels and the F16 dot: neon_attention.h) ----
 // FCVTL converts exactly; FCVTN rounds to nearest even (the FPCR default), as the scalar
 // references do.
 
@@ -201,11 +171,6 @@ void f16ToF32Neon(const void* src, float* dst, int64_t n) {
     vst1q_f32(dst + i + 4, vcvt_high_f32_f16(v));
   }
   for (; i < n; ++i) dst[i] = neon::halfToFloat(h[i]);
-}
-
-void scoresF16Neon(int64_t n, const void* q, const void* keys, size_t stride, int64_t d, float scale, float* out) {
-  const auto* base = static_cast<const uint8_t*>(keys);
-  for (int64_t j = 0; j < n; ++j) out[j] = dotF16F16Neon(d, base + j * stride, q) * scale;
 }
 
 // FCVT rounds to nearest even (Linux leaves the FPCR's rounding mode and flush-to-zero at their
@@ -225,43 +190,6 @@ void f32ToF16Neon(const float* src, void* dst, int64_t n) {
   }
   for (; i < n; ++i) h[i] = fp32ToFp16(src[i]);
 }
-
-// Multiply, then add (vmulq, vaddq: not fused), element by element. Thirty-two outputs at a time
-// stay in eight registers while the rows go by.
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
-void weighF16Neon(int64_t n, const float* p, const void* rows, size_t stride, int64_t d, float* out) {
-  const auto* base = static_cast<const uint8_t*>(rows);
-  auto row = [&](int64_t j) { return reinterpret_cast<const uint16_t*>(base + j * stride); };
-  int64_t c = 0;
-  for (; c + 32 <= d; c += 32) {
-    float32x4_t acc[8];
-    for (int k = 0; k < 8; ++k) acc[k] = vdupq_n_f32(0.0f);
-    for (int64_t j = 0; j < n; ++j) {
-      const float32x4_t pj = vdupq_n_f32(p[j]);
-      const uint16_t* h = row(j) + c;
-      for (int k = 0; k < 4; ++k) {
-        const float16x8_t v = vreinterpretq_f16_u16(vld1q_u16(h + 8 * k));
-        acc[2 * k] = vaddq_f32(acc[2 * k], vmulq_f32(pj, vcvt_f32_f16(vget_low_f16(v))));
-        acc[2 * k + 1] = vaddq_f32(acc[2 * k + 1], vmulq_f32(pj, vcvt_high_f32_f16(v)));
-      }
-    }
-    for (int k = 0; k < 8; ++k) vst1q_f32(out + c + 4 * k, acc[k]);
-  }
-  for (; c + 4 <= d; c += 4) {
-    float32x4_t acc = vdupq_n_f32(0.0f);
-    for (int64_t j = 0; j < n; ++j) {
-      acc = vaddq_f32(acc, vmulq_f32(vdupq_n_f32(p[j]), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(row(j) + c)))));
-    }
-    vst1q_f32(out + c, acc);
-  }
-  for (; c < d; ++c) {
-    float acc = 0.0f;
-    for (int64_t j = 0; j < n; ++j) acc += p[j] * neon::halfToFloat(row(j)[c]);
-    out[c] = acc;
-  }
-}
-#pragma GCC pop_options
 
 // ---- The 32-element panels (PanelFn: Q4_0, Q4_1, Q8_0), layout in neon_common.h ----
 //
@@ -471,12 +399,12 @@ bool neonRunsHere() { return cpuFeatures().neon; }
 
 constexpr KernelSet neonSet() {
   KernelSet s{"neon", neonRunsHere};
-  s[TensorType::Q4_0] = {dotQ4_0Q8_0Neon, {dotRowsQ4_0Neon, kRowsQ4_0, dotRowsQ4_0SeveralNeon, neon::kSeveralActivations},
+  s[TensorType::Q4_0] = {dotQ4_0Q8_0Neon, {dotRowsQ4_0Neon, kRowsQ4_0},
                          {gemmNeon<Panel32<neon::Panel32Q4_0>>, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
   s[TensorType::Q8_0] = {dotQ8_0Q8_0Neon, {dotRowsQ8_0Neon, kRowsQ8_0},
                          {gemmNeon<Panel32<neon::Panel32Q8_0>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q8_0>},
                          quantizeRowQ8_0Neon};
-  s[TensorType::Q4_1] = {dotQ4_1Q8_1Neon, {dotRowsQ4_1Neon, kRowsQ4_1, dotRowsQ4_1SeveralNeon, neon::kSeveralActivations},
+  s[TensorType::Q4_1] = {dotQ4_1Q8_1Neon, {dotRowsQ4_1Neon, kRowsQ4_1},
                          {gemmNeon<Panel32<neon::Panel32Q4_1>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q4_1>}};
   s[TensorType::Q2_K] = {neon::dotK<MullAccumulate16, neon::FormatQ2K>, {dotRowsKNeon<neon::FormatQ2K>, kRowsK},
                          {gemmNeon<PanelK<neon::FormatQ2K>>, nullptr, neon::KPanel<neon::FormatQ2K>::kBytesPerBlock}};
@@ -488,10 +416,10 @@ constexpr KernelSet neonSet() {
                          {gemmNeon<PanelK<neon::FormatQ5K>>, nullptr, neon::KPanel<neon::FormatQ5K>::kBytesPerBlock}};
   s[TensorType::Q6_K] = {neon::dotK<MullAccumulate16, neon::FormatQ6K>, {dotRowsKNeon<neon::FormatQ6K>, kRowsK},
                          {gemmNeon<PanelK<neon::FormatQ6K>>, nullptr, neon::KPanel<neon::FormatQ6K>::kBytesPerBlock}};
-  s[TensorType::F16] = {dotF16F16Neon, {}, {}, f32ToF16Neon, f16ToF32Neon};
+  s[TensorType::F16] = {attention_neon::dotF16F16, {}, {}, f32ToF16Neon, f16ToF32Neon};
   s[TensorType::F32].dot = dotF32F32Neon;
-  s.weighF16 = weighF16Neon;
-  s.scoresF16 = scoresF16Neon;
+  s.weighF16 = attention_neon::weighF16;
+  s.scoresF16 = attention_neon::scoresF16;
   s.roundF16 = roundF16Neon;
   return s;
 }

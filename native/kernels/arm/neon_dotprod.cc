@@ -56,14 +56,6 @@ constexpr int kRowsQ4_0 = 8, kRowsQ4_1 = 8, kRowsQ8_0 = 4, kRowsK = 4;
 void dotRowsQ4_0NeonDotprod(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
   neon::dotRowsNibbles<Sdot, neon::RowsQ4_0, kRowsQ4_0>(n, w, wStride, a, out);
 }
-void dotRowsQ4_0SeveralNeonDotprod(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA, float* y,
-                          size_t yStride) {
-  neon::dotRowsNibblesSeveral<Sdot, neon::RowsQ4_0, kRowsQ4_0>(n, w, wStride, a, aStride, nA, y, yStride);
-}
-void dotRowsQ4_1SeveralNeonDotprod(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA, float* y,
-                          size_t yStride) {
-  neon::dotRowsNibblesSeveral<Sdot, neon::RowsQ4_1, kRowsQ4_1>(n, w, wStride, a, aStride, nA, y, yStride);
-}
 void dotRowsQ4_1NeonDotprod(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
   neon::dotRowsNibbles<Sdot, neon::RowsQ4_1, kRowsQ4_1>(n, w, wStride, a, out);
 }
@@ -280,11 +272,11 @@ bool dotprodRunsHere() { return cpuFeatures().neonDotprod; }
 
 constexpr KernelSet neonDotprodSet() {
   KernelSet s{"neon-dotprod", dotprodRunsHere};
-  s[TensorType::Q4_0] = {dotQ4_0Q8_0NeonDotprod, {dotRowsQ4_0NeonDotprod, kRowsQ4_0, dotRowsQ4_0SeveralNeonDotprod, neon::kSeveralActivations},
+  s[TensorType::Q4_0] = {dotQ4_0Q8_0NeonDotprod, {dotRowsQ4_0NeonDotprod, kRowsQ4_0},
                          {gemmNeonDotprod<Panel32<neon::Panel32Q4_0>>, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
   s[TensorType::Q8_0] = {dotQ8_0Q8_0NeonDotprod, {dotRowsQ8_0NeonDotprod, kRowsQ8_0},
                          {gemmNeonDotprod<Panel32<neon::Panel32Q8_0>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q8_0>}};
-  s[TensorType::Q4_1] = {dotQ4_1Q8_1NeonDotprod, {dotRowsQ4_1NeonDotprod, kRowsQ4_1, dotRowsQ4_1SeveralNeonDotprod, neon::kSeveralActivations},
+  s[TensorType::Q4_1] = {dotQ4_1Q8_1NeonDotprod, {dotRowsQ4_1NeonDotprod, kRowsQ4_1},
                          {gemmNeonDotprod<Panel32<neon::Panel32Q4_1>>, nullptr, 4 * neon::kPanel32RecordBytes<neon::Panel32Q4_1>}};
   s[TensorType::Q2_K] = {neon::dotK<Sdot, neon::FormatQ2K>, {dotRowsKNeonDotprod<neon::FormatQ2K>, kRowsK},
                          {gemmNeonDotprod<PanelK<neon::FormatQ2K>>, nullptr, neon::KPanel<neon::FormatQ2K>::kBytesPerBlock}};

@@ -21,7 +21,6 @@
 #include <type_traits>
 
 #include "../../gguf/tensor_types.h"
-#include "../panel_pass.h"
 #include "neon_common.h"
 #include "neon_k_formats.h"
 
@@ -147,117 +146,6 @@ void dotRowsNibbles(int64_t n, const void* w, size_t wStride, const void* a, flo
       }
     }
     out[r] = sum;
-  }
-}
-
-// dotRowsNibbles for NA activation rows at once: out[j][r] = dot(weight row r, activation row j),
-// r < R, j < NA. Each row's four blocks are loaded and unpacked once per step for all NA
-// activation rows (read again from L1 for each row), every (r, j) in its own accumulator with the
-// order of dotRowsNibbles (lanes = blocks of a step, then the lane sum, then the last blocks one
-// by one), so each result has the decode kernel's bits.
-template <class Dot, class F, int R, int NA>
-void dotRowsNibblesActs(int64_t n, const uint8_t* w, size_t wStride, const typename F::Act* const act[NA],
-                        float* const out[NA]) {
-  constexpr bool kQ4_1 = std::is_same_v<F, RowsQ4_1>;
-  using Block = typename F::Block;
-  using Act = typename F::Act;
-  const int64_t nb = n / kQK;
-  const uint8_t* row[R];
-  for (int r = 0; r < R; ++r) row[r] = w + r * wStride;
-  float32x4_t acc[NA][R];
-  for (int j = 0; j < NA; ++j)
-    for (int r = 0; r < R; ++r) acc[j][r] = vdupq_n_f32(0.0f);
-  const typename F::Loader loader;
-  const uint8x16_t low4 = vdupq_n_u8(0x0F);
-  int64_t i = 0;
-  for (; i + 4 <= nb; i += 4) {
-    float32x4_t da[NA], sa[NA];
-    int32x4_t offset[NA];
-#pragma GCC unroll 8
-    for (int j = 0; j < NA; ++j) {
-      const Act* y = act[j] + i;
-      da[j] = loadHalves4(y, offsetof(Act, d));
-      if constexpr (kQ4_1) {
-        sa[j] = loadHalves4(y, offsetof(Act, s));
-      } else {
-        int8x16_t lo[4], hi[4];
-        for (int k = 0; k < 4; ++k) lo[k] = vld1q_s8(y[k].qs), hi[k] = vld1q_s8(y[k].qs + 16);
-        offset[j] = eightTimesSums4(lo, hi);
-      }
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      uint8x16_t q[4];
-      float32x4_t dw, mw;
-      loader.load4(row[r], q, &dw, &mw);
-      row[r] += 4 * sizeof(Block);
-      int8x16_t ql[4], qh[4];
-      for (int k = 0; k < 4; ++k) {
-        ql[k] = vreinterpretq_s8_u8(vandq_u8(q[k], low4));
-        qh[k] = vreinterpretq_s8_u8(vshrq_n_u8(q[k], 4));
-      }
-#pragma GCC unroll 8
-      for (int j = 0; j < NA; ++j) {
-        const Act* y = act[j] + i;
-        int8x16_t lo[4], hi[4];
-        for (int k = 0; k < 4; ++k) lo[k] = vld1q_s8(y[k].qs), hi[k] = vld1q_s8(y[k].qs + 16);
-        int32x4_t totals = Dot::nibbleTotals4(ql, lo, qh, hi);
-        if constexpr (!kQ4_1) totals = vsubq_s32(totals, offset[j]);
-        acc[j][r] = vfmaq_f32(acc[j][r], vcvtq_f32_s32(totals), vmulq_f32(dw, da[j]));
-        if constexpr (kQ4_1) acc[j][r] = vfmaq_f32(acc[j][r], mw, sa[j]);
-      }
-    }
-  }
-  for (int j = 0; j < NA; ++j) {
-    const Act* y = act[j] + i;
-    for (int r = 0; r < R; ++r) {
-      float sum = vaddvq_f32(acc[j][r]);
-      const auto* x = reinterpret_cast<const Block*>(row[r]);
-      for (int64_t b = 0; i + b < nb; ++b) {
-        if constexpr (kQ4_1) {
-          sum += static_cast<float>(vaddvq_s32(dotQ4_1Block<Dot>(x[b], y[b]))) * (halfToFloat(x[b].d) * halfToFloat(y[b].d)) +
-                 halfToFloat(x[b].m) * halfToFloat(y[b].s);
-        } else {
-          sum += static_cast<float>(vaddvq_s32(dotQ4_0Block<Dot>(x[b], y[b]))) * (halfToFloat(x[b].d) * halfToFloat(y[b].d));
-        }
-      }
-      out[j][r] = sum;
-    }
-  }
-}
-
-// The kRows weight rows of dotRowsNibbles<Dot, F, kRows> against nA activation rows
-// (kernels::DotRowsSeveralFn), four weight rows and up to two activation rows per pass, so that
-// the eight accumulators, a row's unpacked quants and an activation block fit the 32 vector
-// registers; a third and fourth activation row take a second pass over the same weight rows,
-// from L1. Counted under qemu cortex-a72, per 16 weight rows and block of 4096-column rows:
-// one activation row (the decode kernel) 185 instructions, two 414 (the panel, rearranging
-// included: 471), three 648 (615), four 826 (759); two weight rows per pass over three and four
-// activation rows, which spilled, took 831 and 1165.
-constexpr int kSeveralActivations = 2;
-template <class Dot, class F, int kRows>
-void dotRowsNibblesSeveral(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA, float* y,
-                           size_t yStride) {
-  using Act = typename F::Act;
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* ab = static_cast<const uint8_t*>(a);
-  for (int x0 = 0; x0 < nA; x0 += kSeveralActivations) {
-    const int count = nA - x0 < kSeveralActivations ? nA - x0 : kSeveralActivations;
-    const Act* act[kSeveralActivations];
-    float* out[kSeveralActivations];
-    for (int j = 0; j < count; ++j) {
-      act[j] = reinterpret_cast<const Act*>(ab + (x0 + j) * aStride);
-      out[j] = y + (x0 + j) * yStride;
-    }
-    withRowCount<kSeveralActivations>(count, [&](auto acts) {
-      constexpr int kNA = decltype(acts)::value, kR = 4;
-      static_assert(kRows % kR == 0, "whole passes of rows");
-      for (int r0 = 0; r0 < kRows; r0 += kR) {
-        float* o[kNA];
-        for (int j = 0; j < kNA; ++j) o[j] = out[j] + r0;
-        dotRowsNibblesActs<Dot, F, kR, kNA>(n, wb + r0 * wStride, wStride, act, o);
-      }
-    });
   }
 }
 

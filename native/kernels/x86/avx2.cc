@@ -13,6 +13,7 @@
 #include "../cpu_features.h"
 #include "../panel_pass.h"
 #include "../kernel_table.h"
+#include "attention_f16.h"
 #include "avx2_common.h"
 #include "q2_q3_k.h"
 #include "k_q4_q5_panel.h"
@@ -240,33 +241,6 @@ float dotQ6_KQ8_KAvx2(int64_t n, const void* w, const void* a) {
   return _mm_cvtss_f32(acc);
 }
 
-// The F16 dot product: four chains of 8-wide FMAs over 32 elements at a time, then 8 at a time
-// into the first, the chains added pairwise and summed across; the scores run the same sums.
-inline float dotF16F16Inline(int64_t n, const uint16_t* x, const uint16_t* y) {
-  auto load8 = [](const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(load8(x + i + 8 * k), load8(y + i + 8 * k), acc[k]);
-  }
-  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(load8(x + i), load8(y + i), acc[0]);
-  float sum = horizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-  for (; i < n; ++i) sum += halfToFloat(x[i]) * halfToFloat(y[i]);
-  return sum;
-}
-
-float dotF16F16Avx2(int64_t n, const void* w, const void* a) {
-  return dotF16F16Inline(n, static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a));
-}
-
-void scoresF16Avx2(int64_t n, const void* q, const void* keys, size_t stride, int64_t d, float scale, float* out) {
-  const auto* base = static_cast<const uint8_t*>(keys);
-  const auto* qh = static_cast<const uint16_t*>(q);
-  for (int64_t j = 0; j < n; ++j) {
-    out[j] = dotF16F16Inline(d, reinterpret_cast<const uint16_t*>(base + j * stride), qh) * scale;
-  }
-}
-
 // F16C's conversion rounds to nearest even, as fp32ToFp16 does; subnormal halves included.
 void roundF16Avx2(int64_t n, float* x) {
   int64_t i = 0;
@@ -354,37 +328,6 @@ void f32ToF16Avx2(const float* src, void* dst, int64_t n) {
   for (; i < n; ++i) h[i] = fp32ToFp16(src[i]);
 }
 
-// Multiply, then add: no FMA, so every element rounds as the scalar loop's does. Sixty-four
-// outputs at a time stay in eight registers while the rows go by.
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
-void weighF16Avx2(int64_t n, const float* p, const void* rows, size_t stride, int64_t d, float* out) {
-  const auto* base = static_cast<const uint8_t*>(rows);
-  auto row = [&](int64_t j) { return reinterpret_cast<const uint16_t*>(base + j * stride); };
-  auto load8 = [](const uint16_t* h) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h))); };
-  int64_t c = 0;
-  for (; c + 64 <= d; c += 64) {
-    __m256 acc[8];
-    for (int k = 0; k < 8; ++k) acc[k] = _mm256_setzero_ps();
-    for (int64_t j = 0; j < n; ++j) {
-      const __m256 pj = _mm256_set1_ps(p[j]);
-      const uint16_t* h = row(j) + c;
-      for (int k = 0; k < 8; ++k) acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(pj, load8(h + 8 * k)));
-    }
-    for (int k = 0; k < 8; ++k) _mm256_storeu_ps(out + c + 8 * k, acc[k]);
-  }
-  for (; c + 8 <= d; c += 8) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t j = 0; j < n; ++j) acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(p[j]), load8(row(j) + c)));
-    _mm256_storeu_ps(out + c, acc);
-  }
-  for (; c < d; ++c) {
-    float acc = 0.0f;
-    for (int64_t j = 0; j < n; ++j) acc += p[j] * halfToFloat(row(j)[c]);
-    out[c] = acc;
-  }
-}
-#pragma GCC pop_options
 
 // ---- The Q4_0 panel product (PanelFn) ----
 //
@@ -530,7 +473,7 @@ bool avx2RunsHere() { return cpuFeatures().avx2Fma; }
 
 constexpr KernelSet avx2Set() {
   KernelSet s{"avx2", avx2RunsHere};
-  s[TensorType::Q4_0] = {dotQ4_0Q8_0Avx2, {q4_0_rows::dotRows4, 4, q4_0_rows::dotRows4Several, q4_0_rows::kMaxActivations},
+  s[TensorType::Q4_0] = {dotQ4_0Q8_0Avx2, {q4_0_rows::dotRows4, 4},
                          {gemmQ4_0Avx2, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
   s[TensorType::Q8_0] = {dotQ8_0Q8_0Avx2, {q8_0_rows::dotRows4, 4},
                          {q8_0_panel::gemmAvx2, q8_0PanelActivationTerms, q8_0_panel::kAvx2BytesPerBlock},
@@ -547,10 +490,10 @@ constexpr KernelSet avx2Set() {
   s[TensorType::Q5_K].panel = {k_panel::gemm<true>, nullptr, k_panel::kBytesPerBlock};
   s[TensorType::Q4_K].rows = {k_rows::dotRows4<false>, 4};
   s[TensorType::Q5_K].rows = {k_rows::dotRows4<true>, 4};
-  s[TensorType::F16] = {dotF16F16Avx2, {}, {}, f32ToF16Avx2, f16ToF32Avx2};
+  s[TensorType::F16] = {attention_avx2::dotF16F16, {}, {}, f32ToF16Avx2, f16ToF32Avx2};
   s[TensorType::F32].dot = dotF32F32Avx2;
-  s.weighF16 = weighF16Avx2;
-  s.scoresF16 = scoresF16Avx2;
+  s.weighF16 = attention_avx2::weighF16;
+  s.scoresF16 = attention_avx2::scoresF16;
   s.roundF16 = roundF16Avx2;
   return s;
 }

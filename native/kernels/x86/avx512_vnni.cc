@@ -24,76 +24,39 @@
 namespace kernels {
 namespace {
 
-// The decode kernel of q4_0_rows.h on 512-bit vectors, two blocks per step: one
-// vpdpbusd/convert/FMA covers 64 elements. out[j][r] = dot(weight row r, activation row j) for
-// r < R, j < NA, each weight block pair unpacked once for the NA activation rows and every (r, j)
-// with the float order of NA = 1 (the decode kernel), so that several activation rows give its bits.
-template <int R, int NA>
-void dotQ4_0RowsActs(int64_t n, const uint8_t* wb, size_t wStride, const BlockQ8_0* const y[NA], float* const out[NA]) {
-  const BlockQ4_0* x[R];
-  for (int r = 0; r < R; ++r) x[r] = reinterpret_cast<const BlockQ4_0*>(wb + r * wStride);
+// The four-row decode kernel of q4_0_rows.h on 512-bit vectors, two blocks per step: one
+// vpdpbusd/convert/FMA covers 64 elements.
+void dotQ4_0Rows4Avx512Vnni(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const BlockQ4_0* x[4];
+  for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ4_0*>(wb + r * wStride);
+  const auto* y = static_cast<const BlockQ8_0*>(a);
   const int64_t nb = n / kQK;
-  __m512 acc[NA][R];
-  for (int j = 0; j < NA; ++j)
-    for (int r = 0; r < R; ++r) acc[j][r] = _mm512_setzero_ps();
+  __m512 acc[4];
+  for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 1 < nb; i += 2) {
-    for (int r = 0; r < R; ++r) avx2_common::prefetchAhead<avx2_common::kStreamAhead, 2 * sizeof(BlockQ4_0)>(&x[r][i]);
-    __m512i u[R];
-    __m512 dw[R];
-    for (int r = 0; r < R; ++r) {
-      u[r] = unpackNibblePair(x[r][i], x[r][i + 1]);
-      dw[r] = scalePair(x[r][i].d, x[r][i + 1].d);
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < NA; ++j) {
-      const __m512i av = loadActivationPair(y[j][i], y[j][i + 1]);
-      const __m512i bias = activationBiasPair(av);
-      const __m512 da = scalePair(y[j][i].d, y[j][i + 1].d);
-      for (int r = 0; r < R; ++r) {
-        const __m512 sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, u[r], av));
-        acc[j][r] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw[r], da), acc[j][r]);
-      }
+    for (int r = 0; r < 4; ++r) avx2_common::prefetchAhead<avx2_common::kStreamAhead, 2 * sizeof(BlockQ4_0)>(&x[r][i]);
+    const __m512i av = loadActivationPair(y[i], y[i + 1]);
+    const __m512i bias = activationBiasPair(av);
+    const __m512 da = scalePair(y[i].d, y[i + 1].d);
+    for (int r = 0; r < 4; ++r) {
+      const __m512i u = unpackNibblePair(x[r][i], x[r][i + 1]);
+      const __m512 dw = scalePair(x[r][i].d, x[r][i + 1].d);
+      const __m512 sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, u, av));
+      acc[r] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dw, da), acc[r]);
     }
   }
-  for (int j = 0; j < NA; ++j) {
-    for (int r = 0; r < R; ++r) {
-      float sum = _mm512_reduce_add_ps(acc[j][r]);
-      if (i < nb) {  // an odd last block
-        const BlockQ4_0& b = x[r][i];
-        const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[j][i].qs));
-        const __m256 s = _mm256_cvtepi32_ps(
-            q4_0_rows::biasedDot(q4_0_rows::activationBias(av), q4_0_rows::unpackNibbles(b.qs), av));
-        sum += q4_0_rows::horizontalSum(_mm256_mul_ps(s, _mm256_set1_ps(_cvtsh_ss(b.d) * _cvtsh_ss(y[j][i].d))));
-      }
-      out[j][r] = sum;
+  for (int r = 0; r < 4; ++r) {
+    float sum = _mm512_reduce_add_ps(acc[r]);
+    if (i < nb) {  // an odd last block
+      const BlockQ4_0& b = x[r][i];
+      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
+      const __m256 s = _mm256_cvtepi32_ps(
+          q4_0_rows::biasedDot(q4_0_rows::activationBias(av), q4_0_rows::unpackNibbles(b.qs), av));
+      sum += q4_0_rows::horizontalSum(_mm256_mul_ps(s, _mm256_set1_ps(_cvtsh_ss(b.d) * _cvtsh_ss(y[i].d))));
     }
-  }
-}
-
-void dotQ4_0Rows4Avx512Vnni(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
-  const BlockQ8_0* const y[1] = {static_cast<const BlockQ8_0*>(a)};
-  float* const o[1] = {out};
-  dotQ4_0RowsActs<4, 1>(n, static_cast<const uint8_t*>(w), wStride, y, o);
-}
-
-// Four weight rows against nA activation rows (kernels::DotRowsSeveralFn), four at a time:
-// thirty-two registers hold the sixteen accumulators, the rows' unpacked pairs and scales.
-constexpr int kQ4_0MaxActivations = 4;
-void dotQ4_0Rows4SeveralAvx512Vnni(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA,
-                                   float* y, size_t yStride) {
-  const auto* ab = static_cast<const uint8_t*>(a);
-  for (int x0 = 0; x0 < nA; x0 += kQ4_0MaxActivations) {
-    const BlockQ8_0* act[kQ4_0MaxActivations];
-    float* out[kQ4_0MaxActivations];
-    const int count = nA - x0 < kQ4_0MaxActivations ? nA - x0 : kQ4_0MaxActivations;
-    for (int j = 0; j < count; ++j) {
-      act[j] = reinterpret_cast<const BlockQ8_0*>(ab + (x0 + j) * aStride);
-      out[j] = y + (x0 + j) * yStride;
-    }
-    withRowCount<kQ4_0MaxActivations>(count, [&](auto acts) {
-      dotQ4_0RowsActs<4, decltype(acts)::value>(n, static_cast<const uint8_t*>(w), wStride, act, out);
-    });
+    out[r] = sum;
   }
 }
 
@@ -247,7 +210,7 @@ bool avx512VnniRunsHere() { return cpuFeatures().avx512Vnni; }
 
 constexpr KernelSet avx512VnniSet() {
   KernelSet s{"avx512-vnni", avx512VnniRunsHere};
-  s[TensorType::Q4_0] = {q4_0_rows::dotRow, {dotQ4_0Rows4Avx512Vnni, 4, dotQ4_0Rows4SeveralAvx512Vnni, kQ4_0MaxActivations},
+  s[TensorType::Q4_0] = {q4_0_rows::dotRow, {dotQ4_0Rows4Avx512Vnni, 4},
                          {gemmQ4_0Avx512Vnni, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
   s[TensorType::Q4_1].panel = {q4_1_panel::gemmVnni, nullptr, q4_1_panel::kBytesPerBlock};
   s[TensorType::Q6_K].panel = {q6_k_panel::gemmVnni, nullptr, q6_k_panel::kBytesPerSuperBlock};

@@ -16,7 +16,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <type_traits>
 
 #include "../../gguf/tensor_types.h"
 #include "avx2_common.h"
@@ -51,89 +50,36 @@ inline __m256i biasedDot(__m256i bias, __m256i u, __m256i a) {
 }
 #endif
 
-// out[j][r] = dot(weight row r, activation row j) for r < R, j < NA: each weight block is
-// unpacked once and multiplied by the NA activation blocks, every (r, j) in its own accumulator
-// with the float order of one row against one activation (per block fma(Σ, d_w·d_a) into eight
-// lanes, then the horizontal sum), so any NA gives the bits of NA = 1, the decode kernel.
-template <int R, int NA>
-inline void dotRowsActs(int64_t n, const uint8_t* wb, size_t wStride, const BlockQ8_0* const y[NA], float* const out[NA]) {
-  const BlockQ4_0* x[R];
-  for (int r = 0; r < R; ++r) x[r] = reinterpret_cast<const BlockQ4_0*>(wb + r * wStride);
+// out[r] = dot(weight row r, activation row) for r < 4 (kernels::DotRowsFn): the decode kernel.
+inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const BlockQ4_0* x[4];
+  for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ4_0*>(wb + r * wStride);
+  const auto* y = static_cast<const BlockQ8_0*>(a);
   const int64_t nb = n / kQK;
-  __m256 acc[NA][R];
-  for (int j = 0; j < NA; ++j)
-    for (int r = 0; r < R; ++r) acc[j][r] = _mm256_setzero_ps();
+  __m256 acc[4];
+  for (int r = 0; r < 4; ++r) acc[r] = _mm256_setzero_ps();
 
   auto step = [&](int64_t i) {
-    __m256i u[R];
-    __m256 dw[R];
-    for (int r = 0; r < R; ++r) {
-      u[r] = unpackNibbles(x[r][i].qs);
-      dw[r] = _mm256_set1_ps(_cvtsh_ss(x[r][i].d));
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < NA; ++j) {
-      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[j][i].qs));
-      const __m256i bias = activationBias(av);
-      const __m256 da = _mm256_set1_ps(_cvtsh_ss(y[j][i].d));
-      for (int r = 0; r < R; ++r) {
-        const __m256 sum = _mm256_cvtepi32_ps(biasedDot(bias, u[r], av));
-        acc[j][r] = _mm256_fmadd_ps(sum, _mm256_mul_ps(dw[r], da), acc[j][r]);
-      }
+    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
+    const __m256i bias = activationBias(av);
+    const __m256 da = _mm256_set1_ps(_cvtsh_ss(y[i].d));
+    for (int r = 0; r < 4; ++r) {
+      const __m256i u = unpackNibbles(x[r][i].qs);
+      const __m256 dw = _mm256_set1_ps(_cvtsh_ss(x[r][i].d));
+      const __m256 sum = _mm256_cvtepi32_ps(biasedDot(bias, u, av));
+      acc[r] = _mm256_fmadd_ps(sum, _mm256_mul_ps(dw, da), acc[r]);
     }
   };
-  // The R rows are R sequential streams: the caller takes them far apart (matmul.cc).
+  // The four rows are four sequential streams: the caller takes them far apart (matmul.cc).
   int64_t i = 0;
   for (; i + 1 < nb; i += 2) {
-    for (int r = 0; r < R; ++r) avx2_common::prefetchAhead<avx2_common::kStreamAhead, 2 * sizeof(BlockQ4_0)>(&x[r][i]);
+    for (int r = 0; r < 4; ++r) avx2_common::prefetchAhead<avx2_common::kStreamAhead, 2 * sizeof(BlockQ4_0)>(&x[r][i]);
     step(i);
     step(i + 1);
   }
   if (i < nb) step(i);
-  for (int j = 0; j < NA; ++j)
-    for (int r = 0; r < R; ++r) out[j][r] = horizontalSum(acc[j][r]);
-}
-
-// out[r] = dot(weight row r, activation row) for r < 4 (kernels::DotRowsFn): the decode kernel.
-inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
-  const BlockQ8_0* const y[1] = {static_cast<const BlockQ8_0*>(a)};
-  float* const o[1] = {out};
-  dotRowsActs<4, 1>(n, static_cast<const uint8_t*>(w), wStride, y, o);
-}
-
-// Four weight rows against nA activation rows (kernels::DotRowsSeveralFn), kMaxActivations at a
-// time; the bits of dotRows4 for each. Sixteen registers hold the accumulators of four rows and
-// two activation rows, or two rows and four: for three and four, two rows per pass.
-constexpr int kMaxActivations = 4;
-inline void dotRows4Several(int64_t n, const void* w, size_t wStride, const void* a, size_t aStride, int nA, float* y,
-                            size_t yStride) {
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* ab = static_cast<const uint8_t*>(a);
-  for (int x0 = 0; x0 < nA; x0 += kMaxActivations) {
-    const int count = nA - x0 < kMaxActivations ? nA - x0 : kMaxActivations;
-    const BlockQ8_0* act[kMaxActivations];
-    float* out[kMaxActivations];
-    for (int j = 0; j < count; ++j) {
-      act[j] = reinterpret_cast<const BlockQ8_0*>(ab + (x0 + j) * aStride);
-      out[j] = y + (x0 + j) * yStride;
-    }
-    auto half = [&](auto rows, auto acts, int r0) {
-      constexpr int kR = decltype(rows)::value, kNA = decltype(acts)::value;
-      float* o[kNA];
-      for (int j = 0; j < kNA; ++j) o[j] = out[j] + r0;
-      dotRowsActs<kR, kNA>(n, wb + r0 * wStride, wStride, act, o);
-    };
-    using I1 = std::integral_constant<int, 1>;
-    using I2 = std::integral_constant<int, 2>;
-    using I3 = std::integral_constant<int, 3>;
-    using I4 = std::integral_constant<int, 4>;
-    switch (count) {
-      case 1: half(I4{}, I1{}, 0); break;
-      case 2: half(I4{}, I2{}, 0); break;
-      case 3: half(I2{}, I3{}, 0), half(I2{}, I3{}, 2); break;
-      default: half(I2{}, I4{}, 0), half(I2{}, I4{}, 2); break;
-    }
-  }
+  for (int r = 0; r < 4; ++r) out[r] = horizontalSum(acc[r]);
 }
 
 // One weight row against one activation row (VecDotFn): a single sequential stream, which the

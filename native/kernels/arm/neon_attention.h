@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../panel_pass.h"
+
 namespace {
 namespace attention_neon {
 
@@ -132,16 +134,7 @@ void weighF16(int64_t m, const int64_t* n, const float* p, size_t pStride, const
     int64_t common = n[g0];
     for (int g = 1; g < heads; ++g) common = n[g0 + g] < common ? n[g0 + g] : common;
     for (int64_t c = 0; c < d8; c += 8) {
-      switch (heads) {
-        case 1: weighColumns<1>(common, pg, pStride, base, stride, c, og, outStride); break;
-        case 2: weighColumns<2>(common, pg, pStride, base, stride, c, og, outStride); break;
-        case 3: weighColumns<3>(common, pg, pStride, base, stride, c, og, outStride); break;
-        case 4: weighColumns<4>(common, pg, pStride, base, stride, c, og, outStride); break;
-        case 5: weighColumns<5>(common, pg, pStride, base, stride, c, og, outStride); break;
-        case 6: weighColumns<6>(common, pg, pStride, base, stride, c, og, outStride); break;
-        case 7: weighColumns<7>(common, pg, pStride, base, stride, c, og, outStride); break;
-        default: weighColumns<8>(common, pg, pStride, base, stride, c, og, outStride); break;
-      }
+      withRowCount<8>(heads, [&](auto h) { weighColumns<h.value>(common, pg, pStride, base, stride, c, og, outStride); });
     }
     for (int g = 0; g < heads; ++g) {
       const float* pj = pg + g * pStride;

@@ -18,6 +18,7 @@
 #include "q4_0_rows.h"
 #include "q4_1_panel.h"
 #include "q6_k_panel.h"
+#include "q6_k_rows.h"
 #include "q8_0_panel.h"
 #include "q8_0_rows.h"
 
@@ -214,6 +215,7 @@ constexpr KernelSet avx512VnniSet() {
                          {gemmQ4_0Avx512Vnni, q4_0PanelActivationTerms, kQ4_0PanelBytesPerBlock}};
   s[TensorType::Q4_1].panel = {q4_1_panel::gemmVnni, nullptr, q4_1_panel::kBytesPerBlock};
   s[TensorType::Q6_K].panel = {q6_k_panel::gemmVnni, nullptr, q6_k_panel::kBytesPerSuperBlock};
+  s[TensorType::Q6_K].rows = {q6_k_rows::dotRows4Vnni, 4};
   s[TensorType::Q8_0].panel = {q8_0_panel::gemmVnni, q8_0PanelActivationTerms, q8_0_panel::kVnniBytesPerBlock};
   s[TensorType::Q8_0].rows = {q8_0_rows::dotRows4Vnni, 4};
   s[TensorType::Q4_K].panel = {k_panel::gemm<false>, nullptr, k_panel::kBytesPerBlock};

@@ -88,5 +88,65 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
   _mm_storeu_ps(out, acc);
 }
 
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+// The AVX-512 decode kernel: the same integer sums T, so the same results bit for bit, from half
+// the operations. Half a super-block is two 512-bit vectors of u: U01 holds elements 0-63 of the
+// half (ql bytes 0-63 low nibbles, qh bits 0-1 then 2-3), U23 elements 64-127 (high nibbles, qh
+// bits 4-5 then 6-7); one per-256-bit shift count (vpsllvw/vpsrlvw) moves each qh field to bits 4-5
+// and a ternary-logic op merges it with the nibble. Each 128-bit lane of U is one sub-block of
+// sixteen, so its int16 scale is spread over the lane by one vpermw and applied by vpdpwssd, which
+// also adds; the −32 offset enters as −bsum_g·32·s_g through one 256-bit vpdpwssd.
+inline void dotRows4Vnni(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const BlockQ6_K* x[4];
+  for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ6_K*>(wb + r * wStride);
+  const auto* y = static_cast<const BlockQ8_K*>(a);
+  const int64_t nb = n / kQK_K;
+  const __m512i nibble = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
+  const __m512i shiftU01 = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi16(4), _mm512_set1_epi16(2));
+  const __m512i shiftU23 = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi16(0), _mm512_set1_epi16(2));
+  // scaleIndex[k]: word j of 128-bit lane l picks scale 4k + l (vector k covers sub-blocks 4k..4k+3).
+  const __m512i laneNumber = _mm512_set_epi32(0x30003, 0x30003, 0x30003, 0x30003, 0x20002, 0x20002, 0x20002, 0x20002,
+                                              0x10001, 0x10001, 0x10001, 0x10001, 0, 0, 0, 0);
+  __m512i scaleIndex[4];
+  for (int k = 0; k < 4; ++k) scaleIndex[k] = _mm512_add_epi16(laneNumber, _mm512_set1_epi16(static_cast<int16_t>(4 * k)));
+  constexpr int kTernaryAandCorB = 0xEC;  // (A & C) | B
+  __m128 acc = _mm_setzero_ps();  // lane r: row r
+  for (int64_t i = 0; i < nb; ++i) {
+    for (int r = 0; r < 4; ++r) prefetchAhead<kStreamAhead, sizeof(BlockQ6_K)>(&x[r][i]);
+    const BlockQ8_K& ab = y[i];
+    const __m256i negativeBsums = _mm256_sub_epi16(_mm256_setzero_si256(), load256(ab.bsums));
+    __m512i av[4];  // activation elements 64k..64k+63
+    for (int k = 0; k < 4; ++k) av[k] = _mm512_loadu_si512(ab.qs + 64 * k);
+    __m256i sums[4];  // [row]: partial sums of T in eight lanes
+    for (int r = 0; r < 4; ++r) {
+      const BlockQ6_K& xb = x[r][i];
+      const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.scales)));
+      const __m512i scales = _mm512_castsi256_si512(scales16);  // vpermw reads words 0-15 only
+      __m512i sumi = _mm512_zextsi256_si512(
+          _mm256_dpwssd_epi32(_mm256_setzero_si256(), negativeBsums, _mm256_slli_epi16(scales16, 5)));
+      for (int half = 0; half < 2; ++half) {
+        const __m512i l = _mm512_loadu_si512(xb.ql + 64 * half);
+        const __m512i h = _mm512_broadcast_i64x4(load256(xb.qh + 32 * half));
+        const __m512i u01 = _mm512_ternarylogic_epi32(l, _mm512_and_si512(_mm512_sllv_epi16(h, shiftU01), bits45),
+                                                      nibble, kTernaryAandCorB);
+        const __m512i u23 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4),
+                                                      _mm512_and_si512(_mm512_srlv_epi16(h, shiftU23), bits45),
+                                                      nibble, kTernaryAandCorB);
+        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(u01, av[2 * half]),
+                                   _mm512_permutexvar_epi16(scaleIndex[2 * half], scales));
+        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(u23, av[2 * half + 1]),
+                                   _mm512_permutexvar_epi16(scaleIndex[2 * half + 1], scales));
+      }
+      sums[r] = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
+    }
+    const __m128 d = _mm_mul_ps(avx2_common::halvesToFloat4(x[0][i].d, x[1][i].d, x[2][i].d, x[3][i].d),
+                                _mm_set1_ps(ab.d));
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(laneSums4(sums[0], sums[1], sums[2], sums[3])), d, acc);
+  }
+  _mm_storeu_ps(out, acc);
+}
+#endif  // __AVX512VNNI__
+
 }  // namespace q6_k_rows
 }  // namespace

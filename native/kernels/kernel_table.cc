@@ -70,6 +70,7 @@ KernelSet resolve() {
     if (!all.sets[i]->runsHere()) continue;
     if (!best.weighF16) best.weighF16 = all.sets[i]->weighF16;
     if (!best.roundF16) best.roundF16 = all.sets[i]->roundF16;
+    if (!best.softmaxF16) best.softmaxF16 = all.sets[i]->softmaxF16;
   }
   // The scores are the F16 dot product row by row: both from one set, so that they agree exactly.
   if (const KernelSet* s = fastestWith(TensorType::F16, Path::kDot)) best.scoresF16 = s->scoresF16;

@@ -80,13 +80,19 @@ using ScoresF16Fn = void (*)(int64_t n, const void* keys, size_t stride, int64_t
 
 // Output: out[g·outStride + i] = Σ_{j < n[g]} p[g·pStride + j] · float(x_j[i]) for g < m, i < d,
 // over fp16 rows x_j `stride` bytes apart; each head's sum runs in the order j = 0..n[g]-1 from
-// +0, each term multiplied then added, so it equals the loop of axpys it replaces bit for bit.
+// +0, each term added by one fused multiply-add (rounded once), so every set gives the scalar
+// reference's bits.
 using WeighF16Fn = void (*)(int64_t m, const int64_t* n, const float* p, size_t pStride, const void* rows,
                             size_t stride, int64_t d, float* out, size_t outStride);
 
 // x[i] = float(half(x[i])) for i < n: each float rounded to fp16 (to nearest even) and back, as
 // attention's probabilities are before they weigh the fp16 values.
 using RoundF16Fn = void (*)(int64_t n, float* x);
+
+// s[0..n) = softmax(s[0..n)), each probability then rounded to fp16 as the values it weighs are
+// (n ≥ 1). The scalar reference takes std::exp and a double sum; a SIMD set's exponential may
+// differ from it by a few units in the last place of a float, far below the fp16 rounding after.
+using SoftmaxF16Fn = void (*)(int64_t n, float* s);
 
 struct RowsKernel {
   DotRowsFn run = nullptr;
@@ -119,6 +125,7 @@ struct KernelSet {
   WeighF16Fn weighF16 = nullptr;
   ScoresF16Fn scoresF16 = nullptr;  // null: the engine calls the F16 dot per key row
   RoundF16Fn roundF16 = nullptr;
+  SoftmaxF16Fn softmaxF16 = nullptr;
 
   constexpr TypeKernels& operator[](TensorType t) { return types[static_cast<size_t>(t)]; }
   constexpr const TypeKernels& operator[](TensorType t) const { return types[static_cast<size_t>(t)]; }

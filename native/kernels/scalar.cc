@@ -3,6 +3,9 @@
 // reading, not speed: every SIMD kernel is tested against these, and they follow the arithmetic
 // order of ggml's CPU backend (integer sums per block, then the float scales) so that the
 // engine's logits track llama.cpp's. They also serve every type and path no faster set has.
+#include <algorithm>
+#include <cmath>
+
 #include "kernel_table.h"
 #include "../gguf/k_quants.h"
 #include "../gguf/tensor_types.h"
@@ -60,6 +63,18 @@ void roundF16Scalar(int64_t n, float* x) {
   for (int64_t i = 0; i < n; ++i) x[i] = fp16ToFp32(fp32ToFp16(x[i]));
 }
 
+void softmaxF16Scalar(int64_t n, float* s) {
+  float maxScore = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) maxScore = std::max(maxScore, s[j]);
+  double sum = 0.0;
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = std::exp(s[j] - maxScore);
+    sum += s[j];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t j = 0; j < n; ++j) s[j] = fp16ToFp32(fp32ToFp16(s[j] * inv));
+}
+
 void weighF16Scalar(int64_t m, const int64_t* n, const float* p, size_t pStride, const void* rows, size_t stride,
                     int64_t d, float* out, size_t outStride) {
   for (int64_t g = 0; g < m; ++g) {
@@ -67,7 +82,7 @@ void weighF16Scalar(int64_t m, const int64_t* n, const float* p, size_t pStride,
     for (int64_t i = 0; i < d; ++i) o[i] = 0.0f;
     for (int64_t j = 0; j < n[g]; ++j) {
       const auto* x = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(rows) + j * stride);  // [d] fp16
-      for (int64_t i = 0; i < d; ++i) o[i] += p[g * pStride + j] * fp16ToFp32(x[i]);
+      for (int64_t i = 0; i < d; ++i) o[i] = std::fma(p[g * pStride + j], fp16ToFp32(x[i]), o[i]);
     }
   }
 }
@@ -294,6 +309,7 @@ constexpr KernelSet scalarSet() {
   s.weighF16 = weighF16Scalar;
   s.scoresF16 = scoresF16Scalar;
   s.roundF16 = roundF16Scalar;
+  s.softmaxF16 = softmaxF16Scalar;
   return s;
 }
 

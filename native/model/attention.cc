@@ -26,20 +26,6 @@ struct AttentionItem {
   int32_t firstHead, headCount;  // query heads kvHead·group + firstHead .. + headCount - 1
 };
 
-// s[0..n) = softmax(s[0..n)), each probability then rounded to fp16 as the values it weighs are.
-void softmaxRounded(float* s, int64_t n, kernels::RoundF16Fn roundF16) {
-  float maxScore = -INFINITY;
-  for (int64_t j = 0; j < n; j++) maxScore = std::max(maxScore, s[j]);
-  double sum = 0.0;
-  for (int64_t j = 0; j < n; j++) {
-    s[j] = std::exp(s[j] - maxScore);
-    sum += s[j];
-  }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t j = 0; j < n; j++) s[j] *= inv;
-  roundF16(n, s);
-}
-
 }  // namespace
 
 // xb[t][h·D..] = softmax(q_h · K_kvh^T / √D) · V_kvh over the cells 0..pos of row t's sequence
@@ -129,7 +115,7 @@ void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch
           for (int64_t j = 0; j < len[g]; j++) scores[g * C + j] = best[kvType].dot(D, keys + j * kvStride, qh) * scale;
         }
       }
-      for (int64_t g = 0; g < m; g++) softmaxRounded(scores + g * C, len[g], best.roundF16);  // p [m][C]
+      for (int64_t g = 0; g < m; g++) best.softmaxF16(len[g], scores + g * C);  // p [m][C]
 
       // out[g] = Σ_{j < len[g]} p[g][j] · v_j
       if (f16) {

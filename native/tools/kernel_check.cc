@@ -65,6 +65,7 @@ using kernel_check::rng;
 using kernel_check::checkDequantizeF16;
 using kernel_check::checkQuantizeF16;
 using kernel_check::checkRoundF16;
+using kernel_check::checkSoftmaxF16;
 using kernel_check::checkScoresF16;
 using kernel_check::checkWeighF16;
 
@@ -398,6 +399,7 @@ void checkSet(const KernelSet& set) {
   if (set.weighF16) checkWeighF16(set);
   if (set.scoresF16) checkScoresF16(set);
   if (set.roundF16) checkRoundF16(set);
+  if (set.softmaxF16) checkSoftmaxF16(set);
 }
 
 // The scalar set serves every computable type (and the activation formats), and bestKernels()
@@ -452,6 +454,11 @@ void checkResolution() {
     if (all.sets[i]->runsHere()) round = all.sets[i]->roundF16;
   }
   report(best.roundF16 == round && round != nullptr, "best roundF16 is the fastest set's");
+  kernels::SoftmaxF16Fn softmax = nullptr;
+  for (int i = 0; i < all.count && !softmax; ++i) {
+    if (all.sets[i]->runsHere()) softmax = all.sets[i]->softmaxF16;
+  }
+  report(best.softmaxF16 == softmax && softmax != nullptr, "best softmaxF16 is the fastest set's");
   kernels::ScoresF16Fn scores = nullptr;
   for (int i = 0; i < all.count; ++i) {
     if (all.sets[i]->runsHere() && (*all.sets[i])[TensorType::F16].dot) {

@@ -33,5 +33,6 @@ void checkQuantizeF16(const kernels::KernelSet& set);
 void checkWeighF16(const kernels::KernelSet& set);
 void checkScoresF16(const kernels::KernelSet& set);
 void checkRoundF16(const kernels::KernelSet& set);
+void checkSoftmaxF16(const kernels::KernelSet& set);
 
 }  // namespace kernel_check

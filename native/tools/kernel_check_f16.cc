@@ -1,6 +1,7 @@
 // kernel_check's fp16 part: the fp16 row conversions and attention's kernels over the fp16 KV
-// cache (weighF16, scoresF16 for many query heads at once, roundF16), each against its reference
-// (the scalar one; for the scores, the set's own F16 dot product), bit for bit.
+// cache (weighF16, scoresF16 for many query heads at once, roundF16, softmaxF16), each against its
+// reference (the scalar one; for the scores, the set's own F16 dot product), bit for bit but for
+// the softmax's exponential.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -149,6 +150,36 @@ void checkRoundF16(const KernelSet& set) {
   int64_t bad = 0;
   for (size_t i = 0; i < x.size(); ++i) bad += !sameFloat(got[i], fp16ToFp32(fp32ToFp16(x[i])));
   report(bad == 0, std::string(set.name) + " round through f16, " + std::to_string(x.size()) + " floats");
+}
+
+// The softmax rounded through fp16 is the scalar reference's within one fp16 step of each
+// probability (the exponentials may differ in a float's last place and tip a rounding), every
+// result is an fp16 value, and they sum to 1: scores of 1 to a long context's worth, spread
+// narrow and wide (past e^-80), with ties and one huge outlier.
+void checkSoftmaxF16(const KernelSet& set) {
+  const KernelSet& scalar = kernels::scalarKernels();
+  for (int64_t n : {int64_t{1}, int64_t{3}, int64_t{8}, int64_t{9}, int64_t{37}, int64_t{1000}, int64_t{2203}}) {
+    for (float spread : {0.01f, 4.0f, 30.0f, 200.0f}) {
+      std::vector<float> x(n);
+      for (float& v : x) v = randomFloat(-spread, spread);
+      if (n > 8) x[n / 2] = x[n / 3];  // a tie
+      if (spread == 200.0f) x[n - 1] = 1e4f;
+      std::vector<float> got = x, want = x;
+      set.softmaxF16(n, got.data());
+      scalar.softmaxF16(n, want.data());
+      int64_t bad = 0;
+      double sum = 0.0;
+      for (int64_t j = 0; j < n; ++j) {
+        const float w = want[j];
+        const float step = w < 6.103515625e-5f ? 5.9604645e-8f : std::ldexp(1.0f, std::ilogb(w) - 10);
+        const bool half = sameFloat(got[j], fp16ToFp32(fp32ToFp16(got[j])));
+        bad += !(half && std::fabs(got[j] - w) <= step);
+        sum += got[j];
+      }
+      report(bad == 0 && std::fabs(sum - 1.0) < 1e-2, std::string(set.name) + " softmax f16 n=" + std::to_string(n) +
+                                                          " spread=" + std::to_string(spread));
+    }
+  }
 }
 
 }  // namespace kernel_check

@@ -421,6 +421,7 @@ constexpr KernelSet neonSet() {
   s.weighF16 = attention_neon::weighF16;
   s.scoresF16 = attention_neon::scoresF16;
   s.roundF16 = roundF16Neon;
+  s.softmaxF16 = attention_neon::softmaxF16;
   return s;
 }
 

@@ -1,7 +1,7 @@
-// Attention over the fp16 KV cache on ARMv8.0 NEON (ScoresF16Fn, WeighF16Fn in ../kernel_table.h)
-// and the F16 dot product whose order of sums the scores repeat. Included by arm/neon.cc alone;
-// internal linkage (the rule in ../kernel_table.h). ARMv8.0 widens fp16 to fp32 (FCVTL) but has
-// no fp16 arithmetic: widen, then multiply in fp32.
+// Attention over the fp16 KV cache on ARMv8.0 NEON (ScoresF16Fn, SoftmaxF16Fn, WeighF16Fn in
+// ../kernel_table.h) and the F16 dot product whose order of sums the scores repeat. Included by
+// arm/neon.cc alone; internal linkage (the rule in ../kernel_table.h). ARMv8.0 widens fp16 to
+// fp32 (FCVTL) but has no fp16 arithmetic: widen, then multiply in fp32.
 //
 // Both kernels take the m query heads of one kv head at once: a block of four keys is widened
 // into a small buffer once and every query's dots run against it; a value row's eight columns are
@@ -10,7 +10,9 @@
 #include <arm_neon.h>
 
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
+#include <initializer_list>
 
 #include "../panel_pass.h"
 
@@ -90,9 +92,52 @@ void scoresF16(int64_t n, const void* keys, size_t stride, int64_t d, const floa
   }
 }
 
-// Multiply, then add (FMUL, FADD: not fused), so every element rounds as the scalar loop's does.
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
+// e^x for x ≤ 0, four at a time, as the AVX2 set computes it: x = n·ln2 + r (ln2 in two parts),
+// e^r by Cephes' expf polynomial, 2^n put into the exponent; below −80 taken at −80.
+inline float32x4_t expNonPositive(float32x4_t x) {
+  x = vmaxq_f32(x, vdupq_n_f32(-80.0f));
+  const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
+  float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+  r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+  float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+  for (float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f}) {
+    p = vfmaq_f32(vdupq_n_f32(c), p, r);
+  }
+  p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+  const int32x4_t twoToN = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+  return vmulq_f32(p, vreinterpretq_f32_s32(twoToN));
+}
+
+// SoftmaxF16Fn: the maximum, then e^(s − max) with its sum in doubles (two lanes per half), then
+// each times 1/sum rounded through fp16 (FCVT, to nearest even). The last n % 4 scores go one at
+// a time through the same exponential.
+void softmaxF16(int64_t n, float* s) {
+  const int64_t n4 = n & ~int64_t{3};
+  float32x4_t max4 = vdupq_n_f32(-INFINITY);
+  for (int64_t j = 0; j < n4; j += 4) max4 = vmaxq_f32(max4, vld1q_f32(s + j));
+  float maxScore = vmaxvq_f32(max4);
+  for (int64_t j = n4; j < n; ++j) maxScore = s[j] > maxScore ? s[j] : maxScore;
+
+  const float32x4_t maxAll = vdupq_n_f32(maxScore);
+  float64x2_t sumLow = vdupq_n_f64(0.0), sumHigh = vdupq_n_f64(0.0);
+  for (int64_t j = 0; j < n4; j += 4) {
+    const float32x4_t e = expNonPositive(vsubq_f32(vld1q_f32(s + j), maxAll));
+    vst1q_f32(s + j, e);
+    sumLow = vaddq_f64(sumLow, vcvt_f64_f32(vget_low_f32(e)));
+    sumHigh = vaddq_f64(sumHigh, vcvt_high_f64_f32(e));
+  }
+  double sum = vaddvq_f64(vaddq_f64(sumLow, sumHigh));
+  for (int64_t j = n4; j < n; ++j) {
+    s[j] = vgetq_lane_f32(expNonPositive(vdupq_n_f32(s[j] - maxScore)), 0);
+    sum += s[j];
+  }
+
+  const float32x4_t inv = vdupq_n_f32(static_cast<float>(1.0 / sum));
+  for (int64_t j = 0; j < n4; j += 4) vst1q_f32(s + j, vcvt_f32_f16(vcvt_f16_f32(vmulq_f32(vld1q_f32(s + j), inv))));
+  for (int64_t j = n4; j < n; ++j) {
+    s[j] = vgetq_lane_f32(vcvt_f32_f16(vcvt_f16_f32(vmulq_f32(vdupq_n_f32(s[j]), inv))), 0);
+  }
+}
 
 // Columns c..c+7 of G heads over rows [0, n): 2·G accumulators in registers, each row's eight
 // values widened once.
@@ -108,8 +153,8 @@ inline void weighColumns(int64_t n, const float* p, size_t pStride, const uint8_
 #pragma GCC unroll 8
     for (int g = 0; g < G; ++g) {
       const float32x4_t pj = vld1q_dup_f32(p + g * pStride + j);
-      lo[g] = vaddq_f32(lo[g], vmulq_f32(pj, xl));
-      hi[g] = vaddq_f32(hi[g], vmulq_f32(pj, xh));
+      lo[g] = vfmaq_f32(lo[g], pj, xl);
+      hi[g] = vfmaq_f32(hi[g], pj, xh);
     }
   }
 #pragma GCC unroll 8
@@ -141,19 +186,17 @@ void weighF16(int64_t m, const int64_t* n, const float* p, size_t pStride, const
       float* o = og + g * outStride;  // [d]
       for (int64_t c = d8; c < d; ++c) {
         float acc = 0.0f;
-        for (int64_t j = 0; j < common; ++j) acc += pj[j] * halfToFloat(row(j)[c]);
+        for (int64_t j = 0; j < common; ++j) acc = std::fma(pj[j], halfToFloat(row(j)[c]), acc);
         o[c] = acc;
       }
       for (int64_t j = common; j < n[g0 + g]; ++j) {
         const float32x4_t pv = vdupq_n_f32(pj[j]);
-        for (int64_t c = 0; c < d8; c += 4) vst1q_f32(o + c, vaddq_f32(vld1q_f32(o + c), vmulq_f32(pv, load4Half(row(j) + c))));
-        for (int64_t c = d8; c < d; ++c) o[c] += pj[j] * halfToFloat(row(j)[c]);
+        for (int64_t c = 0; c < d8; c += 4) vst1q_f32(o + c, vfmaq_f32(vld1q_f32(o + c), pv, load4Half(row(j) + c)));
+        for (int64_t c = d8; c < d; ++c) o[c] = std::fma(pj[j], halfToFloat(row(j)[c]), o[c]);
       }
     }
   }
 }
-
-#pragma GCC pop_options
 
 }  // namespace attention_neon
 }  // namespace

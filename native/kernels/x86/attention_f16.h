@@ -1,4 +1,4 @@
-// Attention over the fp16 KV cache on AVX2 + FMA + F16C (ScoresF16Fn, WeighF16Fn in
+// Attention over the fp16 KV cache on AVX2 + FMA + F16C (ScoresF16Fn, SoftmaxF16Fn, WeighF16Fn in
 // ../kernel_table.h) and the F16 dot product whose order of sums the scores repeat. Included by
 // x86/avx2.cc alone; internal linkage (the rule in ../kernel_table.h).
 //
@@ -9,7 +9,9 @@
 #include <immintrin.h>
 
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
+#include <initializer_list>
 
 #include "../panel_pass.h"
 #include "avx2_common.h"
@@ -114,9 +116,63 @@ void scoresF16(int64_t n, const void* keys, size_t stride, int64_t d, const floa
   }
 }
 
-// Multiply, then add: no FMA, so every element rounds as the scalar loop's does.
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
+// e^x for x ≤ 0, eight at a time: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 in two parts, so r is
+// exact), e^r by a degree-7 polynomial (Cephes' expf coefficients, within about one unit in the
+// last place), 2^n put into the exponent. Below −80, e^x is taken at −80 (1.8e-35): every
+// probability that small rounds to zero in fp16 anyway, and no subnormal float is produced.
+inline __m256 expNonPositive(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-80.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  for (float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f}) {
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+  }
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i twoToN = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(twoToN));
+}
+
+inline float roundThroughHalf(float x) { return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
+
+// SoftmaxF16Fn: the maximum, then e^(s − max) with its sum in doubles (four lanes per half), then
+// each times 1/sum rounded through fp16. The last n % 8 scores go one at a time through the same
+// exponential.
+void softmaxF16(int64_t n, float* s) {
+  const int64_t n8 = n & ~int64_t{7};
+  __m256 max8 = _mm256_set1_ps(-INFINITY);
+  for (int64_t j = 0; j < n8; j += 8) max8 = _mm256_max_ps(max8, _mm256_loadu_ps(s + j));
+  __m128 max4 = _mm_max_ps(_mm256_castps256_ps128(max8), _mm256_extractf128_ps(max8, 1));
+  max4 = _mm_max_ps(max4, _mm_movehl_ps(max4, max4));
+  float maxScore = _mm_cvtss_f32(_mm_max_ss(max4, _mm_movehdup_ps(max4)));
+  for (int64_t j = n8; j < n; ++j) maxScore = s[j] > maxScore ? s[j] : maxScore;
+
+  const __m256 maxAll = _mm256_set1_ps(maxScore);
+  __m256d sumLow = _mm256_setzero_pd(), sumHigh = _mm256_setzero_pd();
+  for (int64_t j = 0; j < n8; j += 8) {
+    const __m256 e = expNonPositive(_mm256_sub_ps(_mm256_loadu_ps(s + j), maxAll));
+    _mm256_storeu_ps(s + j, e);
+    sumLow = _mm256_add_pd(sumLow, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    sumHigh = _mm256_add_pd(sumHigh, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  const __m256d sum4 = _mm256_add_pd(sumLow, sumHigh);
+  const __m128d sum2 = _mm_add_pd(_mm256_castpd256_pd128(sum4), _mm256_extractf128_pd(sum4, 1));
+  double sum = _mm_cvtsd_f64(_mm_add_sd(sum2, _mm_unpackhi_pd(sum2, sum2)));
+  for (int64_t j = n8; j < n; ++j) {
+    s[j] = _mm256_cvtss_f32(expNonPositive(_mm256_set1_ps(s[j] - maxScore)));
+    sum += s[j];
+  }
+
+  const float inv = static_cast<float>(1.0 / sum);
+  const __m256 inv8 = _mm256_set1_ps(inv);
+  for (int64_t j = 0; j < n8; j += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(s + j), inv8), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_storeu_ps(s + j, _mm256_cvtph_ps(h));
+  }
+  for (int64_t j = n8; j < n; ++j) s[j] = roundThroughHalf(s[j] * inv);
+}
 
 // Columns c..c+7 of G heads over rows [0, n): G accumulators in registers, each row's eight
 // values widened once.
@@ -130,7 +186,7 @@ inline void weighColumns(int64_t n, const float* p, size_t pStride, const uint8_
     if (c % 32 == 0 && j + kAhead < n) _mm_prefetch(reinterpret_cast<const char*>(rows + (j + kAhead) * stride + 2 * c), _MM_HINT_T0);
     const __m256 x = load8Half(reinterpret_cast<const uint16_t*>(rows + j * stride) + c);
 #pragma GCC unroll 8
-    for (int g = 0; g < G; ++g) acc[g] = _mm256_add_ps(acc[g], _mm256_mul_ps(_mm256_broadcast_ss(p + g * pStride + j), x));
+    for (int g = 0; g < G; ++g) acc[g] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + g * pStride + j), x, acc[g]);
   }
 #pragma GCC unroll 8
   for (int g = 0; g < G; ++g) _mm256_storeu_ps(out + g * outStride + c, acc[g]);
@@ -158,21 +214,19 @@ void weighF16(int64_t m, const int64_t* n, const float* p, size_t pStride, const
       float* o = og + g * outStride;  // [d]
       for (int64_t c = d8; c < d; ++c) {
         float acc = 0.0f;
-        for (int64_t j = 0; j < common; ++j) acc += pj[j] * halfToFloat(row(j)[c]);
+        for (int64_t j = 0; j < common; ++j) acc = std::fma(pj[j], halfToFloat(row(j)[c]), acc);
         o[c] = acc;
       }
       for (int64_t j = common; j < n[g0 + g]; ++j) {
         const __m256 pv = _mm256_set1_ps(pj[j]);
         for (int64_t c = 0; c < d8; c += 8) {
-          _mm256_storeu_ps(o + c, _mm256_add_ps(_mm256_loadu_ps(o + c), _mm256_mul_ps(pv, load8Half(row(j) + c))));
+          _mm256_storeu_ps(o + c, _mm256_fmadd_ps(pv, load8Half(row(j) + c), _mm256_loadu_ps(o + c)));
         }
-        for (int64_t c = d8; c < d; ++c) o[c] += pj[j] * halfToFloat(row(j)[c]);
+        for (int64_t c = d8; c < d; ++c) o[c] = std::fma(pj[j], halfToFloat(row(j)[c]), o[c]);
       }
     }
   }
 }
-
-#pragma GCC pop_options
 
 }  // namespace attention_avx2
 }  // namespace

@@ -495,6 +495,7 @@ constexpr KernelSet avx2Set() {
   s.weighF16 = attention_avx2::weighF16;
   s.scoresF16 = attention_avx2::scoresF16;
   s.roundF16 = roundF16Avx2;
+  s.softmaxF16 = attention_avx2::softmaxF16;
   return s;
 }
 

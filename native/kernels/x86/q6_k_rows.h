@@ -48,44 +48,49 @@ inline __m256i scalePairIndex(int k) {
                           _mm_set1_epi16(static_cast<int16_t>(((4 * k + 1) << 8) | (4 * k))));
 }
 
-// out[r] = dot(weight row r, activation row) for r < 4.
-inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+// out[r] = dot(weight row r, activation row) for r < 4, super-block by super-block: rowSums(xb,
+// ab) gives one row's integer sums T of a super-block in eight int32 lanes, scaled here by
+// d·d_a of the four rows at once.
+template <class RowSums>
+inline void dotRows4With(int64_t n, const void* w, size_t wStride, const void* a, float* out, RowSums rowSums) {
   const auto* wb = static_cast<const uint8_t*>(w);
   const BlockQ6_K* x[4];
   for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ6_K*>(wb + r * wStride);
   const auto* y = static_cast<const BlockQ8_K*>(a);
   const int64_t nb = n / kQK_K;
-  const __m256i index[4] = {scalePairIndex(0), scalePairIndex(1), scalePairIndex(2), scalePairIndex(3)};
   __m128 acc = _mm_setzero_ps();  // lane r: row r
   for (int64_t i = 0; i < nb; ++i) {
     for (int r = 0; r < 4; ++r) prefetchAhead<kStreamAhead, sizeof(BlockQ6_K)>(&x[r][i]);
-    const BlockQ8_K& ab = y[i];
-    const __m256i bsums = load256(ab.bsums);
     __m256i sums[4];  // [row]: partial sums of T in eight lanes
-    for (int r = 0; r < 4; ++r) {
-      const BlockQ6_K& xb = x[r][i];
-      const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.scales)));
-      __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales16), 5));
-      for (int half = 0; half < 2; ++half) {  // 128 elements: ql 64 bytes, qh 32 bytes, 8 scales
-        __m256i u[4];
-        unpackHalf(xb.ql + 64 * half, xb.qh + 32 * half, u);
-        const __m256i sc = _mm256_broadcastsi128_si256(
-            _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xb.scales + 8 * half))));
-        const int8_t* q8 = ab.qs + 128 * half;
-        for (int k = 0; k < 4; ++k) {
-          const __m256i p = _mm256_maddubs_epi16(u[k], load256(q8 + 32 * k));
-          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc, index[k])));
-        }
-      }
-      sums[r] = sumi;
-    }
+    for (int r = 0; r < 4; ++r) sums[r] = rowSums(x[r][i], y[i]);
     // d·d_a of the four rows (a store of four floats read back as one vector stalled on the store
     // forwarding of every super-block).
     const __m128 d = _mm_mul_ps(avx2_common::halvesToFloat4(x[0][i].d, x[1][i].d, x[2][i].d, x[3][i].d),
-                                _mm_set1_ps(ab.d));
+                                _mm_set1_ps(y[i].d));
     acc = _mm_fmadd_ps(_mm_cvtepi32_ps(laneSums4(sums[0], sums[1], sums[2], sums[3])), d, acc);
   }
   _mm_storeu_ps(out, acc);
+}
+
+// out[r] = dot(weight row r, activation row) for r < 4.
+inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
+  const __m256i index[4] = {scalePairIndex(0), scalePairIndex(1), scalePairIndex(2), scalePairIndex(3)};
+  dotRows4With(n, w, wStride, a, out, [&](const BlockQ6_K& xb, const BlockQ8_K& ab) {
+    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.scales)));
+    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(load256(ab.bsums), scales16), 5));
+    for (int half = 0; half < 2; ++half) {  // 128 elements: ql 64 bytes, qh 32 bytes, 8 scales
+      __m256i u[4];
+      unpackHalf(xb.ql + 64 * half, xb.qh + 32 * half, u);
+      const __m256i sc = _mm256_broadcastsi128_si256(
+          _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xb.scales + 8 * half))));
+      const int8_t* q8 = ab.qs + 128 * half;
+      for (int k = 0; k < 4; ++k) {
+        const __m256i p = _mm256_maddubs_epi16(u[k], load256(q8 + 32 * k));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc, index[k])));
+      }
+    }
+    return sumi;
+  });
 }
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
@@ -97,11 +102,6 @@ inline void dotRows4(int64_t n, const void* w, size_t wStride, const void* a, fl
 // sixteen, so its int16 scale is spread over the lane by one vpermw and applied by vpdpwssd, which
 // also adds; the −32 offset enters as −bsum_g·32·s_g through one 256-bit vpdpwssd.
 inline void dotRows4Vnni(int64_t n, const void* w, size_t wStride, const void* a, float* out) {
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const BlockQ6_K* x[4];
-  for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const BlockQ6_K*>(wb + r * wStride);
-  const auto* y = static_cast<const BlockQ8_K*>(a);
-  const int64_t nb = n / kQK_K;
   const __m512i nibble = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
   const __m512i shiftU01 = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi16(4), _mm512_set1_epi16(2));
   const __m512i shiftU23 = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi16(0), _mm512_set1_epi16(2));
@@ -111,40 +111,28 @@ inline void dotRows4Vnni(int64_t n, const void* w, size_t wStride, const void* a
   __m512i scaleIndex[4];
   for (int k = 0; k < 4; ++k) scaleIndex[k] = _mm512_add_epi16(laneNumber, _mm512_set1_epi16(static_cast<int16_t>(4 * k)));
   constexpr int kTernaryAandCorB = 0xEC;  // (A & C) | B
-  __m128 acc = _mm_setzero_ps();  // lane r: row r
-  for (int64_t i = 0; i < nb; ++i) {
-    for (int r = 0; r < 4; ++r) prefetchAhead<kStreamAhead, sizeof(BlockQ6_K)>(&x[r][i]);
-    const BlockQ8_K& ab = y[i];
+  dotRows4With(n, w, wStride, a, out, [&](const BlockQ6_K& xb, const BlockQ8_K& ab) {
+    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.scales)));
+    const __m512i scales = _mm512_castsi256_si512(scales16);  // vpermw reads words 0-15 only
     const __m256i negativeBsums = _mm256_sub_epi16(_mm256_setzero_si256(), load256(ab.bsums));
-    __m512i av[4];  // activation elements 64k..64k+63
-    for (int k = 0; k < 4; ++k) av[k] = _mm512_loadu_si512(ab.qs + 64 * k);
-    __m256i sums[4];  // [row]: partial sums of T in eight lanes
-    for (int r = 0; r < 4; ++r) {
-      const BlockQ6_K& xb = x[r][i];
-      const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.scales)));
-      const __m512i scales = _mm512_castsi256_si512(scales16);  // vpermw reads words 0-15 only
-      __m512i sumi = _mm512_zextsi256_si512(
-          _mm256_dpwssd_epi32(_mm256_setzero_si256(), negativeBsums, _mm256_slli_epi16(scales16, 5)));
-      for (int half = 0; half < 2; ++half) {
-        const __m512i l = _mm512_loadu_si512(xb.ql + 64 * half);
-        const __m512i h = _mm512_broadcast_i64x4(load256(xb.qh + 32 * half));
-        const __m512i u01 = _mm512_ternarylogic_epi32(l, _mm512_and_si512(_mm512_sllv_epi16(h, shiftU01), bits45),
-                                                      nibble, kTernaryAandCorB);
-        const __m512i u23 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4),
-                                                      _mm512_and_si512(_mm512_srlv_epi16(h, shiftU23), bits45),
-                                                      nibble, kTernaryAandCorB);
-        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(u01, av[2 * half]),
-                                   _mm512_permutexvar_epi16(scaleIndex[2 * half], scales));
-        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(u23, av[2 * half + 1]),
-                                   _mm512_permutexvar_epi16(scaleIndex[2 * half + 1], scales));
-      }
-      sums[r] = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
+    __m512i sumi = _mm512_zextsi256_si512(
+        _mm256_dpwssd_epi32(_mm256_setzero_si256(), negativeBsums, _mm256_slli_epi16(scales16, 5)));
+    for (int half = 0; half < 2; ++half) {
+      const __m512i l = _mm512_loadu_si512(xb.ql + 64 * half);
+      const __m512i h = _mm512_broadcast_i64x4(load256(xb.qh + 32 * half));
+      const __m512i u01 = _mm512_ternarylogic_epi32(l, _mm512_and_si512(_mm512_sllv_epi16(h, shiftU01), bits45),
+                                                    nibble, kTernaryAandCorB);
+      const __m512i u23 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4),
+                                                    _mm512_and_si512(_mm512_srlv_epi16(h, shiftU23), bits45),
+                                                    nibble, kTernaryAandCorB);
+      const int8_t* q8 = ab.qs + 128 * half;  // activation elements of this half: 64 for U01, 64 for U23
+      sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(u01, _mm512_loadu_si512(q8)),
+                                 _mm512_permutexvar_epi16(scaleIndex[2 * half], scales));
+      sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(u23, _mm512_loadu_si512(q8 + 64)),
+                                 _mm512_permutexvar_epi16(scaleIndex[2 * half + 1], scales));
     }
-    const __m128 d = _mm_mul_ps(avx2_common::halvesToFloat4(x[0][i].d, x[1][i].d, x[2][i].d, x[3][i].d),
-                                _mm_set1_ps(ab.d));
-    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(laneSums4(sums[0], sums[1], sums[2], sums[3])), d, acc);
-  }
-  _mm_storeu_ps(out, acc);
+    return _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
+  });
 }
 #endif  // __AVX512VNNI__
 

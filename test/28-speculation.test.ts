@@ -12,52 +12,69 @@ import type { GenerateResult, SamplingParams } from "../daemon/serving/protocol.
 import { DEFAULT_SAMPLING } from "../daemon/serving/protocol.js";
 import type { GenerationJob } from "../daemon/serving/scheduler.js";
 import { Scheduler } from "../daemon/serving/scheduler.js";
-import { lookupDraft, Speculator } from "../daemon/serving/speculation.js";
+import { findMatch, lookupDraft, Speculator } from "../daemon/serving/speculation.js";
 import { needShared, SHARED, sharedModel, testNeeding } from "./helpers/shared.js";
 
 const GREEDY: SamplingParams = { ...DEFAULT_SAMPLING, temperature: 0 };
 
 // ─── Proposals ───────────────────────────────────────────────────────────────────────────────
 
-test("lookup: the tokens after the most recent earlier match of the longest n-gram", (t) => {
-  //             0  1  2  3  4  5  6  7  8  9
+test("lookup: the tokens after the most recent earlier occurrence of the longest match of the history's end", (t) => {
+  //             0  1  2  3  4  5  6  7  8  9 10 11 12
   const history = [1, 2, 3, 4, 5, 9, 2, 3, 7, 8, 1, 2, 3];
-  // "1 2 3" occurred at 0: what followed was 4 5 9 …
+  // "1 2 3" occurred at 0 (three tokens, longer than "2 3" at 6): what followed was 4 5 9 …
   t.deepEqual(lookupDraft(history, 3), [4, 5, 9]);
-  // a 2-gram when no 3-gram matches: "2 3" last seen at 6, followed by 7 8
+  t.deepEqual(findMatch(history), { from: 3, length: 3 });
+  // equally long matches: the most recent ("2 3" at 3 and at 0: the one at 3, followed by 7 8)
   t.deepEqual(lookupDraft([2, 3, 4, 2, 3, 7, 8, 5, 2, 3], 2), [7, 8]);
   // one token when nothing longer matches; the most recent occurrence
   t.deepEqual(lookupDraft([6, 1, 6, 2, 9, 6], 1), [2]);
+  t.deepEqual(findMatch([6, 1, 6, 2, 9, 6]), { from: 3, length: 1 });
+  // a longer match further back wins over a shorter recent one: "4 1 2" at 0, not "1 2" at 5
+  t.deepEqual(lookupDraft([4, 1, 2, 8, 9, 1, 2, 6, 4, 1, 2], 2), [8, 9]);
   // proposals stop where the history does
   t.deepEqual(lookupDraft([5, 6, 5], 8), [6, 5]);
   t.deepEqual(lookupDraft([1, 2, 3], 4), []);
   t.deepEqual(lookupDraft([], 4), []);
   t.deepEqual(lookupDraft([1, 1], 0), []);
+  t.is(findMatch([7]), null);
 });
 
-test("adaptive size: grows while every proposal is kept, shrinks to what was kept", (t) => {
+test("adaptive size: grows while every proposal is kept, shrinks to what was kept, never past the match", (t) => {
   const s = new Speculator();
-  const h = Array.from({ length: 40 }, (_, i) => i % 10);
-  t.is(s.propose(h, 100).length, 4);
+  const copying = Array.from({ length: 40 }, (_, i) => i % 10); // its end matches 30 tokens back
+  t.is(s.propose(copying, 100).length, 4);
   s.record(4, 4);
-  t.is(s.propose(h, 100).length, 8);
+  t.is(s.propose(copying, 100).length, 8);
   s.record(8, 8);
-  t.is(s.propose(h, 100).length, 8, "at most eight");
+  t.is(s.propose(copying, 100).length, 8, "at most eight");
   s.record(8, 2);
-  t.is(s.propose(h, 100).length, 3);
-  s.record(3, 0);
-  // nothing kept: one step without a proposal, then one token
-  t.is(s.propose(h, 100).length, 0);
-  t.is(s.propose(h, 100).length, 1);
-  s.record(1, 0);
-  // again nothing: two steps, then one
-  t.deepEqual([s.propose(h, 100).length, s.propose(h, 100).length, s.propose(h, 100).length], [0, 0, 1]);
-  s.record(1, 1);
-  t.is(s.propose(h, 100).length, 2, "a kept token ends the pause and doubles the size");
+  t.is(s.propose(copying, 100).length, 3);
+  s.record(3, 1);
+  t.is(s.propose(copying, 100).length, 2, "at least two after a partial match");
+  // a match of n tokens backs at most n - 1: a lone repeated token backs nothing
+  const three = [1, 2, 3, 5, 6, 7, 8, 9, 1, 2, 3]; // "1 2 3": at most two
+  s.record(2, 2);
+  t.deepEqual(s.propose(three, 100), [5, 6]);
+  t.deepEqual(s.propose([4, 9, 5, 9], 100), [], "one matching token");
+  t.is(s.propose(copying, 0).length, 0, "never past the room left");
+  t.like(s, { drafted: 25, accepted: 17 });
+});
+
+test("after a proposal of which nothing was kept, only long matches are proposed for a few steps", (t) => {
+  const s = new Speculator();
+  const short = [1, 2, 3, 5, 6, 7, 8, 9, 1, 2, 3]; // a match of three tokens
+  const long = Array.from({ length: 40 }, (_, i) => i % 10);
+  t.is(s.propose(short, 100).length, 2);
   s.record(2, 0);
-  t.deepEqual([s.propose(h, 100).length, s.propose(h, 100).length], [0, 1], "and the pause starts over at one step");
-  t.is(s.propose(h, 0).length, 0, "never past the room left");
-  t.like(s, { drafted: 27, accepted: 15 });
+  // one step of pause: the short match is not proposed, then it is again
+  t.deepEqual([s.propose(short, 100).length, s.propose(short, 100).length], [0, 2]);
+  s.record(2, 0);
+  // two steps now; a long match is proposed even during the pause
+  t.deepEqual([s.propose(short, 100).length, s.propose(long, 100).length, s.propose(short, 100).length], [0, 2, 2]);
+  s.record(2, 1);
+  s.record(2, 0);
+  t.deepEqual([s.propose(short, 100).length, s.propose(short, 100).length], [0, 2], "a kept token starts the pauses over at one step");
 });
 
 testNeeding(test, needShared, "a draft is kept with its probability: the token frequencies are those of sampling without one", (t) => {

@@ -1,6 +1,7 @@
 // Attention over the fp16 KV cache on AVX2 + FMA + F16C (ScoresF16Fn, SoftmaxF16Fn, WeighF16Fn in
 // ../kernel_table.h) and the F16 dot product whose order of sums the scores repeat. Included by
-// x86/avx2.cc alone; internal linkage (the rule in ../kernel_table.h).
+// x86/avx2.cc, and by attention_avx512.h for what its wider kernels leave; internal linkage (the
+// rule in ../kernel_table.h).
 //
 // Both kernels take the m query heads of one kv head at once: a block of eight keys is widened
 // into a small buffer once and every query's dots run against it; a value row's eight columns are
@@ -49,7 +50,7 @@ inline float dotHalves(int64_t n, const uint16_t* x, Y8 y8, Y1 y1) {
 }
 
 // The F16 dot product (VecDotFn).
-float dotF16F16(int64_t n, const void* w, const void* a) {
+inline float dotF16F16(int64_t n, const void* w, const void* a) {
   const auto* y = static_cast<const uint16_t*>(a);
   return dotHalves(n, static_cast<const uint16_t*>(w), [&](int64_t i) { return load8Half(y + i); },
                    [&](int64_t i) { return halfToFloat(y[i]); });
@@ -81,7 +82,7 @@ inline void prefetchRow(const uint16_t* row, int64_t d, bool inRange) {
 // ScoresF16Fn. Keys eight at a time, widened into `keys8` [8][d] once for all m queries; each
 // query's eight dots are summed across together. Heads of more than kMaxWidened values or not a
 // multiple of 8, and the last n % 8 keys, take the dot one key at a time.
-void scoresF16(int64_t n, const void* keys, size_t stride, int64_t d, const float* q, int64_t m, float scale,
+inline void scoresF16(int64_t n, const void* keys, size_t stride, int64_t d, const float* q, int64_t m, float scale,
                float* out, size_t outStride) {
   constexpr int64_t kMaxWidened = 256;
   const auto* base = static_cast<const uint8_t*>(keys);
@@ -140,7 +141,7 @@ inline float roundThroughHalf(float x) { return _cvtsh_ss(_cvtss_sh(x, _MM_FROUN
 // SoftmaxF16Fn: the maximum, then e^(s − max) with its sum in doubles (four lanes per half), then
 // each times 1/sum rounded through fp16. The last n % 8 scores go one at a time through the same
 // exponential.
-void softmaxF16(int64_t n, float* s) {
+inline void softmaxF16(int64_t n, float* s) {
   const int64_t n8 = n & ~int64_t{7};
   __m256 max8 = _mm256_set1_ps(-INFINITY);
   for (int64_t j = 0; j < n8; j += 8) max8 = _mm256_max_ps(max8, _mm256_loadu_ps(s + j));
@@ -192,11 +193,13 @@ inline void weighColumns(int64_t n, const float* p, size_t pStride, const uint8_
   for (int g = 0; g < G; ++g) _mm256_storeu_ps(out + g * outStride + c, acc[g]);
 }
 
-// WeighF16Fn. Heads eight at a time: their rows in common (the shortest head's) run through
-// weighColumns, column by column; a head's further rows are added onto its output after, in
-// order, so that its sum is the same as alone.
-void weighF16(int64_t m, const int64_t* n, const float* p, size_t pStride, const void* rows, size_t stride, int64_t d,
-              float* out, size_t outStride) {
+// WeighF16Fn's loop: heads eight at a time, their rows in common (the shortest head's) through
+// `columns(heads, common, pg, og, c)`, which weighs columns c.. of those heads and returns the
+// first column it left (a multiple of 8 up to d8); a head's further rows are added onto its
+// output after, in order, so that its sum is the same as alone.
+template <class Columns>
+void weighHeads(int64_t m, const int64_t* n, const float* p, size_t pStride, const void* rows, size_t stride, int64_t d,
+                float* out, size_t outStride, Columns columns) {
   const auto* base = static_cast<const uint8_t*>(rows);
   const auto row = [&](int64_t j) { return reinterpret_cast<const uint16_t*>(base + j * stride); };
   const int64_t d8 = d & ~int64_t{7};
@@ -206,9 +209,7 @@ void weighF16(int64_t m, const int64_t* n, const float* p, size_t pStride, const
     float* og = out + g0 * outStride;
     int64_t common = n[g0];
     for (int g = 1; g < heads; ++g) common = n[g0 + g] < common ? n[g0 + g] : common;
-    for (int64_t c = 0; c < d8; c += 8) {
-      withRowCount<8>(heads, [&](auto h) { weighColumns<h.value>(common, pg, pStride, base, stride, c, og, outStride); });
-    }
+    for (int64_t c = 0; c < d8;) c = columns(heads, common, pg, og, c);
     for (int g = 0; g < heads; ++g) {
       const float* pj = pg + g * pStride;
       float* o = og + g * outStride;  // [d]
@@ -226,6 +227,17 @@ void weighF16(int64_t m, const int64_t* n, const float* p, size_t pStride, const
       }
     }
   }
+}
+
+// WeighF16Fn: eight columns at a time.
+inline void weighF16(int64_t m, const int64_t* n, const float* p, size_t pStride, const void* rows, size_t stride, int64_t d,
+              float* out, size_t outStride) {
+  const auto* base = static_cast<const uint8_t*>(rows);
+  weighHeads(m, n, p, pStride, rows, stride, d, out, outStride,
+             [&](int heads, int64_t common, const float* pg, float* og, int64_t c) {
+               withRowCount<8>(heads, [&](auto h) { weighColumns<h.value>(common, pg, pStride, base, stride, c, og, outStride); });
+               return c + 8;
+             });
 }
 
 }  // namespace attention_avx2

@@ -12,6 +12,7 @@
 #include "../cpu_features.h"
 #include "../panel_pass.h"
 #include "../kernel_table.h"
+#include "attention_avx512.h"
 #include "avx512_pairs.h"
 #include "k_q4_q5_panel.h"
 #include "k_q4_q5_rows.h"
@@ -222,6 +223,10 @@ constexpr KernelSet avx512VnniSet() {
   s[TensorType::Q5_K].panel = {k_panel::gemm<true>, nullptr, k_panel::kBytesPerBlock};
   s[TensorType::Q4_K].rows = {k_rows::dotRows4<false>, 4};
   s[TensorType::Q5_K].rows = {k_rows::dotRows4<true>, 4};
+  // The AVX2 F16 dot product, whose sums the scores here repeat (the scores come with the dot).
+  s[TensorType::F16].dot = attention_avx2::dotF16F16;
+  s.scoresF16 = attention_avx512::scoresF16;
+  s.weighF16 = attention_avx512::weighF16;
   return s;
 }
 

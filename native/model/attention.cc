@@ -54,14 +54,19 @@ void InferenceContext::attention(int layer, const std::vector<BatchToken>& batch
     for (int32_t t = 0; t < T; t++) rowsBySeq[fill[batch[t].seq]++] = t;
   }
   const int64_t rowsPerItem = std::max<int64_t>(1, kMaxQueries / group);
+  // A sequence's rows in runs of equal size (nine rows of eight heads: five and four, not eight
+  // and one), so that the threads that take them have equal work.
+  const auto runsOf = [&](int s) { return (seqStart[s + 1] - seqStart[s] + rowsPerItem - 1) / rowsPerItem; };
   int64_t runs = 0;  // (sequence, run of rows) pairs
-  for (int s = 0; s < params_.nSeq; s++) runs += (seqStart[s + 1] - seqStart[s] + rowsPerItem - 1) / rowsPerItem;
+  for (int s = 0; s < params_.nSeq; s++) runs += runsOf(s);
   // fewer items than threads (one sequence, few kv heads): split each group's heads
   const int64_t headParts = std::min<int64_t>(group, std::max<int64_t>(1, (pool_.threads() + runs * hp.nHeadKv - 1) / (runs * hp.nHeadKv)));
   std::vector<AttentionItem> items;
   for (int s = 0; s < params_.nSeq; s++) {
-    for (int32_t r = seqStart[s]; r < seqStart[s + 1]; r += static_cast<int32_t>(rowsPerItem)) {
-      const int32_t rows = std::min<int32_t>(static_cast<int32_t>(rowsPerItem), seqStart[s + 1] - r);
+    const int64_t count = seqStart[s + 1] - seqStart[s], parts = runsOf(s);
+    for (int64_t k = 0; k < parts; k++) {
+      const auto r = static_cast<int32_t>(seqStart[s] + count * k / parts);
+      const auto rows = static_cast<int32_t>(seqStart[s] + count * (k + 1) / parts - r);
       for (int32_t kvh = 0; kvh < hp.nHeadKv; kvh++) {
         for (int64_t part = 0; part < headParts; part++) {
           const auto first = static_cast<int32_t>(group * part / headParts), last = static_cast<int32_t>(group * (part + 1) / headParts);

@@ -69,39 +69,33 @@ void scoresF16(int64_t n, const void* keys, size_t stride, int64_t d, const floa
   if (j < n) attention_avx2::scoresF16(n - j, key(j), stride, d, q, m, scale, out + j, outStride);
 }
 
-// Columns c..c+15 of G heads over rows [0, n): G accumulators in registers, each row's sixteen
-// values widened once; every column's sum is the AVX2 kernel's (one FMA per row, in order).
-template <int G>
-inline void weighColumns16(int64_t n, const float* p, size_t pStride, const uint8_t* rows, size_t stride, int64_t c,
-                           float* out, size_t outStride) {
-  __m512 acc[G];
-#pragma GCC unroll 8
-  for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < n; ++j) {
-    if (c % 32 == 0 && j + kAhead < n) _mm_prefetch(reinterpret_cast<const char*>(rows + (j + kAhead) * stride + 2 * c), _MM_HINT_T0);
-    const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + j * stride + 2 * c)));
-#pragma GCC unroll 8
-    for (int g = 0; g < G; ++g) acc[g] = _mm512_fmadd_ps(_mm512_set1_ps(p[g * pStride + j]), x, acc[g]);
-  }
-#pragma GCC unroll 8
-  for (int g = 0; g < G; ++g) _mm512_storeu_ps(out + g * outStride + c, acc[g]);
-}
+// Sixteen floats of AVX-512 for attention_avx2::weighColumns: the same sums, column by column.
+struct Floats16 {
+  using V = __m512;
+  static constexpr int kWidth = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V widen(const uint16_t* h) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h))); }
+  static V weigh(const float* p, V x, V acc) { return _mm512_fmadd_ps(_mm512_set1_ps(*p), x, acc); }
+  static void store(float* out, V v) { _mm512_storeu_ps(out, v); }
+};
 
 // WeighF16Fn: sixteen columns at a time, the last eight of a head of 8·odd values eight wide.
 void weighF16(int64_t m, const int64_t* n, const float* p, size_t pStride, const void* rows, size_t stride, int64_t d,
               float* out, size_t outStride) {
+  using attention_avx2::Floats8;
   const auto* base = static_cast<const uint8_t*>(rows);
   const int64_t d8 = d & ~int64_t{7};
+  const auto columns = [&](auto floats, int heads, int64_t common, const float* pg, float* og, int64_t c) {
+    using F = decltype(floats);
+    withRowCount<8>(heads, [&](auto h) {
+      attention_avx2::weighColumns<h.value, F>(common, pg, pStride, base, stride, c, og, outStride);
+    });
+    return c + F::kWidth;
+  };
   attention_avx2::weighHeads(m, n, p, pStride, rows, stride, d, out, outStride,
                              [&](int heads, int64_t common, const float* pg, float* og, int64_t c) {
-                               if (c + 16 <= d8) {
-                                 withRowCount<8>(heads, [&](auto h) { weighColumns16<h.value>(common, pg, pStride, base, stride, c, og, outStride); });
-                                 return c + 16;
-                               }
-                               withRowCount<8>(heads, [&](auto h) {
-                                 attention_avx2::weighColumns<h.value>(common, pg, pStride, base, stride, c, og, outStride);
-                               });
-                               return c + 8;
+                               return c + 16 <= d8 ? columns(Floats16{}, heads, common, pg, og, c)
+                                                   : columns(Floats8{}, heads, common, pg, og, c);
                              });
 }
 

@@ -175,22 +175,32 @@ inline void softmaxF16(int64_t n, float* s) {
   for (int64_t j = n8; j < n; ++j) s[j] = roundThroughHalf(s[j] * inv);
 }
 
-// Columns c..c+7 of G heads over rows [0, n): G accumulators in registers, each row's eight
-// values widened once.
-template <int G>
+// Eight floats of AVX2, as weighColumns takes its vectors (attention_avx512.h has sixteen).
+struct Floats8 {
+  using V = __m256;
+  static constexpr int kWidth = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V widen(const uint16_t* h) { return load8Half(h); }
+  static V weigh(const float* p, V x, V acc) { return _mm256_fmadd_ps(_mm256_broadcast_ss(p), x, acc); }
+  static void store(float* out, V v) { _mm256_storeu_ps(out, v); }
+};
+
+// Columns c..c+F::kWidth-1 of G heads over rows [0, n): G accumulators in registers, each row's
+// values widened once; every column's sum is p_0·x_0 + p_1·x_1 + … from +0, one FMA per row.
+template <int G, class F = Floats8>
 inline void weighColumns(int64_t n, const float* p, size_t pStride, const uint8_t* rows, size_t stride, int64_t c,
                          float* out, size_t outStride) {
-  __m256 acc[G];
+  typename F::V acc[G];
 #pragma GCC unroll 8
-  for (int g = 0; g < G; ++g) acc[g] = _mm256_setzero_ps();
+  for (int g = 0; g < G; ++g) acc[g] = F::zero();
   for (int64_t j = 0; j < n; ++j) {
     if (c % 32 == 0 && j + kAhead < n) _mm_prefetch(reinterpret_cast<const char*>(rows + (j + kAhead) * stride + 2 * c), _MM_HINT_T0);
-    const __m256 x = load8Half(reinterpret_cast<const uint16_t*>(rows + j * stride) + c);
+    const typename F::V x = F::widen(reinterpret_cast<const uint16_t*>(rows + j * stride) + c);
 #pragma GCC unroll 8
-    for (int g = 0; g < G; ++g) acc[g] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + g * pStride + j), x, acc[g]);
+    for (int g = 0; g < G; ++g) acc[g] = F::weigh(p + g * pStride + j, x, acc[g]);
   }
 #pragma GCC unroll 8
-  for (int g = 0; g < G; ++g) _mm256_storeu_ps(out + g * outStride + c, acc[g]);
+  for (int g = 0; g < G; ++g) F::store(out + g * outStride + c, acc[g]);
 }
 
 // WeighF16Fn's loop: heads eight at a time, their rows in common (the shortest head's) through

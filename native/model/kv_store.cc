@@ -247,17 +247,27 @@ void restoreKvPrefix(KvCache& kv, int seq, int n, const std::string& path, const
   Fd in(path, O_RDONLY);
   const uint64_t dataStart = h.fileBytes - kTrailerBytes - 2ull * h.nLayer * h.rowBytes * total;
   const size_t used = h.rowBytes * static_cast<size_t>(n), block = h.rowBytes * static_cast<size_t>(total);
-  std::vector<uint8_t> rest(block - used);  // rows past n: read for the hash, then dropped
+  // The data comes in through a buffer that stays in the CPU's cache: hashed there, then copied
+  // into the cache's rows (rows past n: hashed, then dropped). The hash reads it from the cache
+  // rather than memory, and the rows are written by a plain copy: on the 2-core VM this was
+  // measured on, pread() straight into freshly allocated rows ran at 0.5-0.6 GiB/s the first
+  // time, a copy from such a buffer about three times faster.
+  std::vector<uint8_t> buffer(std::min<size_t>(block, size_t{1} << 20));
   StreamHash data(1);
+  const auto take = [&](uint8_t* rows, size_t bytes, uint64_t at) {  // rows null: hash only
+    for (size_t done = 0; done < bytes;) {
+      const size_t piece = std::min(buffer.size(), bytes - done);
+      in.readAt(buffer.data(), piece, at + done);
+      data.update(buffer.data(), piece);
+      if (rows) std::memcpy(rows + done, buffer.data(), piece);
+      done += piece;
+    }
+  };
   uint64_t offset = dataStart;
   for (int l = 0; l < kv.nLayer(); l++) {
     for (uint8_t* rows : {kv.keyRow(l, seq, 0), kv.valueRow(l, seq, 0)}) {
-      in.readAt(rows, used, offset);
-      data.update(rows, used);
-      if (!rest.empty()) {
-        in.readAt(rest.data(), rest.size(), offset + used);
-        data.update(rest.data(), rest.size());
-      }
+      take(rows, used, offset);
+      take(nullptr, block - used, offset + used);
       offset += block;
     }
   }

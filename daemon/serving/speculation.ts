@@ -41,10 +41,14 @@ export function findMatch(history: readonly number[]): PromptMatch | null {
   return best;
 }
 
+/** Up to `count` tokens of `history` after a match (fewer where the history ends). */
+const tokensAfter = (history: readonly number[], match: PromptMatch, count: number) =>
+  history.slice(match.from, Math.min(match.from + count, history.length));
+
 /** Up to `maxTokens` tokens that followed the longest earlier match of the history's end. */
 export function lookupDraft(history: readonly number[], maxTokens: number): number[] {
   const match = maxTokens < 1 ? null : findMatch(history);
-  return match ? history.slice(match.from, Math.min(match.from + maxTokens, history.length)) : [];
+  return match ? tokensAfter(history, match, maxTokens) : [];
 }
 
 /**
@@ -72,7 +76,7 @@ export class Speculator {
     const match = findMatch(history);
     if (!match || (paused && match.length < STRONG_MATCH)) return [];
     const count = Math.min(this.size, limit, match.length - 1);
-    return count > 0 ? history.slice(match.from, Math.min(match.from + count, history.length)) : [];
+    return count > 0 ? tokensAfter(history, match, count) : [];
   }
 
   /** After a check: `proposed` tokens were proposed, `kept` of them accepted. */
